@@ -1,0 +1,289 @@
+//! The discovery record: who a peer is and where it can be dialed.
+//!
+//! Wire format: the `Peer` message of libp2p's pubsub peer discovery
+//! (`discovery.proto` beside this file), published as the data of a
+//! gossipsub message on [`crate::topics::DISCOVERY`]. The record itself is
+//! not signed; the gossipsub message carrying it is (strict signing), and a
+//! record is only valid when that signature's author is the peer the record
+//! describes. [`PeerRecord::decode_signed`] checks exactly that.
+
+use libp2p::{
+    Multiaddr, PeerId,
+    identity::PublicKey,
+    multiaddr::Protocol,
+};
+use prost::Message as _;
+
+/// Largest encoded record accepted. A browser announces a handful of
+/// circuit addresses of about 150 bytes each; 4 KiB leaves room for a few
+/// relays without letting a record grow the relay's buffers.
+pub const MAX_RECORD_BYTES: usize = 4096;
+
+/// Most addresses one record may carry.
+pub const MAX_RECORD_ADDRS: usize = 32;
+
+/// A peer and the addresses it announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    public_key: PublicKey,
+    addrs: Vec<Multiaddr>,
+}
+
+/// Why bytes are not a valid [`PeerRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("discovery record is {len} bytes; the limit is {max} bytes", max = MAX_RECORD_BYTES)]
+    TooLarge { len: usize },
+    #[error("discovery record is not a valid protobuf Peer message: {0}")]
+    Malformed(String),
+    #[error("discovery record has no valid public key: {0}")]
+    InvalidPublicKey(String),
+    #[error("discovery record carries {count} addresses; the limit is {max}", max = MAX_RECORD_ADDRS)]
+    TooManyAddrs { count: usize },
+    #[error("address #{index} of the discovery record is not a multiaddr: {reason}")]
+    InvalidAddr { index: usize, reason: String },
+    #[error("address #{index} of the discovery record ends in peer {found}, not in the peer it describes")]
+    ForeignAddr { index: usize, found: PeerId },
+    #[error("discovery record is not signed (gossipsub message without a source)")]
+    Unsigned,
+    #[error("discovery record describes peer {described} but was published by {publisher}")]
+    PublisherMismatch { described: PeerId, publisher: PeerId },
+}
+
+/// The protobuf message, as declared in `discovery.proto`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PeerProto {
+    #[prost(bytes = "vec", tag = "1")]
+    public_key: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    addrs: Vec<Vec<u8>>,
+}
+
+impl PeerRecord {
+    /// A record of `public_key`'s peer. Addresses that end in another
+    /// peer's id or exceed the limits are refused, so that every record we
+    /// publish passes our own validation.
+    pub fn new(public_key: PublicKey, addrs: Vec<Multiaddr>) -> Result<Self, RecordError> {
+        let record = Self { public_key, addrs };
+        record.check()?;
+        let len = record.encoded_len();
+        if len > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge { len });
+        }
+        Ok(record)
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.public_key.to_peer_id()
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    pub fn addrs(&self) -> &[Multiaddr] {
+        &self.addrs
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    /// Decodes a record without asking who published it. Use
+    /// [`PeerRecord::decode_signed`] for records received from the network.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge { len: bytes.len() });
+        }
+        let proto =
+            PeerProto::decode(bytes).map_err(|error| RecordError::Malformed(error.to_string()))?;
+        let public_key = PublicKey::try_decode_protobuf(&proto.public_key)
+            .map_err(|error| RecordError::InvalidPublicKey(error.to_string()))?;
+        if proto.addrs.len() > MAX_RECORD_ADDRS {
+            return Err(RecordError::TooManyAddrs { count: proto.addrs.len() });
+        }
+        let addrs = proto
+            .addrs
+            .into_iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                Multiaddr::try_from(bytes)
+                    .map_err(|error| RecordError::InvalidAddr { index, reason: error.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = Self { public_key, addrs };
+        record.check()?;
+        Ok(record)
+    }
+
+    /// Decodes a record received as the data of a gossipsub message whose
+    /// verified author is `publisher`, and checks that the record describes
+    /// its publisher: nobody may announce addresses for someone else.
+    pub fn decode_signed(bytes: &[u8], publisher: Option<&PeerId>) -> Result<Self, RecordError> {
+        let publisher = publisher.ok_or(RecordError::Unsigned)?;
+        let record = Self::decode(bytes)?;
+        let described = record.peer_id();
+        if &described != publisher {
+            return Err(RecordError::PublisherMismatch { described, publisher: *publisher });
+        }
+        Ok(record)
+    }
+
+    /// The record's addresses, each ending in `/p2p/<peer id>`, ready to dial.
+    pub fn dialable_addrs(&self) -> impl Iterator<Item = Multiaddr> + '_ {
+        let peer_id = self.peer_id();
+        self.addrs.iter().map(move |addr| match addr.iter().last() {
+            Some(Protocol::P2p(_)) => addr.clone(),
+            _ => addr.clone().with(Protocol::P2p(peer_id)),
+        })
+    }
+
+    fn check(&self) -> Result<(), RecordError> {
+        if self.addrs.len() > MAX_RECORD_ADDRS {
+            return Err(RecordError::TooManyAddrs { count: self.addrs.len() });
+        }
+        let peer_id = self.peer_id();
+        for (index, addr) in self.addrs.iter().enumerate() {
+            if let Some(Protocol::P2p(found)) = addr.iter().last()
+                && found != peer_id
+            {
+                return Err(RecordError::ForeignAddr { index, found });
+            }
+        }
+        Ok(())
+    }
+
+    fn to_proto(&self) -> PeerProto {
+        PeerProto {
+            public_key: self.public_key.encode_protobuf(),
+            addrs: self.addrs.iter().map(|addr| addr.to_vec()).collect(),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.to_proto().encoded_len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::identity::Keypair;
+
+    use super::*;
+
+    fn circuit_addr(relay: PeerId, peer: PeerId) -> Multiaddr {
+        format!("/ip4/198.51.100.7/tcp/4002/ws/p2p/{relay}/p2p-circuit/webrtc/p2p/{peer}")
+            .parse()
+            .expect("valid multiaddr")
+    }
+
+    #[test]
+    fn record_round_trips_through_its_encoding() {
+        let key = Keypair::generate_ed25519();
+        let relay = PeerId::random();
+        let record = PeerRecord::new(key.public(), vec![circuit_addr(relay, key.public().to_peer_id())])
+            .expect("valid record");
+        let decoded = PeerRecord::decode_signed(&record.encode(), Some(&record.peer_id()))
+            .expect("decodes");
+        assert_eq!(decoded, record);
+    }
+
+    #[test]
+    fn encoding_matches_the_pubsub_peer_discovery_wire_format() {
+        // Field 1 (bytes): the protobuf public key; field 2 (bytes, repeated): addrs.
+        let key = Keypair::ed25519_from_bytes([7; 32]).expect("valid secret");
+        let addr: Multiaddr = "/ip4/1.2.3.4/tcp/1".parse().expect("valid");
+        let record = PeerRecord::new(key.public(), vec![addr.clone()]).expect("valid");
+        let public_key = key.public().encode_protobuf();
+        let mut expected = vec![0x0a, public_key.len() as u8];
+        expected.extend_from_slice(&public_key);
+        expected.extend_from_slice(&[0x12, addr.to_vec().len() as u8]);
+        expected.extend_from_slice(&addr.to_vec());
+        assert_eq!(record.encode(), expected);
+    }
+
+    #[test]
+    fn record_published_by_another_peer_is_rejected() {
+        let key = Keypair::generate_ed25519();
+        let record = PeerRecord::new(key.public(), vec![]).expect("valid");
+        let forger = PeerId::random();
+        assert_eq!(
+            PeerRecord::decode_signed(&record.encode(), Some(&forger)),
+            Err(RecordError::PublisherMismatch { described: record.peer_id(), publisher: forger })
+        );
+        assert_eq!(PeerRecord::decode_signed(&record.encode(), None), Err(RecordError::Unsigned));
+    }
+
+    #[test]
+    fn garbage_is_rejected_as_malformed_or_keyless() {
+        assert!(matches!(
+            PeerRecord::decode(&[0xff, 0xff, 0xff]),
+            Err(RecordError::Malformed(_))
+        ));
+        // A well-formed protobuf whose key field holds no key.
+        assert!(matches!(
+            PeerRecord::decode(&[0x0a, 0x02, 0x01, 0x02]),
+            Err(RecordError::InvalidPublicKey(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_record_is_rejected_before_decoding() {
+        let bytes = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert_eq!(
+            PeerRecord::decode(&bytes),
+            Err(RecordError::TooLarge { len: MAX_RECORD_BYTES + 1 })
+        );
+    }
+
+    #[test]
+    fn unparsable_address_is_rejected() {
+        let key = Keypair::generate_ed25519();
+        let proto = PeerProto {
+            public_key: key.public().encode_protobuf(),
+            addrs: vec![vec![0xde, 0xad, 0xbe, 0xef]],
+        };
+        assert!(matches!(
+            PeerRecord::decode(&proto.encode_to_vec()),
+            Err(RecordError::InvalidAddr { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn address_of_another_peer_is_rejected() {
+        let key = Keypair::generate_ed25519();
+        let other = PeerId::random();
+        let result = PeerRecord::new(key.public(), vec![circuit_addr(PeerId::random(), other)]);
+        assert_eq!(result, Err(RecordError::ForeignAddr { index: 0, found: other }));
+    }
+
+    #[test]
+    fn too_many_addresses_are_rejected() {
+        let key = Keypair::generate_ed25519();
+        let addrs = (0..=MAX_RECORD_ADDRS as u16)
+            .map(|port| format!("/ip4/1.2.3.4/tcp/{port}").parse().expect("valid"))
+            .collect();
+        assert_eq!(
+            PeerRecord::new(key.public(), addrs),
+            Err(RecordError::TooManyAddrs { count: MAX_RECORD_ADDRS + 1 })
+        );
+    }
+
+    #[test]
+    fn dialable_addrs_end_in_the_peer_id() {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let bare: Multiaddr = "/ip4/1.2.3.4/tcp/1".parse().expect("valid");
+        let record = PeerRecord::new(key.public(), vec![bare.clone(), bare.clone().with(Protocol::P2p(peer))])
+            .expect("valid");
+        let dialable: Vec<_> = record.dialable_addrs().collect();
+        assert_eq!(dialable, vec![bare.clone().with(Protocol::P2p(peer)), bare.with(Protocol::P2p(peer))]);
+    }
+
+    #[test]
+    fn secp256k1_keys_from_js_peers_are_accepted() {
+        let key = Keypair::generate_secp256k1();
+        let record = PeerRecord::new(key.public(), vec![]).expect("valid");
+        assert_eq!(PeerRecord::decode(&record.encode()).expect("decodes").peer_id(), key.public().to_peer_id());
+    }
+}

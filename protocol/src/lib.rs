@@ -1,0 +1,18 @@
+//! What every peer of the chat network and its relay agree on.
+//!
+//! The relay validates exactly what the browser publishes, so both sides
+//! share this crate: it compiles for native targets and for wasm32 alike and
+//! holds no I/O.
+//!
+//! - [`topics`]: the gossipsub topic names;
+//! - [`discovery`]: the signed discovery record peers announce their
+//!   addresses with (the record of libp2p's pubsub peer discovery, so
+//!   js-libp2p peers read ours and we read theirs);
+//! - [`chat`]: the chat message and its limits.
+
+pub mod chat;
+pub mod discovery;
+pub mod topics;
+
+pub use chat::{ChatError, ChatMessage, MAX_CHAT_MESSAGE_BYTES};
+pub use discovery::{MAX_RECORD_ADDRS, MAX_RECORD_BYTES, PeerRecord, RecordError};
