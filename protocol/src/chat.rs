@@ -78,7 +78,9 @@ mod tests {
         assert!(ChatMessage::new("a".repeat(MAX_CHAT_MESSAGE_BYTES)).is_ok());
         assert_eq!(
             ChatMessage::new("a".repeat(MAX_CHAT_MESSAGE_BYTES + 1)),
-            Err(ChatError::TooLong { len: MAX_CHAT_MESSAGE_BYTES + 1 })
+            Err(ChatError::TooLong {
+                len: MAX_CHAT_MESSAGE_BYTES + 1
+            })
         );
     }
 

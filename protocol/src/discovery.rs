@@ -7,11 +7,7 @@
 //! record is only valid when that signature's author is the peer the record
 //! describes. [`PeerRecord::decode_signed`] checks exactly that.
 
-use libp2p::{
-    Multiaddr, PeerId,
-    identity::PublicKey,
-    multiaddr::Protocol,
-};
+use libp2p::{Multiaddr, PeerId, identity::PublicKey, multiaddr::Protocol};
 use prost::Message as _;
 
 /// Largest encoded record accepted. A browser announces a handful of
@@ -42,12 +38,17 @@ pub enum RecordError {
     TooManyAddrs { count: usize },
     #[error("address #{index} of the discovery record is not a multiaddr: {reason}")]
     InvalidAddr { index: usize, reason: String },
-    #[error("address #{index} of the discovery record ends in peer {found}, not in the peer it describes")]
+    #[error(
+        "address #{index} of the discovery record ends in peer {found}, not in the peer it describes"
+    )]
     ForeignAddr { index: usize, found: PeerId },
     #[error("discovery record is not signed (gossipsub message without a source)")]
     Unsigned,
     #[error("discovery record describes peer {described} but was published by {publisher}")]
-    PublisherMismatch { described: PeerId, publisher: PeerId },
+    PublisherMismatch {
+        described: PeerId,
+        publisher: PeerId,
+    },
 }
 
 /// The protobuf message, as declared in `discovery.proto`.
@@ -100,15 +101,19 @@ impl PeerRecord {
         let public_key = PublicKey::try_decode_protobuf(&proto.public_key)
             .map_err(|error| RecordError::InvalidPublicKey(error.to_string()))?;
         if proto.addrs.len() > MAX_RECORD_ADDRS {
-            return Err(RecordError::TooManyAddrs { count: proto.addrs.len() });
+            return Err(RecordError::TooManyAddrs {
+                count: proto.addrs.len(),
+            });
         }
         let addrs = proto
             .addrs
             .into_iter()
             .enumerate()
             .map(|(index, bytes)| {
-                Multiaddr::try_from(bytes)
-                    .map_err(|error| RecordError::InvalidAddr { index, reason: error.to_string() })
+                Multiaddr::try_from(bytes).map_err(|error| RecordError::InvalidAddr {
+                    index,
+                    reason: error.to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let record = Self { public_key, addrs };
@@ -124,7 +129,10 @@ impl PeerRecord {
         let record = Self::decode(bytes)?;
         let described = record.peer_id();
         if &described != publisher {
-            return Err(RecordError::PublisherMismatch { described, publisher: *publisher });
+            return Err(RecordError::PublisherMismatch {
+                described,
+                publisher: *publisher,
+            });
         }
         Ok(record)
     }
@@ -140,7 +148,9 @@ impl PeerRecord {
 
     fn check(&self) -> Result<(), RecordError> {
         if self.addrs.len() > MAX_RECORD_ADDRS {
-            return Err(RecordError::TooManyAddrs { count: self.addrs.len() });
+            return Err(RecordError::TooManyAddrs {
+                count: self.addrs.len(),
+            });
         }
         let peer_id = self.peer_id();
         for (index, addr) in self.addrs.iter().enumerate() {
@@ -181,10 +191,13 @@ mod tests {
     fn record_round_trips_through_its_encoding() {
         let key = Keypair::generate_ed25519();
         let relay = PeerId::random();
-        let record = PeerRecord::new(key.public(), vec![circuit_addr(relay, key.public().to_peer_id())])
-            .expect("valid record");
-        let decoded = PeerRecord::decode_signed(&record.encode(), Some(&record.peer_id()))
-            .expect("decodes");
+        let record = PeerRecord::new(
+            key.public(),
+            vec![circuit_addr(relay, key.public().to_peer_id())],
+        )
+        .expect("valid record");
+        let decoded =
+            PeerRecord::decode_signed(&record.encode(), Some(&record.peer_id())).expect("decodes");
         assert_eq!(decoded, record);
     }
 
@@ -209,9 +222,15 @@ mod tests {
         let forger = PeerId::random();
         assert_eq!(
             PeerRecord::decode_signed(&record.encode(), Some(&forger)),
-            Err(RecordError::PublisherMismatch { described: record.peer_id(), publisher: forger })
+            Err(RecordError::PublisherMismatch {
+                described: record.peer_id(),
+                publisher: forger
+            })
         );
-        assert_eq!(PeerRecord::decode_signed(&record.encode(), None), Err(RecordError::Unsigned));
+        assert_eq!(
+            PeerRecord::decode_signed(&record.encode(), None),
+            Err(RecordError::Unsigned)
+        );
     }
 
     #[test]
@@ -232,7 +251,9 @@ mod tests {
         let bytes = vec![0u8; MAX_RECORD_BYTES + 1];
         assert_eq!(
             PeerRecord::decode(&bytes),
-            Err(RecordError::TooLarge { len: MAX_RECORD_BYTES + 1 })
+            Err(RecordError::TooLarge {
+                len: MAX_RECORD_BYTES + 1
+            })
         );
     }
 
@@ -254,7 +275,13 @@ mod tests {
         let key = Keypair::generate_ed25519();
         let other = PeerId::random();
         let result = PeerRecord::new(key.public(), vec![circuit_addr(PeerId::random(), other)]);
-        assert_eq!(result, Err(RecordError::ForeignAddr { index: 0, found: other }));
+        assert_eq!(
+            result,
+            Err(RecordError::ForeignAddr {
+                index: 0,
+                found: other
+            })
+        );
     }
 
     #[test]
@@ -265,7 +292,9 @@ mod tests {
             .collect();
         assert_eq!(
             PeerRecord::new(key.public(), addrs),
-            Err(RecordError::TooManyAddrs { count: MAX_RECORD_ADDRS + 1 })
+            Err(RecordError::TooManyAddrs {
+                count: MAX_RECORD_ADDRS + 1
+            })
         );
     }
 
@@ -274,16 +303,30 @@ mod tests {
         let key = Keypair::generate_ed25519();
         let peer = key.public().to_peer_id();
         let bare: Multiaddr = "/ip4/1.2.3.4/tcp/1".parse().expect("valid");
-        let record = PeerRecord::new(key.public(), vec![bare.clone(), bare.clone().with(Protocol::P2p(peer))])
-            .expect("valid");
+        let record = PeerRecord::new(
+            key.public(),
+            vec![bare.clone(), bare.clone().with(Protocol::P2p(peer))],
+        )
+        .expect("valid");
         let dialable: Vec<_> = record.dialable_addrs().collect();
-        assert_eq!(dialable, vec![bare.clone().with(Protocol::P2p(peer)), bare.with(Protocol::P2p(peer))]);
+        assert_eq!(
+            dialable,
+            vec![
+                bare.clone().with(Protocol::P2p(peer)),
+                bare.with(Protocol::P2p(peer))
+            ]
+        );
     }
 
     #[test]
     fn secp256k1_keys_from_js_peers_are_accepted() {
         let key = Keypair::generate_secp256k1();
         let record = PeerRecord::new(key.public(), vec![]).expect("valid");
-        assert_eq!(PeerRecord::decode(&record.encode()).expect("decodes").peer_id(), key.public().to_peer_id());
+        assert_eq!(
+            PeerRecord::decode(&record.encode())
+                .expect("decodes")
+                .peer_id(),
+            key.public().to_peer_id()
+        );
     }
 }

@@ -1,0 +1,31 @@
+//! A libp2p relay for browsers behind NATs.
+//!
+//! One process, one identity, several listeners: TCP for native peers,
+//! WebSocket and WebRTC-direct for browsers, a STUN binding service for the
+//! browsers' ICE, and HTTP for the page, its configuration, health and
+//! metrics. It runs circuit relay v2 so that peers can reach each other
+//! through it, and gossipsub so that they can find each other and chat.
+//!
+//! - [`config`]: command-line options and limits;
+//! - [`server`]: start-up and the swarm's event loop;
+//! - [`behaviour`]: the composed libp2p behaviour;
+//! - [`gossip`]: what the relay forwards and what it rejects;
+//! - [`limits`]: per-IP limits on connections and reservations;
+//! - [`state`]: the identity key and WebRTC certificate on disk;
+//! - [`addresses`]: the addresses it prints, advertises and serves;
+//! - [`stun`]: the STUN binding service;
+//! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics.
+
+pub mod addresses;
+pub mod behaviour;
+pub mod config;
+pub mod gossip;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod stun;
+
+pub use config::Options;
+pub use server::{Relay, StartError};

@@ -1,1 +1,91 @@
-fn main() {}
+//! The relay binary: parse options, set up logging, start, print the
+//! addresses to paste, run until SIGINT or SIGTERM.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use relay::{Options, Relay, addresses::transport_of};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let options = Options::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(options).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line that says what failed and what to do.
+            eprintln!("relay: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    if let Some(seed) = options.secret_key_seed {
+        tracing::warn!(
+            seed,
+            "identity derived from --secret-key-seed: it is NOT secret, use it for development only"
+        );
+    }
+    let relay = Relay::start(options).await?;
+    print_addresses(&relay).context("cannot write to standard output")?;
+
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+    relay.shutdown().await;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// Prints the addresses alone on their lines, grouped by who uses them, so
+/// a triple-click copies one whole.
+fn print_addresses(relay: &Relay) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Relay {} is up.", relay.peer_id)?;
+    for (transport, heading) in [
+        ("websocket", "For browsers (WebSocket):"),
+        ("webrtc-direct", "For browsers (WebRTC-direct):"),
+        ("tcp", "For native peers (TCP):"),
+    ] {
+        writeln!(out, "{heading}")?;
+        for addr in relay
+            .multiaddrs
+            .iter()
+            .filter(|addr| transport_of(addr) == transport)
+        {
+            writeln!(out, "{addr}")?;
+        }
+    }
+    writeln!(out, "STUN: {}", relay.stun_urls.join(" "))?;
+    let http_port = relay.http_addr.port();
+    for host in page_hosts(relay) {
+        writeln!(out, "Page: http://{host}:{http_port}/")?;
+    }
+    out.flush()
+}
+
+/// Hosts to show the page URL on: the same ones the STUN URLs name.
+fn page_hosts(relay: &Relay) -> Vec<&str> {
+    relay
+        .stun_urls
+        .iter()
+        .filter_map(|url| {
+            url.strip_prefix("stun:")?
+                .rsplit_once(':')
+                .map(|(host, _)| host)
+        })
+        .collect()
+}

@@ -1,0 +1,91 @@
+//! The relay's composed behaviour: one field per protocol it speaks.
+
+use libp2p::{
+    connection_limits::{self, ConnectionLimits},
+    gossipsub, identify,
+    identity::Keypair,
+    ping, relay,
+    swarm::NetworkBehaviour,
+};
+
+use crate::{
+    config::Limits,
+    gossip::{self, GossipConfigError},
+    limits::{PerIpConnectionLimit, ReservationsPerIp},
+};
+
+/// Sent in identify, so peers and operators see what they talk to.
+pub const AGENT_VERSION: &str = concat!("browser-chat-relay/", env!("CARGO_PKG_VERSION"));
+
+#[allow(missing_debug_implementations)] // Most of its fields are not `Debug`.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    // The limits come first: they deny a connection before any other
+    // behaviour has counted it.
+    per_ip_limit: PerIpConnectionLimit,
+    connection_limits: connection_limits::Behaviour,
+    pub relay: relay::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+}
+
+impl Behaviour {
+    pub fn new(
+        keypair: &Keypair,
+        limits: &Limits,
+        reservations_per_ip: &ReservationsPerIp,
+    ) -> Result<Self, GossipConfigError> {
+        let connection_limits = ConnectionLimits::default()
+            .with_max_established(Some(limits.max_connections))
+            .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+            .with_max_pending_incoming(Some(limits.max_pending_connections));
+        Ok(Self {
+            per_ip_limit: PerIpConnectionLimit::new(limits.max_connections_per_ip),
+            connection_limits: connection_limits::Behaviour::new(connection_limits),
+            relay: relay::Behaviour::new(
+                keypair.public().to_peer_id(),
+                relay_config(limits, reservations_per_ip),
+            ),
+            gossipsub: gossip::behaviour(keypair, limits.max_connections as usize)?,
+            identify: identify::Behaviour::new(
+                identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
+                    .with_agent_version(AGENT_VERSION.to_owned()),
+            ),
+            ping: ping::Behaviour::default(),
+        })
+    }
+}
+
+fn relay_config(limits: &Limits, reservations_per_ip: &ReservationsPerIp) -> relay::Config {
+    // libp2p-relay's limiters are token buckets holding `limit` tokens, one
+    // added back every `interval`: "n per minute" is a bucket of n refilled
+    // every minute / n.
+    let per_minute = |n: u32| {
+        let n = n.max(1);
+        (
+            std::num::NonZeroU32::new(n).expect("at least 1"),
+            std::time::Duration::from_secs(60) / n,
+        )
+    };
+    let (reservations, reservation_interval) = per_minute(limits.reservation_rate_per_ip);
+    let (circuits, circuit_interval) = per_minute(limits.circuit_rate_per_ip);
+    let mut config = relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: limits.max_reservations_per_peer,
+        reservation_duration: limits.reservation_duration.0,
+        reservation_rate_limiters: Vec::new(),
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration.0,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        circuit_src_rate_limiters: Vec::new(),
+    }
+    .reservation_rate_per_ip(reservations, reservation_interval)
+    .circuit_src_per_ip(circuits, circuit_interval);
+    // Last: it counts a reservation only once every other check has passed.
+    config
+        .reservation_rate_limiters
+        .push(reservations_per_ip.limiter());
+    config
+}

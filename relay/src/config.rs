@@ -1,0 +1,218 @@
+//! The relay's options: every flag can also come from an environment
+//! variable (`RELAY_*`), and no flag is required.
+//!
+//! The flags of the rust-libp2p relay example (`--port`, `--secret-key-seed`,
+//! `--websocket-port`, `--webrtc-port`) keep their meaning.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser};
+
+use crate::addresses::ExternalHost;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "A libp2p relay that lets browsers behind NATs find and reach each other"
+)]
+pub struct Options {
+    /// TCP port for native libp2p peers (0: any free port).
+    #[arg(long, env = "RELAY_PORT", default_value_t = 4001)]
+    pub port: u16,
+
+    /// TCP port of the WebSocket listener (`/ws`) browsers connect to.
+    #[arg(long, env = "RELAY_WEBSOCKET_PORT", default_value_t = 4002)]
+    pub websocket_port: u16,
+
+    /// UDP port of the WebRTC-direct listener browsers connect to.
+    #[arg(long, env = "RELAY_WEBRTC_PORT", default_value_t = 4003)]
+    pub webrtc_port: u16,
+
+    /// UDP port of the STUN binding service browsers use for ICE.
+    #[arg(long, env = "RELAY_STUN_PORT", default_value_t = 3478)]
+    pub stun_port: u16,
+
+    /// TCP port of the HTTP server: the page, /api/relay, /health, /metrics.
+    #[arg(long, env = "RELAY_HTTP_PORT", default_value_t = 8000)]
+    pub http_port: u16,
+
+    /// IP address every listener binds to.
+    #[arg(long, env = "RELAY_LISTEN_IP", default_value = "0.0.0.0")]
+    pub listen_ip: IpAddr,
+
+    /// Public IP address or DNS name of this machine (repeatable), for
+    /// machines behind a cloud provider's 1:1 NAT. Added to the printed and
+    /// advertised addresses.
+    #[arg(
+        long = "external-address",
+        env = "RELAY_EXTERNAL_ADDRESS",
+        value_delimiter = ','
+    )]
+    pub external_addresses: Vec<ExternalHost>,
+
+    /// Derive a deterministic identity from this byte. For development only:
+    /// anybody can compute the key.
+    #[arg(long, env = "RELAY_SECRET_KEY_SEED")]
+    pub secret_key_seed: Option<u8>,
+
+    /// Directory holding the identity key and the WebRTC certificate,
+    /// created on first start.
+    #[arg(long, env = "RELAY_STATE_DIR", default_value = ".relay-state")]
+    pub state_dir: PathBuf,
+
+    /// Directory of the built page (trunk's output).
+    #[arg(long, env = "RELAY_PAGE_DIR", default_value = "dist")]
+    pub page_dir: PathBuf,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Resource limits. Defaults, and the reason for each, are tabled in the
+/// README; keep the two in step.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Reservations held at once, over all peers.
+    #[arg(long, env = "RELAY_MAX_RESERVATIONS", default_value_t = 1024)]
+    pub max_reservations: usize,
+
+    /// Reservations one peer may hold at once (one per connection).
+    #[arg(long, env = "RELAY_MAX_RESERVATIONS_PER_PEER", default_value_t = 2)]
+    pub max_reservations_per_peer: usize,
+
+    /// Peers with a reservation behind one IP address.
+    #[arg(long, env = "RELAY_MAX_RESERVATIONS_PER_IP", default_value_t = 16)]
+    pub max_reservations_per_ip: usize,
+
+    /// New reservations (and renewals) one IP address may make per minute.
+    #[arg(long, env = "RELAY_RESERVATION_RATE_PER_IP", default_value_t = 30)]
+    pub reservation_rate_per_ip: u32,
+
+    /// How long a reservation lasts before the peer must renew it, seconds.
+    #[arg(long, env = "RELAY_RESERVATION_DURATION", default_value = "3600", value_parser = parse_secs)]
+    pub reservation_duration: SecsDuration,
+
+    /// Circuits open at once, over all peers.
+    #[arg(long, env = "RELAY_MAX_CIRCUITS", default_value_t = 256)]
+    pub max_circuits: usize,
+
+    /// Circuits one peer may have open at once.
+    #[arg(long, env = "RELAY_MAX_CIRCUITS_PER_PEER", default_value_t = 8)]
+    pub max_circuits_per_peer: usize,
+
+    /// New circuits one IP address may open per minute.
+    #[arg(long, env = "RELAY_CIRCUIT_RATE_PER_IP", default_value_t = 60)]
+    pub circuit_rate_per_ip: u32,
+
+    /// Longest life of a circuit, seconds.
+    #[arg(long, env = "RELAY_MAX_CIRCUIT_DURATION", default_value = "120", value_parser = parse_secs)]
+    pub max_circuit_duration: SecsDuration,
+
+    /// Most bytes one circuit carries (both directions) before it is closed.
+    #[arg(long, env = "RELAY_MAX_CIRCUIT_BYTES", default_value_t = 1 << 20)]
+    pub max_circuit_bytes: u64,
+
+    /// Established connections, over all peers.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: u32,
+
+    /// Established connections to one peer.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS_PER_PEER", default_value_t = 4)]
+    pub max_connections_per_peer: u32,
+
+    /// Established connections from one IP address.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
+    pub max_connections_per_ip: usize,
+
+    /// Incoming connections still in their handshake.
+    #[arg(long, env = "RELAY_MAX_PENDING_CONNECTIONS", default_value_t = 128)]
+    pub max_pending_connections: u32,
+
+    /// STUN binding responses per second, over all clients.
+    #[arg(long, env = "RELAY_STUN_RATE", default_value_t = crate::stun::DEFAULT_MAX_RESPONSES_PER_SECOND)]
+    pub stun_rate: u32,
+}
+
+/// A duration given in whole seconds on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecsDuration(pub Duration);
+
+impl std::fmt::Display for SecsDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.as_secs())
+    }
+}
+
+impl From<u64> for SecsDuration {
+    fn from(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+}
+
+fn parse_secs(value: &str) -> Result<SecsDuration, String> {
+    match value.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".to_owned()),
+        Ok(secs) => Ok(SecsDuration(Duration::from_secs(secs))),
+        Err(_) => Err(format!("'{value}' is not a whole number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_command_line_of_rust_libp2p_works_as_is() {
+        let options = Options::try_parse_from([
+            "relay",
+            "--port",
+            "4884",
+            "--secret-key-seed",
+            "0",
+            "--websocket-port",
+            "8080",
+            "--webrtc-port",
+            "8081",
+        ])
+        .expect("the rust-libp2p relay example's flags parse");
+        assert_eq!(
+            (
+                options.port,
+                options.websocket_port,
+                options.webrtc_port,
+                options.secret_key_seed
+            ),
+            (4884, 8080, 8081, Some(0))
+        );
+    }
+
+    #[test]
+    fn no_flags_give_defaults() {
+        let options = Options::try_parse_from(["relay"]).expect("no flag is required");
+        assert_eq!(options.port, 4001);
+        assert_eq!(
+            options.limits.max_circuit_duration,
+            SecsDuration(Duration::from_secs(120))
+        );
+    }
+
+    #[test]
+    fn typo_in_a_flag_is_an_error_that_names_it() {
+        let error =
+            Options::try_parse_from(["relay", "--web-socket-port", "1"]).expect_err("unknown flag");
+        assert!(error.to_string().contains("--web-socket-port"), "{error}");
+    }
+
+    #[test]
+    fn bad_external_address_is_an_error_that_names_the_flag() {
+        let error = Options::try_parse_from(["relay", "--external-address", "not a host!"])
+            .expect_err("invalid host");
+        assert!(error.to_string().contains("--external-address"), "{error}");
+    }
+
+    #[test]
+    fn zero_second_durations_are_refused() {
+        assert!(Options::try_parse_from(["relay", "--max-circuit-duration", "0"]).is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! The relay's gossipsub: it is the hub every browser's own connection
+//! reaches, so it subscribes to the chat network's topics and forwards only
+//! what passes validation.
+//!
+//! A message the relay rejects is not forwarded and counts against the peer
+//! that sent it (peer scoring: one invalid message puts it below the
+//! graylist threshold for a while, repeated ones for longer).
+
+use std::time::Duration;
+
+use chat_protocol::{ChatMessage, PeerRecord, topics};
+use libp2p::{
+    gossipsub::{
+        self, IdentTopic, MessageAcceptance, MessageAuthenticity, PeerScoreParams,
+        PeerScoreThresholds, TopicHash, TopicScoreParams, ValidationMode,
+    },
+    identity::Keypair,
+};
+
+/// Largest gossipsub frame accepted from a peer. The application payloads
+/// are far smaller (see `chat_protocol`); this leaves room for a batch of
+/// them plus their signatures and control messages.
+pub const MAX_TRANSMIT_SIZE: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid gossipsub configuration: {0}")]
+pub struct GossipConfigError(String);
+
+/// The gossipsub behaviour of the relay, subscribed to the network's topics.
+///
+/// `max_peers` bounds the mesh: the relay accepts every browser that grafts
+/// it (up to its connection limit), so a message reaches every peer in one
+/// hop rather than through lazy gossip a heartbeat later.
+pub fn behaviour(
+    keypair: &Keypair,
+    max_peers: usize,
+) -> Result<gossipsub::Behaviour, GossipConfigError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_TRANSMIT_SIZE)
+        .mesh_n_high(max_peers.max(12))
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .map_err(|error| GossipConfigError(error.to_string()))?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), config)
+            .map_err(|error| GossipConfigError(error.to_owned()))?;
+    gossipsub
+        .with_peer_score(score_params(), score_thresholds())
+        .map_err(GossipConfigError)?;
+    for topic in [topics::DISCOVERY, topics::CHAT] {
+        gossipsub
+            .subscribe(&IdentTopic::new(topic))
+            .map_err(|error| GossipConfigError(error.to_string()))?;
+    }
+    Ok(gossipsub)
+}
+
+fn score_params() -> PeerScoreParams {
+    let topic = TopicScoreParams {
+        topic_weight: 1.0,
+        // Quiet peers are normal in a chat: do not punish peers for
+        // delivering few messages or for time spent outside the mesh.
+        time_in_mesh_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        first_message_deliveries_weight: 1.0,
+        // Each invalid message costs 100 times its count squared, so one
+        // puts the sender below the graylist threshold (-80): the relay
+        // ignores it for about 11 s (the count decays by 1% a second), three
+        // for about two minutes.
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.99,
+        ..TopicScoreParams::default()
+    };
+    PeerScoreParams {
+        topics: [topics::DISCOVERY, topics::CHAT]
+            .into_iter()
+            .map(|name| (IdentTopic::new(name).hash(), topic.clone()))
+            .collect(),
+        // Many honest users share one address behind a CGNAT; per-IP
+        // connection limits bound what one address can do instead.
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    }
+}
+
+fn score_thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        ..PeerScoreThresholds::default()
+    }
+}
+
+/// What the relay decides about a message, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Reject(String),
+}
+
+impl Verdict {
+    pub fn acceptance(&self) -> MessageAcceptance {
+        match self {
+            Verdict::Accept => MessageAcceptance::Accept,
+            Verdict::Reject(_) => MessageAcceptance::Reject,
+        }
+    }
+}
+
+/// Validates one message received on `topic`.
+pub fn validate(message: &gossipsub::Message) -> Verdict {
+    let topic = &message.topic;
+    let result = if *topic == hash(topics::DISCOVERY) {
+        PeerRecord::decode_signed(&message.data, message.source.as_ref())
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    } else if *topic == hash(topics::CHAT) {
+        ChatMessage::decode(&message.data)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    } else {
+        Err(format!("topic {topic} is not one the relay forwards"))
+    };
+    match result {
+        Ok(()) => Verdict::Accept,
+        Err(reason) => Verdict::Reject(reason),
+    }
+}
+
+/// A short label for metrics.
+pub fn topic_label(topic: &TopicHash) -> &'static str {
+    if *topic == hash(topics::DISCOVERY) {
+        "discovery"
+    } else if *topic == hash(topics::CHAT) {
+        "chat"
+    } else {
+        "other"
+    }
+}
+
+fn hash(topic: &str) -> TopicHash {
+    IdentTopic::new(topic).hash()
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::PeerId;
+
+    use super::*;
+
+    fn message(topic: &str, source: Option<PeerId>, data: Vec<u8>) -> gossipsub::Message {
+        gossipsub::Message {
+            source,
+            data,
+            sequence_number: Some(1),
+            topic: hash(topic),
+        }
+    }
+
+    #[test]
+    fn record_signed_by_the_peer_it_describes_is_accepted() {
+        let key = Keypair::generate_ed25519();
+        let record = PeerRecord::new(key.public(), vec![]).expect("valid");
+        let verdict = validate(&message(
+            topics::DISCOVERY,
+            Some(record.peer_id()),
+            record.encode(),
+        ));
+        assert_eq!(verdict, Verdict::Accept);
+    }
+
+    #[test]
+    fn forged_garbage_and_oversized_records_are_rejected() {
+        let key = Keypair::generate_ed25519();
+        let record = PeerRecord::new(key.public(), vec![]).expect("valid");
+        let forged = message(topics::DISCOVERY, Some(PeerId::random()), record.encode());
+        let garbage = message(topics::DISCOVERY, Some(record.peer_id()), vec![0xff; 40]);
+        let oversized = message(topics::DISCOVERY, Some(record.peer_id()), vec![0; 5000]);
+        for message in [forged, garbage, oversized] {
+            assert!(
+                matches!(validate(&message), Verdict::Reject(_)),
+                "{message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chat_messages_are_checked_for_length_and_text() {
+        let source = Some(PeerId::random());
+        assert_eq!(
+            validate(&message(topics::CHAT, source, b"hi".to_vec())),
+            Verdict::Accept
+        );
+        assert!(matches!(
+            validate(&message(topics::CHAT, source, vec![b'a'; 5000])),
+            Verdict::Reject(_)
+        ));
+        assert!(matches!(
+            validate(&message(topics::CHAT, source, vec![0xff])),
+            Verdict::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn behaviour_builds_with_scoring() {
+        behaviour(&Keypair::generate_ed25519(), 2048).expect("valid configuration");
+    }
+}

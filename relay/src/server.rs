@@ -1,0 +1,500 @@
+//! Starting the relay and running its swarm.
+//!
+//! [`Relay::start`] does everything that can fail before anything is
+//! stored: it loads (or generates in memory) the identity and certificate,
+//! binds every port, and only then writes new state files. It returns once
+//! every listener has reported its addresses, so the caller can print them.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt as _;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, Transport as _,
+    core::{muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
+    gossipsub, identify,
+    metrics::Recorder as _,
+    noise, relay,
+    swarm::SwarmEvent,
+    tcp, websocket, yamux,
+};
+use prometheus_client::registry::Registry;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::{
+    addresses::{self, ExternalHost},
+    behaviour::{Behaviour, BehaviourEvent},
+    config::Options,
+    gossip::{self, Verdict},
+    http::{self, RelayInfo, SharedState},
+    limits::ReservationsPerIp,
+    metrics::{GossipLabels, RelayMetrics},
+    state::{self, StateError},
+    stun::StunServer,
+};
+
+/// How long a connection without open streams is kept.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long start-up waits for the transports to report their addresses.
+const LISTEN_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "cannot listen on {addr} ({flag}): {reason}; is another relay running? Pick another port with {flag}"
+    )]
+    Listen {
+        flag: &'static str,
+        addr: String,
+        reason: String,
+    },
+    #[error("cannot build the libp2p swarm: {0}")]
+    Swarm(String),
+    #[error("the {what} listener did not report an address within {LISTEN_REPORT_TIMEOUT:?}")]
+    NoAddress { what: &'static str },
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct Relay {
+    pub peer_id: PeerId,
+    /// Every dialable address, each ending in `/p2p/<peer id>`.
+    pub multiaddrs: Vec<Multiaddr>,
+    pub stun_urls: Vec<String>,
+    pub http_addr: SocketAddr,
+    pub stun_addr: SocketAddr,
+    /// Whether the identity came from `--secret-key-seed`.
+    pub seeded_identity: bool,
+    shutdown: oneshot::Sender<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    pub async fn start(options: Options) -> Result<Self, StartError> {
+        let loaded = state::load(&options.state_dir, options.secret_key_seed)?;
+        let keypair = loaded.keypair;
+        let peer_id = keypair.public().to_peer_id();
+        let ip = options.listen_ip;
+
+        // Bind the sockets the relay owns itself first: a port in use must
+        // fail the start before anything is stored.
+        let stun_addr = SocketAddr::new(ip, options.stun_port);
+        let stun = StunServer::bind(stun_addr, options.limits.stun_rate)
+            .await
+            .map_err(|error| listen_error("--stun-port", stun_addr, error))?;
+        let http_addr = SocketAddr::new(ip, options.http_port);
+        let http_listener = TcpListener::bind(http_addr)
+            .await
+            .map_err(|error| listen_error("--http-port", http_addr, error))?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|error| listen_error("--http-port", http_addr, error))?;
+        let stun_addr = stun.local_addr();
+
+        let mut registry = Registry::default();
+        let relay_metrics = RelayMetrics::register(&mut registry);
+        let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
+        let certificate = loaded.certificate;
+        let limits = options.limits.clone();
+        let swarm_error = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
+        let websocket_noise = noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?;
+        let behaviour =
+            Behaviour::new(&keypair, &limits, &reservations_per_ip).map_err(|e| swarm_error(&e))?;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| swarm_error(&e))?
+            .with_other_transport(|_| {
+                websocket::Config::new(tcp::tokio::Transport::new(
+                    tcp::Config::default().nodelay(true),
+                ))
+                .upgrade(Version::V1Lazy)
+                .authenticate(websocket_noise)
+                .multiplex(yamux::Config::default())
+            })
+            .map_err(|e| swarm_error(&e))?
+            .with_other_transport(|key| {
+                libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
+                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
+            })
+            .map_err(|e| swarm_error(&e))?
+            .with_bandwidth_metrics(&mut registry)
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| swarm_error(&e))?
+            .with_swarm_config(|config| {
+                config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+            })
+            .build();
+        let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
+
+        let listeners = [
+            (
+                "--port",
+                "TCP",
+                Multiaddr::from(ip).with(tcp_port(options.port)),
+            ),
+            (
+                "--websocket-port",
+                "WebSocket",
+                Multiaddr::from(ip)
+                    .with(tcp_port(options.websocket_port))
+                    .with(libp2p::multiaddr::Protocol::Ws("/".into())),
+            ),
+            (
+                "--webrtc-port",
+                "WebRTC-direct",
+                Multiaddr::from(ip)
+                    .with(libp2p::multiaddr::Protocol::Udp(options.webrtc_port))
+                    .with(libp2p::multiaddr::Protocol::WebRTCDirect),
+            ),
+        ];
+        let mut pending_listeners = Vec::new();
+        for (flag, what, addr) in listeners {
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|error| StartError::Listen {
+                    flag,
+                    addr: addr.to_string(),
+                    reason: error.to_string(),
+                })?;
+            pending_listeners.push((id, flag, what, addr));
+        }
+
+        let shared = Arc::new(SharedState {
+            peer_id,
+            started: Instant::now(),
+            info: RwLock::new(RelayInfo::default()),
+            registry: Mutex::new(registry),
+            metrics: relay_metrics.clone(),
+        });
+        let mut event_loop = EventLoop {
+            swarm,
+            external_hosts: options.external_addresses.clone(),
+            listen_addrs: Vec::new(),
+            stun_addr,
+            shared: shared.clone(),
+            libp2p_metrics,
+            metrics: relay_metrics.clone(),
+            reservations_per_ip,
+            reservations: HashSet::new(),
+        };
+        event_loop.await_listen_addrs(pending_listeners).await?;
+
+        // Every port is bound: now the new identity and certificate may be kept.
+        state::store(&options.state_dir, loaded.pending)?;
+
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+        let info = shared
+            .info
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let router = http::router(shared, options.page_dir.clone());
+        let mut stop_stun = http_stopped.clone();
+        let tasks = vec![
+            tokio::spawn(async move {
+                event_loop.run(shutdown_rx).await;
+                let _ = stop_http.send(true);
+            }),
+            tokio::spawn(async move {
+                let mut stopped = http_stopped;
+                let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+                if let Err(error) = serve.await {
+                    tracing::error!(%error, "HTTP server failed");
+                }
+            }),
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stun.run(relay_metrics.stun_responses.clone()) => {}
+                    _ = stop_stun.wait_for(|stop| *stop) => {}
+                }
+            }),
+        ];
+
+        Ok(Self {
+            peer_id,
+            multiaddrs: info.multiaddrs,
+            stun_urls: info.stun_urls,
+            http_addr,
+            stun_addr,
+            seeded_identity: options.secret_key_seed.is_some(),
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, closes every connection and waits until all tasks
+    /// have ended.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn tcp_port(port: u16) -> libp2p::multiaddr::Protocol<'static> {
+    libp2p::multiaddr::Protocol::Tcp(port)
+}
+
+fn listen_error(flag: &'static str, addr: SocketAddr, error: std::io::Error) -> StartError {
+    StartError::Listen {
+        flag,
+        addr: addr.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    external_hosts: Vec<ExternalHost>,
+    listen_addrs: Vec<Multiaddr>,
+    stun_addr: SocketAddr,
+    shared: Arc<SharedState>,
+    libp2p_metrics: libp2p::metrics::Metrics,
+    metrics: RelayMetrics,
+    reservations_per_ip: ReservationsPerIp,
+    /// Peers holding a reservation, for the gauge. Bounded by the relay's
+    /// `max_reservations`.
+    reservations: HashSet<PeerId>,
+}
+
+impl EventLoop {
+    /// Runs the swarm until every listener has reported at least one
+    /// address (with an unspecified IP, one per interface).
+    async fn await_listen_addrs(
+        &mut self,
+        mut pending: Vec<(ListenerId, &'static str, &'static str, Multiaddr)>,
+    ) -> Result<(), StartError> {
+        let deadline = tokio::time::Instant::now() + LISTEN_REPORT_TIMEOUT;
+        while !pending.is_empty() {
+            let event = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await
+            {
+                Ok(event) => event,
+                Err(_) => return Err(StartError::NoAddress { what: pending[0].2 }),
+            };
+            match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    pending.retain(|(id, ..)| id != listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some((_, flag, _, addr)) =
+                        pending.iter().find(|(id, ..)| id == listener_id)
+                    {
+                        let reason = match reason {
+                            Ok(()) => "closed".to_owned(),
+                            Err(error) => error.to_string(),
+                        };
+                        return Err(StartError::Listen {
+                            flag,
+                            addr: addr.to_string(),
+                            reason,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            self.handle(event);
+        }
+        // The other interfaces of an unspecified listen address follow the
+        // first at once; take them in before the addresses are printed.
+        while let Ok(event) =
+            tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some()).await
+        {
+            self.handle(event);
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                event = self.swarm.select_next_some() => self.handle(event),
+            }
+        }
+        tracing::info!("shutting down: closing all connections");
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::debug!(%address, "listening");
+                self.swarm.add_external_address(address.clone());
+                for host in &self.external_hosts {
+                    if let Some(external) = addresses::with_host(&address, host) {
+                        self.swarm.add_external_address(external);
+                    }
+                }
+                self.listen_addrs.push(address);
+                self.publish_info();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                tracing::info!(%address, "no longer listening");
+                self.swarm.remove_external_address(&address);
+                self.listen_addrs.retain(|addr| addr != &address);
+                self.publish_info();
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!(%error, "listener error"),
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
+                tracing::error!(?addresses, ?reason, "listener closed")
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.metrics.connections.inc();
+                tracing::debug!(%peer_id, remote = %endpoint.get_remote_address(), "connection established");
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                self.metrics.connections.dec();
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::debug!(remote = %send_back_addr, %error, "incoming connection failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.libp2p_metrics.record(&event);
+                if let identify::Event::Received { peer_id, info, .. } = &event {
+                    tracing::debug!(%peer_id, agent = %info.agent_version, "identified");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
+                self.libp2p_metrics.record(&event)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_relay_event(&mut self, event: relay::Event) {
+        self.libp2p_metrics.record(&event);
+        self.reservations_per_ip.on_relay_event(&event);
+        match &event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed,
+            } => {
+                tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
+                self.reservations.insert(*src_peer_id);
+            }
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => {
+                tracing::info!(peer = %src_peer_id, ?status, "reservation denied");
+            }
+            relay::Event::ReservationClosed { src_peer_id }
+            | relay::Event::ReservationTimedOut { src_peer_id } => {
+                self.reservations.remove(src_peer_id);
+            }
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
+                self.metrics.circuits.inc();
+            }
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                status,
+            } => {
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
+                tracing::debug!(src = %src_peer_id, dst = %dst_peer_id, ?error, "circuit closed");
+                self.metrics.circuits.dec();
+            }
+            _ => {}
+        }
+        self.metrics
+            .reservations
+            .set(self.reservations.len() as i64);
+    }
+
+    fn on_gossip_event(&mut self, event: gossipsub::Event) {
+        self.libp2p_metrics.record(&event);
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let verdict = gossip::validate(&message);
+        let label = match &verdict {
+            Verdict::Accept => "accepted",
+            Verdict::Reject(reason) => {
+                tracing::info!(from = %propagation_source, source = ?message.source, topic = %message.topic, %reason, "rejected gossip message");
+                "rejected"
+            }
+        };
+        self.metrics
+            .gossip_messages
+            .get_or_create(&GossipLabels {
+                topic: gossip::topic_label(&message.topic),
+                verdict: label,
+            })
+            .inc();
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(
+                &message_id,
+                &propagation_source,
+                verdict.acceptance(),
+            );
+    }
+
+    fn publish_info(&self) {
+        let peer_id = *self.swarm.local_peer_id();
+        let info = RelayInfo {
+            multiaddrs: addresses::dialable(&self.listen_addrs, &self.external_hosts, peer_id),
+            stun_urls: addresses::stun_urls(
+                &self.listen_addrs,
+                &self.external_hosts,
+                self.stun_addr,
+            ),
+        };
+        *self
+            .shared
+            .info
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = info;
+    }
+}

@@ -1,0 +1,180 @@
+//! Native peers reach the relay over each of its transports, reserve
+//! slots, and reach each other through circuits; limits hold.
+
+mod common;
+
+use common::{
+    TestRelay, connect, drive, peer, relay_peer_id, reserve, spawn, try_reserve, wait_for,
+};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use libp2p::{StreamProtocol, identity::Keypair, multiaddr::Protocol, ping, swarm::SwarmEvent};
+
+const ECHO: StreamProtocol = StreamProtocol::new("/test/echo/1.0.0");
+
+#[tokio::test]
+async fn peers_over_tcp_and_websocket_reserve_and_exchange_bytes_through_a_circuit() {
+    let relay = TestRelay::start(&[]).await;
+
+    // A reserves over TCP and echoes whatever arrives on ECHO streams.
+    let mut a = peer(Keypair::generate_ed25519());
+    let a_id = *a.local_peer_id();
+    let a_circuit = reserve(&mut a, &relay.addr("tcp")).await;
+    let mut incoming = a
+        .behaviour()
+        .stream
+        .new_control()
+        .accept(ECHO)
+        .expect("accept echo");
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let mut buffer = Vec::new();
+            if stream.read_to_end(&mut buffer).await.is_ok() {
+                let _ = stream.write_all(&buffer).await;
+                let _ = stream.close().await;
+            }
+        }
+    });
+    spawn(a);
+
+    // B connects over WebSocket, reserves too, and dials A through the relay.
+    let mut b = peer(Keypair::generate_ed25519());
+    reserve(&mut b, &relay.addr("websocket")).await;
+    assert!(
+        a_circuit.iter().any(|p| p == Protocol::P2pCircuit),
+        "{a_circuit}"
+    );
+    b.dial(a_circuit.clone()).expect("dial through circuit");
+    let established = wait_for(&mut b, "relayed connection to A", |event| match event {
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } if *peer_id == a_id => Some(endpoint.get_remote_address().clone()),
+        SwarmEvent::OutgoingConnectionError { error, .. } => panic!("circuit dial failed: {error}"),
+        _ => None,
+    })
+    .await;
+    assert!(
+        established.iter().any(|p| p == Protocol::P2pCircuit),
+        "not relayed: {established}"
+    );
+
+    let mut control = b.behaviour().stream.new_control();
+    let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = drive(&mut b, async {
+        let mut stream = control
+            .open_stream(a_id, ECHO)
+            .await
+            .expect("open stream through circuit");
+        stream.write_all(&payload).await.expect("write");
+        stream.close().await.expect("half-close");
+        let mut echoed = Vec::new();
+        stream.read_to_end(&mut echoed).await.expect("read echo");
+        echoed
+    })
+    .await;
+    assert_eq!(echoed.len(), payload.len());
+    assert!(echoed == payload, "echoed bytes differ from those sent");
+}
+
+#[tokio::test]
+async fn native_peer_connects_over_webrtc_direct_with_the_printed_multiaddr() {
+    let relay = TestRelay::start(&[]).await;
+    let addr = relay.addr("webrtc-direct");
+    assert!(
+        addr.iter().any(|p| matches!(p, Protocol::Certhash(_))),
+        "no certhash in {addr}"
+    );
+
+    let mut a = peer(Keypair::generate_ed25519());
+    // The native WebRTC transport dials from the UDP socket of a listener.
+    a.listen_on("/ip4/127.0.0.1/udp/0/webrtc-direct".parse().expect("valid"))
+        .expect("listen");
+    let relay_id = connect(&mut a, &addr).await;
+    assert_eq!(relay_id, relay.relay.peer_id);
+    let rtt = wait_for(&mut a, "a ping over WebRTC-direct", |event| match event {
+        SwarmEvent::Behaviour(common::PeerBehaviourEvent::Ping(ping::Event {
+            peer,
+            result: Ok(rtt),
+            ..
+        })) if *peer == relay_id => Some(*rtt),
+        _ => None,
+    })
+    .await;
+    assert!(rtt.as_secs() < 5, "{rtt:?}");
+}
+
+#[tokio::test]
+async fn reservation_past_the_total_limit_is_denied_and_the_others_keep_working() {
+    let relay = TestRelay::start(&["--max-reservations=2"]).await;
+    let relay_addr = relay.addr("tcp");
+
+    let mut a = peer(Keypair::generate_ed25519());
+    let a_id = *a.local_peer_id();
+    let a_circuit = reserve(&mut a, &relay_addr).await;
+    spawn(a);
+    let mut b = peer(Keypair::generate_ed25519());
+    reserve(&mut b, &relay_addr).await;
+    spawn(b);
+
+    let mut c = peer(Keypair::generate_ed25519());
+    let refused = try_reserve(&mut c, &relay_addr).await;
+    assert!(
+        refused.is_err(),
+        "a third reservation was accepted past --max-reservations=2"
+    );
+
+    // The relay still serves: C reaches A through A's reservation.
+    c.dial(a_circuit).expect("dial through circuit");
+    wait_for(&mut c, "relayed connection to A", |event| match event {
+        SwarmEvent::ConnectionEstablished { peer_id, .. } if *peer_id == a_id => Some(()),
+        SwarmEvent::OutgoingConnectionError {
+            peer_id: Some(peer),
+            error,
+            ..
+        } if *peer == a_id => {
+            panic!("circuit dial failed: {error}")
+        }
+        _ => None,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reservations_behind_one_ip_are_limited() {
+    // Every test peer comes from 127.0.0.1.
+    let relay = TestRelay::start(&["--max-reservations-per-ip=1"]).await;
+    let relay_addr = relay.addr("websocket");
+    let mut a = peer(Keypair::generate_ed25519());
+    reserve(&mut a, &relay_addr).await;
+    spawn(a);
+    let mut b = peer(Keypair::generate_ed25519());
+    assert!(
+        try_reserve(&mut b, &relay_addr).await.is_err(),
+        "second peer behind one IP got a slot"
+    );
+}
+
+#[tokio::test]
+async fn connections_behind_one_ip_are_limited() {
+    let relay = TestRelay::start(&["--max-connections-per-ip=1"]).await;
+    let relay_addr = relay.addr("tcp");
+    let mut a = peer(Keypair::generate_ed25519());
+    connect(&mut a, &relay_addr).await;
+    spawn(a);
+
+    let mut b = peer(Keypair::generate_ed25519());
+    let target = relay_peer_id(&relay_addr);
+    b.dial(relay_addr).expect("dial");
+    wait_for(
+        &mut b,
+        "the relay to refuse or drop the connection",
+        |event| match event {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                ..
+            } if *peer == target => Some(()),
+            SwarmEvent::ConnectionClosed { peer_id, .. } if *peer_id == target => Some(()),
+            _ => None,
+        },
+    )
+    .await;
+}
