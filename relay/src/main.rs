@@ -39,7 +39,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     let relay = Relay::start(options).await?;
-    print_addresses(&relay).context("cannot write to standard output")?;
+    if let Err(error) = print_addresses(&relay) {
+        // A closed standard output must not take the relay down.
+        tracing::warn!(%error, "cannot print the addresses to standard output");
+    }
 
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
