@@ -1,1 +1,51 @@
-//! placeholder
+//! The browser peer: it connects to a relay, reserves a slot, announces its
+//! circuit address on the discovery topic, discovers the others, dials them
+//! through the relay, and chats on a gossipsub topic.
+//!
+//! - [`events`]: the commands the page sends and the events it renders;
+//! - [`relay_addr`]: reading the relay address a user pasted;
+//! - [`peers`]: what this peer knows of the others (bounded);
+//! - [`backoff`]: reconnect delays;
+//! - `node` (wasm only): the libp2p node and its event loop;
+//! - `ui` (wasm only): the page, written against web-sys;
+//! - `identity` (wasm only): one identity per tab, kept across reloads.
+//!
+//! The first four compile natively as well, so their tests run with the
+//! workspace's.
+
+pub mod backoff;
+pub mod events;
+pub mod peers;
+pub mod relay_addr;
+
+#[cfg(target_arch = "wasm32")]
+mod identity;
+#[cfg(target_arch = "wasm32")]
+mod node;
+#[cfg(target_arch = "wasm32")]
+mod ui;
+
+use std::time::Duration;
+
+/// How often a connected peer re-announces its record.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() -> Result<(), wasm_bindgen::JsValue> {
+    console_error_panic_hook::set_once();
+    tracing_wasm::set_as_global_default_with_config(
+        tracing_wasm::WASMLayerConfigBuilder::new()
+            .set_max_level(tracing::Level::INFO)
+            .build(),
+    );
+    let keypair = identity::load_or_create();
+    let (commands, command_rx) = futures::channel::mpsc::channel(32);
+    let (event_tx, events) = futures::channel::mpsc::channel(node::EVENT_QUEUE);
+    let node = node::Node::new(keypair, event_tx)
+        .map_err(|error| wasm_bindgen::JsValue::from_str(&error.to_string()))?;
+    wasm_bindgen_futures::spawn_local(node.run(command_rx));
+    let ui = ui::Ui::mount(commands)?;
+    wasm_bindgen_futures::spawn_local(ui.run(events));
+    Ok(())
+}

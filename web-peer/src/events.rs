@@ -1,0 +1,86 @@
+//! The contract between the page and the node: the UI sends [`Command`]s
+//! and renders [`Event`]s; it never touches the swarm.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+
+use crate::peers::Link;
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Connect to the relay at this (user-typed) address.
+    Connect(String),
+    /// Dial a peer by a pasted multiaddr.
+    Dial(String),
+    /// Publish a chat message.
+    SendChat(String),
+}
+
+/// The node's connection to its relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayStatus {
+    Idle,
+    Connecting {
+        relay: PeerId,
+    },
+    Connected {
+        relay: PeerId,
+    },
+    /// Lost; the next attempt is in `retry_in`.
+    Reconnecting {
+        relay: PeerId,
+        retry_in: Duration,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl RelayStatus {
+    /// Short, stable name for the page (`data-state`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RelayStatus::Idle => "idle",
+            RelayStatus::Connecting { .. } => "connecting",
+            RelayStatus::Connected { .. } => "connected",
+            RelayStatus::Reconnecting { .. } => "reconnecting",
+            RelayStatus::Failed { .. } => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// This tab's peer id.
+    Identity {
+        peer_id: PeerId,
+    },
+    Status(RelayStatus),
+    /// Something the user should read: a refused address, an unreachable
+    /// relay, a denied reservation.
+    Notice(String),
+    ClearNotice,
+    /// This peer's circuit addresses changed (empty: none yet).
+    Addresses(Vec<Multiaddr>),
+    Peer {
+        peer: PeerId,
+        link: Link,
+        rtt: Option<Duration>,
+    },
+    PeerGone {
+        peer: PeerId,
+    },
+    Chat {
+        from: PeerId,
+        text: String,
+        own: bool,
+    },
+    /// A message was not sent; its text is handed back so nothing is lost.
+    ChatNotSent {
+        text: String,
+        reason: String,
+    },
+    /// A line for the event log.
+    Log(String),
+}

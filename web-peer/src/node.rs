@@ -1,0 +1,641 @@
+//! The libp2p node of the page and its event loop.
+//!
+//! It owns the swarm. Commands from the UI come in on one channel, events
+//! for the UI go out on another; nothing else reaches the swarm.
+
+use std::time::Duration;
+
+use chat_protocol::{ChatMessage, PeerRecord, topics};
+use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, Transport as _,
+    core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
+    gossipsub::{self, IdentTopic, MessageAcceptance},
+    identify,
+    identity::Keypair,
+    multiaddr::Protocol,
+    noise, ping, relay,
+    swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts},
+    webrtc_websys, websocket_websys, yamux,
+};
+use web_time::Instant;
+
+use crate::{
+    ANNOUNCE_INTERVAL,
+    backoff::Backoff,
+    events::{Command, Event, RelayStatus},
+    peers::{Path, PeerBook, short},
+    relay_addr::RelayAddr,
+};
+
+/// Events waiting for the UI. The UI runs on the same thread and drains
+/// them at once; if it ever falls this far behind, log lines are dropped.
+pub const EVENT_QUEUE: usize = 1024;
+const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VERSION"));
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    relay_client: relay::client::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot set up the libp2p node: {0}")]
+    Setup(String),
+}
+
+/// The relay this node uses, and its circuit listener.
+struct Relay {
+    addr: RelayAddr,
+    /// Whether a connection to it was ever established; only then does a
+    /// lost connection start the reconnect loop.
+    was_connected: bool,
+    circuit_listener: Option<ListenerId>,
+}
+
+pub struct Node {
+    swarm: Swarm<Behaviour>,
+    public_key: libp2p::identity::PublicKey,
+    events: mpsc::Sender<Event>,
+    relay: Option<Relay>,
+    status: RelayStatus,
+    peers: PeerBook,
+    backoff: Backoff,
+    reconnect_timer: Fuse<TimeoutFuture>,
+    dropped_events: u64,
+}
+
+enum Step {
+    Command(Option<Command>),
+    Swarm(SwarmEvent<BehaviourEvent>),
+    Announce,
+    Reconnect,
+}
+
+impl Node {
+    pub fn new(keypair: Keypair, events: mpsc::Sender<Event>) -> Result<Self, NodeError> {
+        let setup = |error: &dyn std::fmt::Display| NodeError::Setup(error.to_string());
+        let noise = noise::Config::new(&keypair).map_err(|e| setup(&e))?;
+        let public_key = keypair.public();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_wasm_bindgen()
+            .with_other_transport(|_| {
+                websocket_websys::Transport::default()
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+            })
+            .map_err(|e| setup(&e))?
+            .with_other_transport(|key| {
+                webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
+            })
+            .map_err(|e| setup(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|key, relay_client| {
+                let gossipsub = gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    gossipsub::ConfigBuilder::default()
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        .validate_messages()
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )?;
+                Ok(Behaviour {
+                    relay_client,
+                    gossipsub,
+                    identify: identify::Behaviour::new(
+                        identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
+                            .with_agent_version(AGENT_VERSION.to_owned()),
+                    ),
+                    ping: ping::Behaviour::default(),
+                })
+            })
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|config| {
+                config.with_idle_connection_timeout(Duration::from_secs(60))
+            })
+            .build();
+        for topic in [topics::DISCOVERY, topics::CHAT] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(topic))
+                .map_err(|e| setup(&e))?;
+        }
+        Ok(Self {
+            swarm,
+            public_key,
+            events,
+            relay: None,
+            status: RelayStatus::Idle,
+            peers: PeerBook::default(),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            reconnect_timer: Fuse::terminated(),
+            dropped_events: 0,
+        })
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        self.emit(Event::Identity {
+            peer_id: *self.swarm.local_peer_id(),
+        });
+        self.emit(Event::Status(RelayStatus::Idle));
+        let mut announce = IntervalStream::new(ANNOUNCE_INTERVAL.as_millis() as u32).fuse();
+        loop {
+            let step = futures::select! {
+                command = commands.next() => Step::Command(command),
+                event = self.swarm.select_next_some() => Step::Swarm(event),
+                _ = announce.next() => Step::Announce,
+                _ = &mut self.reconnect_timer => Step::Reconnect,
+            };
+            match step {
+                Step::Command(Some(command)) => self.on_command(command),
+                Step::Command(None) => break,
+                Step::Swarm(event) => self.on_swarm_event(event),
+                Step::Announce => {
+                    self.announce();
+                    for peer in self.peers.expire(Instant::now()) {
+                        self.emit(Event::PeerGone { peer });
+                    }
+                }
+                Step::Reconnect => self.dial_relay(),
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            self.dropped_events += 1;
+            tracing::warn!(
+                dropped = self.dropped_events,
+                "UI event queue full; event dropped"
+            );
+        }
+    }
+
+    fn log(&mut self, line: impl Into<String>) {
+        let line = line.into();
+        tracing::info!("{line}");
+        self.emit(Event::Log(line));
+    }
+
+    fn set_status(&mut self, status: RelayStatus) {
+        if self.status != status {
+            self.status = status.clone();
+            self.emit(Event::Status(status));
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Connect(input) => self.connect(&input),
+            Command::Dial(input) => self.dial_pasted(&input),
+            Command::SendChat(text) => self.send_chat(text),
+        }
+    }
+
+    fn connect(&mut self, input: &str) {
+        let addr = match RelayAddr::parse(input) {
+            Ok(addr) => addr,
+            Err(error) => {
+                self.emit(Event::Notice(error.to_string()));
+                return;
+            }
+        };
+        self.emit(Event::ClearNotice);
+        if let Some(old) = self.relay.take()
+            && old.addr.peer_id != addr.peer_id
+        {
+            if let Some(listener) = old.circuit_listener {
+                self.swarm.remove_listener(listener);
+            }
+            let _ = self.swarm.disconnect_peer_id(old.addr.peer_id);
+        }
+        self.relay = Some(Relay {
+            addr,
+            was_connected: false,
+            circuit_listener: None,
+        });
+        self.backoff.reset();
+        self.reconnect_timer = Fuse::terminated();
+        self.dial_relay();
+    }
+
+    fn dial_relay(&mut self) {
+        let Some(relay) = &self.relay else { return };
+        let (addr, peer_id) = (relay.addr.addr.clone(), relay.addr.peer_id);
+        if self.swarm.is_connected(&peer_id) {
+            self.reserve();
+            return;
+        }
+        self.set_status(RelayStatus::Connecting { relay: peer_id });
+        self.log(format!("dialing the relay at {addr}"));
+        if let Err(error) = self.swarm.dial(addr.clone()) {
+            self.relay_unreachable(format!("cannot dial {addr}: {error}"));
+        }
+    }
+
+    /// The relay could not be reached: retry if it worked before, else
+    /// tell the user and wait for a corrected address.
+    fn relay_unreachable(&mut self, reason: String) {
+        let Some(relay) = &self.relay else { return };
+        let peer_id = relay.addr.peer_id;
+        if relay.was_connected {
+            let retry_in = self.backoff.next_delay();
+            self.log(format!(
+                "relay unreachable ({reason}); retrying in {} s",
+                retry_in.as_secs()
+            ));
+            self.reconnect_timer = TimeoutFuture::new(retry_in.as_millis() as u32).fuse();
+            self.set_status(RelayStatus::Reconnecting {
+                relay: peer_id,
+                retry_in,
+            });
+        } else {
+            let message = format!(
+                "Could not reach the relay: {reason}. Check the address, and that the relay is running."
+            );
+            self.emit(Event::Notice(message.clone()));
+            self.set_status(RelayStatus::Failed { reason: message });
+        }
+    }
+
+    /// Asks the relay for a reservation by listening on its circuit address.
+    fn reserve(&mut self) {
+        let Some(relay) = &mut self.relay else { return };
+        if relay.circuit_listener.is_some() {
+            return;
+        }
+        let circuit = relay.addr.addr.clone().with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(id) => {
+                if let Some(relay) = &mut self.relay {
+                    relay.circuit_listener = Some(id);
+                }
+                self.log(format!("asking the relay for a reservation ({circuit})"));
+            }
+            Err(error) => self.emit(Event::Notice(format!(
+                "Cannot ask the relay for a reservation: {error}"
+            ))),
+        }
+    }
+
+    fn dial_pasted(&mut self, input: &str) {
+        let addr: Multiaddr = match input.trim().parse() {
+            Ok(addr) => addr,
+            Err(error) => {
+                self.emit(Event::Notice(format!(
+                    "\"{}\" is not a valid multiaddr: {error}.",
+                    input.trim()
+                )));
+                return;
+            }
+        };
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            self.emit(Event::Notice(
+                "The address must end in /p2p/<peer id>.".to_owned(),
+            ));
+            return;
+        };
+        self.emit(Event::ClearNotice);
+        self.dial_peer(peer, vec![addr]);
+    }
+
+    fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id() || addrs.is_empty() {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.peers.on_dialing(peer, Instant::now());
+                self.log(format!("dialing {}", short(&peer)));
+            }
+            Err(error) => self.peers.on_dial_failed(&peer, error.to_string()),
+        }
+        self.emit_peer(&peer);
+    }
+
+    fn send_chat(&mut self, text: String) {
+        let message = match ChatMessage::new(text.clone()) {
+            Ok(message) => message,
+            Err(error) => {
+                self.emit(Event::ChatNotSent {
+                    text,
+                    reason: error.to_string(),
+                });
+                return;
+            }
+        };
+        let topic = IdentTopic::new(topics::CHAT);
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, message.into_bytes())
+        {
+            Ok(_) => {
+                let from = *self.swarm.local_peer_id();
+                self.emit(Event::Chat {
+                    from,
+                    text,
+                    own: true,
+                });
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                self.emit(Event::ChatNotSent {
+                    text,
+                    reason: "Nobody to send it to yet: connect to a relay first.".to_owned(),
+                })
+            }
+            Err(error) => self.emit(Event::ChatNotSent {
+                text,
+                reason: format!("Not sent: {error}."),
+            }),
+        }
+    }
+
+    /// Publishes this peer's discovery record, if it has circuit addresses.
+    fn announce(&mut self) {
+        let addrs = self.circuit_addrs();
+        if addrs.is_empty() {
+            return;
+        }
+        let record = match PeerRecord::new(self.public_key.clone(), addrs) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(%error, "own discovery record is invalid");
+                return;
+            }
+        };
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
+        {
+            Ok(_) => tracing::debug!("announced"),
+            Err(error) => tracing::debug!(%error, "announcement not published"),
+        }
+    }
+
+    fn circuit_addrs(&self) -> Vec<Multiaddr> {
+        let me = *self.swarm.local_peer_id();
+        self.swarm
+            .listeners()
+            .filter(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit))
+            .map(|addr| with_peer_id(addr, me))
+            .collect()
+    }
+
+    fn emit_peer(&mut self, peer: &PeerId) {
+        if let Some(entry) = self.peers.get(peer) {
+            let event = Event::Peer {
+                peer: *peer,
+                link: entry.link(),
+                rtt: entry.rtt,
+            };
+            self.emit(event);
+        }
+    }
+
+    fn is_relay(&self, peer: &PeerId) -> bool {
+        self.relay
+            .as_ref()
+            .is_some_and(|relay| relay.addr.peer_id == *peer)
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                if self.is_relay(&peer_id) {
+                    if let Some(relay) = &mut self.relay {
+                        relay.was_connected = true;
+                    }
+                    self.backoff.reset();
+                    self.reconnect_timer = Fuse::terminated();
+                    self.emit(Event::ClearNotice);
+                    self.set_status(RelayStatus::Connected { relay: peer_id });
+                    self.log(format!("connected to the relay {}", short(&peer_id)));
+                    self.reserve();
+                } else {
+                    let path = if endpoint.is_relayed() {
+                        Path::Relayed
+                    } else {
+                        Path::Direct
+                    };
+                    self.peers
+                        .on_connected(peer_id, connection_id, path, Instant::now());
+                    self.log(format!(
+                        "connected to {} ({})",
+                        short(&peer_id),
+                        describe(&endpoint)
+                    ));
+                    self.emit_peer(&peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if self.is_relay(&peer_id) {
+                    if num_established == 0 {
+                        let reason = cause
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "closed".to_owned());
+                        self.emit(Event::Notice(format!(
+                            "Lost the connection to the relay ({reason}). Reconnecting…"
+                        )));
+                        if let Some(relay) = &mut self.relay {
+                            if let Some(listener) = relay.circuit_listener.take() {
+                                self.swarm.remove_listener(listener);
+                            }
+                        }
+                        self.emit(Event::Addresses(Vec::new()));
+                        self.relay_unreachable(reason);
+                    }
+                } else {
+                    self.peers.on_disconnected(&peer_id, connection_id);
+                    self.emit_peer(&peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer_id),
+                error,
+                ..
+            } => {
+                if self.is_relay(&peer_id) {
+                    self.relay_unreachable(error.to_string());
+                } else {
+                    self.peers.on_dial_failed(&peer_id, error.to_string());
+                    self.log(format!("could not reach {}: {error}", short(&peer_id)));
+                    self.emit_peer(&peer_id);
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                self.log(format!("listening on {address}"));
+                self.emit(Event::Addresses(self.circuit_addrs()));
+                self.announce();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.log(format!("no longer listening on {address}"));
+                self.emit(Event::Addresses(self.circuit_addrs()));
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let ours = self
+                    .relay
+                    .as_ref()
+                    .is_some_and(|r| r.circuit_listener == Some(listener_id));
+                if ours {
+                    if let Some(relay) = &mut self.relay {
+                        relay.circuit_listener = None;
+                    }
+                    if let Err(error) = reason {
+                        self.emit(Event::Notice(format!(
+                            "The relay refused a reservation: {error}. Chat still works; others cannot dial you through this relay."
+                        )));
+                    }
+                    self.emit(Event::Addresses(self.circuit_addrs()));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                if let relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal,
+                    ..
+                } = event
+                {
+                    if !renewal {
+                        self.log(format!("reservation accepted by {}", short(&relay_peer_id)));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                if !self.is_relay(&peer) {
+                    self.peers.on_rtt(&peer, rtt);
+                    self.emit_peer(&peer);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let acceptance = if message.topic == IdentTopic::new(topics::DISCOVERY).hash() {
+            match PeerRecord::decode_signed(&message.data, message.source.as_ref()) {
+                Ok(record) => {
+                    self.on_record(record);
+                    MessageAcceptance::Accept
+                }
+                Err(error) => {
+                    self.log(format!(
+                        "ignored a discovery record from {}: {error}",
+                        short(&propagation_source)
+                    ));
+                    MessageAcceptance::Reject
+                }
+            }
+        } else if message.topic == IdentTopic::new(topics::CHAT).hash() {
+            match (ChatMessage::decode(&message.data), message.source) {
+                (Ok(chat), Some(from)) => {
+                    self.emit(Event::Chat {
+                        from,
+                        text: chat.text().to_owned(),
+                        own: false,
+                    });
+                    MessageAcceptance::Accept
+                }
+                (Err(error), _) => {
+                    self.log(format!(
+                        "ignored a chat message from {}: {error}",
+                        short(&propagation_source)
+                    ));
+                    MessageAcceptance::Reject
+                }
+                (Ok(_), None) => MessageAcceptance::Reject,
+            }
+        } else {
+            MessageAcceptance::Ignore
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &propagation_source, acceptance);
+    }
+
+    fn on_record(&mut self, record: PeerRecord) {
+        let peer = record.peer_id();
+        if peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        let known = self.peers.get(&peer).is_some();
+        let should_dial = self.peers.on_record(&record, Instant::now());
+        if !known {
+            self.log(format!(
+                "discovered {} ({} addresses)",
+                short(&peer),
+                record.addrs().len()
+            ));
+        }
+        if should_dial {
+            self.dial_peer(peer, record.dialable_addrs().collect());
+        } else {
+            self.emit_peer(&peer);
+        }
+    }
+}
+
+/// `addr` ending in `/p2p/<peer>`.
+fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    match addr.iter().last() {
+        Some(Protocol::P2p(_)) => addr.clone(),
+        _ => addr.clone().with(Protocol::P2p(peer)),
+    }
+}
+
+fn describe(endpoint: &ConnectedPoint) -> String {
+    let path = if endpoint.is_relayed() {
+        "relayed"
+    } else {
+        "direct"
+    };
+    format!("{path}, {}", endpoint.get_remote_address())
+}
