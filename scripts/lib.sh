@@ -27,3 +27,56 @@ apt_install() {
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# The version of a package in Cargo.lock (the first entry, if several).
+lock_version() {
+  awk -v line="name = \"$1\"" '$0 == line { getline; gsub(/^version = "|"$/, ""); print; exit }' Cargo.lock
+}
+
+# --- The wasm32 toolchain ------------------------------------------------
+# Either rustup's (its wasm32-unknown-unknown standard library), or, where
+# rustup cannot download that, Debian's rustc-web building std from source
+# (see TOOLCHAIN notes). scripts/setup chooses and records the choice;
+# WASM_TOOLCHAIN=rustup|debian forces one.
+
+WASM_TARGET=wasm32-unknown-unknown
+DEBIAN_WASM_LD=/usr/lib/llvm-22/bin/wasm-ld
+
+wasm_choice_file() { printf '%s/wasm-toolchain' "${CARGO_TARGET_DIR:-target}"; }
+
+rustup_has_wasm() {
+  have rustup && rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET"
+}
+
+debian_has_wasm() {
+  [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && [ -x "$DEBIAN_WASM_LD" ] &&
+    [ -d /usr/lib/rustlib/src/rust/library/std ]
+}
+
+# Prints the toolchain to build wasm with: forced, else recorded by setup,
+# else nothing.
+wasm_toolchain() {
+  local choice=${WASM_TOOLCHAIN:-}
+  if [ -z "$choice" ] && [ -f "$(wasm_choice_file)" ]; then choice=$(cat "$(wasm_choice_file)"); fi
+  case "$choice" in
+    '' | rustup | debian) printf '%s' "$choice" ;;
+    *) die "WASM_TOOLCHAIN must be rustup or debian, not '$choice'" ;;
+  esac
+}
+
+# Exports what cargo (and trunk, which runs it) need to build wasm with the
+# given toolchain. The Debian one comes first in PATH, so only the commands
+# run after this use it; per-target variables, not RUSTFLAGS, so that std
+# is not rebuilt.
+wasm_env() {
+  case "$1" in
+    rustup) ;;
+    debian)
+      debian_has_wasm || die "Debian's wasm toolchain is incomplete: run scripts/setup"
+      export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+        CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$DEBIAN_WASM_LD"
+      ;;
+    *) die "unknown wasm toolchain '$1'" ;;
+  esac
+}

@@ -135,7 +135,7 @@ impl Node {
             relay: None,
             status: RelayStatus::Idle,
             peers: PeerBook::default(),
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
             reconnect_timer: Fuse::terminated(),
             dropped_events: 0,
         })
@@ -385,13 +385,22 @@ impl Node {
         }
     }
 
+    /// This peer's circuit addresses, the one through the address the
+    /// user connected to the relay with first: it is known to be reachable
+    /// from a browser, unlike some of the relay's other addresses.
     fn circuit_addrs(&self) -> Vec<Multiaddr> {
         let me = *self.swarm.local_peer_id();
-        self.swarm
+        let mut addrs: Vec<Multiaddr> = self
+            .swarm
             .listeners()
             .filter(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit))
             .map(|addr| with_peer_id(addr, me))
-            .collect()
+            .collect();
+        if let Some(relay) = &self.relay {
+            let preferred = relay.addr.addr.to_vec();
+            addrs.sort_by_key(|addr| !addr.to_vec().starts_with(&preferred));
+        }
+        addrs
     }
 
     fn emit_peer(&mut self, peer: &PeerId) {

@@ -1,0 +1,317 @@
+//! A headless Chromium session over WebDriver.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, anyhow};
+use fantoccini::{Client, ClientBuilder, Locator, wd::WebDriverCompatibleCommand};
+use serde_json::{Value, json};
+
+use crate::{
+    ChromeDriver, PageState,
+    chromedriver::{find_binary, http_request_blocking},
+    page::SNAPSHOT_SCRIPT,
+    sanitize, save_artifact, save_screenshot, tail, tail_of_file,
+};
+
+/// The flags every browser session gets (plus `--user-data-dir`).
+/// `WebRtcHideLocalIpsWithMdns` is off so ICE candidates carry real IPs
+/// (loopback and namespace addresses) instead of `.local` names no resolver
+/// here answers.
+pub const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--window-size=1200,900",
+];
+
+/// One headless Chromium, with its own fresh profile, driven over
+/// WebDriver. Its session (and so the browser) is closed on drop, even
+/// when a test panics.
+#[derive(Debug)]
+pub struct Browser {
+    /// A short name for messages and artifact files ("A", "B").
+    pub name: String,
+    pub client: Client,
+    session_id: String,
+    driver_port: u16,
+    closed: bool,
+    // Dropped after the session is closed (fields drop in order).
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Opens a session with [`CHROMIUM_ARGS`].
+    pub async fn open(driver: &ChromeDriver, name: &str) -> anyhow::Result<Self> {
+        Self::open_with_args(driver, name, &[]).await
+    }
+
+    /// Opens a session with [`CHROMIUM_ARGS`] plus `extra_args`; the browser
+    /// binary is `$CHROMIUM`, else /usr/bin/chromium.
+    pub async fn open_with_args(
+        driver: &ChromeDriver,
+        name: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let binary = find_binary("CHROMIUM", &["/usr/bin/chromium"], "chromium")
+            .context("Chromium is not installed (Debian: chromium; scripts/setup installs it)")?;
+        let profile = tempfile::Builder::new()
+            .prefix(&format!("e2e-chromium-{}-", sanitize(name)))
+            .tempdir()
+            .context("temp dir for the browser profile")?;
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|arg| (*arg).to_owned()).collect();
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": args,
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal");
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url())
+            .await
+            .with_context(|| {
+                format!(
+                    "browser {name}: chromedriver did not start a Chromium session; its log {}:\n{}",
+                    driver.log_path().display(),
+                    tail_of_file(driver.log_path(), 40)
+                )
+            })?;
+        let session_id = client
+            .session_id()
+            .await
+            .context("session id")?
+            .ok_or_else(|| anyhow!("chromedriver gave no session id"))?;
+        let browser = Self {
+            name: name.to_owned(),
+            client,
+            session_id,
+            driver_port: driver.port(),
+            closed: false,
+            _profile: profile,
+        };
+        browser.record_console().await?;
+        Ok(browser)
+    }
+
+    /// Installs, for every document this session loads from now on, a hook
+    /// that keeps the last 1000 console lines, uncaught errors and
+    /// unhandled rejections in `window.__e2eConsole` (see
+    /// [`Browser::console`]).
+    async fn record_console(&self) -> anyhow::Result<()> {
+        self.client
+            .issue_cmd(Cdp {
+                cmd: "Page.addScriptToEvaluateOnNewDocument",
+                params: json!({ "source": CONSOLE_HOOK }),
+            })
+            .await
+            .context("install the console recorder (CDP)")?;
+        Ok(())
+    }
+
+    /// Navigates to `url`.
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.client
+            .goto(url)
+            .await
+            .with_context(|| format!("browser {}: open {url}", self.name))
+    }
+
+    /// The page's console so far (see [`Browser::record_console`]).
+    pub async fn console(&self) -> anyhow::Result<Vec<String>> {
+        let value = self
+            .client
+            .execute("return window.__e2eConsole || [];", vec![])
+            .await
+            .context("read the console")?;
+        Ok(value
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|line| line.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The chat page's state (see [`PageState`]).
+    pub async fn snapshot(&self) -> anyhow::Result<PageState> {
+        let value = self
+            .client
+            .execute(SNAPSHOT_SCRIPT, vec![])
+            .await
+            .with_context(|| format!("browser {}: read the page", self.name))?;
+        Ok(PageState::from_json(&self.name, &value))
+    }
+
+    /// Replaces the value of the input at `css` as a user would: clears
+    /// it, then types `text`.
+    pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let input = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("browser {}: find {css}", self.name))?;
+        input
+            .clear()
+            .await
+            .with_context(|| format!("browser {}: clear {css}", self.name))?;
+        input
+            .send_keys(text)
+            .await
+            .with_context(|| format!("browser {}: type into {css}", self.name))?;
+        Ok(())
+    }
+
+    /// Presses Enter in the element at `css`.
+    pub async fn press_enter(&self, css: &str) -> anyhow::Result<()> {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("browser {}: find {css}", self.name))?;
+        element
+            .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+            .await
+            .with_context(|| format!("browser {}: press Enter in {css}", self.name))
+    }
+
+    /// Clicks the element at `css`.
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("browser {}: find {css}", self.name))?
+            .click()
+            .await
+            .with_context(|| format!("browser {}: click {css}", self.name))
+    }
+
+    /// Saves a screenshot as `<repo>/artifacts/<prefix>-<name>-<label>.png`.
+    pub async fn screenshot(&self, prefix: &str, label: &str) -> anyhow::Result<PathBuf> {
+        save_screenshot(&self.client, &format!("{prefix}-{}-{label}", self.name)).await
+    }
+
+    /// After a failure: a screenshot and a text report (page state and
+    /// console) under `<repo>/artifacts/<prefix>-<name>-failure.*`. Returns
+    /// what it saved, or why it could not.
+    pub async fn save_failure_report(&self, prefix: &str) -> String {
+        let mut saved = Vec::new();
+        match self.screenshot(prefix, "failure").await {
+            Ok(path) => saved.push(path.display().to_string()),
+            Err(error) => saved.push(format!("(no screenshot: {error:#})")),
+        }
+        let state = match self.snapshot().await {
+            Ok(state) => state.to_string(),
+            Err(error) => format!("(cannot read the page: {error:#})"),
+        };
+        let console = match self.console().await {
+            Ok(lines) => lines.join("\n"),
+            Err(error) => format!("(cannot read the console: {error:#})"),
+        };
+        let report = format!("{state}\n\nconsole:\n{console}\n");
+        match save_artifact(
+            &format!("{prefix}-{}-failure.txt", self.name),
+            report.as_bytes(),
+        ) {
+            Ok(path) => saved.push(path.display().to_string()),
+            Err(error) => saved.push(format!("(no report: {error:#})")),
+        }
+        format!(
+            "browser {}: {}\nlast console lines:\n{}",
+            self.name,
+            saved.join(", "),
+            tail(&console, 30)
+        )
+    }
+
+    /// Ends the session (and the browser).
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.closed = true;
+        self.client
+            .clone()
+            .close()
+            .await
+            .context("close the session")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // The test may be unwinding inside the runtime that would carry
+        // fantoccini's own close: end the session with a plain request.
+        let path = format!("/session/{}", self.session_id);
+        let _ = http_request_blocking(
+            self.driver_port,
+            "DELETE",
+            &path,
+            None,
+            Duration::from_secs(10),
+        );
+    }
+}
+
+/// A Chrome DevTools Protocol command through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}
+
+const CONSOLE_HOOK: &str = r#"(() => {
+  if (window.__e2eConsole) return;
+  const log = [];
+  window.__e2eConsole = log;
+  const show = (a) => {
+    if (a instanceof Error) return a.stack || String(a);
+    if (typeof a === 'object' && a !== null) { try { return JSON.stringify(a); } catch (_) { return String(a); } }
+    return String(a);
+  };
+  const push = (level, args) => {
+    try {
+      log.push(new Date().toISOString().slice(11, 23) + ' ' + level + ' ' + Array.from(args).map(show).join(' '));
+      if (log.length > 1000) log.splice(0, log.length - 1000);
+    } catch (_) {}
+  };
+  for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
+    const original = console[level].bind(console);
+    console[level] = (...args) => { push(level, args); return original(...args); };
+  }
+  window.addEventListener('error', (e) => push('uncaught', [e.message + ' at ' + e.filename + ':' + e.lineno]));
+  window.addEventListener('unhandledrejection', (e) => push('unhandledrejection', [e.reason]));
+})();"#;

@@ -1,0 +1,266 @@
+//! The chat page's DOM contract, read in one script call.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// One look at the chat page, read in one script call. The contract:
+///
+/// | selector | what |
+/// | --- | --- |
+/// | `#relay-addr` | text input, prefilled from `/api/relay` |
+/// | `#connect` | button |
+/// | `#status` | `data-state` ∈ idle, connecting, connected, reconnecting, error; human text |
+/// | `#notice` | latest error or notice in plain words; `hidden` attribute when none |
+/// | `#self-peer-id`, `#self-addr` | own peer id; own circuit address (empty until the reservation is accepted) |
+/// | `#copy-addr` | button |
+/// | `#peers li[data-peer-id]` | one per discovered peer, with `.peer-name` and `.peer-state[data-state]` |
+/// | `#dial-addr`, `#dial` | input and button |
+/// | `#chat-input`, `#send` | text input (Enter sends) and button |
+/// | `#chat-log li[data-from]` | one per message, with `.chat-sender`, `.chat-time`, `.chat-text` |
+/// | `#event-log` | a `details` element listing events |
+#[derive(Debug, Clone, Default)]
+pub struct PageState {
+    /// Which browser this is from.
+    pub browser: String,
+    pub url: String,
+    pub ready_state: String,
+    /// `#status[data-state]`.
+    pub status: Option<String>,
+    pub status_text: String,
+    /// `#notice` has no `hidden` attribute (and exists).
+    pub notice_visible: bool,
+    pub notice_text: String,
+    /// `#relay-addr`'s value.
+    pub relay_addr: String,
+    pub self_peer_id: String,
+    pub self_addr: String,
+    pub peers: Vec<PeerEntry>,
+    pub chat: Vec<ChatEntry>,
+    /// `#event-log`'s entries (its `li`s, else its lines of text).
+    pub events: Vec<String>,
+    /// Selectors of the contract the page lacks.
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerEntry {
+    pub peer_id: String,
+    pub name: String,
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatEntry {
+    pub from: String,
+    pub sender: String,
+    pub time: String,
+    pub text: String,
+}
+
+impl PageState {
+    pub(crate) fn from_json(browser: &str, value: &Value) -> Self {
+        let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+        let list = |key: &str| -> Vec<Value> { value[key].as_array().cloned().unwrap_or_default() };
+        Self {
+            browser: browser.to_owned(),
+            url: text("url"),
+            ready_state: text("readyState"),
+            status: value["status"].as_str().map(str::to_owned),
+            status_text: text("statusText"),
+            notice_visible: value["noticeVisible"].as_bool().unwrap_or(false),
+            notice_text: text("noticeText"),
+            relay_addr: text("relayAddr"),
+            self_peer_id: text("selfPeerId"),
+            self_addr: text("selfAddr"),
+            peers: list("peers")
+                .iter()
+                .map(|peer| PeerEntry {
+                    peer_id: peer["id"].as_str().unwrap_or_default().to_owned(),
+                    name: peer["name"].as_str().unwrap_or_default().to_owned(),
+                    state: peer["state"].as_str().map(str::to_owned),
+                })
+                .collect(),
+            chat: list("chat")
+                .iter()
+                .map(|line| ChatEntry {
+                    from: line["from"].as_str().unwrap_or_default().to_owned(),
+                    sender: line["sender"].as_str().unwrap_or_default().to_owned(),
+                    time: line["time"].as_str().unwrap_or_default().to_owned(),
+                    text: line["text"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect(),
+            events: list("events")
+                .iter()
+                .map(|event| event.as_str().unwrap_or_default().to_owned())
+                .collect(),
+            missing: list("missing")
+                .iter()
+                .map(|selector| selector.as_str().unwrap_or_default().to_owned())
+                .collect(),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.status.as_deref() == Some("connected")
+    }
+
+    /// Whether `#peers` lists `peer_id`.
+    pub fn lists_peer(&self, peer_id: &str) -> bool {
+        self.peers.iter().any(|peer| peer.peer_id == peer_id)
+    }
+
+    /// Whether `#chat-log` has a message from `from` whose text is `text`.
+    pub fn has_message(&self, from: &str, text: &str) -> bool {
+        self.chat
+            .iter()
+            .any(|line| line.from == from && line.text.trim() == text)
+    }
+}
+
+impl fmt::Display for PageState {
+    /// Everything a failure message needs: status, notice, identity, peers,
+    /// the last chat lines and the last events.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.browser;
+        writeln!(f, "--- page {name} ({}, {})", self.url, self.ready_state)?;
+        if !self.missing.is_empty() {
+            writeln!(f, "  MISSING from the page: {}", self.missing.join(", "))?;
+        }
+        writeln!(
+            f,
+            "  #status: data-state={} text={:?}",
+            self.status.as_deref().unwrap_or("(none)"),
+            self.status_text
+        )?;
+        writeln!(
+            f,
+            "  #notice: {} text={:?}",
+            if self.notice_visible {
+                "visible"
+            } else {
+                "hidden"
+            },
+            self.notice_text
+        )?;
+        writeln!(f, "  #relay-addr: {:?}", self.relay_addr)?;
+        writeln!(f, "  #self-peer-id: {:?}", self.self_peer_id)?;
+        writeln!(f, "  #self-addr: {:?}", self.self_addr)?;
+        writeln!(f, "  #peers ({}):", self.peers.len())?;
+        for peer in &self.peers {
+            writeln!(
+                f,
+                "    {} name={:?} state={}",
+                peer.peer_id,
+                peer.name,
+                peer.state.as_deref().unwrap_or("(none)")
+            )?;
+        }
+        let skip = self.chat.len().saturating_sub(10);
+        writeln!(
+            f,
+            "  #chat-log ({} messages, last {}):",
+            self.chat.len(),
+            self.chat.len() - skip
+        )?;
+        for line in &self.chat[skip..] {
+            writeln!(
+                f,
+                "    [{}] {} ({}): {:?}",
+                line.time, line.sender, line.from, line.text
+            )?;
+        }
+        let skip = self.events.len().saturating_sub(25);
+        writeln!(
+            f,
+            "  #event-log ({} entries, last {}):",
+            self.events.len(),
+            self.events.len() - skip
+        )?;
+        for event in &self.events[skip..] {
+            writeln!(f, "    {event}")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) const SNAPSHOT_SCRIPT: &str = r#"
+const missing = [];
+const find = (selector) => {
+  const element = document.querySelector(selector);
+  if (!element) missing.push(selector);
+  return element;
+};
+const text = (element) => (element ? (element.textContent || '').trim() : '');
+const attr = (element, name) => (element ? element.getAttribute(name) : null);
+const status = find('#status');
+const notice = find('#notice');
+const relayAddr = find('#relay-addr');
+for (const selector of ['#connect', '#copy-addr', '#dial-addr', '#dial', '#chat-input', '#send', '#peers', '#chat-log']) {
+  find(selector);
+}
+const eventLog = find('#event-log');
+let events = [];
+if (eventLog) {
+  const items = eventLog.querySelectorAll('li');
+  events = items.length > 0
+    ? Array.from(items).map((item) => (item.textContent || '').trim())
+    : (eventLog.innerText || eventLog.textContent || '').split('\n').map((line) => line.trim()).filter((line) => line);
+}
+return {
+  url: location.href,
+  readyState: document.readyState,
+  status: attr(status, 'data-state'),
+  statusText: text(status),
+  noticeVisible: !!notice && !notice.hasAttribute('hidden'),
+  noticeText: text(notice),
+  relayAddr: relayAddr ? relayAddr.value : '',
+  selfPeerId: text(find('#self-peer-id')),
+  selfAddr: text(find('#self-addr')),
+  peers: Array.from(document.querySelectorAll('#peers li')).map((item) => ({
+    id: item.getAttribute('data-peer-id'),
+    name: text(item.querySelector('.peer-name')),
+    state: attr(item.querySelector('.peer-state'), 'data-state'),
+  })),
+  chat: Array.from(document.querySelectorAll('#chat-log li')).map((item) => ({
+    from: item.getAttribute('data-from'),
+    sender: text(item.querySelector('.chat-sender')),
+    time: text(item.querySelector('.chat-time')),
+    text: text(item.querySelector('.chat-text')),
+  })),
+  events,
+  missing,
+};
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn page_state_reads_the_snapshot_and_describes_it() {
+        let value = json!({
+            "url": "http://127.0.0.1:1/", "readyState": "complete",
+            "status": "connected", "statusText": "Connected",
+            "noticeVisible": false, "noticeText": "",
+            "relayAddr": "/ip4/127.0.0.1/tcp/2/ws/p2p/R", "selfPeerId": "A", "selfAddr": "x",
+            "peers": [{ "id": "B", "name": "bee", "state": "relayed" }],
+            "chat": [{ "from": "B", "sender": "bee", "time": "12:00", "text": "hi" }],
+            "events": ["connected"], "missing": ["#dial"],
+        });
+        let page = PageState::from_json("A", &value);
+        assert!(page.is_connected());
+        assert!(page.lists_peer("B") && !page.lists_peer("C"));
+        assert!(page.has_message("B", "hi") && !page.has_message("A", "hi"));
+        let text = page.to_string();
+        for expected in [
+            "data-state=connected",
+            "MISSING from the page: #dial",
+            "bee",
+            "\"hi\"",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Fixed free ports and the relay on them.
+
+use std::{
+    net::{Ipv4Addr, TcpListener, UdpSocket},
+    path::Path,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow};
+use clap::Parser as _;
+
+/// A free TCP port on 127.0.0.1 (free when this returns: bind it soon).
+pub fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A free UDP port on 127.0.0.1 (free when this returns: bind it soon).
+pub fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Fixed ports for a relay on 127.0.0.1, picked once so that a restarted
+/// relay listens where the pages' pasted address points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayPorts {
+    /// `--port` (TCP, native peers).
+    pub tcp: u16,
+    /// `--websocket-port` (TCP, `/ws`).
+    pub websocket: u16,
+    /// `--webrtc-port` (UDP, WebRTC-direct).
+    pub webrtc: u16,
+    /// `--stun-port` (UDP).
+    pub stun: u16,
+    /// `--http-port` (TCP: the page, `/api/relay`).
+    pub http: u16,
+}
+
+impl RelayPorts {
+    /// Five distinct free ports. Every socket stays bound until all are
+    /// picked, so no two are the same.
+    pub fn pick() -> anyhow::Result<Self> {
+        let tcp: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .collect::<Result<_, _>>()
+            .context("bind a free TCP port")?;
+        let udp: Vec<UdpSocket> = (0..2)
+            .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
+            .collect::<Result<_, _>>()
+            .context("bind a free UDP port")?;
+        let tcp_port = |i: usize| -> anyhow::Result<u16> { Ok(tcp[i].local_addr()?.port()) };
+        let udp_port = |i: usize| -> anyhow::Result<u16> { Ok(udp[i].local_addr()?.port()) };
+        Ok(Self {
+            tcp: tcp_port(0)?,
+            websocket: tcp_port(1)?,
+            http: tcp_port(2)?,
+            webrtc: udp_port(0)?,
+            stun: udp_port(1)?,
+        })
+    }
+
+    /// `http://127.0.0.1:<http>/`
+    pub fn page_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.http)
+    }
+}
+
+/// The relay's options for 127.0.0.1 on `ports`, with its state in
+/// `state_dir` and the page from `page_dir`, plus `extra` flags.
+pub fn relay_options(
+    ports: &RelayPorts,
+    state_dir: &Path,
+    page_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<relay::Options> {
+    let mut args = vec![
+        "relay".to_owned(),
+        "--listen-ip=127.0.0.1".to_owned(),
+        format!("--port={}", ports.tcp),
+        format!("--websocket-port={}", ports.websocket),
+        format!("--webrtc-port={}", ports.webrtc),
+        format!("--stun-port={}", ports.stun),
+        format!("--http-port={}", ports.http),
+        format!("--state-dir={}", state_dir.display()),
+        format!("--page-dir={}", page_dir.display()),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    relay::Options::try_parse_from(&args)
+        .map_err(|error| anyhow!("relay options {args:?}: {error}"))
+}
+
+/// Starts the relay, retrying for a few seconds while a port is still held
+/// (a restart right after a shutdown, or a port taken between
+/// [`RelayPorts::pick`] and here by a parallel test).
+pub async fn start_relay(options: &relay::Options) -> anyhow::Result<relay::Relay> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match relay::Relay::start(options.clone()).await {
+            Ok(relay) => return Ok(relay),
+            Err(error @ relay::StartError::Listen { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                eprintln!("relay start failed, retrying: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(anyhow!("the relay does not start: {error}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_ports_are_distinct_and_parse_as_relay_flags() {
+        let ports = RelayPorts::pick().expect("free ports");
+        let mut tcp = [ports.tcp, ports.websocket, ports.http];
+        tcp.sort_unstable();
+        assert!(tcp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
+        assert_ne!(ports.webrtc, ports.stun, "{ports:?}");
+        let options = relay_options(&ports, Path::new("/tmp/state"), Path::new("/tmp/page"), &[])
+            .expect("options parse");
+        assert_eq!(
+            (
+                options.port,
+                options.websocket_port,
+                options.webrtc_port,
+                options.stun_port,
+                options.http_port
+            ),
+            (
+                ports.tcp,
+                ports.websocket,
+                ports.webrtc,
+                ports.stun,
+                ports.http
+            )
+        );
+        assert_eq!(
+            ports.page_url(),
+            format!("http://127.0.0.1:{}/", ports.http)
+        );
+    }
+}
