@@ -1,0 +1,32 @@
+//! Browser-to-browser WebRTC for rust-libp2p: the `/webrtc` transport of
+//! the libp2p specification (`webrtc/webrtc.md`), which no Rust libp2p
+//! implementation has yet (rust-libp2p#4389).
+//!
+//! # How a connection comes to be
+//!
+//! 1. The listener B holds a relay reservation and announces
+//!    `<relay>/p2p-circuit/webrtc/p2p/B`.
+//! 2. The dialer A reaches B through the relay (the address without
+//!    `/webrtc`); that connection is authenticated end to end by Noise.
+//! 3. A opens a `/webrtc-signaling/0.0.1` stream on it ([`signaling`]),
+//!    creates an `RTCPeerConnection` with a data channel named `init` and
+//!    sends its SDP offer; B answers; both trickle ICE candidates until the
+//!    peer connection is connected or has failed.
+//! 4. The DTLS fingerprints travelled in the SDP over the authenticated
+//!    relayed connection, so there is no Noise handshake on the new
+//!    connection: the remote peer id is the relayed connection's.
+//! 5. Each libp2p stream is its own `RTCDataChannel`, framed as in
+//!    WebRTC-direct (varint-prefixed protobuf frames of at most 16 KiB with
+//!    FIN / FIN_ACK / STOP_SENDING / RESET_STREAM), multistream-select on
+//!    each.
+//!
+//! # Modules
+//!
+//! - [`signaling`]: the signaling message codec and the order of the
+//!   exchange; pure, tested natively.
+//!
+//! The peer connection, the data-channel streams, the transport and the
+//! behaviour that runs the signaling over relayed connections are built on
+//! web-sys and land in the following modules of this crate.
+
+pub mod signaling;
