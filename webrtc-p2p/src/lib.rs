@@ -24,9 +24,31 @@
 //!
 //! - [`signaling`]: the signaling message codec and the order of the
 //!   exchange; pure, tested natively.
+//! - `peer_connection` (browser): an `RTCPeerConnection` with ICE servers,
+//!   trickled candidates, its state and the channels the remote opens.
+//! - `data_channel` and `stream` (browser): a data channel as a byte stream,
+//!   with the framing of `libp2p-webrtc-utils` on top.
+//! - `connection` (browser): the connection as a libp2p `StreamMuxer`.
 //!
-//! The peer connection, the data-channel streams, the transport and the
-//! behaviour that runs the signaling over relayed connections are built on
-//! web-sys and land in the following modules of this crate.
+//! The transport and the behaviour that runs the signaling over relayed
+//! connections follow.
 
+mod error;
 pub mod signaling;
+
+#[cfg(target_arch = "wasm32")]
+mod connection;
+#[cfg(target_arch = "wasm32")]
+mod data_channel;
+#[cfg(target_arch = "wasm32")]
+mod peer_connection;
+#[cfg(target_arch = "wasm32")]
+mod stream;
+
+#[cfg(target_arch = "wasm32")]
+pub use connection::Connection;
+pub use error::Error;
+#[cfg(target_arch = "wasm32")]
+pub use peer_connection::{LinkState, PeerConnection};
+#[cfg(target_arch = "wasm32")]
+pub use stream::Stream;

@@ -4,6 +4,9 @@
 //!
 //! The data channel is modelled in memory with the semantics of an
 //! `RTCDataChannel`: reliable, ordered, message-based, shared by handles.
+//! `tests/browser.rs` runs the same framing over real data channels.
+
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::{
     collections::VecDeque,

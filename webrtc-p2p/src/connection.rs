@@ -1,0 +1,116 @@
+//! A `/webrtc` connection as a libp2p `StreamMuxer`: each stream is a data
+//! channel; there is no other multiplexer.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use futures::{StreamExt as _, stream::FuturesUnordered};
+use libp2p_core::muxing::{StreamMuxer, StreamMuxerEvent};
+use send_wrapper::SendWrapper;
+
+use crate::{
+    Error,
+    peer_connection::{LinkState, PeerConnection},
+    stream::{DropListener, Stream},
+};
+
+/// The label of the channel the dialer creates so that its offer carries
+/// data-channel parameters; it is not a libp2p stream.
+pub(crate) const INIT_CHANNEL_LABEL: &str = "init";
+
+pub struct Connection {
+    inner: SendWrapper<Inner>,
+}
+
+struct Inner {
+    peer_connection: PeerConnection,
+    drop_listeners: FuturesUnordered<DropListener>,
+    closed: bool,
+}
+
+impl Connection {
+    /// Wraps a peer connection whose ICE and DTLS have completed.
+    pub fn new(peer_connection: PeerConnection) -> Self {
+        Self {
+            inner: SendWrapper::new(Inner {
+                peer_connection,
+                drop_listeners: FuturesUnordered::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    fn new_stream(&mut self, channel: web_sys::RtcDataChannel) -> Stream {
+        let (stream, drop_listener) = Stream::new(channel);
+        self.inner.drop_listeners.push(drop_listener);
+        stream
+    }
+}
+
+impl StreamMuxer for Connection {
+    type Substream = Stream;
+    type Error = Error;
+
+    fn poll_inbound(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
+        loop {
+            if self.inner.closed {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            let channel = futures::ready!(self.inner.peer_connection.poll_inbound_channel(cx));
+            if channel.label() == INIT_CHANNEL_LABEL {
+                continue;
+            }
+            return Poll::Ready(Ok(self.new_stream(channel)));
+        }
+    }
+
+    fn poll_outbound(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
+        if self.inner.closed {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        // The label is free-form; the spec asks receivers to ignore it.
+        let channel = self.inner.peer_connection.create_data_channel("");
+        Poll::Ready(Ok(self.new_stream(channel)))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.closed = true;
+        self.inner.peer_connection.close();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Error>> {
+        // Send RESET_STREAM for streams dropped without closing.
+        while let Poll::Ready(Some(result)) = self.inner.drop_listeners.poll_next_unpin(cx) {
+            if let Err(error) = result {
+                tracing::debug!(%error, "could not reset a dropped stream");
+            }
+        }
+        // A failed or closed peer connection ends the libp2p connection.
+        match self
+            .inner
+            .peer_connection
+            .poll_state_change(cx, LinkState::Connected)
+        {
+            Poll::Ready(LinkState::Connecting) | Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Err(Error::Closed)),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.peer_connection.close();
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,197 @@
+//! An `RTCDataChannel` as a byte stream (`AsyncRead` + `AsyncWrite`), on
+//! which `libp2p-webrtc-utils` runs the libp2p stream framing.
+//!
+//! Reads come from the channel's `message` events, buffered up to
+//! [`MAX_READ_BUFFER`]: a data channel has no read-side backpressure that a
+//! page can apply, so a peer that sends far more than we read gets the
+//! channel closed instead of growing our memory. Writes wait for the
+//! channel to open and for its send buffer to drain below
+//! [`MAX_BUFFERED_AMOUNT`]; each message is at most one frame.
+
+use std::{
+    cell::RefCell,
+    collections::VecDeque,
+    io,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll, Waker},
+};
+
+use futures::{AsyncRead, AsyncWrite};
+use js_sys::{ArrayBuffer, Uint8Array};
+use libp2p_webrtc_utils::MAX_MSG_LEN;
+use wasm_bindgen::{JsCast as _, closure::Closure};
+use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
+
+/// Bytes received and not yet read before the channel is closed as abusive.
+pub const MAX_READ_BUFFER: usize = 1024 * 1024;
+/// Bytes queued in the browser's send buffer before writes wait.
+pub const MAX_BUFFERED_AMOUNT: u32 = 256 * 1024;
+
+#[derive(Default)]
+struct Shared {
+    read_buffer: VecDeque<u8>,
+    overflowed: bool,
+    closed: bool,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+}
+
+impl Shared {
+    fn wake_all(&mut self) {
+        if let Some(waker) = self.read_waker.take() {
+            waker.wake();
+        }
+        if let Some(waker) = self.write_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The browser's callbacks, kept alive as long as any handle.
+struct Callbacks {
+    channel: RtcDataChannel,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_open: Closure<dyn FnMut(web_sys::Event)>,
+    _on_close: Closure<dyn FnMut(web_sys::Event)>,
+    _on_buffered_amount_low: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        self.channel.set_onmessage(None);
+        self.channel.set_onopen(None);
+        self.channel.set_onclose(None);
+        self.channel.set_onbufferedamountlow(None);
+        self.channel.close();
+    }
+}
+
+/// A handle on one data channel; clones share it.
+#[derive(Clone)]
+pub struct PollDataChannel {
+    channel: RtcDataChannel,
+    shared: Rc<RefCell<Shared>>,
+    _callbacks: Rc<Callbacks>,
+}
+
+impl PollDataChannel {
+    pub fn new(channel: RtcDataChannel) -> Self {
+        channel.set_binary_type(RtcDataChannelType::Arraybuffer);
+        channel.set_buffered_amount_low_threshold(MAX_BUFFERED_AMOUNT / 2);
+        let shared = Rc::new(RefCell::new(Shared::default()));
+
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+            let (shared, channel) = (shared.clone(), channel.clone());
+            move |event: MessageEvent| {
+                let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() else {
+                    tracing::debug!("ignoring a non-binary data channel message");
+                    return;
+                };
+                let bytes = Uint8Array::new(&buffer).to_vec();
+                let mut shared = shared.borrow_mut();
+                if shared.read_buffer.len() + bytes.len() > MAX_READ_BUFFER {
+                    tracing::warn!(label = %channel.label(), "peer sent more than {MAX_READ_BUFFER} unread bytes; closing the channel");
+                    shared.overflowed = true;
+                    shared.closed = true;
+                    channel.close();
+                } else {
+                    shared.read_buffer.extend(bytes);
+                }
+                shared.wake_all();
+            }
+        });
+        let wake = |shared: &Rc<RefCell<Shared>>, closes: bool| {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                let mut shared = shared.borrow_mut();
+                shared.closed |= closes;
+                shared.wake_all();
+            })
+        };
+        let on_open = wake(&shared, false);
+        let on_close = wake(&shared, true);
+        let on_buffered_amount_low = wake(&shared, false);
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        channel.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        channel.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        channel.set_onbufferedamountlow(Some(on_buffered_amount_low.as_ref().unchecked_ref()));
+
+        Self {
+            channel: channel.clone(),
+            shared,
+            _callbacks: Rc::new(Callbacks {
+                channel,
+                _on_message: on_message,
+                _on_open: on_open,
+                _on_close: on_close,
+                _on_buffered_amount_low: on_buffered_amount_low,
+            }),
+        }
+    }
+}
+
+impl AsyncRead for PollDataChannel {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut shared = self.shared.borrow_mut();
+        if shared.overflowed {
+            return Poll::Ready(Err(io::Error::other(
+                "data channel closed: the peer overran the read buffer",
+            )));
+        }
+        if !shared.read_buffer.is_empty() {
+            let n = buf.len().min(shared.read_buffer.len());
+            for (slot, byte) in buf.iter_mut().zip(shared.read_buffer.drain(..n)) {
+                *slot = byte;
+            }
+            return Poll::Ready(Ok(n));
+        }
+        if shared.closed {
+            return Poll::Ready(Ok(0));
+        }
+        shared.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for PollDataChannel {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut shared = self.shared.borrow_mut();
+        match self.channel.ready_state() {
+            RtcDataChannelState::Connecting => {
+                shared.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            RtcDataChannelState::Open if !shared.closed => {}
+            _ => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+        if self.channel.buffered_amount() > MAX_BUFFERED_AMOUNT {
+            shared.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        // One message carries at most one frame's worth, as the spec sizes them.
+        let n = buf.len().min(MAX_MSG_LEN);
+        self.channel
+            .send_with_u8_array(&buf[..n])
+            .map_err(|error| io::Error::other(format!("data channel send failed: {error:?}")))?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Sent messages are the browser's to deliver; nothing to flush here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.channel.close();
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,40 @@
+//! The crate's errors.
+
+use crate::signaling::{OrderError, SignalingError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {doing}: {message}")]
+    Js {
+        doing: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Signaling(#[from] SignalingError),
+    #[error("signaling out of order: {0}")]
+    Order(#[from] OrderError),
+    #[error("ICE found no path to the peer (its NAT, or ours, allows no direct connection)")]
+    IceFailed,
+    #[error("the WebRTC connection was closed")]
+    Closed,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Error {
+    /// Maps a JavaScript exception, saying what we were doing.
+    pub(crate) fn js(doing: &'static str) -> impl Fn(wasm_bindgen::JsValue) -> Error {
+        move |value| Error::Js {
+            doing,
+            message: js_message(&value),
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn js_message(value: &wasm_bindgen::JsValue) -> String {
+    use wasm_bindgen::JsCast as _;
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(error) => String::from(error.message()),
+        None => value.as_string().unwrap_or_else(|| format!("{value:?}")),
+    }
+}
