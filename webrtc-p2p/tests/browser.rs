@@ -5,13 +5,15 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use std::pin::Pin;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
 use libp2p_core::muxing::StreamMuxer;
 use libp2p_webrtc_p2p::{
     Connection, LinkState, PeerConnection,
-    signaling::{Role, Session, SignalingMessage, Step},
+    signaling::{self, Role, Session, SignalingMessage, Step},
 };
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::RtcSdpType;
@@ -95,7 +97,38 @@ async fn connect_pair() -> (PeerConnection, PeerConnection) {
 #[wasm_bindgen_test]
 async fn framed_streams_cross_a_real_peer_connection_both_ways() {
     let (a, b) = connect_pair().await;
-    let (mut a, mut b) = (Connection::new(a), Connection::new(b));
+    exchange_data(Connection::new(a), Connection::new(b)).await;
+}
+
+#[wasm_bindgen_test]
+async fn dialer_and_listener_signal_over_a_stream_and_connect() {
+    // The stream stands in for `/webrtc-signaling/0.0.1` on a relayed connection.
+    let (dialer_end, listener_end) = support::channel_pair();
+    let (dialed, answered) = futures::join!(
+        signaling::dial(dialer_end, &[]),
+        signaling::answer(listener_end, &[])
+    );
+    exchange_data(
+        dialed.expect("the dialer connects"),
+        answered.expect("the listener connects"),
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn a_listener_refuses_a_stream_that_does_not_start_with_an_offer() {
+    let (mut dialer_end, listener_end) = support::channel_pair();
+    let wrong = SignalingMessage::Answer("v=0".into());
+    signaling::write_message(&mut dialer_end, &wrong)
+        .await
+        .expect("write");
+    let error = signaling::answer(listener_end, &[])
+        .await
+        .expect_err("out of order");
+    assert!(error.to_string().contains("SDP offer"), "{error}");
+}
+
+async fn exchange_data(mut a: Connection, mut b: Connection) {
     let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
 
     // A opens a stream, sends more than two frames' worth and half-closes.
