@@ -17,6 +17,8 @@ pub enum Error {
     IceFailed,
     #[error("the WebRTC connection was closed")]
     Closed,
+    #[error("too many WebRTC dials at once")]
+    Busy,
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -29,13 +29,26 @@
 //! - `data_channel` and `stream` (browser): a data channel as a byte stream,
 //!   with the framing of `libp2p-webrtc-utils` on top.
 //! - `connection` (browser): the connection as a libp2p `StreamMuxer`.
+//! - `transport` and `behaviour` (browser): [`new`] returns both, wired
+//!   together. The transport dials and listens on `/webrtc` addresses; the
+//!   behaviour opens and accepts the signaling streams (through
+//!   `libp2p-stream`, on the relayed connections) and runs each exchange.
+//! - [`addr`]: `/webrtc` addresses.
 //!
-//! The transport and the behaviour that runs the signaling over relayed
-//! connections follow.
+//! # Supported, and not
+//!
+//! Supported: both roles, trickled candidates, configurable ICE servers,
+//! bounded concurrent handshakes, reset and half-close of streams.
+//! Not (yet): reusing an existing relayed connection's identity checks
+//! beyond what the relay circuit gives, renegotiation, and native
+//! (non-browser) peers, which have no `RTCPeerConnection`.
 
+pub mod addr;
 mod error;
 pub mod signaling;
 
+#[cfg(target_arch = "wasm32")]
+mod behaviour;
 #[cfg(target_arch = "wasm32")]
 mod connection;
 #[cfg(target_arch = "wasm32")]
@@ -44,7 +57,11 @@ mod data_channel;
 mod peer_connection;
 #[cfg(target_arch = "wasm32")]
 mod stream;
+#[cfg(target_arch = "wasm32")]
+mod transport;
 
+#[cfg(target_arch = "wasm32")]
+pub use behaviour::{Behaviour, Event, IceServers, MAX_CONCURRENT_ANSWERS, new};
 #[cfg(target_arch = "wasm32")]
 pub use connection::Connection;
 pub use error::Error;
@@ -52,3 +69,5 @@ pub use error::Error;
 pub use peer_connection::{LinkState, PeerConnection};
 #[cfg(target_arch = "wasm32")]
 pub use stream::Stream;
+#[cfg(target_arch = "wasm32")]
+pub use transport::Transport;

@@ -1,0 +1,324 @@
+//! The behaviour that runs the signaling over relayed connections.
+//!
+//! It wraps `libp2p-stream` for the `/webrtc-signaling/0.0.1` streams (they
+//! run on limited, relayed connections), runs each exchange as a task of
+//! the page, and talks to the [`crate::Transport`] over channels: dials come
+//! in, finished connections and our `/webrtc` addresses go out.
+
+use std::{
+    collections::HashMap,
+    rc::Rc,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use futures::{StreamExt as _, channel::mpsc};
+use libp2p_core::{Endpoint, Multiaddr, PeerId, multiaddr::Protocol, transport::PortUse};
+use libp2p_swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, StreamProtocol, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+
+use crate::{
+    Error,
+    addr::webrtc_twin,
+    signaling,
+    transport::{DIAL_QUEUE, DialRequest, ListenerEvent, Transport},
+};
+
+/// Inbound signaling exchanges running at once; more are refused, so
+/// that peers cannot make us create peer connections without bound.
+pub const MAX_CONCURRENT_ANSWERS: usize = 8;
+/// Dial address hints kept for peers being dialed.
+const MAX_ADDRESS_HINTS: usize = 64;
+const SIGNALING: StreamProtocol = StreamProtocol::new(signaling::PROTOCOL);
+
+/// The ICE servers (`stun:`/`turn:` URLs) for new peer connections;
+/// clones share the list, which may change at any time (say, once the
+/// relay has told the page its STUN address).
+#[derive(Debug, Clone, Default)]
+pub struct IceServers(Arc<Mutex<Vec<String>>>);
+
+impl IceServers {
+    pub fn new(urls: Vec<String>) -> Self {
+        Self(Arc::new(Mutex::new(urls)))
+    }
+
+    pub fn set(&self, urls: Vec<String>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = urls;
+    }
+
+    pub fn get(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// What the behaviour reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A `/webrtc` connection attempt with `peer` failed, in either role;
+    /// the relayed connection, if any, is left as it is.
+    Failed {
+        peer: PeerId,
+        dialer: bool,
+        error: String,
+    },
+}
+
+/// The transport and the behaviour, wired to each other.
+pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
+    let (dial_tx, dial_rx) = mpsc::channel(DIAL_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(DIAL_QUEUE);
+    let (failure_tx, failure_rx) = mpsc::channel(DIAL_QUEUE);
+    let stream = libp2p_stream::Behaviour::new();
+    let control = stream.new_control();
+    let behaviour = Behaviour {
+        stream,
+        control,
+        ice_servers,
+        dials: dial_rx,
+        to_transport: event_tx,
+        failures: failure_rx,
+        failure_tx,
+        address_hints: HashMap::new(),
+        answering: Rc::new(()),
+        accepting: false,
+    };
+    (Transport::new(dial_tx, event_rx), behaviour)
+}
+
+pub struct Behaviour {
+    stream: libp2p_stream::Behaviour,
+    control: libp2p_stream::Control,
+    ice_servers: IceServers,
+    dials: mpsc::Receiver<DialRequest>,
+    to_transport: mpsc::Sender<ListenerEvent>,
+    failures: mpsc::Receiver<Event>,
+    failure_tx: mpsc::Sender<Event>,
+    /// Where to reach a peer being dialed: its relayed address.
+    address_hints: HashMap<PeerId, Multiaddr>,
+    /// One clone per running answer: counts them.
+    answering: Rc<()>,
+    accepting: bool,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    fn start_dial(
+        &mut self,
+        DialRequest {
+            peer,
+            relayed_addr,
+            reply,
+        }: DialRequest,
+    ) {
+        if self.address_hints.len() >= MAX_ADDRESS_HINTS {
+            self.address_hints.clear();
+        }
+        self.address_hints.insert(peer, relayed_addr);
+        let (mut control, ice_servers, mut failures) = (
+            self.control.clone(),
+            self.ice_servers.get(),
+            self.failure_tx.clone(),
+        );
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = async {
+                let stream = control
+                    .open_stream(peer, SIGNALING)
+                    .await
+                    .map_err(|error| Error::Js {
+                        doing: "open the signaling stream",
+                        message: error.to_string(),
+                    })?;
+                signaling::dial(stream, &ice_servers).await
+            }
+            .await;
+            if let Err(error) = &result {
+                let _ = failures.try_send(Event::Failed {
+                    peer,
+                    dialer: true,
+                    error: error.to_string(),
+                });
+            }
+            let _ = reply.send(result);
+        });
+    }
+
+    fn start_accepting(&mut self) {
+        self.accepting = true;
+        let mut incoming = match self.control.accept(SIGNALING) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                tracing::error!(%error, "cannot accept signaling streams");
+                return;
+            }
+        };
+        let (ice_servers, to_transport, failures, answering) = (
+            self.ice_servers.clone(),
+            self.to_transport.clone(),
+            self.failure_tx.clone(),
+            self.answering.clone(),
+        );
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                // The count includes this loop's own clone.
+                if Rc::strong_count(&answering) > MAX_CONCURRENT_ANSWERS + 1 {
+                    tracing::warn!(%peer, "too many WebRTC handshakes at once; refusing one");
+                    continue;
+                }
+                let (ice_servers, mut to_transport, mut failures, running) = (
+                    ice_servers.get(),
+                    to_transport.clone(),
+                    failures.clone(),
+                    answering.clone(),
+                );
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _running = running;
+                    match signaling::answer(stream, &ice_servers).await {
+                        Ok(connection) => {
+                            let send_back_addr = Multiaddr::empty()
+                                .with(Protocol::P2pCircuit)
+                                .with(Protocol::WebRTC)
+                                .with(Protocol::P2p(peer));
+                            let _ = to_transport.try_send(ListenerEvent::Incoming {
+                                peer,
+                                connection,
+                                send_back_addr,
+                            });
+                        }
+                        Err(error) => {
+                            let _ = failures.try_send(Event::Failed {
+                                peer,
+                                dialer: false,
+                                error: error.to_string(),
+                            });
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn report_address(&mut self, event: ListenerEvent) {
+        if self.to_transport.try_send(event).is_err() {
+            tracing::warn!("the /webrtc listener is not taking address updates");
+        }
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = <libp2p_stream::Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.stream.handle_established_inbound_connection(
+            connection_id,
+            peer,
+            local_addr,
+            remote_addr,
+        )
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        let mut hints = self.stream.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )?;
+        if let Some(hint) = maybe_peer.and_then(|peer| self.address_hints.get(&peer)) {
+            hints.push(hint.clone());
+        }
+        Ok(hints)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.address_hints.remove(&peer);
+        self.stream.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match &event {
+            FromSwarm::NewListenAddr(new) => {
+                if let Some(twin) = webrtc_twin(new.addr) {
+                    self.report_address(ListenerEvent::NewAddress(twin));
+                }
+            }
+            FromSwarm::ExpiredListenAddr(expired) => {
+                if let Some(twin) = webrtc_twin(expired.addr) {
+                    self.report_address(ListenerEvent::ExpiredAddress(twin));
+                }
+            }
+            _ => {}
+        }
+        self.stream.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.stream
+            .on_connection_handler_event(peer, connection_id, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        if !self.accepting {
+            self.start_accepting();
+        }
+        while let Poll::Ready(Some(request)) = self.dials.poll_next_unpin(cx) {
+            self.start_dial(request);
+        }
+        if let Poll::Ready(Some(event)) = self.failures.poll_next_unpin(cx) {
+            return Poll::Ready(ToSwarm::GenerateEvent(event));
+        }
+        loop {
+            return match self.stream.poll(cx) {
+                // libp2p-stream's events carry nothing; skip them.
+                Poll::Ready(ToSwarm::GenerateEvent(())) => continue,
+                Poll::Ready(action) => {
+                    Poll::Ready(action.map_out(|()| unreachable!("matched above")))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+}
