@@ -149,6 +149,8 @@ impl Scenario<'_> {
         }
 
         wait_discovered(a, b, &id_a, &id_b).await?;
+        // They upgrade to a direct browser-to-browser WebRTC connection.
+        wait_direct(a, b, &id_a, &id_b).await?;
         chat(a, b, &id_a, "first").await?;
         chat(b, a, &id_b, "first").await?;
         a.screenshot(PREFIX, "after-first-chat").await?;
@@ -168,6 +170,10 @@ impl Scenario<'_> {
             },
         )
         .await?;
+
+        // Without the relay, chat flows over the direct connection.
+        chat(a, b, &id_a, "while the relay is down").await?;
+        chat(b, a, &id_b, "while the relay is down").await?;
 
         // It comes back on the same ports with the same identity: both
         // pages reconnect by themselves and chat again.
@@ -257,6 +263,26 @@ async fn wait_connected(
         },
     )
     .await
+}
+
+/// Each page shows the other on a direct (WebRTC) link.
+async fn wait_direct(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {
+    for (page, other, name) in [(a, id_b, "B"), (b, id_a, "A")] {
+        wait_one(
+            page,
+            &format!("#peers shows {name} ({other}) as direct"),
+            TIMEOUT,
+            |state| {
+                let peer = state.peers.iter().find(|peer| peer.peer_id == other);
+                match peer.and_then(|peer| peer.state.as_deref()) {
+                    Some("direct") => None,
+                    found => Some(format!("{name}'s link state is {found:?}")),
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn wait_discovered(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {

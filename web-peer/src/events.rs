@@ -15,6 +15,8 @@ pub enum Command {
     Dial(String),
     /// Publish a chat message.
     SendChat(String),
+    /// ICE servers for direct connections (the relay's STUN service).
+    SetIceServers(Vec<String>),
 }
 
 /// The node's connection to its relay.

@@ -6,7 +6,11 @@
 use std::time::Duration;
 
 use chat_protocol::{ChatMessage, PeerRecord, topics};
-use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
+use futures::{
+    FutureExt as _, StreamExt as _,
+    channel::mpsc,
+    future::{Fuse, FusedFuture as _},
+};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
@@ -16,7 +20,10 @@ use libp2p::{
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
-    swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts},
+    swarm::{
+        DialError, NetworkBehaviour, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
     webrtc_websys, websocket_websys, yamux,
 };
 use web_time::Instant;
@@ -37,6 +44,8 @@ const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VE
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     relay_client: relay::client::Behaviour,
+    /// Browser-to-browser WebRTC: signaling over relayed connections.
+    webrtc: libp2p_webrtc_p2p::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -66,21 +75,37 @@ pub struct Node {
     peers: PeerBook,
     backoff: Backoff,
     reconnect_timer: Fuse<TimeoutFuture>,
+    announce_timer: Fuse<TimeoutFuture>,
     dropped_events: u64,
+    ice_servers: libp2p_webrtc_p2p::IceServers,
 }
 
+// One is built and consumed per turn of the loop: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Command(Option<Command>),
     Swarm(SwarmEvent<BehaviourEvent>),
     Announce,
+    AnnounceSoon,
     Reconnect,
 }
+
+/// Announcements wait this long, so that a burst of address changes (a
+/// reservation reports several) or of newcomers makes one announcement.
+const ANNOUNCE_DELAY_MS: u32 = 300;
 
 impl Node {
     pub fn new(keypair: Keypair, events: mpsc::Sender<Event>) -> Result<Self, NodeError> {
         let setup = |error: &dyn std::fmt::Display| NodeError::Setup(error.to_string());
         let noise = noise::Config::new(&keypair).map_err(|e| setup(&e))?;
+        let relay_noise = noise::Config::new(&keypair).map_err(|e| setup(&e))?;
+        // The relay client is added by hand, after the `/webrtc` transport:
+        // it would otherwise take `/p2p-circuit/webrtc` addresses for plain
+        // circuits (it ignores what follows the circuit's peer).
+        let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
         let public_key = keypair.public();
+        let ice_servers = libp2p_webrtc_p2p::IceServers::default();
+        let (webrtc_transport, webrtc) = libp2p_webrtc_p2p::new(ice_servers.clone());
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_wasm_bindgen()
             .with_other_transport(|_| {
@@ -95,9 +120,19 @@ impl Node {
                     .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
             })
             .map_err(|e| setup(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_other_transport(|_| {
+                webrtc_transport
+                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
+            })
             .map_err(|e| setup(&e))?
-            .with_behaviour(|key, relay_client| {
+            .with_other_transport(|_| {
+                relay_transport
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(relay_noise)
+                    .multiplex(yamux::Config::default())
+            })
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|key| {
                 let gossipsub = gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Signed(key.clone()),
                     gossipsub::ConfigBuilder::default()
@@ -108,6 +143,7 @@ impl Node {
                 )?;
                 Ok(Behaviour {
                     relay_client,
+                    webrtc,
                     gossipsub,
                     identify: identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
@@ -121,6 +157,10 @@ impl Node {
                 config.with_idle_connection_timeout(Duration::from_secs(60))
             })
             .build();
+        // Peers reach us directly through our circuit addresses + /webrtc.
+        swarm
+            .listen_on(Protocol::WebRTC.into())
+            .map_err(|e| setup(&e))?;
         for topic in [topics::DISCOVERY, topics::CHAT] {
             swarm
                 .behaviour_mut()
@@ -137,7 +177,9 @@ impl Node {
             peers: PeerBook::default(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
             reconnect_timer: Fuse::terminated(),
+            announce_timer: Fuse::terminated(),
             dropped_events: 0,
+            ice_servers,
         })
     }
 
@@ -153,6 +195,7 @@ impl Node {
                 event = self.swarm.select_next_some() => Step::Swarm(event),
                 _ = announce.next() => Step::Announce,
                 _ = &mut self.reconnect_timer => Step::Reconnect,
+                _ = &mut self.announce_timer => Step::AnnounceSoon,
             };
             match step {
                 Step::Command(Some(command)) => self.on_command(command),
@@ -160,10 +203,14 @@ impl Node {
                 Step::Swarm(event) => self.on_swarm_event(event),
                 Step::Announce => {
                     self.announce();
+                    for peer in self.peers.ids() {
+                        self.try_direct(peer);
+                    }
                     for peer in self.peers.expire(Instant::now()) {
                         self.emit(Event::PeerGone { peer });
                     }
                 }
+                Step::AnnounceSoon => self.announce(),
                 Step::Reconnect => self.dial_relay(),
             }
         }
@@ -197,6 +244,13 @@ impl Node {
             Command::Connect(input) => self.connect(&input),
             Command::Dial(input) => self.dial_pasted(&input),
             Command::SendChat(text) => self.send_chat(text),
+            Command::SetIceServers(urls) => {
+                self.log(format!(
+                    "ICE servers for direct connections: {}",
+                    urls.join(" ")
+                ));
+                self.ice_servers.set(urls);
+            }
         }
     }
 
@@ -216,6 +270,12 @@ impl Node {
                 self.swarm.remove_listener(listener);
             }
             let _ = self.swarm.disconnect_peer_id(old.addr.peer_id);
+        }
+        if self.ice_servers.get().is_empty()
+            && let Some(url) = default_stun_url(&addr.addr)
+        {
+            // A relay we were not served by: its STUN service on the default port.
+            self.ice_servers.set(vec![url]);
         }
         self.relay = Some(Relay {
             addr,
@@ -361,6 +421,13 @@ impl Node {
         }
     }
 
+    /// Announces shortly, unless an announcement is already due.
+    fn announce_soon(&mut self) {
+        if self.announce_timer.is_terminated() {
+            self.announce_timer = TimeoutFuture::new(ANNOUNCE_DELAY_MS).fuse();
+        }
+    }
+
     /// Publishes this peer's discovery record, if it has circuit addresses.
     fn announce(&mut self) {
         let addrs = self.circuit_addrs();
@@ -439,11 +506,7 @@ impl Node {
                     self.log(format!("connected to the relay {}", short(&peer_id)));
                     self.reserve();
                 } else {
-                    let path = if endpoint.is_relayed() {
-                        Path::Relayed
-                    } else {
-                        Path::Direct
-                    };
+                    let path = path_of(&endpoint);
                     self.peers
                         .on_connected(peer_id, connection_id, path, Instant::now());
                     self.log(format!(
@@ -451,6 +514,11 @@ impl Node {
                         short(&peer_id),
                         describe(&endpoint)
                     ));
+                    if path == Path::Direct {
+                        self.close_relayed(peer_id);
+                    } else {
+                        self.try_direct(peer_id);
+                    }
                     self.emit_peer(&peer_id);
                 }
             }
@@ -469,10 +537,10 @@ impl Node {
                         self.emit(Event::Notice(format!(
                             "Lost the connection to the relay ({reason}). Reconnecting…"
                         )));
-                        if let Some(relay) = &mut self.relay {
-                            if let Some(listener) = relay.circuit_listener.take() {
-                                self.swarm.remove_listener(listener);
-                            }
+                        if let Some(relay) = &mut self.relay
+                            && let Some(listener) = relay.circuit_listener.take()
+                        {
+                            self.swarm.remove_listener(listener);
                         }
                         self.emit(Event::Addresses(Vec::new()));
                         self.relay_unreachable(reason);
@@ -489,6 +557,20 @@ impl Node {
             } => {
                 if self.is_relay(&peer_id) {
                     self.relay_unreachable(error.to_string());
+                } else if let DialError::Transport(attempts) = &error
+                    && attempts.iter().any(|(addr, _)| is_webrtc(addr))
+                {
+                    self.peers
+                        .on_direct_failed(&peer_id, error.to_string(), Instant::now());
+                    let note = match self.peers.get(&peer_id).and_then(|p| p.direct_given_up()) {
+                        Some(_) => "giving up; chat stays relayed",
+                        None => "will retry",
+                    };
+                    self.log(format!(
+                        "no direct connection with {}: {error}; {note}",
+                        short(&peer_id)
+                    ));
+                    self.emit_peer(&peer_id);
                 } else {
                     self.peers.on_dial_failed(&peer_id, error.to_string());
                     self.log(format!("could not reach {}: {error}", short(&peer_id)));
@@ -498,7 +580,7 @@ impl Node {
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.log(format!("listening on {address}"));
                 self.emit(Event::Addresses(self.circuit_addrs()));
-                self.announce();
+                self.announce_soon();
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.log(format!("no longer listening on {address}"));
@@ -525,28 +607,30 @@ impl Node {
                     self.emit(Event::Addresses(self.circuit_addrs()));
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
-                if let relay::client::Event::ReservationReqAccepted {
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted {
                     relay_peer_id,
-                    renewal,
+                    renewal: false,
                     ..
-                } = event
-                {
-                    if !renewal {
-                        self.log(format!("reservation accepted by {}", short(&relay_peer_id)));
-                    }
-                }
-            }
+                },
+            )) => self.log(format!("reservation accepted by {}", short(&relay_peer_id))),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            // The dialer's failures also end its dial (handled above).
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(libp2p_webrtc_p2p::Event::Failed {
+                peer,
+                dialer: false,
+                error,
+            })) => self.log(format!(
+                "{} could not connect to us directly: {error}",
+                short(&peer)
+            )),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
                 ..
-            })) => {
-                if !self.is_relay(&peer) {
-                    self.peers.on_rtt(&peer, rtt);
-                    self.emit_peer(&peer);
-                }
+            })) if !self.is_relay(&peer) => {
+                self.peers.on_rtt(&peer, rtt);
+                self.emit_peer(&peer);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -618,6 +702,9 @@ impl Node {
         let known = self.peers.get(&peer).is_some();
         let should_dial = self.peers.on_record(&record, Instant::now());
         if !known {
+            // A newcomer missed our earlier announcements: repeat ours now
+            // rather than at the next period.
+            self.announce_soon();
             self.log(format!(
                 "discovered {} ({} addresses)",
                 short(&peer),
@@ -625,9 +712,62 @@ impl Node {
             ));
         }
         if should_dial {
-            self.dial_peer(peer, record.dialable_addrs().collect());
+            // Relayed first; the direct upgrade follows once it is up.
+            let relayed = record
+                .dialable_addrs()
+                .filter(|addr| !is_webrtc(addr))
+                .collect();
+            self.dial_peer(peer, relayed);
         } else {
+            self.try_direct(peer);
             self.emit_peer(&peer);
+        }
+    }
+
+    /// Closes the relayed connections to a peer we now reach directly, so
+    /// that everything, gossip included, takes the direct path and no
+    /// longer depends on the relay (or its circuit limits).
+    fn close_relayed(&mut self, peer: PeerId) {
+        let relayed = self
+            .peers
+            .get(&peer)
+            .map(|entry| entry.relayed_connections())
+            .unwrap_or_default();
+        for connection in relayed {
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    /// Dials `peer`'s `/webrtc` address, if it announced one and the
+    /// attempt budget allows. Of two pages only the one with the smaller
+    /// peer id dials, so that a pair makes one peer connection, not two.
+    fn try_direct(&mut self, peer: PeerId) {
+        if *self.swarm.local_peer_id() > peer || !self.swarm.is_connected(&peer) {
+            return;
+        }
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        let webrtc: Vec<Multiaddr> = entry
+            .addrs
+            .iter()
+            .filter(|addr| is_webrtc(addr))
+            .cloned()
+            .collect();
+        if webrtc.is_empty() || !self.peers.start_direct_attempt(&peer, Instant::now()) {
+            return;
+        }
+        self.log(format!(
+            "upgrading to a direct WebRTC connection with {}",
+            short(&peer)
+        ));
+        let opts = DialOpts::peer_id(peer)
+            .addresses(webrtc)
+            .condition(PeerCondition::Always)
+            .build();
+        if let Err(error) = self.swarm.dial(opts) {
+            self.peers
+                .on_direct_failed(&peer, error.to_string(), Instant::now());
         }
     }
 }
@@ -640,11 +780,36 @@ fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
     }
 }
 
-fn describe(endpoint: &ConnectedPoint) -> String {
-    let path = if endpoint.is_relayed() {
-        "relayed"
+/// A `/webrtc` connection is direct even though its address names the
+/// relay circuit its signaling went through.
+fn path_of(endpoint: &ConnectedPoint) -> Path {
+    if is_webrtc(endpoint.get_remote_address()) || !endpoint.is_relayed() {
+        Path::Direct
     } else {
-        "direct"
+        Path::Relayed
+    }
+}
+
+fn is_webrtc(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::WebRTC)
+}
+
+/// `stun:<host>:3478` for the relay at `addr`.
+fn default_stun_url(addr: &Multiaddr) -> Option<String> {
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(format!("stun:{ip}:3478")),
+        Protocol::Ip6(ip) => Some(format!("stun:[{ip}]:3478")),
+        Protocol::Dns(host) | Protocol::Dns4(host) | Protocol::Dns6(host) => {
+            Some(format!("stun:{host}:3478"))
+        }
+        _ => None,
+    }
+}
+
+fn describe(endpoint: &ConnectedPoint) -> String {
+    let path = match path_of(endpoint) {
+        Path::Direct => "direct",
+        Path::Relayed => "relayed",
     };
     format!("{path}, {}", endpoint.get_remote_address())
 }

@@ -14,6 +14,11 @@ use libp2p::{Multiaddr, PeerId, swarm::ConnectionId};
 use web_time::Instant;
 
 pub const MAX_PEERS: usize = 128;
+/// Attempts at a direct connection to one peer before staying relayed;
+/// each failed `RTCPeerConnection` counts against the page's few hundred.
+pub const MAX_DIRECT_ATTEMPTS: u32 = 4;
+/// The wait after the first failed attempt; it doubles after each.
+pub const DIRECT_RETRY: Duration = Duration::from_secs(5);
 /// Three missed announcements.
 pub const PEER_EXPIRY: Duration = Duration::from_secs(3 * crate::ANNOUNCE_INTERVAL.as_secs());
 
@@ -58,6 +63,16 @@ pub struct Peer {
     connections: HashMap<ConnectionId, Path>,
     dialing: bool,
     last_error: Option<String>,
+    direct: DirectAttempts,
+}
+
+/// Attempts at a direct (WebRTC) connection.
+#[derive(Debug, Clone, Default)]
+struct DirectAttempts {
+    in_progress: bool,
+    failures: u32,
+    not_before: Option<Instant>,
+    last_error: Option<String>,
 }
 
 impl Peer {
@@ -69,7 +84,14 @@ impl Peer {
             connections: HashMap::new(),
             dialing: false,
             last_error: None,
+            direct: DirectAttempts::default(),
         }
+    }
+
+    /// Why direct connections failed, once they are given up.
+    pub fn direct_given_up(&self) -> Option<&str> {
+        (self.direct.failures >= MAX_DIRECT_ATTEMPTS)
+            .then(|| self.direct.last_error.as_deref().unwrap_or("failed"))
     }
 
     pub fn link(&self) -> Link {
@@ -84,6 +106,15 @@ impl Peer {
         } else {
             Link::Discovered
         }
+    }
+
+    /// Connections that go through the relay.
+    pub fn relayed_connections(&self) -> Vec<ConnectionId> {
+        self.connections
+            .iter()
+            .filter(|(_, path)| **path == Path::Relayed)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -105,6 +136,10 @@ pub struct PeerBook {
 impl PeerBook {
     pub fn get(&self, peer: &PeerId) -> Option<&Peer> {
         self.peers.get(peer)
+    }
+
+    pub fn ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -159,6 +194,36 @@ impl PeerBook {
             if entry.connections.is_empty() {
                 entry.rtt = None;
             }
+        }
+    }
+
+    /// Whether to try a direct connection to `peer` now: none exists, none
+    /// is under way, and the retry budget and backoff allow it. If so, the
+    /// attempt is recorded as started.
+    pub fn start_direct_attempt(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let Some(entry) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let direct = &mut entry.direct;
+        let connected_directly = entry.connections.values().any(|path| *path == Path::Direct);
+        if connected_directly
+            || direct.in_progress
+            || direct.failures >= MAX_DIRECT_ATTEMPTS
+            || direct.not_before.is_some_and(|at| now < at)
+        {
+            return false;
+        }
+        direct.in_progress = true;
+        true
+    }
+
+    pub fn on_direct_failed(&mut self, peer: &PeerId, error: String, now: Instant) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            let direct = &mut entry.direct;
+            direct.in_progress = false;
+            direct.failures += 1;
+            direct.not_before = Some(now + DIRECT_RETRY * 2u32.saturating_pow(direct.failures - 1));
+            direct.last_error = Some(error);
         }
     }
 
@@ -269,6 +334,47 @@ mod tests {
             book.on_record(&record, now),
             "a later announcement tries again"
         );
+    }
+
+    #[test]
+    fn direct_attempts_back_off_and_are_bounded() {
+        let mut book = PeerBook::default();
+        let start = Instant::now();
+        let record = record();
+        let peer = record.peer_id();
+        book.on_record(&record, start);
+        assert!(book.start_direct_attempt(&peer, start));
+        assert!(!book.start_direct_attempt(&peer, start), "one at a time");
+        let mut now = start;
+        for failure in 1..=MAX_DIRECT_ATTEMPTS {
+            book.on_direct_failed(&peer, "ICE failed".into(), now);
+            let wait = DIRECT_RETRY * 2u32.pow(failure - 1);
+            assert!(
+                !book.start_direct_attempt(&peer, now + wait - Duration::from_millis(1)),
+                "backoff {failure}"
+            );
+            now += wait;
+            if failure < MAX_DIRECT_ATTEMPTS {
+                assert!(book.start_direct_attempt(&peer, now), "retry {failure}");
+            }
+        }
+        assert!(
+            !book.start_direct_attempt(&peer, now + Duration::from_secs(3600)),
+            "given up"
+        );
+        assert_eq!(
+            book.get(&peer).and_then(Peer::direct_given_up),
+            Some("ICE failed")
+        );
+    }
+
+    #[test]
+    fn a_direct_connection_ends_the_attempts() {
+        let mut book = PeerBook::default();
+        let now = Instant::now();
+        let peer = PeerId::random();
+        book.on_connected(peer, ConnectionId::new_unchecked(1), Path::Direct, now);
+        assert!(!book.start_direct_attempt(&peer, now));
     }
 
     #[test]

@@ -185,8 +185,10 @@ impl Behaviour {
                 );
                 wasm_bindgen_futures::spawn_local(async move {
                     let _running = running;
+                    tracing::debug!(%peer, "answering a WebRTC connection request");
                     match signaling::answer(stream, &ice_servers).await {
                         Ok(connection) => {
+                            tracing::debug!(%peer, "WebRTC connection answered");
                             let send_back_addr = Multiaddr::empty()
                                 .with(Protocol::P2pCircuit)
                                 .with(Protocol::WebRTC)

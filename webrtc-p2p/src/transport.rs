@@ -49,11 +49,13 @@ pub(crate) enum ListenerEvent {
     },
 }
 
+type Event = TransportEvent<Ready<Result<(PeerId, Connection), Error>>, Error>;
+
 pub struct Transport {
     dials: mpsc::Sender<DialRequest>,
     events: mpsc::Receiver<ListenerEvent>,
     listener: Option<ListenerId>,
-    pending: VecDeque<TransportEvent<Ready<Result<(PeerId, Connection), Error>>, Error>>,
+    pending: VecDeque<Event>,
 }
 
 impl Transport {

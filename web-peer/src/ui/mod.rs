@@ -83,6 +83,7 @@ impl Ui {
             move |_: web_sys::MouseEvent| send_command(Command::Dial(dial_input.value()))
         })?;
 
+        wasm_bindgen_futures::spawn_local(prefill(relay_input.clone(), send_command.clone()));
         let send_chat = {
             let (input, hint) = (ui.chat_input.clone(), ui.chat_hint.clone());
             move || {
@@ -131,7 +132,6 @@ impl Ui {
             move |_: web_sys::MouseEvent| copy_to_clipboard(&self_addr)
         })?;
 
-        wasm_bindgen_futures::spawn_local(prefill(relay_input));
         Ok(ui)
     }
 
@@ -325,17 +325,18 @@ fn copy_to_clipboard(source: &HtmlElement) {
     }
 }
 
-/// Prefills the relay address from the relay that served the page.
-async fn prefill(input: HtmlInputElement) {
-    if !input.value().trim().is_empty() {
-        return;
-    }
+/// Prefills the relay address from the relay that served the page, and
+/// hands its STUN service to the node.
+async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
     match fetch_relay_addrs().await {
-        Ok((addrs, host)) => {
-            if let Some(addr) = relay_addr::prefill(addrs.iter().map(String::as_str), &host) {
-                if input.value().trim().is_empty() {
-                    input.set_value(addr);
-                }
+        Ok((addrs, stun_urls, host)) => {
+            if !stun_urls.is_empty() {
+                send_command(Command::SetIceServers(stun_urls));
+            }
+            if let Some(addr) = relay_addr::prefill(addrs.iter().map(String::as_str), &host)
+                && input.value().trim().is_empty()
+            {
+                input.set_value(addr);
             }
         }
         Err(error) => tracing::info!(
@@ -348,6 +349,8 @@ async fn prefill(input: HtmlInputElement) {
 #[derive(serde::Deserialize)]
 struct RelayInfo {
     multiaddrs: Vec<AddressEntry>,
+    #[serde(default)]
+    stun_urls: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -355,7 +358,7 @@ struct AddressEntry {
     multiaddr: String,
 }
 
-async fn fetch_relay_addrs() -> Result<(Vec<String>, String), JsValue> {
+async fn fetch_relay_addrs() -> Result<(Vec<String>, Vec<String>, String), JsValue> {
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
     let response: web_sys::Response = JsFuture::from(window.fetch_with_str("/api/relay"))
         .await?
@@ -371,6 +374,7 @@ async fn fetch_relay_addrs() -> Result<(Vec<String>, String), JsValue> {
             .into_iter()
             .map(|entry| entry.multiaddr)
             .collect(),
+        info.stun_urls,
         host,
     ))
 }
