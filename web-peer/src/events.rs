@@ -69,6 +69,8 @@ pub enum Event {
         peer: PeerId,
         link: Link,
         rtt: Option<Duration>,
+        /// Why a direct connection was given up on, if it was.
+        direct_failed: Option<String>,
     },
     PeerGone {
         peer: PeerId,

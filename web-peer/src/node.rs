@@ -476,6 +476,7 @@ impl Node {
                 peer: *peer,
                 link: entry.link(),
                 rtt: entry.rtt,
+                direct_failed: entry.direct_given_up().map(str::to_owned),
             };
             self.emit(event);
         }

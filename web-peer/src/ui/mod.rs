@@ -162,7 +162,12 @@ impl Ui {
                 self.self_addr.set_text_content(Some(&first));
                 self.copy_addr.set_disabled(first.is_empty());
             }
-            Event::Peer { peer, link, rtt } => self.render_peer(&peer, &link, rtt)?,
+            Event::Peer {
+                peer,
+                link,
+                rtt,
+                direct_failed,
+            } => self.render_peer(&peer, &link, rtt, direct_failed.as_deref())?,
             Event::PeerGone { peer } => {
                 if let Some(item) = self.peer_item(&peer)? {
                     item.remove();
@@ -209,6 +214,7 @@ impl Ui {
         peer: &PeerId,
         link: &Link,
         rtt: Option<std::time::Duration>,
+        direct_failed: Option<&str>,
     ) -> Result<(), JsValue> {
         let item = match self.peer_item(peer)? {
             Some(item) => item,
@@ -227,8 +233,11 @@ impl Ui {
         let mut text = match link {
             Link::Discovered => "discovered".to_owned(),
             Link::Dialing => "dialing…".to_owned(),
+            Link::Connected(crate::peers::Path::Relayed) if direct_failed.is_some() => {
+                "relayed (no direct path)".to_owned()
+            }
             Link::Connected(crate::peers::Path::Relayed) => "relayed".to_owned(),
-            Link::Connected(crate::peers::Path::Direct) => "direct".to_owned(),
+            Link::Connected(crate::peers::Path::Direct) => "direct (WebRTC)".to_owned(),
             Link::Unreachable(_) => "unreachable".to_owned(),
         };
         if let Some(rtt) = rtt.filter(|_| matches!(link, Link::Connected(_))) {
@@ -237,8 +246,9 @@ impl Ui {
         if let Some(state) = item.query_selector(".peer-state")? {
             state.set_text_content(Some(&text));
             state.set_attribute("data-state", link.name())?;
-            match link {
-                Link::Unreachable(reason) => state.set_attribute("title", reason)?,
+            match (link, direct_failed) {
+                (Link::Unreachable(reason), _) => state.set_attribute("title", reason)?,
+                (Link::Connected(_), Some(reason)) => state.set_attribute("title", reason)?,
                 _ => state.remove_attribute("title")?,
             }
         }
