@@ -336,11 +336,16 @@ fn copy_to_clipboard(source: &HtmlElement) {
 }
 
 /// Prefills the relay address from the relay that served the page, and
-/// hands its STUN service to the node.
+/// hands the node its ICE servers: those of the page's `?ice=` parameter
+/// (comma-separated `stun:`/`turn:` URLs), else the relay's STUN service.
 async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
+    let configured = ice_servers_from_url();
+    if let Some(urls) = &configured {
+        send_command(Command::SetIceServers(urls.clone()));
+    }
     match fetch_relay_addrs().await {
         Ok((addrs, stun_urls, host)) => {
-            if !stun_urls.is_empty() {
+            if configured.is_none() && !stun_urls.is_empty() {
                 send_command(Command::SetIceServers(stun_urls));
             }
             if let Some(addr) = relay_addr::prefill(addrs.iter().map(String::as_str), &host)
@@ -354,6 +359,23 @@ async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
             "no relay information at /api/relay; the address must be pasted"
         ),
     }
+}
+
+/// The `ice` parameter of the page's URL, if given.
+fn ice_servers_from_url() -> Option<Vec<String>> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let value = web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get("ice")?;
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| {
+            url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")
+        })
+        .map(str::to_owned)
+        .collect();
+    Some(urls)
 }
 
 #[derive(serde::Deserialize)]
