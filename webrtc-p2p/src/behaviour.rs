@@ -87,7 +87,6 @@ pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
         failures: failure_rx,
         failure_tx,
         address_hints: HashMap::new(),
-        answering: Rc::new(()),
         accepting: false,
     };
     (Transport::new(dial_tx, event_rx), behaviour)
@@ -103,8 +102,6 @@ pub struct Behaviour {
     failure_tx: mpsc::Sender<Event>,
     /// Where to reach a peer being dialed: its relayed address.
     address_hints: HashMap<PeerId, Multiaddr>,
-    /// One clone per running answer: counts them.
-    answering: Rc<()>,
     accepting: bool,
 }
 
@@ -168,12 +165,13 @@ impl Behaviour {
             self.ice_servers.clone(),
             self.to_transport.clone(),
             self.failure_tx.clone(),
-            self.answering.clone(),
+            // One clone here, and one per running answer: counts them.
+            Rc::new(()),
         );
         wasm_bindgen_futures::spawn_local(async move {
             while let Some((peer, stream)) = incoming.next().await {
-                // The count includes this loop's own clone.
-                if Rc::strong_count(&answering) > MAX_CONCURRENT_ANSWERS + 1 {
+                // The count is this loop's own handle plus one per answer.
+                if Rc::strong_count(&answering) > MAX_CONCURRENT_ANSWERS {
                     tracing::warn!(%peer, "too many WebRTC handshakes at once; refusing one");
                     continue;
                 }
