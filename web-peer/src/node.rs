@@ -32,9 +32,16 @@ use crate::{
     ANNOUNCE_INTERVAL,
     backoff::Backoff,
     events::{Command, Event, RelayStatus},
-    peers::{Path, PeerBook, short},
+    peers::{Link, Path, PeerBook, short},
     relay_addr::RelayAddr,
 };
+
+/// How often each connection is pinged. Besides keeping the round-trip
+/// times fresh, this bounds a delay of rust-libp2p's gossipsub: on a new
+/// connection to a peer already connected otherwise (the direct one after
+/// the relayed one), its handler only notices queued messages when the
+/// connection is next polled, and a ping is what polls it.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
@@ -99,27 +106,18 @@ impl Node {
         let setup = |error: &dyn std::fmt::Display| NodeError::Setup(error.to_string());
         let noise = noise::Config::new(&keypair).map_err(|e| setup(&e))?;
         let relay_noise = noise::Config::new(&keypair).map_err(|e| setup(&e))?;
-        // The relay client is added by hand, after the `/webrtc` transport:
-        // it would otherwise take `/p2p-circuit/webrtc` addresses for plain
-        // circuits (it ignores what follows the circuit's peer).
+        // The relay client is added by hand so that it comes after the
+        // `/webrtc` transport (see the order below).
         let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
         let public_key = keypair.public();
         let ice_servers = libp2p_webrtc_p2p::IceServers::default();
         let (webrtc_transport, webrtc) = libp2p_webrtc_p2p::new(ice_servers.clone());
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_wasm_bindgen()
-            .with_other_transport(|_| {
-                websocket_websys::Transport::default()
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-            })
-            .map_err(|e| setup(&e))?
-            .with_other_transport(|key| {
-                webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
-                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
-            })
-            .map_err(|e| setup(&e))?
+            // Tried in this order, the most specific first: the relay client
+            // would take `/p2p-circuit/webrtc` addresses for plain circuits,
+            // and the WebSocket transport any address with `/ws` in it,
+            // circuits through a relay's WebSocket address included.
             .with_other_transport(|_| {
                 webrtc_transport
                     .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
@@ -132,12 +130,27 @@ impl Node {
                     .multiplex(yamux::Config::default())
             })
             .map_err(|e| setup(&e))?
+            .with_other_transport(|_| {
+                websocket_websys::Transport::default()
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+            })
+            .map_err(|e| setup(&e))?
+            .with_other_transport(|key| {
+                webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
+            })
+            .map_err(|e| setup(&e))?
             .with_behaviour(|key| {
                 let gossipsub = gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Signed(key.clone()),
                     gossipsub::ConfigBuilder::default()
                         .validation_mode(gossipsub::ValidationMode::Strict)
                         .validate_messages()
+                        // See PING_INTERVAL: a message may wait for a fresh
+                        // connection's first poll; do not drop it meanwhile.
+                        .publish_queue_duration(Duration::from_secs(30))
                         .build()
                         .map_err(|e| e.to_string())?,
                 )?;
@@ -149,7 +162,7 @@ impl Node {
                         identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
                             .with_agent_version(AGENT_VERSION.to_owned()),
                     ),
-                    ping: ping::Behaviour::default(),
+                    ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
                 })
             })
             .map_err(|e| setup(&e))?
@@ -515,7 +528,14 @@ impl Node {
                         short(&peer_id),
                         describe(&endpoint)
                     ));
-                    if path == Path::Direct {
+                    // Once direct, no relayed connection is kept: one that
+                    // arrives later (the peer dialing us through the relay)
+                    // is closed as well.
+                    let direct = self
+                        .peers
+                        .get(&peer_id)
+                        .is_some_and(|entry| entry.link() == Link::Connected(Path::Direct));
+                    if direct {
                         self.close_relayed(peer_id);
                     } else {
                         self.try_direct(peer_id);
@@ -749,13 +769,14 @@ impl Node {
         let Some(entry) = self.peers.get(&peer) else {
             return;
         };
-        let webrtc: Vec<Multiaddr> = entry
-            .addrs
-            .iter()
-            .filter(|addr| is_webrtc(addr))
-            .cloned()
-            .collect();
-        if webrtc.is_empty() || !self.peers.start_direct_attempt(&peer, Instant::now()) {
+        // One address only: each `/webrtc` address is a whole signaling
+        // exchange and peer connection, and the swarm would race them and
+        // drop all but one, leaving the peer with connections we closed.
+        // Any will do: the signaling runs on the relayed connection we have.
+        let Some(webrtc) = entry.addrs.iter().find(|addr| is_webrtc(addr)).cloned() else {
+            return;
+        };
+        if !self.peers.start_direct_attempt(&peer, Instant::now()) {
             return;
         }
         self.log(format!(
@@ -763,7 +784,7 @@ impl Node {
             short(&peer)
         ));
         let opts = DialOpts::peer_id(peer)
-            .addresses(webrtc)
+            .addresses(vec![webrtc])
             .condition(PeerCondition::Always)
             .build();
         if let Err(error) = self.swarm.dial(opts) {

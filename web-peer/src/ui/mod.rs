@@ -179,6 +179,7 @@ impl Ui {
                 if self.chat_input.value().is_empty() {
                     self.chat_input.set_value(&text);
                 }
+                self.log(&format!("message not sent: {reason}"))?;
                 show_hint(&self.chat_hint, &reason);
             }
             Event::Log(line) => self.log(&line)?,
