@@ -1,9 +1,11 @@
 //! Harness for the end-to-end tests: the built page in headless Chromium,
-//! driven over WebDriver (chromedriver + fantoccini), against a relay that
-//! runs in the test's own process.
+//! driven over WebDriver (chromedriver + fantoccini), against the relay
+//! binary run as its own process.
 //!
-//! - [`RelayPorts`], [`relay_options`]: a relay on 127.0.0.1 on fixed free
-//!   ports, so it can be stopped and started again where pages expect it;
+//! - [`RelayPorts`], [`relay_args`]: a relay on 127.0.0.1 on fixed free
+//!   ports, so it can be killed and started again where pages expect it;
+//! - [`RelayProcess`]: the relay binary as a child process, read back from
+//!   what it prints, killed with SIGKILL on request and on drop;
 //! - [`ChromeDriver`]: a chromedriver child process, killed on drop;
 //! - [`Browser`]: one headless Chromium session with its own fresh profile,
 //!   closed on drop; it records the page's console for failure reports;
@@ -18,6 +20,7 @@ mod browser;
 mod chromedriver;
 mod page;
 mod ports;
+mod relay_process;
 
 use std::{
     future::Future,
@@ -31,7 +34,8 @@ use fantoccini::Client;
 pub use browser::{Browser, CHROMIUM_ARGS};
 pub use chromedriver::ChromeDriver;
 pub use page::{ChatEntry, PageState, PeerEntry};
-pub use ports::{RelayPorts, free_tcp_port, free_udp_port, relay_options, start_relay};
+pub use ports::{RelayPorts, free_tcp_port, free_udp_port, relay_args};
+pub use relay_process::{RelayProcess, relay_binary};
 
 /// How often a wait looks again.
 pub const POLL: Duration = Duration::from_millis(100);

@@ -1,13 +1,11 @@
-//! Fixed free ports and the relay on them.
+//! Fixed free ports, and the relay's arguments for them.
 
 use std::{
     net::{Ipv4Addr, TcpListener, UdpSocket},
     path::Path,
-    time::Duration,
 };
 
-use anyhow::{Context as _, anyhow};
-use clap::Parser as _;
+use anyhow::Context as _;
 
 /// A free TCP port on 127.0.0.1 (free when this returns: bind it soon).
 pub fn free_tcp_port() -> anyhow::Result<u16> {
@@ -68,16 +66,15 @@ impl RelayPorts {
     }
 }
 
-/// The relay's options for 127.0.0.1 on `ports`, with its state in
-/// `state_dir` and the page from `page_dir`, plus `extra` flags.
-pub fn relay_options(
+/// The relay's command-line arguments for 127.0.0.1 on `ports`, with its
+/// state in `state_dir` and the page from `page_dir`, plus `extra` flags.
+pub fn relay_args(
     ports: &RelayPorts,
     state_dir: &Path,
     page_dir: &Path,
     extra: &[&str],
-) -> anyhow::Result<relay::Options> {
+) -> Vec<String> {
     let mut args = vec![
-        "relay".to_owned(),
         "--listen-ip=127.0.0.1".to_owned(),
         format!("--port={}", ports.tcp),
         format!("--websocket-port={}", ports.websocket),
@@ -88,31 +85,13 @@ pub fn relay_options(
         format!("--page-dir={}", page_dir.display()),
     ];
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-    relay::Options::try_parse_from(&args)
-        .map_err(|error| anyhow!("relay options {args:?}: {error}"))
-}
-
-/// Starts the relay, retrying for a few seconds while a port is still held
-/// (a restart right after a shutdown, or a port taken between
-/// [`RelayPorts::pick`] and here by a parallel test).
-pub async fn start_relay(options: &relay::Options) -> anyhow::Result<relay::Relay> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match relay::Relay::start(options.clone()).await {
-            Ok(relay) => return Ok(relay),
-            Err(error @ relay::StartError::Listen { .. })
-                if tokio::time::Instant::now() < deadline =>
-            {
-                eprintln!("relay start failed, retrying: {error}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(error) => return Err(anyhow!("the relay does not start: {error}")),
-        }
-    }
+    args
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
 
     #[test]
@@ -122,8 +101,10 @@ mod tests {
         tcp.sort_unstable();
         assert!(tcp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
         assert_ne!(ports.webrtc, ports.stun, "{ports:?}");
-        let options = relay_options(&ports, Path::new("/tmp/state"), Path::new("/tmp/page"), &[])
-            .expect("options parse");
+        let args = relay_args(&ports, Path::new("/tmp/state"), Path::new("/tmp/page"), &[]);
+        let options =
+            relay::Options::try_parse_from(std::iter::once("relay".to_owned()).chain(args))
+                .expect("options parse");
         assert_eq!(
             (
                 options.port,

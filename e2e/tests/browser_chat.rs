@@ -1,5 +1,6 @@
-//! Two headless Chromium pages chat through the relay, and keep chatting
-//! after the relay restarts.
+//! Two headless Chromium pages chat through the relay, upgrade to a direct
+//! WebRTC link, keep chatting over it while the relay process is killed,
+//! and reconnect when it is back.
 //!
 //! Needs the built page (`scripts/build-page` writes `dist/`), chromedriver
 //! and Chromium. Screenshots, the chromedriver log and, on failure, a
@@ -7,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::{Browser, Check, ChromeDriver, PageState, RelayPorts, TIMEOUT, wait_until};
+use e2e::{Browser, Check, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_until};
 
 /// Artifact names start with this.
 const PREFIX: &str = "browser_chat";
@@ -22,9 +23,10 @@ async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
     e2e::clear_artifacts(PREFIX).expect("clear earlier artifacts");
     let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
     let ports = RelayPorts::pick().expect("free ports for the relay");
-    let options =
-        e2e::relay_options(&ports, state_dir.path(), &page_dir, &[]).expect("relay options parse");
-    let relay = e2e::start_relay(&options).await.expect("the relay starts");
+    let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, &[]);
+    let relay = RelayProcess::start(PREFIX, &relay_args)
+        .await
+        .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
 
     // Declared after the relay: dropped (browsers first, then chromedriver)
     // before it, even when the test panics.
@@ -38,19 +40,25 @@ async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
         a: &a,
         b: &b,
         ports,
-        options,
+        relay_args,
         relay: Some(relay),
     };
+    let relay_log = test
+        .relay
+        .as_ref()
+        .map(|relay| relay.log_path.clone())
+        .unwrap_or_default();
     if let Err(error) = test.run().await {
         let a_report = a.save_failure_report(PREFIX).await;
         let b_report = b.save_failure_report(PREFIX).await;
         panic!(
-            "{error:#}\n\nartifacts:\n{a_report}\n{b_report}\nchromedriver log: {}",
-            driver.log_path().display()
+            "{error:#}\n\nartifacts:\n{a_report}\n{b_report}\nchromedriver log: {}\nrelay log: {}",
+            driver.log_path().display(),
+            relay_log.display()
         );
     }
     if let Some(relay) = test.relay.take() {
-        relay.shutdown().await;
+        relay.kill().await.expect("kill the relay");
     }
     a.close().await.expect("close browser A");
     b.close().await.expect("close browser B");
@@ -60,20 +68,16 @@ struct Scenario<'a> {
     a: &'a Browser,
     b: &'a Browser,
     ports: RelayPorts,
-    options: relay::Options,
-    relay: Option<relay::Relay>,
+    relay_args: Vec<String>,
+    relay: Option<RelayProcess>,
 }
 
 impl Scenario<'_> {
     async fn run(&mut self) -> anyhow::Result<()> {
         let (a, b) = (self.a, self.b);
         let relay = self.relay.as_ref().expect("the relay runs");
-        let relay_peer_id = relay.peer_id;
-        let relay_addrs: Vec<String> = relay
-            .multiaddrs
-            .iter()
-            .map(|addr| addr.to_string())
-            .collect();
+        let relay_peer_id = relay.peer_id.clone();
+        let relay_addrs = relay.multiaddrs.clone();
 
         let url = self.ports.page_url();
         a.goto(&url).await?;
@@ -142,7 +146,7 @@ impl Scenario<'_> {
         ] {
             anyhow::ensure!(
                 addr.contains("/p2p-circuit")
-                    && addr.contains(&relay_peer_id.to_string())
+                    && addr.contains(&relay_peer_id)
                     && addr.ends_with(id.as_str()),
                 "page {name}'s #self-addr {addr:?} is not a circuit address through relay {relay_peer_id} ending in its peer id {id}"
             );
@@ -156,9 +160,30 @@ impl Scenario<'_> {
         a.screenshot(PREFIX, "after-first-chat").await?;
         b.screenshot(PREFIX, "after-first-chat").await?;
 
-        // The relay goes away: both pages notice.
+        // The relayed connection between them gives way to the direct one,
+        // on one page or the other (whichever closes it first).
+        wait_until(
+            "a page closes its relayed connection to the other",
+            TIMEOUT,
+            || async {
+                let (page_a, page_b) = (a.snapshot().await?, b.snapshot().await?);
+                let closed = |page: &PageState| {
+                    page.events
+                        .iter()
+                        .any(|line| line.contains("closing the relayed connection"))
+                };
+                Ok(if closed(&page_a) || closed(&page_b) {
+                    Check::Done(())
+                } else {
+                    Check::NotYet(format!("neither event log says so\n{page_a}{page_b}"))
+                })
+            },
+        )
+        .await?;
+
+        // The relay process is killed: both pages notice.
         let relay = self.relay.take().expect("the relay runs");
-        relay.shutdown().await;
+        relay.kill().await?;
         wait_both(
             a,
             b,
@@ -171,13 +196,15 @@ impl Scenario<'_> {
         )
         .await?;
 
-        // Chat over the direct link while the relay is down is not asserted
-        // yet: it fails in some runs (a publish right after the relay went
-        // away finds no subscribed peer), which issue #4 tracks.
+        // The direct link does not need the relay: chat flows both ways.
+        wait_direct(a, b, &id_a, &id_b).await?;
+        chat(a, b, &id_a, "relay down").await?;
+        chat(b, a, &id_b, "relay down").await?;
+        a.screenshot(PREFIX, "relay-down").await?;
 
         // It comes back on the same ports with the same identity: both
         // pages reconnect by themselves and chat again.
-        let relay = e2e::start_relay(&self.options).await?;
+        let relay = RelayProcess::start(PREFIX, &self.relay_args).await?;
         anyhow::ensure!(
             relay.peer_id == relay_peer_id,
             "the restarted relay has peer id {}, not {relay_peer_id}",
@@ -312,9 +339,16 @@ async fn chat(from: &Browser, to: &Browser, from_id: &str, round: &str) -> anyho
         to.name, from.name
     );
     let text = &text;
+    let sent = std::time::Instant::now();
     wait_until(&what, TIMEOUT, || async move {
         let receiver = to.snapshot().await?;
         if receiver.has_message(from_id, text) {
+            eprintln!(
+                "chat {} -> {} ({round}) delivered after {:.1} s",
+                from.name,
+                to.name,
+                sent.elapsed().as_secs_f64()
+            );
             return Ok(Check::Done(()));
         }
         // What the sender shows matters too (a notice about the send, say).

@@ -34,14 +34,24 @@ use crate::{
     events::{Command, Event, RelayStatus},
     peers::{Link, Path, PeerBook, short},
     relay_addr::RelayAddr,
+    wake,
 };
 
-/// How often each connection is pinged. Besides keeping the round-trip
-/// times fresh, this bounds a delay of rust-libp2p's gossipsub: on a new
-/// connection to a peer already connected otherwise (the direct one after
-/// the relayed one), its handler only notices queued messages when the
-/// connection is next polled, and a ping is what polls it.
+/// How often each connection is pinged: the page shows each link's
+/// round-trip time, and it should be fresh.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a relayed connection outlives the direct one that replaces it.
+/// rust-libp2p's gossipsub keeps one outbound queue per peer, shared by all
+/// of that peer's connections: whichever connection's handler takes a
+/// message sends it, and a connection closed meanwhile loses what it took.
+/// The first connection to a peer is the relayed one, and it takes the
+/// subscriptions exchanged when peers meet; closed at the moment the direct
+/// link comes up (often within 100 ms), it lost them about one time in
+/// five, and the peer then believed we subscribe to nothing: once the relay
+/// went away, it had nobody to send chat to. This gives the relayed
+/// connection time to flush.
+const RELAYED_GRACE_MS: u32 = 3_000;
 
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
@@ -56,6 +66,8 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Makes gossipsub send at once on every connection (see [`wake`]).
+    wake: wake::Behaviour,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +95,8 @@ pub struct Node {
     backoff: Backoff,
     reconnect_timer: Fuse<TimeoutFuture>,
     announce_timer: Fuse<TimeoutFuture>,
+    /// Fires [`RELAYED_GRACE_MS`] after a peer became direct.
+    close_relayed_timer: Fuse<TimeoutFuture>,
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
 }
@@ -95,6 +109,7 @@ enum Step {
     Announce,
     AnnounceSoon,
     Reconnect,
+    CloseRelayed,
 }
 
 /// Announcements wait this long, so that a burst of address changes (a
@@ -148,8 +163,9 @@ impl Node {
                     gossipsub::ConfigBuilder::default()
                         .validation_mode(gossipsub::ValidationMode::Strict)
                         .validate_messages()
-                        // See PING_INTERVAL: a message may wait for a fresh
-                        // connection's first poll; do not drop it meanwhile.
+                        // A message waits for a stream on a fresh connection
+                        // (a WebRTC data channel takes a round trip or two);
+                        // the default 5 s would drop it on a slow link.
                         .publish_queue_duration(Duration::from_secs(30))
                         .build()
                         .map_err(|e| e.to_string())?,
@@ -163,6 +179,7 @@ impl Node {
                             .with_agent_version(AGENT_VERSION.to_owned()),
                     ),
                     ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+                    wake: wake::Behaviour::default(),
                 })
             })
             .map_err(|e| setup(&e))?
@@ -191,6 +208,7 @@ impl Node {
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
             reconnect_timer: Fuse::terminated(),
             announce_timer: Fuse::terminated(),
+            close_relayed_timer: Fuse::terminated(),
             dropped_events: 0,
             ice_servers,
         })
@@ -209,6 +227,7 @@ impl Node {
                 _ = announce.next() => Step::Announce,
                 _ = &mut self.reconnect_timer => Step::Reconnect,
                 _ = &mut self.announce_timer => Step::AnnounceSoon,
+                _ = &mut self.close_relayed_timer => Step::CloseRelayed,
             };
             match step {
                 Step::Command(Some(command)) => self.on_command(command),
@@ -225,6 +244,7 @@ impl Node {
                 }
                 Step::AnnounceSoon => self.announce(),
                 Step::Reconnect => self.dial_relay(),
+                Step::CloseRelayed => self.close_relayed(),
             }
         }
     }
@@ -414,6 +434,7 @@ impl Node {
             .publish(topic, message.into_bytes())
         {
             Ok(_) => {
+                self.swarm.behaviour_mut().wake.wake_all();
                 let from = *self.swarm.local_peer_id();
                 self.emit(Event::Chat {
                     from,
@@ -460,7 +481,10 @@ impl Node {
             .gossipsub
             .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
         {
-            Ok(_) => tracing::debug!("announced"),
+            Ok(_) => {
+                self.swarm.behaviour_mut().wake.wake_all();
+                tracing::debug!("announced");
+            }
             Err(error) => tracing::debug!(%error, "announcement not published"),
         }
     }
@@ -536,7 +560,7 @@ impl Node {
                         .get(&peer_id)
                         .is_some_and(|entry| entry.link() == Link::Connected(Path::Direct));
                     if direct {
-                        self.close_relayed(peer_id);
+                        self.close_relayed_soon();
                     } else {
                         self.try_direct(peer_id);
                     }
@@ -745,17 +769,35 @@ impl Node {
         }
     }
 
-    /// Closes the relayed connections to a peer we now reach directly, so
-    /// that everything, gossip included, takes the direct path and no
+    /// Closes relayed connections after [`RELAYED_GRACE_MS`], unless a
+    /// closing is already due.
+    fn close_relayed_soon(&mut self) {
+        if self.close_relayed_timer.is_terminated() {
+            self.close_relayed_timer = TimeoutFuture::new(RELAYED_GRACE_MS).fuse();
+        }
+    }
+
+    /// Closes the relayed connections to the peers we now reach directly,
+    /// so that everything, gossip included, takes the direct path and no
     /// longer depends on the relay (or its circuit limits).
-    fn close_relayed(&mut self, peer: PeerId) {
-        let relayed = self
-            .peers
-            .get(&peer)
-            .map(|entry| entry.relayed_connections())
-            .unwrap_or_default();
-        for connection in relayed {
-            self.swarm.close_connection(connection);
+    fn close_relayed(&mut self) {
+        for peer in self.peers.ids() {
+            let relayed = match self.peers.get(&peer) {
+                Some(entry) if entry.link() == Link::Connected(Path::Direct) => {
+                    entry.relayed_connections()
+                }
+                _ => continue,
+            };
+            if relayed.is_empty() {
+                continue;
+            }
+            for connection in relayed {
+                self.swarm.close_connection(connection);
+            }
+            self.log(format!(
+                "closing the relayed connection to {}: the direct one carries everything now",
+                short(&peer)
+            ));
         }
     }
 

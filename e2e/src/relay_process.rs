@@ -1,0 +1,188 @@
+//! The relay as its own process, as users run it: started from the built
+//! binary, read back from what it prints, and killed (SIGKILL) when a test
+//! wants it gone without a goodbye.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncRead, BufReader},
+    process::{Child, Command},
+};
+
+use crate::{artifacts_dir, sanitize, tail_of_file};
+
+/// How long a start may take before it is given up: the relay binds its
+/// ports and prints its addresses within a second when nothing is wrong.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The relay binary built next to the test executables
+/// (`target/<profile>/relay`, which `cargo nextest run --workspace` builds),
+/// or `$E2E_RELAY_BIN`.
+pub fn relay_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("E2E_RELAY_BIN") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("$E2E_RELAY_BIN is {}, which is not a file", path.display());
+        }
+        return Ok(path);
+    }
+    // A test executable lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().context("cannot locate the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("{} has no target/<profile> above it", exe.display()))?;
+    let binary = profile_dir.join("relay");
+    if !binary.is_file() {
+        bail!(
+            "the relay binary {} is missing: build it with `cargo build -p relay` \
+             (or set $E2E_RELAY_BIN)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// A running relay process; killed on drop.
+#[derive(Debug)]
+pub struct RelayProcess {
+    child: Child,
+    /// The peer id it printed.
+    pub peer_id: String,
+    /// The multiaddrs it printed, each ending in `/p2p/<peer id>`.
+    pub multiaddrs: Vec<String>,
+    /// Its standard error (the tracing log) and the rest of its output.
+    pub log_path: PathBuf,
+}
+
+impl RelayProcess {
+    /// Runs the relay binary with `args`, logging to
+    /// `<repo>/artifacts/<log_name>-relay.log`.
+    pub async fn start(log_name: &str, args: &[String]) -> anyhow::Result<Self> {
+        let mut command = Command::new(relay_binary()?);
+        command.args(args);
+        Self::start_command(log_name, command).await
+    }
+
+    /// Runs `command` (the relay binary, or a wrapper that runs it, such as
+    /// `ip netns exec`) and waits until it has printed its addresses. A
+    /// start that fails because a port is still held (a restart right after
+    /// a kill) is retried for a few seconds.
+    pub async fn start_command(log_name: &str, mut command: Command) -> anyhow::Result<Self> {
+        let log_path = artifacts_dir()?.join(sanitize(&format!("{log_name}-relay.log")));
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            match Self::start_once(&mut command, &log_path).await {
+                Ok(relay) => return Ok(relay),
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    let log = tail_of_file(&log_path, 5);
+                    if !log.contains("in use") {
+                        return Err(error);
+                    }
+                    eprintln!("relay start failed, retrying: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn start_once(command: &mut Command, log_path: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the relay ({command:?})"))?;
+        let stdout = child.stdout.take().context("the relay's stdout")?;
+        let printed = tokio::time::timeout(START_TIMEOUT, read_banner(stdout, log_path.to_owned()))
+            .await
+            .map_err(|_| anyhow!("the relay printed no addresses within {START_TIMEOUT:?}"))
+            .and_then(|read| read);
+        match printed {
+            Ok((peer_id, multiaddrs)) => Ok(Self {
+                child,
+                peer_id,
+                multiaddrs,
+                log_path: log_path.to_owned(),
+            }),
+            Err(error) => {
+                let _ = child.kill().await;
+                Err(error.context(format!(
+                    "the relay did not start; its log {}:\n{}",
+                    log_path.display(),
+                    tail_of_file(log_path, 20)
+                )))
+            }
+        }
+    }
+
+    /// The printed multiaddr for `transport` (`"ws"`, `"tcp"`,
+    /// `"webrtc-direct"`) on `host`.
+    pub fn multiaddr(&self, transport: &str, host: &str) -> Option<&str> {
+        self.multiaddrs
+            .iter()
+            .map(String::as_str)
+            .filter(|addr| addr.contains(&format!("/{host}/")))
+            .find(|addr| match transport {
+                "tcp" => !addr.contains("/ws") && addr.contains("/tcp/"),
+                other => addr.contains(&format!("/{other}/")),
+            })
+    }
+
+    /// Kills the process outright (SIGKILL: no shutdown, no goodbye to its
+    /// peers) and waits for it to be gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("kill the relay")
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Reads what the relay prints at start (`Relay <id> is up.`, its
+/// multiaddrs, `STUN: …`), then copies the rest of its standard output into
+/// the log in the background, so that the pipe never fills.
+async fn read_banner(
+    stdout: impl AsyncRead + Unpin + Send + 'static,
+    log_path: PathBuf,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let mut lines = BufReader::new(stdout).lines();
+    let mut peer_id = None;
+    let mut multiaddrs = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.strip_prefix("Relay ") {
+            peer_id = rest.strip_suffix(" is up.").map(str::to_owned);
+        } else if line.starts_with('/') {
+            multiaddrs.push(line);
+        } else if line.starts_with("STUN:") {
+            let peer_id = peer_id.ok_or_else(|| anyhow!("no `Relay <id> is up.` line"))?;
+            tokio::spawn(async move {
+                let mut rest = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    rest.push_str(&line);
+                    rest.push('\n');
+                }
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&log_path)
+                    .and_then(|mut log| std::io::Write::write_all(&mut log, rest.as_bytes()));
+            });
+            return Ok((peer_id, multiaddrs));
+        }
+    }
+    bail!("the relay exited before printing its addresses")
+}
