@@ -156,6 +156,32 @@ impl Browser {
         Ok(PageState::from_json(&self.name, &value))
     }
 
+    /// Runs `body` as the body of an async JavaScript function called with
+    /// `args`, and returns what it resolves to; a rejection is an error
+    /// carrying the JavaScript error's stack.
+    pub async fn run_async(
+        &self,
+        body: &str,
+        args: Vec<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             const args = Array.from(arguments).slice(0, -1);\n\
+             (async (...args) => {{ {body} }})(...args).then(\n\
+               (value) => done({{ ok: value === undefined ? null : value }}),\n\
+               (error) => done({{ error: String((error && error.stack) || error) }}));"
+        );
+        let outcome = self
+            .client
+            .execute_async(&script, args)
+            .await
+            .with_context(|| format!("browser {}: run script {body:?}", self.name))?;
+        match outcome.get("error").and_then(|error| error.as_str()) {
+            Some(error) => anyhow::bail!("browser {}: script {body:?} failed: {error}", self.name),
+            None => Ok(outcome.get("ok").cloned().unwrap_or_default()),
+        }
+    }
+
     /// Replaces the value of the input at `css` as a user would: clears
     /// it, then types `text`.
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {

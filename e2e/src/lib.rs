@@ -7,6 +7,7 @@
 //! - [`RelayProcess`]: the relay binary as a child process, read back from
 //!   what it prints, killed with SIGKILL on request and on drop;
 //! - [`ChromeDriver`]: a chromedriver child process, killed on drop;
+//! - [`JsPeer`]: the js-libp2p peer page (`e2e/js-peer/`) in a browser;
 //! - [`Browser`]: one headless Chromium session with its own fresh profile,
 //!   closed on drop; it records the page's console for failure reports;
 //! - [`wait_until`] and [`Check`]: every wait polls a condition until a
@@ -18,6 +19,7 @@
 
 mod browser;
 mod chromedriver;
+mod js_peer;
 mod page;
 mod ports;
 mod relay_process;
@@ -33,6 +35,7 @@ use fantoccini::Client;
 
 pub use browser::{Browser, CHROMIUM_ARGS};
 pub use chromedriver::ChromeDriver;
+pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry};
 pub use ports::{RelayPorts, free_tcp_port, free_udp_port, relay_args};
 pub use relay_process::{RelayProcess, relay_binary};

@@ -6,7 +6,7 @@
 //! in, finished connections and our `/webrtc` addresses go out.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     rc::Rc,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -17,6 +17,7 @@ use libp2p_core::{Endpoint, Multiaddr, PeerId, multiaddr::Protocol, transport::P
 use libp2p_swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, StreamProtocol, THandler,
     THandlerInEvent, THandlerOutEvent, ToSwarm,
+    dial_opts::{DialOpts, PeerCondition},
 };
 
 use crate::{
@@ -87,6 +88,7 @@ pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
         failures: failure_rx,
         failure_tx,
         address_hints: HashMap::new(),
+        relayed_dials: VecDeque::new(),
         accepting: false,
     };
     (Transport::new(dial_tx, event_rx), behaviour)
@@ -102,6 +104,9 @@ pub struct Behaviour {
     failure_tx: mpsc::Sender<Event>,
     /// Where to reach a peer being dialed: its relayed address.
     address_hints: HashMap<PeerId, Multiaddr>,
+    /// Relayed connections to open for signaling; at most one per dial
+    /// request taken from the bounded queue in the same poll.
+    relayed_dials: VecDeque<DialOpts>,
     accepting: bool,
 }
 
@@ -123,7 +128,17 @@ impl Behaviour {
         if self.address_hints.len() >= MAX_ADDRESS_HINTS {
             self.address_hints.clear();
         }
-        self.address_hints.insert(peer, relayed_addr);
+        self.address_hints.insert(peer, relayed_addr.clone());
+        // The signaling needs a relayed connection. libp2p-stream would dial
+        // one, but only if the peer is not being dialed, and it is: by the
+        // very `/webrtc` dial this serves. So dial the circuit here; if a
+        // connection exists already, the swarm refuses this one.
+        self.relayed_dials.push_back(
+            DialOpts::peer_id(peer)
+                .addresses(vec![relayed_addr])
+                .condition(PeerCondition::Disconnected)
+                .build(),
+        );
         let (mut control, ice_servers, mut failures) = (
             self.control.clone(),
             self.ice_servers.get(),
@@ -306,6 +321,9 @@ impl NetworkBehaviour for Behaviour {
         }
         while let Poll::Ready(Some(request)) = self.dials.poll_next_unpin(cx) {
             self.start_dial(request);
+        }
+        if let Some(opts) = self.relayed_dials.pop_front() {
+            return Poll::Ready(ToSwarm::Dial { opts });
         }
         if let Poll::Ready(Some(event)) = self.failures.poll_next_unpin(cx) {
             return Poll::Ready(ToSwarm::GenerateEvent(event));

@@ -12,6 +12,7 @@ use send_wrapper::SendWrapper;
 
 use crate::{
     Error,
+    data_channel::ConnectionWaker,
     peer_connection::{LinkState, PeerConnection},
     stream::{DropListener, Stream},
 };
@@ -27,6 +28,8 @@ pub struct Connection {
 struct Inner {
     peer_connection: PeerConnection,
     drop_listeners: FuturesUnordered<DropListener>,
+    /// Woken by streams that receive data nobody waits for.
+    waker: ConnectionWaker,
     closed: bool,
 }
 
@@ -37,13 +40,14 @@ impl Connection {
             inner: SendWrapper::new(Inner {
                 peer_connection,
                 drop_listeners: FuturesUnordered::new(),
+                waker: ConnectionWaker::default(),
                 closed: false,
             }),
         }
     }
 
     fn new_stream(&mut self, channel: web_sys::RtcDataChannel) -> Stream {
-        let (stream, drop_listener) = Stream::new(channel);
+        let (stream, drop_listener) = Stream::new(channel, self.inner.waker.clone());
         self.inner.drop_listeners.push(drop_listener);
         stream
     }
@@ -85,6 +89,7 @@ impl StreamMuxer for Connection {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<StreamMuxerEvent, Error>> {
+        self.inner.waker.register(cx.waker());
         // Send RESET_STREAM for streams dropped without closing.
         while let Poll::Ready(Some(result)) = self.inner.drop_listeners.poll_next_unpin(cx) {
             if let Err(error) = result {

@@ -7,6 +7,10 @@
 //! channel closed instead of growing our memory. Writes wait for the
 //! channel to open and for its send buffer to drain below
 //! [`MAX_BUFFERED_AMOUNT`]; each message is at most one frame.
+//!
+//! Data that arrives while nobody waits to read wakes the connection's
+//! task instead (see [`ConnectionWaker`]), as a yamux connection's socket
+//! would.
 
 use std::{
     cell::RefCell,
@@ -28,19 +32,47 @@ pub const MAX_READ_BUFFER: usize = 1024 * 1024;
 /// Bytes queued in the browser's send buffer before writes wait.
 pub const MAX_BUFFERED_AMOUNT: u32 = 256 * 1024;
 
-#[derive(Default)]
+/// The waker of the task that polls a connection (its `StreamMuxer::poll`).
+///
+/// Over yamux, any data for any stream wakes the connection's task, which
+/// then polls every handler. Data channels deliver to their stream alone,
+/// so a handler that has not polled its stream since it last read (say,
+/// libp2p-ping's, which starts waiting for the next ping without polling
+/// it) would sleep through the data until some other event. Waking the
+/// connection when data arrives with no reader registered gives the
+/// handlers the same chance yamux gives them.
+#[derive(Clone, Default)]
+pub(crate) struct ConnectionWaker(Rc<RefCell<Option<Waker>>>);
+
+impl ConnectionWaker {
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut slot = self.0.borrow_mut();
+        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.0.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
 struct Shared {
     read_buffer: VecDeque<u8>,
     overflowed: bool,
     closed: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
+    connection: ConnectionWaker,
 }
 
 impl Shared {
     fn wake_all(&mut self) {
-        if let Some(waker) = self.read_waker.take() {
-            waker.wake();
+        match self.read_waker.take() {
+            Some(waker) => waker.wake(),
+            None => self.connection.wake(),
         }
         if let Some(waker) = self.write_waker.take() {
             waker.wake();
@@ -76,10 +108,17 @@ pub struct PollDataChannel {
 }
 
 impl PollDataChannel {
-    pub fn new(channel: RtcDataChannel) -> Self {
+    pub(crate) fn new(channel: RtcDataChannel, connection: ConnectionWaker) -> Self {
         channel.set_binary_type(RtcDataChannelType::Arraybuffer);
         channel.set_buffered_amount_low_threshold(MAX_BUFFERED_AMOUNT / 2);
-        let shared = Rc::new(RefCell::new(Shared::default()));
+        let shared = Rc::new(RefCell::new(Shared {
+            read_buffer: VecDeque::new(),
+            overflowed: false,
+            closed: false,
+            read_waker: None,
+            write_waker: None,
+            connection,
+        }));
 
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
             let (shared, channel) = (shared.clone(), channel.clone());

@@ -39,6 +39,16 @@
 //!
 //! Supported: both roles, trickled candidates, configurable ICE servers,
 //! bounded concurrent handshakes, reset and half-close of streams.
+//! Interoperates with js-libp2p's `@libp2p/webrtc` (6.x, libp2p 3.x) in
+//! both roles: `e2e/tests/js_interop.rs` runs both pages in Chromium.
+//!
+//! Two details differ from what one might write first. Dialing a `/webrtc`
+//! address opens the relayed connection it needs itself (libp2p-stream
+//! would not dial a peer that is being dialed, and the `/webrtc` dial is
+//! one). And data that reaches a stream nobody is reading wakes the
+//! connection's task, as a yamux socket would: libp2p-ping's responder,
+//! for one, starts waiting for the next ping without polling, and missed
+//! pings by seconds before.
 //! Not (yet): reusing an existing relayed connection's identity checks
 //! beyond what the relay circuit gives, renegotiation, and native
 //! (non-browser) peers, which have no `RTCPeerConnection`.

@@ -12,7 +12,7 @@ use futures::{AsyncRead, AsyncWrite};
 use send_wrapper::SendWrapper;
 use web_sys::RtcDataChannel;
 
-use crate::data_channel::PollDataChannel;
+use crate::data_channel::{ConnectionWaker, PollDataChannel};
 
 pub struct Stream {
     inner: SendWrapper<libp2p_webrtc_utils::Stream<PollDataChannel>>,
@@ -22,9 +22,12 @@ pub struct Stream {
 pub(crate) type DropListener = SendWrapper<libp2p_webrtc_utils::DropListener<PollDataChannel>>;
 
 impl Stream {
-    pub(crate) fn new(channel: RtcDataChannel) -> (Self, DropListener) {
+    pub(crate) fn new(
+        channel: RtcDataChannel,
+        connection: ConnectionWaker,
+    ) -> (Self, DropListener) {
         let (inner, drop_listener) =
-            libp2p_webrtc_utils::Stream::new(PollDataChannel::new(channel));
+            libp2p_webrtc_utils::Stream::new(PollDataChannel::new(channel, connection));
         (
             Self {
                 inner: SendWrapper::new(inner),

@@ -1,0 +1,197 @@
+//! Interoperability with js-libp2p: our page and a js-libp2p page (libp2p
+//! 3.x with `@libp2p/webrtc`, from npm) connect over `/webrtc` through our
+//! relay, in both directions, and exchange data on a stream of the direct
+//! connection.
+//!
+//! Needs the built page (`scripts/build-page`), the built js-libp2p peer
+//! (`scripts/build-js-peer`), chromedriver and Chromium.
+
+use e2e::{Browser, Check, ChromeDriver, JsPeer, PageState, RelayPorts, RelayProcess, TIMEOUT};
+
+const PREFIX: &str = "js_interop";
+/// Pings per direction, on one stream.
+const PING_ROUNDS: u32 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_page_and_a_js_libp2p_page_connect_over_webrtc_in_both_directions() {
+    let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
+    e2e::js_peer_page().unwrap_or_else(|error| panic!("{error:#}"));
+    e2e::clear_artifacts(PREFIX).expect("clear earlier artifacts");
+    let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
+    let ports = RelayPorts::pick().expect("free ports for the relay");
+    let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, &[]);
+    let relay = RelayProcess::start(PREFIX, &relay_args)
+        .await
+        .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
+
+    let driver = ChromeDriver::start(PREFIX)
+        .await
+        .expect("chromedriver starts");
+    let rust = Browser::open(&driver, "rust").await.expect("browser opens");
+    let js = Browser::open(&driver, "js").await.expect("browser opens");
+    let js_peer = JsPeer { browser: &js };
+
+    if let Err(error) = run(&relay, &ports, &rust, js_peer).await {
+        let rust_report = rust.save_failure_report(PREFIX).await;
+        let js_report = js.save_failure_report(PREFIX).await;
+        let js_state = match js_peer.state().await {
+            Ok(state) => state.to_string(),
+            Err(error) => format!("(cannot read the js-libp2p page: {error:#})"),
+        };
+        panic!(
+            "{error:#}\n\n{js_state}\nartifacts:\n{rust_report}\n{js_report}\nchromedriver log: {}\nrelay log: {}",
+            driver.log_path().display(),
+            relay.log_path.display()
+        );
+    }
+    rust.close().await.expect("close the browser");
+    js.close().await.expect("close the browser");
+    relay.kill().await.expect("kill the relay");
+}
+
+async fn run(
+    relay: &RelayProcess,
+    ports: &RelayPorts,
+    rust: &Browser,
+    js: JsPeer<'_>,
+) -> anyhow::Result<()> {
+    let relay_ws = relay
+        .multiaddr("ws", "127.0.0.1")
+        .ok_or_else(|| anyhow::anyhow!("the relay printed no WebSocket address: {relay:?}"))?;
+
+    // Our page connects to the relay and gets its circuit address.
+    rust.goto(&ports.page_url()).await?;
+    rust.fill("#relay-addr", relay_ws).await?;
+    rust.click("#connect").await?;
+    let ours = wait_rust(
+        rust,
+        "#status is connected with a circuit address",
+        |page| {
+            (page.is_connected() && page.self_addr.contains("/p2p-circuit/"))
+                .then_some(())
+                .ok_or_else(|| {
+                    format!("#status {:?}, #self-addr {:?}", page.status, page.self_addr)
+                })
+        },
+    )
+    .await?;
+    let our_id = ours.self_peer_id.clone();
+    let our_webrtc_addr =
+        ours.self_addr
+            .replacen("/p2p-circuit/p2p/", "/p2p-circuit/webrtc/p2p/", 1);
+
+    // The js-libp2p page does the same, with the relay's STUN service.
+    let stun = format!("stun:127.0.0.1:{}", ports.stun);
+    js.browser
+        .goto(&e2e::js_peer_url(relay_ws, &[stun])?)
+        .await?;
+    let js_state = e2e::wait_until(
+        "the js-libp2p page is ready with a /p2p-circuit/webrtc address",
+        TIMEOUT,
+        || async {
+            let state = js.state().await?;
+            Ok(if state.state == "ready" && !state.webrtc_addr.is_empty() {
+                Check::Done(state)
+            } else {
+                Check::NotYet(state.to_string())
+            })
+        },
+    )
+    .await?;
+    let js_id = js_state.peer_id.clone();
+
+    // Rust dials, js answers: our page is the WebRTC offerer.
+    rust.fill("#dial-addr", &js_state.webrtc_addr).await?;
+    rust.click("#dial").await?;
+    wait_rust_shows_direct(rust, &js_id).await?;
+    let ping = js.ping_direct(&our_id, PING_ROUNDS).await?;
+    check_ping(&ping, &our_id)?;
+    eprintln!(
+        "rust -> js: direct over {}, js pinged rust {PING_ROUNDS} times: {:?} ms",
+        ping.connection.remote_addr, ping.rtts
+    );
+    rust.screenshot(PREFIX, "rust-dialed-js").await?;
+
+    // Start over: js hangs up, and our page sees the link go.
+    js.hang_up(&our_id).await?;
+    wait_rust(
+        rust,
+        "the js-libp2p peer is no longer direct",
+        |page| match peer_state(page, &js_id) {
+            Some("direct") => Err("still direct".to_owned()),
+            _ => Ok(()),
+        },
+    )
+    .await?;
+
+    // js dials, Rust answers: our page is the WebRTC answerer.
+    let connection = js.dial(&our_webrtc_addr).await?;
+    anyhow::ensure!(
+        connection.direct && connection.peer == our_id,
+        "js-libp2p dialed {our_webrtc_addr} and got {connection:?}, not a direct connection to {our_id}"
+    );
+    wait_rust_shows_direct(rust, &js_id).await?;
+    let ping = js.ping_direct(&our_id, PING_ROUNDS).await?;
+    check_ping(&ping, &our_id)?;
+    eprintln!(
+        "js -> rust: direct over {}, js pinged rust {PING_ROUNDS} times: {:?} ms",
+        ping.connection.remote_addr, ping.rtts
+    );
+    rust.screenshot(PREFIX, "js-dialed-rust").await?;
+    Ok(())
+}
+
+fn check_ping(ping: &e2e::JsPing, our_id: &str) -> anyhow::Result<()> {
+    let connection = &ping.connection;
+    anyhow::ensure!(
+        connection.direct
+            && !connection.limited
+            && connection.peer == our_id
+            && connection.remote_addr.contains("/webrtc"),
+        "the ping did not run over a direct WebRTC connection to {our_id}: {connection:?}"
+    );
+    anyhow::ensure!(
+        ping.rtts.len() == PING_ROUNDS as usize,
+        "{} of {PING_ROUNDS} pings came back: {:?}",
+        ping.rtts.len(),
+        ping.rtts
+    );
+    Ok(())
+}
+
+fn peer_state<'a>(page: &'a PageState, peer: &str) -> Option<&'a str> {
+    page.peers
+        .iter()
+        .find(|entry| entry.peer_id == peer)
+        .and_then(|entry| entry.state.as_deref())
+}
+
+async fn wait_rust_shows_direct(rust: &Browser, js_id: &str) -> anyhow::Result<()> {
+    wait_rust(
+        rust,
+        &format!("#peers shows the js-libp2p peer {js_id} as direct"),
+        |page| match peer_state(page, js_id) {
+            Some("direct") => Ok(()),
+            other => Err(format!("its link state is {other:?}")),
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// Waits until `ok` holds on our page; `Err` says what is wrong.
+async fn wait_rust(
+    rust: &Browser,
+    what: &str,
+    ok: impl Fn(&PageState) -> Result<(), String>,
+) -> anyhow::Result<PageState> {
+    let ok = &ok;
+    e2e::wait_until(&format!("our page: {what}"), TIMEOUT, || async move {
+        let page = rust.snapshot().await?;
+        Ok(match ok(&page) {
+            Ok(()) => Check::Done(page),
+            Err(wrong) => Check::NotYet(format!("{wrong}\n{page}")),
+        })
+    })
+    .await
+}
