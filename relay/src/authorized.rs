@@ -48,9 +48,7 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 pub enum AuthorizedError {
     #[error("cannot read the authorized peers file {path}: {source}")]
     Unreadable { path: PathBuf, source: io::Error },
-    #[error(
-        "the authorized peers file {path} is {len} bytes; the limit is {MAX_FILE_BYTES} bytes"
-    )]
+    #[error("the authorized peers file {path} is {len} bytes; the limit is {MAX_FILE_BYTES} bytes")]
     TooLarge { path: PathBuf, len: u64 },
     #[error("{path}:{line}: {reason}")]
     BadLine {
@@ -291,7 +289,8 @@ mod tests {
     #[test]
     fn a_bad_line_is_reported_with_its_number() {
         let a = PeerId::random();
-        let (line, error) = parse(&format!("{a}\n# fine\nnot-a-peer-id # oops\n")).expect_err("bad");
+        let (line, error) =
+            parse(&format!("{a}\n# fine\nnot-a-peer-id # oops\n")).expect_err("bad");
         assert_eq!(line, 3);
         assert!(
             matches!(&error, LineError::NotAPeerId { token, .. } if token == "not-a-peer-id"),
@@ -326,7 +325,10 @@ mod tests {
             "{message}"
         );
         let missing = AuthorizedPeers::load(&dir.path().join("missing")).expect_err("missing");
-        assert!(matches!(missing, AuthorizedError::Unreadable { .. }), "{missing}");
+        assert!(
+            matches!(missing, AuthorizedError::Unreadable { .. }),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -80,22 +80,26 @@ async fn stranger_reaches(relay: &TestRelay, circuit: libp2p::Multiaddr, target:
     let mut stranger = peer(Keypair::generate_ed25519());
     common::connect(&mut stranger, &relay.addr("tcp")).await;
     stranger.dial(circuit).expect("dial through the relay");
-    wait_for(&mut stranger, "the circuit's outcome", |event| match event {
-        SwarmEvent::ConnectionEstablished { peer_id, .. } if *peer_id == target => Some(true),
-        SwarmEvent::OutgoingConnectionError {
-            peer_id: Some(peer_id),
-            error,
-            ..
-        } if *peer_id == target => {
-            let error = format!("{error:?}");
-            assert!(
-                error.contains("ResourceLimitExceeded"),
-                "expected a RESOURCE_LIMIT_EXCEEDED circuit refusal, got {error}"
-            );
-            Some(false)
-        }
-        _ => None,
-    })
+    wait_for(
+        &mut stranger,
+        "the circuit's outcome",
+        |event| match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if *peer_id == target => Some(true),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer_id),
+                error,
+                ..
+            } if *peer_id == target => {
+                let error = format!("{error:?}");
+                assert!(
+                    error.contains("ResourceLimitExceeded"),
+                    "expected a RESOURCE_LIMIT_EXCEEDED circuit refusal, got {error}"
+                );
+                Some(false)
+            }
+            _ => None,
+        },
+    )
     .await
 }
 
