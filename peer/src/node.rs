@@ -104,6 +104,10 @@ pub enum StartError {
     RelayWithoutPeerId(Multiaddr),
     #[error("the relay address {0} is a circuit address; give the relay's own address")]
     RelayIsCircuit(Multiaddr),
+    #[error(
+        "the relay address {0} is for browsers (WebSocket or WebRTC); use the relay's TCP or QUIC address"
+    )]
+    RelayTransport(Multiaddr),
     #[error("cannot build the libp2p node: {0}")]
     Swarm(String),
     #[error("cannot listen on {addr}: {reason}; pick another --listen-port")]
@@ -186,6 +190,9 @@ impl Peer {
         };
         if is_circuit(&config.relay) {
             return Err(StartError::RelayIsCircuit(config.relay.clone()));
+        }
+        if !is_usable(&config.relay) {
+            return Err(StartError::RelayTransport(config.relay.clone()));
         }
         let swarm = build_swarm(&config)?;
         let peer_id = *swarm.local_peer_id();
@@ -502,7 +509,10 @@ impl Node {
             return self.emit(Event::PingFailed { peer, reason });
         }
         self.pings.insert(peer, Instant::now());
-        if !self.swarm.is_connected(&peer) {
+        // Without the relay there is no circuit yet: the dial waits for it
+        // (see `ConnectionEstablished`), or the relay client's own dial of
+        // the relay would race ours and cancel the circuit.
+        if !self.swarm.is_connected(&peer) && self.swarm.is_connected(&self.relay_id) {
             self.dial_peer(peer);
         }
     }
@@ -694,6 +704,12 @@ impl Node {
                     self.relay_retry.armed = false;
                     self.emit(Event::RelayConnected { relay: peer_id });
                     self.reserve();
+                    let waiting: Vec<PeerId> = self.pings.keys().copied().collect();
+                    for peer in waiting {
+                        if !self.swarm.is_connected(&peer) {
+                            self.dial_peer(peer);
+                        }
+                    }
                     return;
                 }
                 let path = path_of(&endpoint);
@@ -752,7 +768,9 @@ impl Node {
                     self.emit(Event::Unreachable { peer, reason });
                 }
             }
-            SwarmEvent::ExternalAddrConfirmed { address } => {
+            // The relay client confirms circuit addresses (`Reserved` says
+            // so); the others come from AutoNAT.
+            SwarmEvent::ExternalAddrConfirmed { address } if !is_circuit(&address) => {
                 if self.force_private {
                     self.swarm.remove_external_address(&address);
                     self.emit(Event::Reachability(Reachability::ForcedPrivate {

@@ -169,6 +169,28 @@ async fn dcutr_upgrades_the_relayed_connection(transport: &str) {
 }
 
 #[tokio::test]
+async fn relay_addresses_for_browsers_or_without_a_peer_id_are_refused_with_a_reason() {
+    let relay = TestRelay::start(&[]).await;
+    let websocket = relay
+        .relay
+        .multiaddrs
+        .iter()
+        .find(|addr| relay::addresses::transport_of(addr) == "websocket")
+        .expect("a WebSocket address")
+        .clone();
+    let error = chat_peer::Peer::start(config(websocket, false))
+        .await
+        .expect_err("WebSocket is the browsers' transport");
+    assert!(error.to_string().contains("TCP or QUIC"), "{error}");
+    let mut bare = relay.addr("tcp");
+    bare.pop();
+    let error = chat_peer::Peer::start(config(bare, false))
+        .await
+        .expect_err("no peer id");
+    assert!(error.to_string().contains("/p2p/<peer id>"), "{error}");
+}
+
+#[tokio::test]
 async fn dcutr_upgrades_a_relayed_tcp_connection_to_a_direct_one() {
     dcutr_upgrades_the_relayed_connection("tcp").await;
 }
