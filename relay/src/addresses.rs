@@ -136,6 +136,7 @@ pub fn transport_of(addr: &Multiaddr) -> &'static str {
             Protocol::Ws(_) => kind = "websocket",
             Protocol::Wss(_) => kind = "websocket-secure",
             Protocol::WebRTCDirect => kind = "webrtc-direct",
+            Protocol::QuicV1 => kind = "quic",
             _ => {}
         }
     }
@@ -261,5 +262,6 @@ mod tests {
     fn transports_are_named() {
         assert_eq!(transport_of(&addr("/ip4/1.2.3.4/tcp/1/ws")), "websocket");
         assert_eq!(transport_of(&addr("/ip4/1.2.3.4/tcp/1")), "tcp");
+        assert_eq!(transport_of(&addr("/ip4/1.2.3.4/udp/1/quic-v1")), "quic");
     }
 }

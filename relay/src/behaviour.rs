@@ -1,6 +1,7 @@
 //! The relay's composed behaviour: one field per protocol it speaks.
 
 use libp2p::{
+    autonat,
     connection_limits::{self, ConnectionLimits},
     gossipsub, identify,
     identity::Keypair,
@@ -9,6 +10,7 @@ use libp2p::{
 };
 
 use crate::{
+    authorized::AuthorizedPeers,
     config::Limits,
     gossip::{self, GossipConfigError},
     limits::{PerIpConnectionLimit, ReservationsPerIp},
@@ -28,6 +30,17 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
+    /// AutoNAT v2 server: native peers ask the relay to dial them back, to
+    /// learn whether they are reachable directly.
+    pub autonat: autonat::v2::server::Behaviour,
+}
+
+/// Private relay mode: who may reserve, and whether circuits are limited
+/// to the same peers.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub peers: AuthorizedPeers,
+    pub circuits_too: bool,
 }
 
 impl Behaviour {
@@ -35,6 +48,7 @@ impl Behaviour {
         keypair: &Keypair,
         limits: &Limits,
         reservations_per_ip: &ReservationsPerIp,
+        access: Option<&Access>,
     ) -> Result<Self, GossipConfigError> {
         let connection_limits = ConnectionLimits::default()
             .with_max_established(Some(limits.max_connections))
@@ -45,7 +59,7 @@ impl Behaviour {
             connection_limits: connection_limits::Behaviour::new(connection_limits),
             relay: relay::Behaviour::new(
                 keypair.public().to_peer_id(),
-                relay_config(limits, reservations_per_ip),
+                relay_config(limits, reservations_per_ip, access),
             ),
             gossipsub: gossip::behaviour(keypair, limits.max_connections as usize)?,
             identify: identify::Behaviour::new(
@@ -53,11 +67,16 @@ impl Behaviour {
                     .with_agent_version(AGENT_VERSION.to_owned()),
             ),
             ping: ping::Behaviour::default(),
+            autonat: autonat::v2::server::Behaviour::default(),
         })
     }
 }
 
-fn relay_config(limits: &Limits, reservations_per_ip: &ReservationsPerIp) -> relay::Config {
+fn relay_config(
+    limits: &Limits,
+    reservations_per_ip: &ReservationsPerIp,
+    access: Option<&Access>,
+) -> relay::Config {
     // libp2p-relay's limiters are token buckets holding `limit` tokens, one
     // added back every `interval`: "n per minute" is a bucket of n refilled
     // every minute / n.
@@ -83,6 +102,19 @@ fn relay_config(limits: &Limits, reservations_per_ip: &ReservationsPerIp) -> rel
     }
     .reservation_rate_per_ip(reservations, reservation_interval)
     .circuit_src_per_ip(circuits, circuit_interval);
+    // The relay asks its limiters in order and stops at the first "no":
+    // authorization first, so a peer that may not reserve at all uses up
+    // no rate limit.
+    if let Some(access) = access {
+        config
+            .reservation_rate_limiters
+            .insert(0, access.peers.reservation_limiter());
+        if access.circuits_too {
+            config
+                .circuit_src_rate_limiters
+                .insert(0, access.peers.circuit_limiter());
+        }
+    }
     // Last: it counts a reservation only once every other check has passed.
     config
         .reservation_rate_limiters

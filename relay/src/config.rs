@@ -29,6 +29,10 @@ pub struct Options {
     #[arg(long, env = "RELAY_WEBRTC_PORT", default_value_t = 4003)]
     pub webrtc_port: u16,
 
+    /// UDP port of the QUIC listener (`/quic-v1`) for native peers.
+    #[arg(long, env = "RELAY_QUIC_PORT", default_value_t = 4004)]
+    pub quic_port: u16,
+
     /// UDP port of the STUN binding service browsers use for ICE.
     #[arg(long, env = "RELAY_STUN_PORT", default_value_t = 3478)]
     pub stun_port: u16,
@@ -64,6 +68,21 @@ pub struct Options {
     /// Directory of the built page (trunk's output).
     #[arg(long, env = "RELAY_PAGE_DIR", default_value = "dist")]
     pub page_dir: PathBuf,
+
+    /// Private relay mode: only the peer ids listed in this file (one per
+    /// line, `<peer id>  # comment`) may reserve a slot. Re-read when it
+    /// changes.
+    #[arg(long, env = "RELAY_AUTHORIZED_PEERS", value_name = "FILE")]
+    pub authorized_peers: Option<PathBuf>,
+
+    /// With --authorized-peers: circuits too may only be opened by the
+    /// peers listed (without it, anyone may reach a listed peer).
+    #[arg(
+        long,
+        env = "RELAY_AUTHORIZED_CIRCUITS_ONLY",
+        requires = "authorized_peers"
+    )]
+    pub authorized_circuits_only: bool,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -209,6 +228,25 @@ mod tests {
         let error = Options::try_parse_from(["relay", "--external-address", "not a host!"])
             .expect_err("invalid host");
         assert!(error.to_string().contains("--external-address"), "{error}");
+    }
+
+    #[test]
+    fn restricting_circuits_needs_an_authorized_peers_file() {
+        let error = Options::try_parse_from(["relay", "--authorized-circuits-only"])
+            .expect_err("needs --authorized-peers");
+        assert!(error.to_string().contains("--authorized-peers"), "{error}");
+        let options = Options::try_parse_from([
+            "relay",
+            "--authorized-peers",
+            "peers.txt",
+            "--authorized-circuits-only",
+        ])
+        .expect("valid");
+        assert!(options.authorized_circuits_only);
+        assert_eq!(
+            options.authorized_peers.as_deref(),
+            Some(std::path::Path::new("peers.txt"))
+        );
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! - [`behaviour`]: the composed libp2p behaviour;
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
+//! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics.
 
 pub mod addresses;
+pub mod authorized;
 pub mod behaviour;
 pub mod config;
 pub mod gossip;

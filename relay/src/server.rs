@@ -27,7 +27,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::{
     addresses::{self, ExternalHost},
-    behaviour::{Behaviour, BehaviourEvent},
+    authorized::{AuthorizedError, AuthorizedPeers},
+    behaviour::{Access, Behaviour, BehaviourEvent},
     config::Options,
     gossip::{self, Verdict},
     http::{self, RelayInfo, SharedState},
@@ -46,6 +47,8 @@ const LISTEN_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("--authorized-peers: {0}")]
+    Authorized(#[from] AuthorizedError),
     #[error(
         "cannot listen on {addr} ({flag}): {reason}; is another relay running? Pick another port with {flag}"
     )]
@@ -77,7 +80,15 @@ pub struct Relay {
 
 impl Relay {
     pub async fn start(options: Options) -> Result<Self, StartError> {
+        install_crypto_provider();
         let loaded = state::load(&options.state_dir, options.secret_key_seed)?;
+        let access = match &options.authorized_peers {
+            Some(path) => Some(Access {
+                peers: AuthorizedPeers::load(path)?,
+                circuits_too: options.authorized_circuits_only,
+            }),
+            None => None,
+        };
         let keypair = loaded.keypair;
         let peer_id = keypair.public().to_peer_id();
         let ip = options.listen_ip;
@@ -104,8 +115,8 @@ impl Relay {
         let limits = options.limits.clone();
         let swarm_error = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
         let websocket_noise = noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?;
-        let behaviour =
-            Behaviour::new(&keypair, &limits, &reservations_per_ip).map_err(|e| swarm_error(&e))?;
+        let behaviour = Behaviour::new(&keypair, &limits, &reservations_per_ip, access.as_ref())
+            .map_err(|e| swarm_error(&e))?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -114,6 +125,7 @@ impl Relay {
                 yamux::Config::default,
             )
             .map_err(|e| swarm_error(&e))?
+            .with_quic()
             .with_other_transport(|_| {
                 websocket::Config::new(tcp::tokio::Transport::new(
                     tcp::Config::default().nodelay(true),
@@ -142,6 +154,13 @@ impl Relay {
                 "--port",
                 "TCP",
                 Multiaddr::from(ip).with(tcp_port(options.port)),
+            ),
+            (
+                "--quic-port",
+                "QUIC",
+                Multiaddr::from(ip)
+                    .with(libp2p::multiaddr::Protocol::Udp(options.quic_port))
+                    .with(libp2p::multiaddr::Protocol::QuicV1),
             ),
             (
                 "--websocket-port",
@@ -243,6 +262,17 @@ impl Relay {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// libp2p-quic enables rustls's `aws-lc-rs` provider and other libp2p
+/// crates its `ring` one; with both, rustls cannot choose a process-wide
+/// default and panics where one is needed (the WebRTC-direct transport's
+/// DTLS). Choose `ring`, which libp2p's TLS uses, unless the process chose.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

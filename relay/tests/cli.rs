@@ -23,6 +23,7 @@ fn relay_command(state_dir: &Path) -> Command {
         .env("RELAY_STATE_DIR", state_dir)
         .args([
             "--port=0",
+            "--quic-port=0",
             "--websocket-port=0",
             "--webrtc-port=0",
             "--stun-port=0",

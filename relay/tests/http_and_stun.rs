@@ -185,6 +185,7 @@ async fn port_in_use_fails_the_start_names_the_flag_and_stores_nothing() {
         format!("--websocket-port={port}"),
         "--listen-ip=127.0.0.1".to_owned(),
         "--port=0".to_owned(),
+        "--quic-port=0".to_owned(),
         "--webrtc-port=0".to_owned(),
         "--stun-port=0".to_owned(),
         "--http-port=0".to_owned(),

@@ -37,6 +37,7 @@ pub fn relay_options(state_dir: &Path, page_dir: &Path, extra: &[&str]) -> Optio
         "relay".to_owned(),
         "--listen-ip=127.0.0.1".to_owned(),
         "--port=0".to_owned(),
+        "--quic-port=0".to_owned(),
         "--websocket-port=0".to_owned(),
         "--webrtc-port=0".to_owned(),
         "--stun-port=0".to_owned(),

@@ -1,0 +1,137 @@
+//! What the terminal (or a test) sends the node, and what it hears back.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::oneshot;
+
+/// How a connection reaches a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// Through the relay (a `/p2p-circuit` connection).
+    Relayed,
+    /// Straight to the peer: dialed, or hole-punched by DCUtR.
+    Direct,
+}
+
+impl Path {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Relayed => "relayed",
+            Path::Direct => "direct",
+        }
+    }
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What this peer learned about its own reachability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// AutoNAT: the relay dialed us back at this address.
+    Reachable { addr: Multiaddr },
+    /// AutoNAT: the relay could not dial us back at this address.
+    Unreachable { addr: Multiaddr, reason: String },
+    /// `--force-private`: whatever AutoNAT says, direct addresses are
+    /// neither announced nor advertised.
+    ForcedPrivate { ignored: Option<Multiaddr> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Listening on a local address (DCUtR uses these ports).
+    Listening {
+        addr: Multiaddr,
+    },
+    /// Connected to the relay.
+    RelayConnected {
+        relay: PeerId,
+    },
+    /// The connection to the relay is gone; another attempt follows.
+    RelayLost {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// The relay accepted our reservation: others reach us at this address.
+    Reserved {
+        circuit_addr: Multiaddr,
+    },
+    /// The relay refused the reservation (e.g. a private relay).
+    ReservationRefused {
+        reason: String,
+    },
+    Reachability(Reachability),
+    /// A peer announced itself on the discovery topic for the first time.
+    Discovered {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    /// A peer stopped announcing and is not connected.
+    PeerGone {
+        peer: PeerId,
+    },
+    Connected {
+        peer: PeerId,
+        path: Path,
+        remote_addr: Multiaddr,
+    },
+    Disconnected {
+        peer: PeerId,
+        path: Path,
+    },
+    /// Could not reach a peer.
+    Unreachable {
+        peer: PeerId,
+        reason: String,
+    },
+    /// DCUtR's attempt to turn a relayed connection into a direct one.
+    HolePunch {
+        peer: PeerId,
+        result: Result<(), String>,
+    },
+    /// The answer to [`crate::PeerHandle::ping`]: a round trip on one of
+    /// the connections to `peer`.
+    Ping {
+        peer: PeerId,
+        path: Path,
+        rtt: Duration,
+    },
+    PingFailed {
+        peer: PeerId,
+        reason: String,
+    },
+    Chat {
+        from: PeerId,
+        text: String,
+        /// Our own message, as published.
+        own: bool,
+    },
+    ChatNotSent {
+        text: String,
+        reason: String,
+    },
+}
+
+/// What the node knows of one peer, for `/peers` and `peers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    pub addrs: Vec<Multiaddr>,
+    /// The best path of the open connections (direct beats relayed).
+    pub path: Option<Path>,
+    pub rtt: Option<Duration>,
+    pub agent: Option<String>,
+    /// Whether it announced itself on the discovery topic.
+    pub discovered: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    SendChat(String),
+    Ping(PeerId),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+}
