@@ -31,6 +31,8 @@ pub struct RelayPorts {
     pub websocket: u16,
     /// `--webrtc-port` (UDP, WebRTC-direct).
     pub webrtc: u16,
+    /// `--quic-port` (UDP, native peers).
+    pub quic: u16,
     /// `--stun-port` (UDP).
     pub stun: u16,
     /// `--http-port` (TCP: the page, `/api/relay`).
@@ -38,14 +40,14 @@ pub struct RelayPorts {
 }
 
 impl RelayPorts {
-    /// Five distinct free ports. Every socket stays bound until all are
+    /// Six distinct free ports. Every socket stays bound until all are
     /// picked, so no two are the same.
     pub fn pick() -> anyhow::Result<Self> {
         let tcp: Vec<TcpListener> = (0..3)
             .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
             .collect::<Result<_, _>>()
             .context("bind a free TCP port")?;
-        let udp: Vec<UdpSocket> = (0..2)
+        let udp: Vec<UdpSocket> = (0..3)
             .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
             .collect::<Result<_, _>>()
             .context("bind a free UDP port")?;
@@ -57,6 +59,7 @@ impl RelayPorts {
             http: tcp_port(2)?,
             webrtc: udp_port(0)?,
             stun: udp_port(1)?,
+            quic: udp_port(2)?,
         })
     }
 
@@ -80,6 +83,7 @@ pub fn relay_args(
         format!("--websocket-port={}", ports.websocket),
         format!("--webrtc-port={}", ports.webrtc),
         format!("--stun-port={}", ports.stun),
+        format!("--quic-port={}", ports.quic),
         format!("--http-port={}", ports.http),
         format!("--state-dir={}", state_dir.display()),
         format!("--page-dir={}", page_dir.display()),
@@ -100,7 +104,9 @@ mod tests {
         let mut tcp = [ports.tcp, ports.websocket, ports.http];
         tcp.sort_unstable();
         assert!(tcp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
-        assert_ne!(ports.webrtc, ports.stun, "{ports:?}");
+        let mut udp = [ports.webrtc, ports.stun, ports.quic];
+        udp.sort_unstable();
+        assert!(udp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
         let args = relay_args(&ports, Path::new("/tmp/state"), Path::new("/tmp/page"), &[]);
         let options =
             relay::Options::try_parse_from(std::iter::once("relay".to_owned()).chain(args))
@@ -111,6 +117,7 @@ mod tests {
                 options.websocket_port,
                 options.webrtc_port,
                 options.stun_port,
+                options.quic_port,
                 options.http_port
             ),
             (
@@ -118,6 +125,7 @@ mod tests {
                 ports.websocket,
                 ports.webrtc,
                 ports.stun,
+                ports.quic,
                 ports.http
             )
         );
