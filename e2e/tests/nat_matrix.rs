@@ -50,25 +50,28 @@ async fn nat_kinds_map_and_filter_as_named() {
             natlab::probe(&lab, &lab.a).unwrap_or_else(|error| panic!("probe {kind}: {error:#}"));
         eprintln!("{kind}: {seen}");
         // (translated, endpoint-independent mapping, other port gets in,
-        // stranger gets in); a reply always gets in.
-        let (translated, independent, other_port, stranger) = match kind {
-            NatKind::None => (false, true, true, true),
-            NatKind::Open => (true, true, true, true),
-            NatKind::Home => (true, true, false, false),
-            NatKind::Symmetric => (true, false, false, false),
+        // stranger gets in, early peer keeps the mapping); a reply always
+        // gets in.
+        let (translated, independent, other_port, stranger, early_peer) = match kind {
+            NatKind::None => (false, true, true, true, true),
+            NatKind::Open => (true, true, true, true, true),
+            NatKind::Home => (true, true, false, false, true),
+            NatKind::Symmetric => (true, false, false, false, false),
         };
         let expected = format!(
             "translated {translated}, endpoint-independent mapping {independent}, reply gets in true, \
-             other port gets in {other_port}, stranger gets in {stranger}"
+             other port gets in {other_port}, stranger gets in {stranger}, \
+             early peer keeps the mapping {early_peer}"
         );
         let actual = format!(
             "translated {}, endpoint-independent mapping {}, reply gets in {}, other port gets in {}, \
-             stranger gets in {}",
+             stranger gets in {}, early peer keeps the mapping {}",
             *seen.public.ip() == lab.a.wan_ip,
             seen.endpoint_independent_mapping,
             seen.reply_gets_in,
             seen.other_port_gets_in,
-            seen.stranger_gets_in
+            seen.stranger_gets_in,
+            seen.early_peer_keeps_mapping
         );
         if actual != expected {
             wrong.push(format!(

@@ -38,18 +38,25 @@ pub struct NatBehaviour {
     /// A packet from an address the laptop never sent to gets in (no
     /// address-dependent filtering).
     pub stranger_gets_in: bool,
+    /// When a peer's packet reaches the router before the laptop sends to
+    /// that peer (as in hole punching), the laptop's packets to the peer
+    /// still leave from the public port STUN saw. A filter placed after
+    /// conntrack breaks this (NATLAB-NOTES, "the conntrack clash").
+    pub early_peer_keeps_mapping: bool,
 }
 
 impl fmt::Display for NatBehaviour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "public {}, endpoint-independent mapping {}, reply gets in {}, other port gets in {}, stranger gets in {}",
+            "public {}, endpoint-independent mapping {}, reply gets in {}, other port gets in {}, \
+             stranger gets in {}, early peer keeps the mapping {}",
             self.public,
             self.endpoint_independent_mapping,
             self.reply_gets_in,
             self.other_port_gets_in,
-            self.stranger_gets_in
+            self.stranger_gets_in,
+            self.early_peer_keeps_mapping
         )
     }
 }
@@ -82,12 +89,19 @@ pub fn probe(lab: &Lab, site: &Site) -> anyhow::Result<NatBehaviour> {
     let other_port_gets_in = gets_in(&unseen_port, public, &laptop, "from another port")?;
     let stranger_gets_in = gets_in(&unseen_address, public, &laptop, "from a stranger")?;
     let reply_gets_in = gets_in(&server, public, &laptop, "reply")?;
+
+    let early_peer = bind(&lab.relay, STRANGER_IP, 3484)?;
+    // Let in or dropped, depending on the kind: either way the router has
+    // seen it before the laptop's first packet to this peer.
+    gets_in(&early_peer, public, &laptop, "early packet from a peer")?;
+    let public_for_early_peer = seen_from(&laptop, &early_peer, "to the early peer")?;
     Ok(NatBehaviour {
         public,
         endpoint_independent_mapping,
         reply_gets_in,
         other_port_gets_in,
         stranger_gets_in,
+        early_peer_keeps_mapping: public_for_early_peer == public,
     })
 }
 
