@@ -10,7 +10,7 @@
 //!   or stays relayed, and chats; the table is printed and a cell that
 //!   misses its expectation fails the test.
 //!
-//! Needs root, `ip` and `nft` (CI has them); without them the tests fail
+//! Needs root, `ip`, `nft` and `sysctl` (CI has them); without them the tests fail
 //! saying what is missing, unless `NATLAB_SKIP=1` asks to skip them.
 //! `NATLAB_CELLS=home-symmetric,open-open` runs only those cells
 //! (`scripts/natlab home symmetric` runs one by hand). Logs of each cell:

@@ -366,8 +366,3 @@ impl fmt::Display for Table<'_> {
         Ok(())
     }
 }
-
-/// Where a cell's logs are: `artifacts/natlab-<a>-<b>-*`.
-pub fn cell_artifacts(a: NatKind, b: NatKind) -> anyhow::Result<PathBuf> {
-    Ok(artifacts_dir()?.join(format!("{}-*", CellOutcome::prefix(a, b))))
-}

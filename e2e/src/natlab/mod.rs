@@ -12,7 +12,7 @@
 //!   driven from here;
 //! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix.
 //!
-//! Needs root, `ip` and `nft` ([`check_prerequisites`]).
+//! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
 
 mod cell;
 mod driver;
@@ -21,9 +21,7 @@ pub mod netns;
 mod probe;
 mod topology;
 
-pub use cell::{
-    CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Table, cell_artifacts, run_cell,
-};
+pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Table, run_cell};
 pub use driver::DriverInNamespace;
 pub use nat::{Expected, NatKind};
 pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};

@@ -212,15 +212,23 @@ pub fn remove_on_signal() -> anyhow::Result<()> {
 }
 
 /// What the lab needs from the machine, or an error naming what is
-/// missing: root, `ip` (iproute2) and `nft` (nftables).
+/// missing: root, `ip` (iproute2), `nft` (nftables) and `sysctl` (procps).
 pub fn check_prerequisites() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (network namespaces and nftables need it; CI runs as root)".to_owned());
     }
-    for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+    for (program, package) in [
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("sysctl", "procps"),
+    ] {
         let found = Command::new(program)
-            .arg("-V")
+            .arg(if program == "sysctl" {
+                "--version"
+            } else {
+                "-V"
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
