@@ -113,8 +113,8 @@ pub async fn run_cell(index: usize, a: NatKind, b: NatKind, setup: &CellSetup) -
 async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyhow::Result<()> {
     let (a, b) = (outcome.a, outcome.b);
     let prefix = CellOutcome::prefix(a, b);
-    // Declared in reverse order of need, so that they drop browsers first,
-    // then drivers, relay and, last, the lab (killing what is left in it).
+    // Locals drop in reverse order: the browsers first, then the drivers,
+    // the relay and, last, the lab (killing whatever is left inside it).
     let lab = Lab::create(&format!("c{index}"), a, b).context("build the lab")?;
     let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
     let mut relay_command = lab.relay.command(&setup.relay_binary);
@@ -126,7 +126,7 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
     let _relay = RelayProcess::start_command(&prefix, relay_command)
         .await
         .context("start the relay in its namespace")?;
-    // Side by side: a new Chromium session takes several seconds here.
+    // Side by side: each takes a second or so on two cores.
     let (log_a, log_b) = (format!("{prefix}-A"), format!("{prefix}-B"));
     let (driver_a, driver_b) = tokio::try_join!(
         DriverInNamespace::start(&lab.a.host, &log_a),

@@ -81,7 +81,10 @@ impl NatKind {
     /// The router's nftables ruleset. `host` is the laptop behind it.
     pub fn ruleset(self, host: Ipv4Addr) -> String {
         // Every NATing kind forwards what the laptop sends and, back in, what
-        // belongs to a flow conntrack knows (replies); the rest is dropped.
+        // belongs to a flow conntrack knows (replies); the rest is dropped,
+        // silently as home routers do: also what is addressed to the
+        // router itself (no ICMP "port unreachable" back to a peer probing
+        // a port that has no mapping for it).
         let forward = |extra: &str| {
             format!(
                 r#"
@@ -89,6 +92,11 @@ impl NatKind {
     type filter hook forward priority filter; policy drop;
     iifname "lan" oifname "wan" accept
     iifname "wan" oifname "lan" ct state established,related accept{extra}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" drop
   }}"#
             )
         };
