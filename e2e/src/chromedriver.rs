@@ -30,11 +30,32 @@ impl ChromeDriver {
     /// `<repo>/artifacts/<log_name>-chromedriver.log`, and waits until it
     /// answers `/status` as ready.
     pub async fn start(log_name: &str) -> anyhow::Result<Self> {
+        Self::start_wrapped(log_name, &[], free_tcp_port()?).await
+    }
+
+    /// Like [`ChromeDriver::start`], but runs chromedriver through
+    /// `wrapper` (a command that runs the rest of its command line
+    /// elsewhere, such as `ip netns exec <ns>`; empty: none), listening on
+    /// `port` there. This process talks to it at 127.0.0.1:`port`: when the
+    /// wrapper moves it out of reach, the caller keeps a bridge there (the
+    /// NAT lab's [`crate::natlab::DriverInNamespace`]).
+    pub async fn start_wrapped(
+        log_name: &str,
+        wrapper: &[String],
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let binary = find_binary("CHROMEDRIVER", &["/usr/bin/chromedriver"], "chromedriver")
             .context("chromedriver is not installed (Debian: chromium-driver; scripts/setup installs it)")?;
-        let port = free_tcp_port()?;
         let log_path = artifacts_dir()?.join(sanitize(&format!("{log_name}-chromedriver.log")));
-        let child = Command::new(&binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let child = command
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log_path.display()))
             .stdin(Stdio::null())

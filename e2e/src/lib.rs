@@ -13,13 +13,16 @@
 //! - [`wait_until`] and [`Check`]: every wait polls a condition until a
 //!   deadline and fails saying what it expected and what it saw instead;
 //! - [`PageState`]: one snapshot of the chat page's DOM contract (the
-//!   selectors are listed there), read in a single script call.
+//!   selectors are listed there), read in a single script call;
+//! - [`natlab`]: the NAT lab, two laptops behind NATs and a relay in
+//!   network namespaces (root only).
 //!
 //! Nothing here sleeps as an assertion: sleeps only space out polls.
 
 mod browser;
 mod chromedriver;
 mod js_peer;
+pub mod natlab;
 mod page;
 mod ports;
 mod relay_process;

@@ -1,0 +1,29 @@
+//! The NAT lab: two laptops behind home routers of chosen NAT kinds and a
+//! relay on a make-believe internet, built from network namespaces on this
+//! machine, with a real headless Chromium on each laptop.
+//!
+//! - [`Netns`]: a namespace, removed with what runs in it on drop, on a
+//!   signal ([`remove_on_signal`]) or by the next run ([`remove_stale`]);
+//! - [`Lab`]: the topology (see `topology.rs` for the picture);
+//! - [`NatKind`]: what each router does (an nftables ruleset) and the
+//!   link two kinds should allow ([`NatKind::expected`]);
+//! - [`probe`]: a UDP check of a router's mapping and filtering;
+//! - [`DriverInNamespace`]: chromedriver and Chromium inside a laptop,
+//!   driven from here;
+//! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix.
+//!
+//! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
+
+mod cell;
+mod driver;
+mod nat;
+pub mod netns;
+mod probe;
+mod topology;
+
+pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Table, run_cell};
+pub use driver::DriverInNamespace;
+pub use nat::{Expected, NatKind};
+pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};
+pub use probe::{NatBehaviour, probe};
+pub use topology::{Lab, RELAY_IP, Site};

@@ -1,0 +1,190 @@
+//! The NAT lab (`e2e::natlab`): two laptops behind home routers of every
+//! pair of NAT kinds, and the relay on a make-believe internet, all in
+//! network namespaces on this machine.
+//!
+//! - `nat_kinds_map_and_filter_as_named`: each router kind, probed with
+//!   plain UDP, maps and filters as its name says (no browsers);
+//! - `every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can`:
+//!   the matrix. For each pair, a headless Chromium on each laptop opens
+//!   the page the relay serves, connects, discovers the other, goes direct
+//!   or stays relayed, and chats; the table is printed and a cell that
+//!   misses its expectation fails the test.
+//!
+//! Needs root, `ip`, `nft` and `sysctl` (CI has them); without them the tests fail
+//! saying what is missing, unless `NATLAB_SKIP=1` asks to skip them.
+//! `NATLAB_CELLS=home-symmetric,open-open` runs only those cells
+//! (`scripts/natlab home symmetric` runs one by hand). Logs of each cell:
+//! `artifacts/natlab-<a>-<b>-*`.
+
+use std::time::Instant;
+
+use e2e::natlab::{self, CellOutcome, CellSetup, Expected, Lab, NatKind, Table};
+
+/// Whether to run, or why the lab cannot: a missing prerequisite fails the
+/// test, unless NATLAB_SKIP=1 says to skip.
+fn lab_available() -> bool {
+    if std::env::var("NATLAB_SKIP").is_ok_and(|value| value == "1") {
+        eprintln!("NATLAB_SKIP=1: the NAT lab is skipped");
+        return false;
+    }
+    natlab::check_prerequisites().unwrap_or_else(|error| panic!("{error:#}"));
+    let stale =
+        natlab::remove_stale().unwrap_or_else(|error| panic!("remove stale namespaces: {error:#}"));
+    if !stale.is_empty() {
+        eprintln!("removed namespaces left by earlier runs: {stale:?}");
+    }
+    true
+}
+
+#[tokio::test]
+async fn nat_kinds_map_and_filter_as_named() {
+    if !lab_available() {
+        return;
+    }
+    natlab::remove_on_signal().expect("signal handler");
+    let mut wrong = Vec::new();
+    for kind in NatKind::ALL {
+        let lab = Lab::create(&format!("probe-{kind}"), kind, kind)
+            .unwrap_or_else(|error| panic!("build the lab for {kind}: {error:#}"));
+        let seen =
+            natlab::probe(&lab, &lab.a).unwrap_or_else(|error| panic!("probe {kind}: {error:#}"));
+        eprintln!("{kind}: {seen}");
+        // (translated, endpoint-independent mapping, other port gets in,
+        // stranger gets in, early peer keeps the mapping); a reply always
+        // gets in.
+        let (translated, independent, other_port, stranger, early_peer) = match kind {
+            NatKind::None => (false, true, true, true, true),
+            NatKind::Open => (true, true, true, true, true),
+            NatKind::Home => (true, true, false, false, true),
+            NatKind::Symmetric => (true, false, false, false, false),
+        };
+        let expected = format!(
+            "translated {translated}, endpoint-independent mapping {independent}, reply gets in true, \
+             other port gets in {other_port}, stranger gets in {stranger}, \
+             early peer keeps the mapping {early_peer}"
+        );
+        let actual = format!(
+            "translated {}, endpoint-independent mapping {}, reply gets in {}, other port gets in {}, \
+             stranger gets in {}, early peer keeps the mapping {}",
+            *seen.public.ip() == lab.a.wan_ip,
+            seen.endpoint_independent_mapping,
+            seen.reply_gets_in,
+            seen.other_port_gets_in,
+            seen.stranger_gets_in,
+            seen.early_peer_keeps_mapping
+        );
+        if actual != expected {
+            wrong.push(format!(
+                "{kind}: expected {expected}\n  got {actual} ({seen})"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "routers that do not behave as their kind:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can() {
+    if !lab_available() {
+        return;
+    }
+    natlab::remove_on_signal().expect("signal handler");
+    let setup = CellSetup {
+        relay_binary: e2e::relay_binary().unwrap_or_else(|error| panic!("{error:#}")),
+        page_dir: e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}")),
+    };
+    let cells = cells_to_run().unwrap_or_else(|error| panic!("{error:#}"));
+    e2e::clear_artifacts("natlab").expect("clear earlier artifacts");
+
+    let started = Instant::now();
+    let mut outcomes: Vec<CellOutcome> = Vec::new();
+    for (index, (a, b)) in cells.into_iter().enumerate() {
+        eprintln!("cell {a} × {b}: expecting {}", NatKind::expected(a, b));
+        let outcome = natlab::run_cell(index, a, b, &setup).await;
+        eprintln!(
+            "cell {a} × {b}: {} ({}/{} delivered) in {:.0} s{}",
+            outcome.link,
+            outcome.delivered,
+            outcome.sent,
+            outcome.took.as_secs_f64(),
+            outcome
+                .error
+                .as_deref()
+                .map(|error| format!("\n  error: {error}"))
+                .unwrap_or_default()
+        );
+        outcomes.push(outcome);
+    }
+    let table = Table(&outcomes);
+    println!(
+        "\nNAT matrix ({} cells, {:.0} s; direct within {} s, {} messages each way):\n\n{table}",
+        outcomes.len(),
+        started.elapsed().as_secs_f64(),
+        natlab::DIRECT_TIMEOUT.as_secs(),
+        natlab::MESSAGES_EACH_WAY,
+    );
+    let failures: Vec<String> = outcomes.iter().filter_map(CellOutcome::failure).collect();
+    assert!(
+        failures.is_empty(),
+        "cells that missed their expectation (logs: artifacts/natlab-<a>-<b>-*):\n{}\n\n{table}",
+        failures.join("\n")
+    );
+}
+
+/// Every unordered pair of kinds (A's kind first in [`NatKind::ALL`]
+/// order), or the cells `NATLAB_CELLS` names (`a-b,a-b`).
+fn cells_to_run() -> anyhow::Result<Vec<(NatKind, NatKind)>> {
+    if let Ok(list) = std::env::var("NATLAB_CELLS") {
+        return list
+            .split(',')
+            .map(|cell| {
+                let (a, b) = cell.trim().split_once('-').ok_or_else(|| {
+                    anyhow::anyhow!("NATLAB_CELLS: {cell:?} is not <kind>-<kind>")
+                })?;
+                Ok((a.parse()?, b.parse()?))
+            })
+            .collect();
+    }
+    let mut cells = Vec::new();
+    for (i, &a) in NatKind::ALL.iter().enumerate() {
+        for &b in &NatKind::ALL[i..] {
+            // No NAT is a sanity check of the lab: once, against itself.
+            if (a == NatKind::None) != (b == NatKind::None) {
+                continue;
+            }
+            cells.push((a, b));
+        }
+    }
+    Ok(cells)
+}
+
+#[test]
+fn the_matrix_covers_every_pair_of_nat_kinds_once() {
+    if std::env::var_os("NATLAB_CELLS").is_some() {
+        return;
+    }
+    let cells = cells_to_run().expect("the default matrix");
+    let names: Vec<String> = cells.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    assert_eq!(
+        names,
+        [
+            "none-none",
+            "open-open",
+            "open-home",
+            "open-symmetric",
+            "home-home",
+            "home-symmetric",
+            "symmetric-symmetric"
+        ]
+    );
+    let relayed: Vec<&String> = names
+        .iter()
+        .zip(&cells)
+        .filter(|(_, (a, b))| NatKind::expected(*a, *b) == Expected::Relayed)
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(relayed, ["home-symmetric", "symmetric-symmetric"]);
+}
