@@ -24,10 +24,22 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// (`target/<profile>/relay`, which `cargo nextest run --workspace` builds),
 /// or `$E2E_RELAY_BIN`.
 pub fn relay_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("E2E_RELAY_BIN") {
+    built_binary("relay", "E2E_RELAY_BIN", "relay")
+}
+
+/// The native peer's binary (`target/<profile>/chat-peer`), or
+/// `$E2E_CHAT_PEER_BIN`.
+pub fn chat_peer_binary() -> anyhow::Result<PathBuf> {
+    built_binary("chat-peer", "E2E_CHAT_PEER_BIN", "peer")
+}
+
+/// The workspace binary `name` of package `package`, next to the test
+/// executables, unless `$env` names another.
+fn built_binary(name: &str, env: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!("$E2E_RELAY_BIN is {}, which is not a file", path.display());
+            bail!("${env} is {}, which is not a file", path.display());
         }
         return Ok(path);
     }
@@ -37,11 +49,11 @@ pub fn relay_binary() -> anyhow::Result<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| anyhow!("{} has no target/<profile> above it", exe.display()))?;
-    let binary = profile_dir.join("relay");
+    let binary = profile_dir.join(name);
     if !binary.is_file() {
         bail!(
-            "the relay binary {} is missing: build it with `cargo build -p relay` \
-             (or set $E2E_RELAY_BIN)",
+            "the {name} binary {} is missing: build it with `cargo build -p {package}` \
+             (or set ${env})",
             binary.display()
         );
     }

@@ -7,18 +7,19 @@
 //! - `every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can`:
 //!   the matrix. For each pair, a headless Chromium on each laptop opens
 //!   the page the relay serves, connects, discovers the other, goes direct
-//!   or stays relayed, and chats; the table is printed and a cell that
-//!   misses its expectation fails the test.
+//!   or stays relayed, and chats; then, for some pairs, two native peers
+//!   (`chat-peer`) do the same with DCUtR and ping. The table is printed
+//!   and a cell that misses its expectation fails the test.
 //!
 //! Needs root, `ip`, `nft` and `sysctl` (CI has them); without them the tests fail
 //! saying what is missing, unless `NATLAB_SKIP=1` asks to skip them.
-//! `NATLAB_CELLS=home-symmetric,open-open` runs only those cells
+//! `NATLAB_CELLS=home-symmetric,native:home-home` runs only those cells
 //! (`scripts/natlab home symmetric` runs one by hand). Logs of each cell:
 //! `artifacts/natlab-<a>-<b>-*`.
 
 use std::time::Instant;
 
-use e2e::natlab::{self, CellOutcome, CellSetup, Expected, Lab, NatKind, Table};
+use e2e::natlab::{self, CellOutcome, CellSetup, Expected, Lab, NatKind, Peers, Table};
 
 /// Whether to run, or why the lab cannot: a missing prerequisite fails the
 /// test, unless NATLAB_SKIP=1 says to skip.
@@ -95,17 +96,24 @@ async fn every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can()
     let setup = CellSetup {
         relay_binary: e2e::relay_binary().unwrap_or_else(|error| panic!("{error:#}")),
         page_dir: e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}")),
+        chat_peer_binary: Some(e2e::chat_peer_binary().unwrap_or_else(|error| panic!("{error:#}"))),
     };
     let cells = cells_to_run().unwrap_or_else(|error| panic!("{error:#}"));
     e2e::clear_artifacts("natlab").expect("clear earlier artifacts");
 
     let started = Instant::now();
     let mut outcomes: Vec<CellOutcome> = Vec::new();
-    for (index, (a, b)) in cells.into_iter().enumerate() {
-        eprintln!("cell {a} × {b}: expecting {}", NatKind::expected(a, b));
-        let outcome = natlab::run_cell(index, a, b, &setup).await;
+    for (index, (peers, a, b)) in cells.into_iter().enumerate() {
         eprintln!(
-            "cell {a} × {b}: {} ({}/{} delivered) in {:.0} s{}",
+            "cell {peers} {a} × {b}: expecting {}",
+            NatKind::expected(a, b)
+        );
+        let outcome = match peers {
+            Peers::Browsers => natlab::run_cell(index, a, b, &setup).await,
+            Peers::Native => natlab::run_native_cell(index, a, b, &setup).await,
+        };
+        eprintln!(
+            "cell {peers} {a} × {b}: {} ({}/{} delivered) in {:.0} s{}",
             outcome.link,
             outcome.delivered,
             outcome.sent,
@@ -134,17 +142,38 @@ async fn every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can()
     );
 }
 
-/// Every unordered pair of kinds (A's kind first in [`NatKind::ALL`]
-/// order), or the cells `NATLAB_CELLS` names (`a-b,a-b`).
-fn cells_to_run() -> anyhow::Result<Vec<(NatKind, NatKind)>> {
+/// Native peers are tried on the pairs that tell DCUtR's story: the lab
+/// without NAT, two home routers and a full cone against one (direct), and
+/// symmetric against home or symmetric (relayed). Not a full cone against
+/// a symmetric NAT: unlike ICE, DCUtR learns no peer-reflexive address, so
+/// the punch works only if the symmetric side starts the QUIC handshake,
+/// and which side does depends on the peer ids (one run here stayed
+/// relayed, where the browsers go direct).
+const NATIVE_CELLS: [(NatKind, NatKind); 5] = [
+    (NatKind::None, NatKind::None),
+    (NatKind::Home, NatKind::Home),
+    (NatKind::Open, NatKind::Home),
+    (NatKind::Home, NatKind::Symmetric),
+    (NatKind::Symmetric, NatKind::Symmetric),
+];
+
+/// Browsers on every unordered pair of kinds (A's kind first in
+/// [`NatKind::ALL`] order), then native peers on [`NATIVE_CELLS`]; or the
+/// cells `NATLAB_CELLS` names (`a-b` for browsers, `native:a-b`).
+fn cells_to_run() -> anyhow::Result<Vec<(Peers, NatKind, NatKind)>> {
     if let Ok(list) = std::env::var("NATLAB_CELLS") {
         return list
             .split(',')
             .map(|cell| {
-                let (a, b) = cell.trim().split_once('-').ok_or_else(|| {
-                    anyhow::anyhow!("NATLAB_CELLS: {cell:?} is not <kind>-<kind>")
+                let cell = cell.trim();
+                let (peers, pair) = match cell.strip_prefix("native:") {
+                    Some(pair) => (Peers::Native, pair),
+                    None => (Peers::Browsers, cell),
+                };
+                let (a, b) = pair.split_once('-').ok_or_else(|| {
+                    anyhow::anyhow!("NATLAB_CELLS: {cell:?} is not [native:]<kind>-<kind>")
                 })?;
-                Ok((a.parse()?, b.parse()?))
+                Ok((peers, a.parse()?, b.parse()?))
             })
             .collect();
     }
@@ -155,9 +184,10 @@ fn cells_to_run() -> anyhow::Result<Vec<(NatKind, NatKind)>> {
             if (a == NatKind::None) != (b == NatKind::None) {
                 continue;
             }
-            cells.push((a, b));
+            cells.push((Peers::Browsers, a, b));
         }
     }
+    cells.extend(NATIVE_CELLS.map(|(a, b)| (Peers::Native, a, b)));
     Ok(cells)
 }
 
@@ -167,7 +197,13 @@ fn the_matrix_covers_every_pair_of_nat_kinds_once() {
         return;
     }
     let cells = cells_to_run().expect("the default matrix");
-    let names: Vec<String> = cells.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    let names: Vec<String> = cells
+        .iter()
+        .map(|(peers, a, b)| match peers {
+            Peers::Browsers => format!("{a}-{b}"),
+            Peers::Native => format!("native:{a}-{b}"),
+        })
+        .collect();
     assert_eq!(
         names,
         [
@@ -177,14 +213,27 @@ fn the_matrix_covers_every_pair_of_nat_kinds_once() {
             "open-symmetric",
             "home-home",
             "home-symmetric",
-            "symmetric-symmetric"
+            "symmetric-symmetric",
+            "native:none-none",
+            "native:home-home",
+            "native:open-home",
+            "native:home-symmetric",
+            "native:symmetric-symmetric",
         ]
     );
     let relayed: Vec<&String> = names
         .iter()
         .zip(&cells)
-        .filter(|(_, (a, b))| NatKind::expected(*a, *b) == Expected::Relayed)
+        .filter(|(_, (_, a, b))| NatKind::expected(*a, *b) == Expected::Relayed)
         .map(|(name, _)| name)
         .collect();
-    assert_eq!(relayed, ["home-symmetric", "symmetric-symmetric"]);
+    assert_eq!(
+        relayed,
+        [
+            "home-symmetric",
+            "symmetric-symmetric",
+            "native:home-symmetric",
+            "native:symmetric-symmetric"
+        ]
+    );
 }

@@ -24,11 +24,30 @@ pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(40);
 /// Messages each page sends.
 pub const MESSAGES_EACH_WAY: usize = 3;
 /// How long all messages get to arrive.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Who sits on the laptops of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    /// A headless Chromium with the page: WebRTC through ICE.
+    Browsers,
+    /// `chat-peer`: TCP and QUIC, DCUtR hole punching.
+    Native,
+}
+
+impl fmt::Display for Peers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Browsers => "browsers",
+            Self::Native => "native",
+        })
+    }
+}
 
 /// What a cell saw.
 #[derive(Debug, Clone)]
 pub struct CellOutcome {
+    pub peers: Peers,
     pub a: NatKind,
     pub b: NatKind,
     pub expected: Expected,
@@ -47,6 +66,22 @@ pub struct CellOutcome {
 }
 
 impl CellOutcome {
+    /// A cell not run yet.
+    pub fn new(peers: Peers, a: NatKind, b: NatKind) -> Self {
+        Self {
+            peers,
+            a,
+            b,
+            expected: NatKind::expected(a, b),
+            link: "-".to_owned(),
+            time_to_direct: None,
+            sent: 0,
+            delivered: 0,
+            took: Duration::ZERO,
+            error: None,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.error.is_none()
             && self.link == self.expected.to_string()
@@ -56,7 +91,7 @@ impl CellOutcome {
     /// Why the cell failed, in one line; None when it passed.
     pub fn failure(&self) -> Option<String> {
         if let Some(error) = &self.error {
-            return Some(format!("{} × {}: {error}", self.a, self.b));
+            return Some(format!("{} {} × {}: {error}", self.peers, self.a, self.b));
         }
         let mut wrong = Vec::new();
         if self.link != self.expected.to_string() {
@@ -71,20 +106,33 @@ impl CellOutcome {
                 self.delivered, self.sent
             ));
         }
-        (!wrong.is_empty()).then(|| format!("{} × {}: {}", self.a, self.b, wrong.join("; ")))
+        (!wrong.is_empty()).then(|| {
+            format!(
+                "{} {} × {}: {}",
+                self.peers,
+                self.a,
+                self.b,
+                wrong.join("; ")
+            )
+        })
     }
 
-    /// The artifact name prefix of a cell.
-    pub fn prefix(a: NatKind, b: NatKind) -> String {
-        format!("natlab-{a}-{b}")
+    /// The artifact name prefix of the cell.
+    pub fn prefix(&self) -> String {
+        match self.peers {
+            Peers::Browsers => format!("natlab-{}-{}", self.a, self.b),
+            Peers::Native => format!("natlab-native-{}-{}", self.a, self.b),
+        }
     }
 }
 
-/// The relay binary and the page it serves.
+/// The relay binary, the page it serves, and the native peer's binary
+/// (needed by native cells only).
 #[derive(Debug, Clone)]
 pub struct CellSetup {
     pub relay_binary: PathBuf,
     pub page_dir: PathBuf,
+    pub chat_peer_binary: Option<PathBuf>,
 }
 
 /// Runs one cell. Its logs go to `artifacts/natlab-<a>-<b>-*`: the
@@ -92,17 +140,7 @@ pub struct CellSetup {
 /// on failure also a screenshot and the page state of each browser.
 pub async fn run_cell(index: usize, a: NatKind, b: NatKind, setup: &CellSetup) -> CellOutcome {
     let started = Instant::now();
-    let mut outcome = CellOutcome {
-        a,
-        b,
-        expected: NatKind::expected(a, b),
-        link: "-".to_owned(),
-        time_to_direct: None,
-        sent: 0,
-        delivered: 0,
-        took: Duration::ZERO,
-        error: None,
-    };
+    let mut outcome = CellOutcome::new(Peers::Browsers, a, b);
     if let Err(error) = run(index, setup, &mut outcome).await {
         outcome.error = Some(format!("{error:#}"));
     }
@@ -112,20 +150,11 @@ pub async fn run_cell(index: usize, a: NatKind, b: NatKind, setup: &CellSetup) -
 
 async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyhow::Result<()> {
     let (a, b) = (outcome.a, outcome.b);
-    let prefix = CellOutcome::prefix(a, b);
+    let prefix = outcome.prefix();
     // Locals drop in reverse order: the browsers first, then the drivers,
     // the relay and, last, the lab (killing whatever is left inside it).
     let lab = Lab::create(&format!("c{index}"), a, b).context("build the lab")?;
-    let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
-    let mut relay_command = lab.relay.command(&setup.relay_binary);
-    relay_command
-        .arg(format!("--listen-ip={RELAY_IP}"))
-        .arg(format!("--external-address={RELAY_IP}"))
-        .arg(format!("--page-dir={}", setup.page_dir.display()))
-        .arg(format!("--state-dir={}", state_dir.path().display()));
-    let _relay = RelayProcess::start_command(&prefix, relay_command)
-        .await
-        .context("start the relay in its namespace")?;
+    let _relay = start_relay(&lab, setup, &prefix).await?;
     // Side by side: each takes a second or so on two cores.
     let (log_a, log_b) = (format!("{prefix}-A"), format!("{prefix}-B"));
     let (driver_a, driver_b) = tokio::try_join!(
@@ -148,6 +177,26 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
     browser_a.close().await.ok();
     browser_b.close().await.ok();
     result
+}
+
+/// The relay in the lab's relay namespace, on its public address, with
+/// its state in a temporary directory (returned: keep it while it runs).
+pub(super) async fn start_relay(
+    lab: &Lab,
+    setup: &CellSetup,
+    prefix: &str,
+) -> anyhow::Result<(RelayProcess, tempfile::TempDir)> {
+    let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
+    let mut relay_command = lab.relay.command(&setup.relay_binary);
+    relay_command
+        .arg(format!("--listen-ip={RELAY_IP}"))
+        .arg(format!("--external-address={RELAY_IP}"))
+        .arg(format!("--page-dir={}", setup.page_dir.display()))
+        .arg(format!("--state-dir={}", state_dir.path().display()));
+    let relay = RelayProcess::start_command(prefix, relay_command)
+        .await
+        .context("start the relay in its namespace")?;
+    Ok((relay, state_dir))
 }
 
 async fn open_browser(
@@ -334,9 +383,12 @@ impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| NAT A | NAT B | expected | link | time to direct | sent | delivered | cell took | result |"
+            "| peers | NAT A | NAT B | expected | link | time to direct | sent | delivered | cell took | result |"
         )?;
-        writeln!(f, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")?;
+        writeln!(
+            f,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        )?;
         for cell in self.0 {
             let time_to_direct = cell
                 .time_to_direct
@@ -351,7 +403,8 @@ impl fmt::Display for Table<'_> {
             };
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.0} s | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {} |",
+                cell.peers,
                 cell.a,
                 cell.b,
                 cell.expected,

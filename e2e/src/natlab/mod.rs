@@ -10,20 +10,23 @@
 //! - [`probe`]: a UDP check of a router's mapping and filtering;
 //! - [`DriverInNamespace`]: chromedriver and Chromium inside a laptop,
 //!   driven from here;
-//! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix.
+//! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix;
+//! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR).
 //!
 //! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
 
 mod cell;
 mod driver;
 mod nat;
+mod native;
 pub mod netns;
 mod probe;
 mod topology;
 
-pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Table, run_cell};
+pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Peers, Table, run_cell};
 pub use driver::DriverInNamespace;
 pub use nat::{Expected, NatKind};
+pub use native::run_native_cell;
 pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};
 pub use probe::{NatBehaviour, probe};
 pub use topology::{Lab, RELAY_IP, Site};
