@@ -80,3 +80,15 @@ wasm_env() {
     *) die "unknown wasm toolchain '$1'" ;;
   esac
 }
+
+# --- Deployment tools ----------------------------------------------------
+# The AWS CLI and moto (the EC2 emulator scripts/test-deploy runs): the ones
+# on PATH, else a virtualenv of their own that scripts/setup makes.
+deploy_venv() { printf '%s/browser-chat/deploy-venv' "${XDG_DATA_HOME:-${HOME:-/root}/.local/share}"; }
+
+# Puts the virtualenv's commands on PATH, when it exists.
+deploy_tools_env() {
+  local venv
+  venv=$(deploy_venv)
+  if [ -x "$venv/bin/moto_server" ]; then PATH="$venv/bin:$PATH"; export PATH; fi
+}

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::Parser as _;
 use relay::{Options, Relay, addresses::transport_of};
+use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -43,14 +44,29 @@ async fn run(options: Options) -> anyhow::Result<()> {
         // A closed standard output must not take the relay down.
         tracing::warn!(%error, "cannot print the addresses to standard output");
     }
+    // Type=notify in deploy/relay.service: systemd counts the relay as
+    // started only now that every listener is bound. A no-op outside systemd.
+    notify_systemd(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("relaying as {}", relay.peer_id)),
+    ]);
 
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
     }
+    notify_systemd(&[NotifyState::Stopping]);
     relay.shutdown().await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+/// Tells systemd (through `$NOTIFY_SOCKET`, when it is set) how the relay
+/// is doing; a failure is logged, never fatal.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::warn!(%error, "cannot notify systemd");
+    }
 }
 
 /// Prints the addresses alone on their lines, grouped by who uses them, so
