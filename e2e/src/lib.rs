@@ -7,6 +7,8 @@
 //! - [`RelayProcess`]: the relay binary as a child process, read back from
 //!   what it prints, killed with SIGKILL on request and on drop;
 //! - [`ChromeDriver`]: a chromedriver child process, killed on drop;
+//! - [`ChatPeerProcess`]: the native peer (`chat-peer --json chat`) as a
+//!   child process: its output parsed, its input written, killed on drop;
 //! - [`JsPeer`]: the js-libp2p peer page (`e2e/js-peer/`) in a browser;
 //! - [`Browser`]: one headless Chromium session with its own fresh profile,
 //!   closed on drop; it records the page's console for failure reports;
@@ -20,6 +22,7 @@
 //! Nothing here sleeps as an assertion: sleeps only space out polls.
 
 mod browser;
+mod chat_peer;
 mod chromedriver;
 mod js_peer;
 pub mod natlab;
@@ -37,6 +40,7 @@ use anyhow::{Context as _, bail};
 use fantoccini::Client;
 
 pub use browser::{Browser, CHROMIUM_ARGS};
+pub use chat_peer::{ChatPeerProcess, chat_peer_binary};
 pub use chromedriver::ChromeDriver;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry};

@@ -15,19 +15,16 @@
 //! the next reservation, renewal or circuit without a restart. An edit that
 //! does not parse is logged and ignored: the previous list stays in force.
 //!
-//! # The status a denied peer receives
+//! # Who refuses, and with what status
 //!
-//! The check is plugged into `libp2p-relay`'s `RateLimiter` hooks
+//! [`crate::authorized_relay`] answers unlisted peers `PERMISSION_DENIED`
+//! on connections it gives its deny handler. The limiters here
 //! ([`AuthorizedPeers::reservation_limiter`],
-//! [`AuthorizedPeers::circuit_limiter`]), the only per-request hooks
-//! `libp2p-relay` 0.22 offers. A limiter that says no makes the relay
-//! answer `RESOURCE_LIMIT_EXCEEDED` (status 201), not `PERMISSION_DENIED`
-//! (202): the status is hard-coded in `libp2p_relay::Behaviour`, and its
-//! handler events, which carry the request that could be denied with
-//! another status, are private to the crate. Answering 202 would take a
-//! fork of `libp2p-relay` (or an upstream hook such as an authorizer
-//! returning a status). So a denied peer sees `ResourceLimitExceeded`, and
-//! the relay's log says the real reason: the peer is not in the file.
+//! [`AuthorizedPeers::circuit_limiter`]) are `libp2p-relay`'s only
+//! per-request hooks, which it answers `RESOURCE_LIMIT_EXCEEDED`; they
+//! refuse what reaches `libp2p-relay`'s handler anyway: an unlisted peer's
+//! reservation when circuits are open to all, and the requests of a peer
+//! removed from the file in the moment before its connection is closed.
 
 use std::{
     collections::HashSet,
@@ -129,6 +126,8 @@ struct State {
     loaded: Stamp,
     /// The last version that failed to load, so its error is logged once.
     failed: Option<Stamp>,
+    /// Counts the loads, so a watcher sees that the list changed.
+    version: u64,
 }
 
 impl AuthorizedPeers {
@@ -144,6 +143,7 @@ impl AuthorizedPeers {
                 peers,
                 loaded,
                 failed: None,
+                version: 0,
             })),
         })
     }
@@ -154,20 +154,34 @@ impl AuthorizedPeers {
 
     /// Whether `peer` is listed, after re-reading the file if it changed.
     pub fn is_authorized(&self, peer: &PeerId) -> bool {
-        let mut state = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock();
         self.refresh(&mut state);
         state.peers.contains(peer)
     }
 
+    /// Which load of the file is in force, after re-reading it if it
+    /// changed: a new value means the list may have changed.
+    pub fn version(&self) -> u64 {
+        let mut state = self.lock();
+        self.refresh(&mut state);
+        state.version
+    }
+
+    /// Whether `peer` is in the list as last loaded, without looking at
+    /// the file: for checking many peers after one [`Self::version`].
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.lock().peers.contains(peer)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Peers currently listed.
     pub fn len(&self) -> usize {
-        let mut state = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock();
         self.refresh(&mut state);
         state.peers.len()
     }
@@ -201,6 +215,7 @@ impl AuthorizedPeers {
                 state.peers = peers;
                 state.loaded = loaded;
                 state.failed = None;
+                state.version += 1;
             }
             Err(error) => {
                 tracing::warn!(%error, "authorized peers file changed but is invalid; keeping the previous list");

@@ -11,6 +11,7 @@ use libp2p::{
 
 use crate::{
     authorized::AuthorizedPeers,
+    authorized_relay::AuthorizedRelay,
     config::Limits,
     gossip::{self, GossipConfigError},
     limits::{PerIpConnectionLimit, ReservationsPerIp},
@@ -26,7 +27,8 @@ pub struct Behaviour {
     // behaviour has counted it.
     per_ip_limit: PerIpConnectionLimit,
     connection_limits: connection_limits::Behaviour,
-    pub relay: relay::Behaviour,
+    /// Circuit relay v2; in private relay mode, unlisted peers are denied.
+    pub relay: AuthorizedRelay,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -57,9 +59,12 @@ impl Behaviour {
         Ok(Self {
             per_ip_limit: PerIpConnectionLimit::new(limits.max_connections_per_ip),
             connection_limits: connection_limits::Behaviour::new(connection_limits),
-            relay: relay::Behaviour::new(
-                keypair.public().to_peer_id(),
-                relay_config(limits, reservations_per_ip, access),
+            relay: AuthorizedRelay::new(
+                relay::Behaviour::new(
+                    keypair.public().to_peer_id(),
+                    relay_config(limits, reservations_per_ip, access),
+                ),
+                access.cloned(),
             ),
             gossipsub: gossip::behaviour(keypair, limits.max_connections as usize)?,
             identify: identify::Behaviour::new(
@@ -104,7 +109,9 @@ fn relay_config(
     .circuit_src_per_ip(circuits, circuit_interval);
     // The relay asks its limiters in order and stops at the first "no":
     // authorization first, so a peer that may not reserve at all uses up
-    // no rate limit.
+    // no rate limit. `AuthorizedRelay` denies unlisted peers before their
+    // requests get here; these catch a peer removed from the file while
+    // connected, until its connection is closed.
     if let Some(access) = access {
         config
             .reservation_rate_limiters

@@ -12,6 +12,7 @@
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
+//! - [`authorized_relay`]: the relay behaviour that denies the others;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
@@ -19,6 +20,7 @@
 
 pub mod addresses;
 pub mod authorized;
+pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
 pub mod gossip;

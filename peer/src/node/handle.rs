@@ -1,0 +1,175 @@
+//! The node's public side: how it starts ([`Config`], [`Peer::start`])
+//! and the [`PeerHandle`] a terminal or a test drives it with.
+
+use std::{collections::HashMap, net::IpAddr, time::Duration};
+
+use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use super::{
+    EVENT_QUEUE, Node,
+    addrs::{is_circuit, is_usable},
+    relay::RELAY_BACKOFF_MIN,
+    swarm::build_swarm,
+    timer::Timer,
+};
+use crate::{
+    book::PeerBook,
+    events::{Command, Event, PeerInfo},
+};
+
+/// Commands waiting for the node.
+const COMMAND_QUEUE: usize = 64;
+
+/// How a [`Peer`] starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub keypair: Keypair,
+    /// The relay, ending in `/p2p/<its peer id>`; TCP or QUIC.
+    pub relay: Multiaddr,
+    /// IP the TCP and QUIC listeners bind (DCUtR punches from their ports).
+    pub listen_ip: IpAddr,
+    /// Port of both listeners, TCP and UDP; 0 picks a free one.
+    pub listen_port: u16,
+    /// Never announce or advertise a direct address, whatever AutoNAT says.
+    pub force_private: bool,
+    /// Let DCUtR upgrade relayed connections to direct ones.
+    pub hole_punching: bool,
+    pub ping_interval: Duration,
+}
+
+impl Config {
+    pub fn new(keypair: Keypair, relay: Multiaddr) -> Self {
+        Self {
+            keypair,
+            relay,
+            listen_ip: IpAddr::from([0, 0, 0, 0]),
+            listen_port: 0,
+            force_private: false,
+            hole_punching: true,
+            ping_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the relay address {0} does not end in /p2p/<peer id>; paste the whole address the relay prints"
+    )]
+    RelayWithoutPeerId(Multiaddr),
+    #[error("the relay address {0} is a circuit address; give the relay's own address")]
+    RelayIsCircuit(Multiaddr),
+    #[error(
+        "the relay address {0} is for browsers (WebSocket or WebRTC); use the relay's TCP or QUIC address"
+    )]
+    RelayTransport(Multiaddr),
+    #[error("cannot build the libp2p node: {0}")]
+    Swarm(String),
+    #[error("cannot listen on {addr}: {reason}; pick another --listen-port")]
+    Listen { addr: Multiaddr, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the peer has stopped")]
+pub struct Stopped;
+
+/// A running peer.
+#[derive(Debug)]
+pub struct PeerHandle {
+    pub peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl PeerHandle {
+    /// The next event; `None` once the node has stopped.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Publishes a chat message; the outcome comes back as
+    /// [`Event::Chat`] (with `own`) or [`Event::ChatNotSent`].
+    pub async fn send_chat(&self, text: impl Into<String>) -> Result<(), Stopped> {
+        self.command(Command::SendChat(text.into())).await
+    }
+
+    /// Asks for one round trip to `peer` (dialing it through the relay if
+    /// needed); the answer is [`Event::Ping`] or [`Event::PingFailed`].
+    pub async fn ping(&self, peer: PeerId) -> Result<(), Stopped> {
+        self.command(Command::Ping(peer)).await
+    }
+
+    /// Every peer known: discovered, connected, or both.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Peers(reply)).await?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    async fn command(&self, command: Command) -> Result<(), Stopped> {
+        self.commands.send(command).await.map_err(|_| Stopped)
+    }
+
+    /// Closes every connection and waits for the node to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Entry point: see [`Peer::start`].
+#[derive(Debug)]
+pub struct Peer;
+
+impl Peer {
+    /// Builds the node, binds its listeners, dials the relay and runs the
+    /// node in a task. Returns once the listeners are up.
+    pub async fn start(config: Config) -> Result<PeerHandle, StartError> {
+        let relay_id = match config.relay.iter().last() {
+            Some(Protocol::P2p(id)) => id,
+            _ => return Err(StartError::RelayWithoutPeerId(config.relay.clone())),
+        };
+        if is_circuit(&config.relay) {
+            return Err(StartError::RelayIsCircuit(config.relay.clone()));
+        }
+        if !is_usable(&config.relay) {
+            return Err(StartError::RelayTransport(config.relay.clone()));
+        }
+        let swarm = build_swarm(&config)?;
+        let peer_id = *swarm.local_peer_id();
+        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        let mut node = Node {
+            swarm,
+            public_key: config.keypair.public(),
+            relay_id,
+            relay_addr: config.relay.clone(),
+            force_private: config.force_private,
+            circuit_listener: None,
+            book: PeerBook::default(),
+            events: event_tx,
+            dropped_events: 0,
+            pings: HashMap::new(),
+            relay_backoff: RELAY_BACKOFF_MIN,
+            relay_retry: Timer::default(),
+            announce_soon: Timer::default(),
+        };
+        node.listen(&config).await?;
+        node.dial_relay();
+        let task = tokio::spawn(node.run(command_rx, shutdown_rx));
+        Ok(PeerHandle {
+            peer_id,
+            commands,
+            events,
+            shutdown,
+            task,
+        })
+    }
+}

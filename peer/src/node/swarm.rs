@@ -1,0 +1,95 @@
+//! The composed behaviour and the swarm: TCP and QUIC on one port, the
+//! relay client, DCUtR, AutoNAT v2, identify, ping, gossipsub.
+
+use std::time::Duration;
+
+use chat_protocol::topics;
+use libp2p::{
+    Swarm, autonat, dcutr,
+    gossipsub::{self, IdentTopic},
+    identify, noise, ping, relay,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+    tcp, yamux,
+};
+
+use super::handle::{Config, StartError};
+
+const AGENT_VERSION: &str = concat!("chat-peer/", env!("CARGO_PKG_VERSION"));
+/// Established connections to one peer: a relayed and a direct one, and
+/// room for a hole punch racing both ways.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+const MAX_CONNECTIONS: u32 = 512;
+
+#[allow(missing_debug_implementations)] // Most of its fields are not `Debug`.
+#[derive(NetworkBehaviour)]
+pub(super) struct Behaviour {
+    pub(super) limits: libp2p::connection_limits::Behaviour,
+    pub(super) relay_client: relay::client::Behaviour,
+    pub(super) dcutr: Toggle<dcutr::Behaviour>,
+    pub(super) autonat: autonat::v2::client::Behaviour,
+    pub(super) identify: identify::Behaviour,
+    pub(super) ping: ping::Behaviour,
+    pub(super) gossipsub: gossipsub::Behaviour,
+}
+
+pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartError> {
+    let setup = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
+    let hole_punching = config.hole_punching;
+    let ping_interval = config.ping_interval;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            // Dials reuse the listening port (libp2p's default `PortUse`),
+            // so the relay observes the port DCUtR punches from.
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| setup(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key, relay_client| {
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                // What matters for the browsers and the relay: strict
+                // signing, explicit validation, the default message id.
+                gossipsub::ConfigBuilder::default()
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .validate_messages()
+                    .publish_queue_duration(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )?;
+            let local_peer_id = key.public().to_peer_id();
+            Ok(Behaviour {
+                limits: libp2p::connection_limits::Behaviour::new(
+                    libp2p::connection_limits::ConnectionLimits::default()
+                        .with_max_established(Some(MAX_CONNECTIONS))
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+                ),
+                relay_client,
+                dcutr: Toggle::from(hole_punching.then(|| dcutr::Behaviour::new(local_peer_id))),
+                autonat: autonat::v2::client::Behaviour::default(),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
+                        .with_agent_version(AGENT_VERSION.to_owned()),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+                gossipsub,
+            })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    for topic in [topics::DISCOVERY, topics::CHAT] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&IdentTopic::new(topic))
+            .map_err(|e| setup(&e))?;
+    }
+    Ok(swarm)
+}
