@@ -78,6 +78,7 @@ fn print_addresses(relay: &Relay) -> std::io::Result<()> {
         ("websocket", "For browsers (WebSocket):"),
         ("webrtc-direct", "For browsers (WebRTC-direct):"),
         ("tcp", "For native peers (TCP):"),
+        ("quic", "For native peers (QUIC):"),
     ] {
         writeln!(out, "{heading}")?;
         for addr in relay
