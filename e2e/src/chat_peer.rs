@@ -3,57 +3,26 @@
 
 use std::{
     collections::VecDeque,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::Context as _;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
     process::{Child, ChildStdin, Command},
 };
 
-use crate::{Check, artifacts_dir, sanitize, tail, wait_until};
+use crate::{Check, artifacts_dir, chat_peer_binary, sanitize, tail, wait_until};
 
 /// Output lines kept for waits and failure reports; older ones are only in
 /// the log file.
 const KEPT_LINES: usize = 2000;
 /// How long the peer may take to print its identity.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The `chat-peer` binary built next to the test executables
-/// (`target/<profile>/chat-peer`, which `cargo nextest run -p peer`
-/// builds), or `$E2E_CHAT_PEER_BIN`.
-pub fn chat_peer_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("E2E_CHAT_PEER_BIN") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!(
-                "$E2E_CHAT_PEER_BIN is {}, which is not a file",
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    // A test executable lives in target/<profile>/deps/.
-    let exe = std::env::current_exe().context("cannot locate the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("{} has no target/<profile> above it", exe.display()))?;
-    let binary = profile_dir.join("chat-peer");
-    if !binary.is_file() {
-        bail!(
-            "the chat-peer binary {} is missing: build it with `cargo build -p peer` \
-             (or set $E2E_CHAT_PEER_BIN)",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
 
 /// A running `chat-peer ... --json chat`; killed on drop.
 #[derive(Debug)]

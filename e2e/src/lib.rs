@@ -40,7 +40,7 @@ use anyhow::{Context as _, bail};
 use fantoccini::Client;
 
 pub use browser::{Browser, CHROMIUM_ARGS};
-pub use chat_peer::{ChatPeerProcess, chat_peer_binary};
+pub use chat_peer::ChatPeerProcess;
 pub use chromedriver::ChromeDriver;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry};
