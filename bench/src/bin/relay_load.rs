@@ -91,8 +91,10 @@ struct Options {
     /// Dials (up to an accepted reservation) in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrent_dials: usize,
-    /// A round's announces are spread evenly over this many seconds.
-    #[arg(long, default_value_t = 10)]
+    /// A round's announces are spread evenly over this many seconds. The
+    /// default is the page's announce period (20 s), so N peers make the
+    /// relay the N / 20 announces a second it would see for real.
+    #[arg(long, default_value_t = 20)]
     announce_window: u64,
     /// Peers opened against each reference relay (default limits).
     #[arg(long, default_value_t = 200)]
