@@ -84,7 +84,10 @@ impl Row {
             Some(ratio) => format!("{ratio:.2}"),
             None => "-".to_owned(),
         };
-        println!("{}\t{}\t{}\t{ratio}", self.metric, self.ours, self.reference);
+        println!(
+            "{}\t{}\t{}\t{ratio}",
+            self.metric, self.ours, self.reference
+        );
     }
 }
 

@@ -22,7 +22,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable_by(f64::total_cmp);
     let middle = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 {
+    Some(if sorted.len().is_multiple_of(2) {
         (sorted[middle - 1] + sorted[middle]) / 2.0
     } else {
         sorted[middle]
@@ -38,7 +38,10 @@ mod tests {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile(&samples, 50.0), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&samples, 99.0), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&samples[..1], 99.0), Some(Duration::from_millis(1)));
+        assert_eq!(
+            percentile(&samples[..1], 99.0),
+            Some(Duration::from_millis(1))
+        );
         assert_eq!(percentile(&[], 50.0), None);
     }
 

@@ -74,7 +74,10 @@ const SPARE_FILES: u64 = 256;
 const TARGET_BYTES_PER_PEER: f64 = (1u64 << 30) as f64 / 10_000.0;
 
 #[derive(Debug, Parser)]
-#[command(name = "relay-load", about = "Relay capacity: memory, CPU and latency per peer")]
+#[command(
+    name = "relay-load",
+    about = "Relay capacity: memory, CPU and latency per peer"
+)]
 struct Options {
     /// Peer counts to ramp through, in order (each step adds peers to the
     /// ones already there).
@@ -129,7 +132,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
     // this limit.
     let open_files = open_files_limit()?;
     let most_peers = open_files.saturating_sub(SPARE_FILES) as usize;
-    let steps: Vec<usize> = options.peers.iter().copied().filter(|&n| n <= most_peers).collect();
+    let steps: Vec<usize> = options
+        .peers
+        .iter()
+        .copied()
+        .filter(|&n| n <= most_peers)
+        .collect();
     if steps.len() < options.peers.len() {
         tracing::warn!(
             open_files,
@@ -147,14 +155,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     // References first: they are short, and show what the defaults allow.
     let reference_peers = options.reference_peers.min(most_peers);
-    let ours_default = reference_run(
-        "relay-defaults",
-        &relay_bin,
-        &[],
-        reference_peers,
-        &options,
-    )
-    .await?;
+    let ours_default =
+        reference_run("relay-defaults", &relay_bin, &[], reference_peers, &options).await?;
     let libp2p_default = reference_run(
         "rust-libp2p-defaults",
         &relay_bin,
@@ -219,7 +221,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
             if held == 0 {
                 Value::missing("no peer held")
             } else {
-                Value::new(bytes.saturating_sub(base) as f64 / held as f64 / 1024.0, "KiB")
+                Value::new(
+                    bytes.saturating_sub(base) as f64 / held as f64 / 1024.0,
+                    "KiB",
+                )
             }
         };
         Row::new(
@@ -266,7 +271,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
         )
         .print();
         if round.failed > 0 {
-            tracing::warn!(step, failed = round.failed, "some announces could not be published");
+            tracing::warn!(
+                step,
+                failed = round.failed,
+                "some announces could not be published"
+            );
         }
         Row::new(
             label("announces published / peers holding a reservation"),
@@ -551,7 +560,10 @@ impl Load {
         self.peers.shutdown().await;
         let lost = self.counters.relay_connections_lost.load(Ordering::Relaxed);
         if lost > 0 {
-            tracing::warn!(lost, "load peers lost their relay connection during the run");
+            tracing::warn!(
+                lost,
+                "load peers lost their relay connection during the run"
+            );
         }
         self.relay.stop().await;
     }
@@ -580,7 +592,9 @@ impl LoadPeer {
         let (mut swarm, public_key) = match build_swarm() {
             Ok(built) => built,
             Err(error) => {
-                let _ = self.outcomes.send((self.index, Reservation::Refused(error)));
+                let _ = self
+                    .outcomes
+                    .send((self.index, Reservation::Refused(error)));
                 return;
             }
         };
@@ -647,7 +661,9 @@ impl LoadPeer {
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
                     return Reservation::Refused(format!("dial: {error}"));
                 }
-                SwarmEvent::ConnectionClosed { peer_id, cause, .. } if peer_id == self.relay_peer => {
+                SwarmEvent::ConnectionClosed { peer_id, cause, .. }
+                    if peer_id == self.relay_peer =>
+                {
                     return Reservation::Refused(format!("relay closed the connection: {cause:?}"));
                 }
                 _ => {}
@@ -656,7 +672,11 @@ impl LoadPeer {
     }
 
     fn announce(&self, swarm: &mut Swarm<LoadBehaviour>, topic: &IdentTopic, record: &[u8]) {
-        match swarm.behaviour_mut().gossipsub.publish(topic.clone(), record.to_vec()) {
+        match swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), record.to_vec())
+        {
             Ok(_) => {
                 self.counters.announced.fetch_add(1, Ordering::Relaxed);
                 if self.subscriber {
@@ -667,7 +687,9 @@ impl LoadPeer {
             }
             Err(error) => {
                 tracing::debug!(peer = self.index, %error, "announce failed");
-                self.counters.announce_failed.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .announce_failed
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -19,6 +19,7 @@ use bench::{
     report::{Row, Value},
     stats::median,
 };
+use clap::Parser;
 use futures::StreamExt as _;
 use libp2p::{
     Multiaddr, PeerId, Swarm,
@@ -37,7 +38,10 @@ use tokio::{
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Parser)]
-#[command(name = "relay-throughput", about = "Relayed throughput against direct paths")]
+#[command(
+    name = "relay-throughput",
+    about = "Relayed throughput against direct paths"
+)]
 struct Options {
     /// Megabytes (10^6 bytes) per transfer.
     #[arg(long, default_value_t = 256)]
@@ -55,8 +59,6 @@ struct Options {
     #[arg(long, default_value = "artifacts")]
     log_dir: PathBuf,
 }
-
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -81,14 +83,26 @@ async fn run(options: Options) -> anyhow::Result<()> {
     tracing::info!(mb_per_s = plain, "plain TCP copy");
 
     let (server, client) = direct_pair().await?;
-    let direct = repeat(options.repeats, bytes, || client.download(server, bytes), timeout).await?;
+    let direct = repeat(
+        options.repeats,
+        bytes,
+        || client.download(server, bytes),
+        timeout,
+    )
+    .await?;
     tracing::info!(mb_per_s = direct, "direct libp2p TCP");
 
     let log = options.log_dir.join("bench-relay-throughput.log");
     let relay = RelayProcess::start(&relay_bin, &circuit_limits(), &log).await?;
     let (server, client) = relayed_pair(&relay).await?;
     let cpu_before = relay.cpu_time()?;
-    let relayed = repeat(options.repeats, bytes, || client.download(server, bytes), timeout).await?;
+    let relayed = repeat(
+        options.repeats,
+        bytes,
+        || client.download(server, bytes),
+        timeout,
+    )
+    .await?;
     let relay_cpu = relay.cpu_time()?.saturating_sub(cpu_before);
     relay.stop().await;
     tracing::info!(mb_per_s = relayed, ?relay_cpu, "relayed");
@@ -125,7 +139,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
 /// Runs `transfer` `count` times (each bounded by `timeout`) and returns
 /// the median throughput in MB/s.
-async fn repeat<F, Fut>(count: usize, bytes: u64, mut transfer: F, timeout: Duration) -> anyhow::Result<f64>
+async fn repeat<F, Fut>(
+    count: usize,
+    bytes: u64,
+    mut transfer: F,
+    timeout: Duration,
+) -> anyhow::Result<f64>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Duration>>,
@@ -278,14 +297,20 @@ fn spawn_driver(mut swarm: Swarm<PerfBehaviour>) {
 /// `server`, and leaves the swarm running.
 async fn connect_client(addr: Multiaddr, server: PeerId) -> anyhow::Result<PerfClient> {
     let mut swarm = perf_swarm()?;
-    swarm.dial(addr.clone()).with_context(|| format!("dial {addr}"))?;
-    wait_for(&mut swarm, "the connection to the perf server", |event| match event {
-        SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == server => Some(Ok(())),
-        SwarmEvent::OutgoingConnectionError { error, .. } => {
-            Some(Err(anyhow::anyhow!("dial {addr} failed: {error}")))
-        }
-        _ => None,
-    })
+    swarm
+        .dial(addr.clone())
+        .with_context(|| format!("dial {addr}"))?;
+    wait_for(
+        &mut swarm,
+        "the connection to the perf server",
+        |event| match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == server => Some(Ok(())),
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                Some(Err(anyhow::anyhow!("dial {addr} failed: {error}")))
+            }
+            _ => None,
+        },
+    )
     .await?;
     let control = swarm.behaviour().stream.new_control();
     spawn_driver(swarm);
