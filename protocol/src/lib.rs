@@ -8,7 +8,9 @@
 //! - [`discovery`]: the signed discovery record peers announce their
 //!   addresses with (the record of libp2p's pubsub peer discovery, so
 //!   js-libp2p peers read ours and we read theirs);
-//! - [`chat`]: the chat message and its limits.
+//! - [`chat`]: the chat message and its limits;
+//! - [`wake`]: a behaviour every peer adds so that gossipsub sends at once
+//!   on a peer's second connection (the direct one after the relayed one).
 
 // `RecordError` names peer ids (80 bytes each); it is built only for bad
 // input, where a clear message matters more than a small `Result`.
@@ -17,6 +19,7 @@
 pub mod chat;
 pub mod discovery;
 pub mod topics;
+pub mod wake;
 
 pub use chat::{ChatError, ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 pub use discovery::{MAX_RECORD_ADDRS, MAX_RECORD_BYTES, PeerRecord, RecordError};

@@ -6,19 +6,17 @@
 //! - [`relay_addr`]: reading the relay address a user pasted;
 //! - [`peers`]: what this peer knows of the others (bounded);
 //! - [`backoff`]: reconnect delays;
-//! - [`wake`]: makes gossipsub send at once on a peer's second connection;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
 //! - `identity` (wasm only): one identity per tab, kept across reloads.
 //!
-//! The first five compile natively as well, so their tests run with the
+//! The first four compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod backoff;
 pub mod events;
 pub mod peers;
 pub mod relay_addr;
-pub mod wake;
 
 #[cfg(target_arch = "wasm32")]
 mod identity;

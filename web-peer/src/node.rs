@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chat_protocol::{ChatMessage, PeerRecord, topics};
+use chat_protocol::{ChatMessage, PeerRecord, topics, wake};
 use futures::{
     FutureExt as _, StreamExt as _,
     channel::mpsc,
@@ -34,7 +34,6 @@ use crate::{
     events::{Command, Event, RelayStatus},
     peers::{Link, Path, PeerBook, short},
     relay_addr::RelayAddr,
-    wake,
 };
 
 /// How often each connection is pinged: the page shows each link's

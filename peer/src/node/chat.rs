@@ -24,6 +24,9 @@ impl Node {
             .behaviour_mut()
             .gossipsub
             .publish(IdentTopic::new(topics::CHAT), message.into_bytes());
+        if result.is_ok() {
+            self.swarm.behaviour_mut().wake.wake_all();
+        }
         let event = match result {
             Ok(_) => Event::Chat {
                 from: *self.swarm.local_peer_id(),

@@ -78,7 +78,10 @@ impl Node {
             .gossipsub
             .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
         {
-            Ok(_) => tracing::debug!("announced"),
+            Ok(_) => {
+                self.swarm.behaviour_mut().wake.wake_all();
+                tracing::debug!("announced");
+            }
             Err(error) => tracing::debug!(%error, "announcement not published"),
         }
     }

@@ -75,20 +75,21 @@ impl Node {
     }
 
     /// Once a peer is reached directly, its relayed connections only cost
-    /// the relay: close them.
-    pub(super) fn close_relayed(&mut self, peer: PeerId) {
+    /// the relay: close them, for every peer that has a direct one.
+    pub(super) fn close_relayed_to_direct_peers(&mut self) {
         let relayed: Vec<_> = self
             .book
-            .get(&peer)
-            .map(|entry| {
+            .ids()
+            .filter_map(|peer| self.book.get(&peer))
+            .filter(|entry| entry.path() == Some(Path::Direct))
+            .flat_map(|entry| {
                 entry
                     .connections
                     .iter()
                     .filter(|(_, path)| **path == Path::Relayed)
                     .map(|(id, _)| *id)
-                    .collect()
             })
-            .unwrap_or_default();
+            .collect();
         for connection in relayed {
             self.swarm.close_connection(connection);
         }

@@ -30,6 +30,9 @@ pub(super) struct Behaviour {
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
+    /// Makes gossipsub send at once on a direct connection that follows a
+    /// relayed one (see `chat_protocol::wake`).
+    pub(super) wake: chat_protocol::wake::Behaviour,
 }
 
 pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartError> {
@@ -79,6 +82,7 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
                 ),
                 ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
                 gossipsub,
+                wake: chat_protocol::wake::Behaviour::default(),
             })
         })
         .map_err(|e| setup(&e))?

@@ -1,11 +1,12 @@
 //! gossipsub on a peer's second connection, once the first is closed: the
 //! situation of two pages after their relayed connection gives way to the
-//! direct one. Without [`web_peer::wake`], the message sits in the queue
+//! direct one. Without [`chat_protocol::wake`], the message sits in the queue
 //! until something else happens on the connection (nothing does here).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::time::Duration;
 
+use chat_protocol::wake;
 use futures::StreamExt as _;
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
@@ -20,7 +21,6 @@ use libp2p::{
     },
     yamux,
 };
-use web_peer::wake;
 
 const TOPIC: &str = "test-chat";
 /// A bound on each step; a delivered message takes milliseconds.
@@ -218,6 +218,6 @@ async fn without_waking_the_publish_waits_on_the_second_connection() {
     assert!(
         !publish_on_second_connection(false, wait).await,
         "a received the message within {wait:?} without a wake-up: \
-         gossipsub no longer needs web_peer::wake"
+         gossipsub no longer needs chat_protocol::wake"
     );
 }
