@@ -131,10 +131,6 @@ impl Node {
                     self.announce_soon.armed = false;
                     self.announce();
                 }
-                _ = &mut self.close_relayed.sleep, if self.close_relayed.armed => {
-                    self.close_relayed.armed = false;
-                    self.close_relayed_to_direct_peers();
-                }
                 _ = announce.tick() => self.on_announce_tick(),
                 _ = housekeeping.tick() => self.expire_pings(),
             }
@@ -196,7 +192,7 @@ impl Node {
                     remote_addr: endpoint.get_remote_address().clone(),
                 });
                 if path == Path::Direct {
-                    self.close_relayed.arm_if_idle(super::RELAYED_GRACE);
+                    self.close_relayed_to_direct_peers();
                 }
             }
             SwarmEvent::ConnectionClosed {

@@ -160,7 +160,6 @@ impl Peer {
             relay_backoff: RELAY_BACKOFF_MIN,
             relay_retry: Timer::default(),
             announce_soon: Timer::default(),
-            close_relayed: Timer::default(),
         };
         node.listen(&config).await?;
         node.dial_relay();
