@@ -9,6 +9,7 @@
 //!   addresses with (the record of libp2p's pubsub peer discovery, so
 //!   js-libp2p peers read ours and we read theirs);
 //! - [`chat`]: the chat message and its limits;
+//! - [`gossip`]: the gossipsub configuration every peer runs;
 //! - [`wake`]: a behaviour every peer adds so that gossipsub sends at once
 //!   on a peer's second connection (the direct one after the relayed one).
 
@@ -18,6 +19,7 @@
 
 pub mod chat;
 pub mod discovery;
+pub mod gossip;
 pub mod topics;
 pub mod wake;
 

@@ -157,18 +157,7 @@ impl Node {
             })
             .map_err(|e| setup(&e))?
             .with_behaviour(|key| {
-                let gossipsub = gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    gossipsub::ConfigBuilder::default()
-                        .validation_mode(gossipsub::ValidationMode::Strict)
-                        .validate_messages()
-                        // A message waits for a stream on a fresh connection
-                        // (a WebRTC data channel takes a round trip or two);
-                        // the default 5 s would drop it on a slow link.
-                        .publish_queue_duration(Duration::from_secs(30))
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                )?;
+                let gossipsub = chat_protocol::gossip::peer_behaviour(key)?;
                 Ok(Behaviour {
                     relay_client,
                     webrtc,

@@ -55,17 +55,7 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| setup(&e))?
         .with_behaviour(|key, relay_client| {
-            let gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                // What matters for the browsers and the relay: strict
-                // signing, explicit validation, the default message id.
-                gossipsub::ConfigBuilder::default()
-                    .validation_mode(gossipsub::ValidationMode::Strict)
-                    .validate_messages()
-                    .publish_queue_duration(Duration::from_secs(30))
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )?;
+            let gossipsub = chat_protocol::gossip::peer_behaviour(key)?;
             let local_peer_id = key.public().to_peer_id();
             Ok(Behaviour {
                 limits: libp2p::connection_limits::Behaviour::new(
