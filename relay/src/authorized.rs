@@ -17,14 +17,14 @@
 //!
 //! # Who refuses, and with what status
 //!
-//! [`crate::authorized_relay`] answers unlisted peers `PERMISSION_DENIED`
-//! on connections it gives its deny handler. The limiters here
-//! ([`AuthorizedPeers::reservation_limiter`],
+//! [`crate::authorized_relay`] answers unlisted peers `PERMISSION_DENIED`:
+//! their connections get its guest handler, not `libp2p-relay`'s. The
+//! limiters here ([`AuthorizedPeers::reservation_limiter`],
 //! [`AuthorizedPeers::circuit_limiter`]) are `libp2p-relay`'s only
 //! per-request hooks, which it answers `RESOURCE_LIMIT_EXCEEDED`; they
-//! refuse what reaches `libp2p-relay`'s handler anyway: an unlisted peer's
-//! reservation when circuits are open to all, and the requests of a peer
-//! removed from the file in the moment before its connection is closed.
+//! refuse what reaches `libp2p-relay`'s handler anyway: the requests of a
+//! peer removed from the file in the moment before its connection is
+//! closed.
 
 use std::{
     collections::HashSet,

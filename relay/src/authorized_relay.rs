@@ -1,30 +1,34 @@
 //! Circuit relay v2 for a private relay: peers not in the authorized peers
-//! file are answered `PERMISSION_DENIED` (202), the status the
-//! specification gives for "peer filtering using ACLs".
+//! file are refused reservations with `PERMISSION_DENIED` (202), the status
+//! the specification gives for "peer filtering using ACLs".
 //!
 //! `libp2p-relay` can only refuse through its rate limiters, which it
 //! answers `RESOURCE_LIMIT_EXCEEDED`. So this behaviour decides, per
 //! connection, who answers the hop protocol:
 //!
 //! - a peer listed when it connects gets `libp2p-relay`'s handler;
-//! - with `--authorized-circuits-only`, an unlisted peer gets [`DenyHop`],
-//!   which answers every request, reservation or circuit, with
-//!   `PERMISSION_DENIED` and tells this behaviour, which logs why;
-//! - without it, an unlisted peer keeps `libp2p-relay`'s handler, because
-//!   it may still open circuits to listed peers, and a request is read by
-//!   one handler only: its reservations are refused by the limiter
-//!   (`RESOURCE_LIMIT_EXCEEDED`, see [`crate::authorized`]).
+//! - an unlisted peer, a guest, gets [`GuestHop`], which answers its
+//!   reservation requests `PERMISSION_DENIED`. Its circuit requests are
+//!   denied the same way with `--authorized-circuits-only`; without it, a
+//!   guest may still reach a listed peer, and [`guests`] serves those
+//!   circuits itself, with `libp2p-relay`'s checks and limits.
+//!
+//! Every refusal is logged with its reason.
 //!
 //! The file can change while peers are connected. Every
 //! [`RECHECK_INTERVAL`] the list is re-read if it changed, and the
 //! connections whose handler no longer fits are closed, so the peer
 //! reconnects and gets the right one: a removed peer loses its reservation
-//! and circuits at once, and an added peer stops being denied. Between two
-//! checks the limiters remain the second line of defense.
+//! and circuits at once, and an added peer stops being a guest. Between two
+//! checks `libp2p-relay`'s limiters are the second line of defense (see
+//! [`crate::authorized`]).
 //!
-//! - [`protocol`]: the hop messages a denial reads and writes;
-//! - [`handler`]: [`DenyHop`], the denied peer's connection handler.
+//! - [`protocol`]: the hop and stop messages this relay writes itself;
+//! - [`handler`]: [`GuestHop`], a guest's connection handler;
+//! - [`guests`] and [`circuit`]: guests' circuits.
 
+pub mod circuit;
+pub mod guests;
 pub mod handler;
 pub mod protocol;
 
@@ -47,7 +51,8 @@ use libp2p::{
 
 use crate::{
     authorized_relay::{
-        handler::{Denial, DenyHop},
+        guests::GuestCircuits,
+        handler::{GuestHop, GuestRequest},
         protocol::Request,
     },
     behaviour::Access,
@@ -61,6 +66,8 @@ pub const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub struct AuthorizedRelay {
     relay: relay::Behaviour,
     access: Option<Access>,
+    /// Guests' circuits, when guests may open circuits.
+    guests: Option<GuestCircuits>,
     /// Connections of a private relay, with who answers their hop streams.
     /// One entry per established connection, so bounded by the swarm's
     /// connection limits.
@@ -70,6 +77,8 @@ pub struct AuthorizedRelay {
     recheck: Option<tokio::time::Interval>,
     /// Connections to close; at most one entry per connection.
     to_close: VecDeque<(PeerId, ConnectionId)>,
+    /// Refusals to report; one per guest request, drained by the next poll.
+    events: VecDeque<relay::Event>,
 }
 
 #[derive(Debug)]
@@ -78,7 +87,9 @@ struct Connection {
     remote: Multiaddr,
     /// Whether the peer was listed at the last check.
     listed: bool,
-    denied: bool,
+    /// Whether the connection has [`GuestHop`] (the peer was not listed
+    /// when it connected).
+    guest: bool,
 }
 
 impl std::fmt::Debug for AuthorizedRelay {
@@ -92,10 +103,16 @@ impl std::fmt::Debug for AuthorizedRelay {
 
 impl AuthorizedRelay {
     /// `access`: `None` for an open relay, which is `relay` unchanged.
-    pub fn new(relay: relay::Behaviour, access: Option<Access>) -> Self {
+    /// `guests`: who serves guests' circuits, when they may open any.
+    pub fn new(
+        relay: relay::Behaviour,
+        access: Option<Access>,
+        guests: Option<GuestCircuits>,
+    ) -> Self {
         let checked_version = access.as_ref().map_or(0, |access| access.peers.version());
         Self {
             relay,
+            guests,
             recheck: access.as_ref().map(|_| {
                 let mut interval = tokio::time::interval(RECHECK_INTERVAL);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,6 +122,7 @@ impl AuthorizedRelay {
             connections: HashMap::new(),
             checked_version,
             to_close: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -127,27 +145,26 @@ impl AuthorizedRelay {
             return relay_handler(&mut self.relay).map(Either::Left);
         }
         let listed = access.peers.is_authorized(&peer);
-        let denied = !listed && access.circuits_too;
         self.connections.insert(
             connection,
             Connection {
                 peer,
                 remote: remote.clone(),
                 listed,
-                denied,
+                guest: !listed,
             },
         );
-        if denied {
-            Ok(Either::Right(DenyHop::default()))
-        } else {
+        if listed {
             relay_handler(&mut self.relay).map(Either::Left)
+        } else {
+            Ok(Either::Right(GuestHop::new(self.guests.is_some())))
         }
     }
 
-    fn is_denied(&self, connection: ConnectionId) -> bool {
+    fn is_guest(&self, connection: ConnectionId) -> bool {
         self.connections
             .get(&connection)
-            .is_some_and(|connection| connection.denied)
+            .is_some_and(|connection| connection.guest)
     }
 
     /// After the list changed: close the connections whose handler no
@@ -166,17 +183,17 @@ impl AuthorizedRelay {
             if listed == was_listed {
                 continue;
             }
-            if listed && connection.denied {
-                tracing::info!(peer = %connection.peer, remote = %connection.remote, %file, "peer added to the authorized peers file: closing its denied connection so it reconnects to a relay that serves it");
+            if listed && connection.guest {
+                tracing::info!(peer = %connection.peer, remote = %connection.remote, %file, "peer added to the authorized peers file: closing its guest connection so it reconnects to a relay that lets it reserve");
                 self.to_close.push_back((connection.peer, *id));
-            } else if !listed && !connection.denied {
+            } else if !listed && !connection.guest {
                 tracing::info!(peer = %connection.peer, remote = %connection.remote, %file, "peer removed from the authorized peers file: closing its connection, which ends its reservation and circuits");
                 self.to_close.push_back((connection.peer, *id));
             }
         }
     }
 
-    fn on_denial(&mut self, peer: PeerId, connection: ConnectionId, denial: Denial) {
+    fn on_guest_request(&mut self, peer: PeerId, connection: ConnectionId, request: GuestRequest) {
         let Some(access) = self.access.clone() else {
             return;
         };
@@ -184,21 +201,38 @@ impl AuthorizedRelay {
         let remote = self
             .connections
             .get(&connection)
-            .map(|connection| connection.remote.to_string())
-            .unwrap_or_default();
-        match denial {
-            Denial::Denied(Request::Reserve) => {
+            .map(|connection| connection.remote.clone())
+            .unwrap_or_else(Multiaddr::empty);
+        match request {
+            GuestRequest::Circuit { dst, stream } => match &mut self.guests {
+                Some(guests) => guests.on_request(peer, &remote, dst, stream),
+                // Not reachable: `GuestHop` hands circuits over only when
+                // there is someone to serve them. Dropping resets it.
+                None => drop(stream),
+            },
+            GuestRequest::Denied(Request::Reserve) => {
                 tracing::info!(%peer, %remote, %file, "reservation denied (PERMISSION_DENIED): peer is not in the authorized peers file");
+                self.events.push_back(relay::Event::ReservationReqDenied {
+                    src_peer_id: peer,
+                    status: relay::StatusCode::PermissionDenied,
+                });
             }
-            Denial::Denied(Request::Connect { dst }) => {
-                let dst = dst.map(|dst| dst.to_string()).unwrap_or_default();
-                tracing::info!(%peer, %dst, %remote, %file, "circuit denied (PERMISSION_DENIED): source peer is not in the authorized peers file");
+            GuestRequest::Denied(Request::Connect { dst }) => {
+                let dst_text = dst.map(|dst| dst.to_string()).unwrap_or_default();
+                tracing::info!(%peer, dst = %dst_text, %remote, %file, "circuit denied (PERMISSION_DENIED): source peer is not in the authorized peers file");
+                if let Some(dst) = dst {
+                    self.events.push_back(relay::Event::CircuitReqDenied {
+                        src_peer_id: peer,
+                        dst_peer_id: dst,
+                        status: relay::StatusCode::PermissionDenied,
+                    });
+                }
             }
-            Denial::Failed(reason) => {
-                tracing::debug!(%peer, %remote, %reason, "hop stream of a denied peer failed");
+            GuestRequest::Failed(reason) => {
+                tracing::debug!(%peer, %remote, %reason, "hop stream of a guest failed");
             }
-            Denial::Dropped => {
-                tracing::debug!(%peer, %remote, "too many hop streams at once from a denied peer: stream dropped");
+            GuestRequest::Dropped => {
+                tracing::debug!(%peer, %remote, "too many hop streams at once from a guest: stream dropped");
             }
         }
         // Listed since it connected: the next check closes the connection;
@@ -210,7 +244,7 @@ impl AuthorizedRelay {
 }
 
 impl NetworkBehaviour for AuthorizedRelay {
-    type ConnectionHandler = Either<THandler<relay::Behaviour>, DenyHop>;
+    type ConnectionHandler = Either<THandler<relay::Behaviour>, GuestHop>;
     type ToSwarm = relay::Event;
 
     fn handle_pending_inbound_connection(
@@ -277,22 +311,22 @@ impl NetworkBehaviour for AuthorizedRelay {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        // `libp2p-relay` never learns of denied connections: it would
+        // `libp2p-relay` never learns of guests' connections: it would
         // otherwise address its handler there, which is not running.
         match &event {
             FromSwarm::ConnectionEstablished(established)
-                if self.is_denied(established.connection_id) =>
+                if self.is_guest(established.connection_id) =>
             {
                 return;
             }
             FromSwarm::ConnectionClosed(closed) => {
                 if let Some(connection) = self.connections.remove(&closed.connection_id)
-                    && connection.denied
+                    && connection.guest
                 {
                     return;
                 }
             }
-            FromSwarm::AddressChange(change) if self.is_denied(change.connection_id) => return,
+            FromSwarm::AddressChange(change) if self.is_guest(change.connection_id) => return,
             _ => {}
         }
         self.relay.on_swarm_event(event);
@@ -309,7 +343,7 @@ impl NetworkBehaviour for AuthorizedRelay {
                 self.relay
                     .on_connection_handler_event(peer_id, connection_id, event)
             }
-            Either::Right(denial) => self.on_denial(peer_id, connection_id, denial),
+            Either::Right(request) => self.on_guest_request(peer_id, connection_id, request),
         }
     }
 
@@ -332,21 +366,32 @@ impl NetworkBehaviour for AuthorizedRelay {
                 connection: CloseConnection::One(connection),
             });
         }
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(ToSwarm::GenerateEvent(event));
+        }
+        if let Some(guests) = &mut self.guests
+            && let Poll::Ready(event) = guests.poll(cx)
+        {
+            return Poll::Ready(ToSwarm::GenerateEvent(event));
+        }
         loop {
             let action = match self.relay.poll(cx) {
                 Poll::Ready(action) => action,
                 Poll::Pending => return Poll::Pending,
             };
+            if let (ToSwarm::GenerateEvent(event), Some(guests)) = (&action, &mut self.guests) {
+                guests.on_relay_event(event);
+            }
             if let ToSwarm::NotifyHandler {
                 handler: NotifyHandler::One(connection),
                 ..
             } = &action
-                && self.is_denied(*connection)
+                && self.is_guest(*connection)
             {
                 // Not reachable: `libp2p-relay` only addresses connections
                 // it was told of. Dropped rather than sent to the wrong
                 // handler, which would panic.
-                tracing::warn!(?connection, "relay event for a denied connection dropped");
+                tracing::warn!(?connection, "relay event for a guest's connection dropped");
                 continue;
             }
             return Poll::Ready(action.map_in(Either::Left));

@@ -6,12 +6,16 @@ use libp2p::{
     gossipsub, identify,
     identity::Keypair,
     ping, relay,
-    swarm::NetworkBehaviour,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
 use crate::{
     authorized::AuthorizedPeers,
-    authorized_relay::AuthorizedRelay,
+    authorized_relay::{
+        AuthorizedRelay,
+        circuit::CircuitLimit,
+        guests::{GuestCircuits, GuestLimits},
+    },
     config::Limits,
     gossip::{self, GossipConfigError},
     limits::{PerIpConnectionLimit, ReservationsPerIp},
@@ -35,6 +39,9 @@ pub struct Behaviour {
     /// AutoNAT v2 server: native peers ask the relay to dial them back, to
     /// learn whether they are reachable directly.
     pub autonat: autonat::v2::server::Behaviour,
+    /// Opens the stop streams of guests' circuits; only on a private relay
+    /// whose guests may open circuits.
+    guest_streams: Toggle<libp2p_stream::Behaviour>,
 }
 
 /// Private relay mode: who may reserve, and whether circuits are limited
@@ -56,15 +63,22 @@ impl Behaviour {
             .with_max_established(Some(limits.max_connections))
             .with_max_established_per_peer(Some(limits.max_connections_per_peer))
             .with_max_pending_incoming(Some(limits.max_pending_connections));
+        let config = relay_config(limits, reservations_per_ip, access);
+        let (guest_streams, guests) = match access {
+            Some(access) if !access.circuits_too => {
+                let streams = libp2p_stream::Behaviour::new();
+                let guests = guest_circuits(streams.new_control(), limits, &config);
+                (Some(streams), Some(guests))
+            }
+            _ => (None, None),
+        };
         Ok(Self {
             per_ip_limit: PerIpConnectionLimit::new(limits.max_connections_per_ip),
             connection_limits: connection_limits::Behaviour::new(connection_limits),
             relay: AuthorizedRelay::new(
-                relay::Behaviour::new(
-                    keypair.public().to_peer_id(),
-                    relay_config(limits, reservations_per_ip, access),
-                ),
+                relay::Behaviour::new(keypair.public().to_peer_id(), config),
                 access.cloned(),
+                guests,
             ),
             gossipsub: gossip::behaviour(keypair, limits.max_connections as usize)?,
             identify: identify::Behaviour::new(
@@ -73,8 +87,49 @@ impl Behaviour {
             ),
             ping: ping::Behaviour::default(),
             autonat: autonat::v2::server::Behaviour::default(),
+            guest_streams: guest_streams.into(),
         })
     }
+}
+
+/// Guests' circuits get the limits of the circuits `libp2p-relay` serves,
+/// and a per-IP rate limiter of its own kind, built the way
+/// [`relay_config`] builds the relay's.
+fn guest_circuits(
+    control: libp2p_stream::Control,
+    limits: &Limits,
+    relay_config: &relay::Config,
+) -> GuestCircuits {
+    let (circuits, interval) = per_minute(limits.circuit_rate_per_ip);
+    let rate_limiters = relay::Config {
+        circuit_src_rate_limiters: Vec::new(),
+        ..relay::Config::default()
+    }
+    .circuit_src_per_ip(circuits, interval)
+    .circuit_src_rate_limiters;
+    GuestCircuits::new(
+        control,
+        GuestLimits {
+            max_circuits: relay_config.max_circuits,
+            max_circuits_per_peer: relay_config.max_circuits_per_peer,
+            circuit: CircuitLimit {
+                duration: relay_config.max_circuit_duration,
+                bytes: relay_config.max_circuit_bytes,
+            },
+        },
+        rate_limiters,
+    )
+}
+
+/// libp2p-relay's limiters are token buckets holding `limit` tokens, one
+/// added back every `interval`: "n per minute" is a bucket of n refilled
+/// every minute / n.
+fn per_minute(n: u32) -> (std::num::NonZeroU32, std::time::Duration) {
+    let n = n.max(1);
+    (
+        std::num::NonZeroU32::new(n).expect("at least 1"),
+        std::time::Duration::from_secs(60) / n,
+    )
 }
 
 fn relay_config(
@@ -82,16 +137,6 @@ fn relay_config(
     reservations_per_ip: &ReservationsPerIp,
     access: Option<&Access>,
 ) -> relay::Config {
-    // libp2p-relay's limiters are token buckets holding `limit` tokens, one
-    // added back every `interval`: "n per minute" is a bucket of n refilled
-    // every minute / n.
-    let per_minute = |n: u32| {
-        let n = n.max(1);
-        (
-            std::num::NonZeroU32::new(n).expect("at least 1"),
-            std::time::Duration::from_secs(60) / n,
-        )
-    };
     let (reservations, reservation_interval) = per_minute(limits.reservation_rate_per_ip);
     let (circuits, circuit_interval) = per_minute(limits.circuit_rate_per_ip);
     let mut config = relay::Config {

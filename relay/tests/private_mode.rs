@@ -2,17 +2,20 @@
 //! only listed peers reserve (and, with the second switch, open circuits);
 //! an edit of the file applies without a restart.
 //!
-//! A denied peer receives `PERMISSION_DENIED`, except an unlisted peer's
-//! reservation when circuits are open to all: that one only the limiter
-//! can refuse, with `RESOURCE_LIMIT_EXCEEDED` (see
-//! `relay/src/authorized_relay.rs`).
+//! A denied peer receives `PERMISSION_DENIED`. Without
+//! `--authorized-circuits-only`, an unlisted peer (a guest) still reaches
+//! listed peers, through circuits the relay serves itself (see
+//! `relay/src/authorized_relay/guests.rs`).
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{TestRelay, peer, reserve, spawn, try_reserve, wait_for};
-use libp2p::{PeerId, identity::Keypair, swarm::SwarmEvent};
+use common::{TestRelay, drive, peer, reserve, spawn, try_reserve, wait_for};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, identity::Keypair, multiaddr::Protocol, swarm::SwarmEvent,
+};
 
 fn authorized_file(peers: &[PeerId]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -26,61 +29,183 @@ fn authorized_file(peers: &[PeerId]) -> (tempfile::TempDir, PathBuf) {
 }
 
 const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
-const RESOURCE_LIMIT_EXCEEDED: &str = "ResourceLimitExceeded";
 
 #[tokio::test]
-async fn with_circuits_restricted_an_unlisted_peer_is_denied_a_reservation_with_permission_denied()
-{
+async fn an_unlisted_peer_is_denied_a_reservation_with_permission_denied() {
+    for circuits_restricted in [false, true] {
+        let listed = Keypair::generate_ed25519();
+        let (_dir, path) = authorized_file(&[listed.public().to_peer_id()]);
+        let mut flags = vec![format!("--authorized-peers={}", path.display())];
+        if circuits_restricted {
+            flags.push("--authorized-circuits-only".to_owned());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let relay = TestRelay::start(&flags).await;
+
+        let mut stranger = peer(Keypair::generate_ed25519());
+        let error = try_reserve(&mut stranger, &relay.addr("tcp"))
+            .await
+            .expect_err("a peer not in the file must not get a reservation");
+        // libp2p-relay's client has no variant for 202 on a reservation: it
+        // reports the status by name as an unexpected one.
+        assert!(
+            error.contains(PERMISSION_DENIED),
+            "circuits restricted: {circuits_restricted}: expected the relay's PERMISSION_DENIED (202) refusal, got {error}"
+        );
+
+        let mut friend = peer(listed);
+        assert_eq!(
+            try_reserve(&mut friend, &relay.addr("tcp")).await,
+            Ok(()),
+            "a listed peer gets a reservation"
+        );
+    }
+}
+
+const ECHO: StreamProtocol = StreamProtocol::new("/test/echo/1.0.0");
+
+/// A listed peer holding a reservation and echoing every `ECHO` stream.
+async fn echoing_home(relay: &TestRelay, key: Keypair) -> Multiaddr {
+    let mut home = peer(key);
+    let circuit = reserve(&mut home, &relay.addr("tcp")).await;
+    let mut incoming = home
+        .behaviour()
+        .stream
+        .new_control()
+        .accept(ECHO)
+        .expect("accept echo");
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let mut buffer = Vec::new();
+            if stream.read_to_end(&mut buffer).await.is_ok() {
+                let _ = stream.write_all(&buffer).await;
+                let _ = stream.close().await;
+            }
+        }
+    });
+    spawn(home);
+    circuit
+}
+
+/// Sends `payload` over an `ECHO` stream to `target` and returns what came
+/// back, or the error that ended it.
+async fn echo(
+    swarm: &mut common::PeerSwarm,
+    target: PeerId,
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut control = swarm.behaviour().stream.new_control();
+    drive(swarm, async {
+        let mut stream = control
+            .open_stream(target, ECHO)
+            .await
+            .map_err(|error| error.to_string())?;
+        stream.write_all(payload).await.map_err(|e| e.to_string())?;
+        stream.close().await.map_err(|e| e.to_string())?;
+        let mut echoed = Vec::new();
+        stream
+            .read_to_end(&mut echoed)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(echoed)
+    })
+    .await
+}
+
+/// Dials `circuit` and waits for the relayed connection, or the error.
+async fn dial_circuit(
+    swarm: &mut common::PeerSwarm,
+    circuit: Multiaddr,
+    target: PeerId,
+) -> Result<Multiaddr, String> {
+    swarm.dial(circuit).expect("dial through the relay");
+    wait_for(swarm, "the circuit's outcome", |event| match event {
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } if *peer_id == target => Some(Ok(endpoint.get_remote_address().clone())),
+        SwarmEvent::OutgoingConnectionError {
+            peer_id: Some(peer_id),
+            error,
+            ..
+        } if *peer_id == target => Some(Err(format!("{error:?}"))),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_guest_exchanges_bytes_with_a_listed_peer_through_a_circuit_the_relay_serves() {
     let listed = Keypair::generate_ed25519();
-    let (_dir, path) = authorized_file(&[listed.public().to_peer_id()]);
+    let listed_id = listed.public().to_peer_id();
+    let (_dir, path) = authorized_file(&[listed_id]);
+    let relay = TestRelay::start(&[&format!("--authorized-peers={}", path.display())]).await;
+    let circuit = echoing_home(&relay, listed).await;
+
+    let mut guest = peer(Keypair::generate_ed25519());
+    common::connect(&mut guest, &relay.addr("websocket")).await;
+    let remote = dial_circuit(&mut guest, circuit, listed_id)
+        .await
+        .expect("a guest reaches a listed peer");
+    assert!(
+        remote.iter().any(|p| p == Protocol::P2pCircuit),
+        "not relayed: {remote}"
+    );
+    let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = echo(&mut guest, listed_id, &payload)
+        .await
+        .expect("echo over the guest's circuit");
+    assert!(echoed == payload, "echoed bytes differ from those sent");
+}
+
+#[tokio::test]
+async fn a_guest_circuit_ends_at_the_relays_byte_limit() {
+    let listed = Keypair::generate_ed25519();
+    let listed_id = listed.public().to_peer_id();
+    let (_dir, path) = authorized_file(&[listed_id]);
+    // Enough for the handshakes and identify, not for the payload.
     let relay = TestRelay::start(&[
         &format!("--authorized-peers={}", path.display()),
-        "--authorized-circuits-only",
+        "--max-circuit-bytes=32768",
     ])
     .await;
+    let circuit = echoing_home(&relay, listed).await;
 
-    let mut stranger = peer(Keypair::generate_ed25519());
-    let error = try_reserve(&mut stranger, &relay.addr("tcp"))
+    let mut guest = peer(Keypair::generate_ed25519());
+    dial_circuit(&mut guest, circuit, listed_id)
         .await
-        .expect_err("a peer not in the file must not get a reservation");
-    // libp2p-relay's client has no variant for 202 on a reservation: it
-    // reports the status by name as an unexpected one.
+        .expect("a guest reaches a listed peer");
+    let payload = vec![7u8; 100_000];
+    let echoed = echo(&mut guest, listed_id, &payload).await;
     assert!(
-        error.contains(PERMISSION_DENIED),
-        "expected the relay's PERMISSION_DENIED (202) refusal, got {error}"
-    );
-
-    let mut friend = peer(listed);
-    assert_eq!(
-        try_reserve(&mut friend, &relay.addr("tcp")).await,
-        Ok(()),
-        "a listed peer gets a reservation"
+        echoed
+            .as_ref()
+            .map_or(true, |echoed| echoed.len() < payload.len()),
+        "100 kB crossed a circuit limited to 32 kB"
     );
 }
 
-/// Without `--authorized-circuits-only` an unlisted peer keeps
-/// libp2p-relay's handler (it may open circuits), so only the limiter can
-/// refuse its reservation, with the status libp2p-relay gives limiters.
 #[tokio::test]
-async fn without_circuits_restricted_an_unlisted_peer_is_refused_with_resource_limit_exceeded() {
+async fn a_guest_asking_for_a_peer_without_a_reservation_gets_no_reservation() {
     let listed = Keypair::generate_ed25519();
-    let (_dir, path) = authorized_file(&[listed.public().to_peer_id()]);
+    let listed_id = listed.public().to_peer_id();
+    let (_dir, path) = authorized_file(&[listed_id]);
     let relay = TestRelay::start(&[&format!("--authorized-peers={}", path.display())]).await;
+    // Listed and connected, but holding no reservation.
+    let mut home = peer(listed);
+    common::connect(&mut home, &relay.addr("tcp")).await;
+    spawn(home);
 
-    let mut stranger = peer(Keypair::generate_ed25519());
-    let error = try_reserve(&mut stranger, &relay.addr("tcp"))
+    let mut guest = peer(Keypair::generate_ed25519());
+    let circuit = relay
+        .addr("tcp")
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(listed_id));
+    let error = dial_circuit(&mut guest, circuit, listed_id)
         .await
-        .expect_err("a peer not in the file must not get a reservation");
+        .expect_err("no reservation, no circuit");
     assert!(
-        error.contains(RESOURCE_LIMIT_EXCEEDED),
-        "expected the limiter's RESOURCE_LIMIT_EXCEEDED refusal, got {error}"
-    );
-
-    let mut friend = peer(listed);
-    assert_eq!(
-        try_reserve(&mut friend, &relay.addr("tcp")).await,
-        Ok(()),
-        "a listed peer gets a reservation"
+        error.contains("NoReservation"),
+        "expected NO_RESERVATION, got {error}"
     );
 }
 
@@ -205,4 +330,30 @@ async fn unlisted_peer_reaches_a_listed_one_unless_circuits_are_restricted() {
             "with --authorized-circuits-only {restricted}, an unlisted peer reaching a listed one"
         );
     }
+}
+
+#[tokio::test]
+async fn a_guests_circuits_are_limited_per_peer() {
+    let (first, second) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let (first_id, second_id) = (first.public().to_peer_id(), second.public().to_peer_id());
+    let (_dir, path) = authorized_file(&[first_id, second_id]);
+    let relay = TestRelay::start(&[
+        &format!("--authorized-peers={}", path.display()),
+        "--max-circuits-per-peer=1",
+    ])
+    .await;
+    let first_circuit = echoing_home(&relay, first).await;
+    let second_circuit = echoing_home(&relay, second).await;
+
+    let mut guest = peer(Keypair::generate_ed25519());
+    dial_circuit(&mut guest, first_circuit, first_id)
+        .await
+        .expect("the guest's first circuit");
+    let error = dial_circuit(&mut guest, second_circuit, second_id)
+        .await
+        .expect_err("one circuit per peer");
+    assert!(
+        error.contains("ResourceLimitExceeded"),
+        "expected RESOURCE_LIMIT_EXCEEDED, got {error}"
+    );
 }

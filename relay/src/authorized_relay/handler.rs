@@ -1,5 +1,7 @@
-//! The connection handler of a peer that may not use the relay: it accepts
-//! hop streams only to answer each request `PERMISSION_DENIED`.
+//! The connection handler of a guest, a peer not in the authorized peers
+//! file: it answers its reservation requests `PERMISSION_DENIED`, and its
+//! circuit requests too unless guests may open circuits, in which case it
+//! hands them to the behaviour, which serves them (see [`super::circuit`]).
 
 use std::{
     convert::Infallible,
@@ -7,9 +9,11 @@ use std::{
     time::Duration,
 };
 
-use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
+use futures::{
+    AsyncWriteExt as _, FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered,
+};
 use libp2p::{
-    Stream,
+    PeerId, Stream,
     core::upgrade::{DeniedUpgrade, ReadyUpgrade},
     swarm::{
         ConnectionHandler, ConnectionHandlerEvent, StreamProtocol, SubstreamProtocol,
@@ -21,67 +25,94 @@ use super::protocol::{self, HopMessage, Request, Status};
 
 /// Requests answered at once on one connection; a client needs one at a
 /// time, so more streams than this are dropped unanswered.
-pub const MAX_CONCURRENT_DENIALS: usize = 4;
+pub const MAX_CONCURRENT_REQUESTS: usize = 4;
 /// How long one request may take to arrive and its answer to leave.
-pub const DENIAL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the handler tells the behaviour: one request it answered.
+/// What the handler tells the behaviour: what became of one hop stream.
 #[derive(Debug)]
-pub enum Denial {
+pub enum GuestRequest {
     /// Answered `PERMISSION_DENIED`.
     Denied(Request),
+    /// A circuit to `dst` the guest may ask for: the behaviour answers on
+    /// `stream`.
+    Circuit { dst: PeerId, stream: Stream },
     /// The stream did not carry a valid request (answered with the status
     /// the error calls for, when it could be).
     Failed(String),
-    /// More concurrent requests than [`MAX_CONCURRENT_DENIALS`].
+    /// More concurrent requests than [`MAX_CONCURRENT_REQUESTS`].
     Dropped,
 }
 
-#[derive(Default)]
-pub struct DenyHop {
-    in_flight: FuturesUnordered<BoxFuture<'static, Denial>>,
+pub struct GuestHop {
+    /// Whether circuit requests go to the behaviour rather than being
+    /// denied.
+    circuits_allowed: bool,
+    in_flight: FuturesUnordered<BoxFuture<'static, GuestRequest>>,
     /// Streams dropped over the cap and not yet reported. Capped, so a
     /// flood of streams costs a counter, not a queue.
     dropped: usize,
 }
 
-impl std::fmt::Debug for DenyHop {
+impl GuestHop {
+    pub fn new(circuits_allowed: bool) -> Self {
+        Self {
+            circuits_allowed,
+            in_flight: FuturesUnordered::new(),
+            dropped: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for GuestHop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DenyHop")
+        f.debug_struct("GuestHop")
+            .field("circuits_allowed", &self.circuits_allowed)
             .field("in_flight", &self.in_flight.len())
             .finish()
     }
 }
 
-async fn deny(mut stream: Stream) -> Denial {
-    let answered = async {
-        match protocol::read_request(&mut stream).await {
-            Ok(request) => {
-                let answer = HopMessage::answer(Status::PermissionDenied);
-                protocol::write_message(&mut stream, &answer)
-                    .await
-                    .map(|()| Denial::Denied(request))
-                    .unwrap_or_else(|error| Denial::Failed(format!("writing the denial: {error}")))
-            }
-            Err(error) => {
-                if let Some(status) = error.status() {
-                    let _ = protocol::write_message(&mut stream, &HopMessage::answer(status)).await;
-                }
-                Denial::Failed(error.to_string())
-            }
-        }
-    };
-    let denial = match tokio::time::timeout(DENIAL_TIMEOUT, answered).await {
-        Ok(denial) => denial,
-        Err(_) => Denial::Failed(format!("no request within {DENIAL_TIMEOUT:?}")),
-    };
-    let _ = futures::AsyncWriteExt::close(&mut stream).await;
-    denial
+/// Reads the request on `stream` and answers it, unless it is a circuit
+/// request a guest may make: that one goes to the behaviour, stream and
+/// all. A stream that says nothing within [`REQUEST_TIMEOUT`] is reset.
+async fn read_guest_request(stream: Stream, circuits_allowed: bool) -> GuestRequest {
+    match tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, circuits_allowed)).await {
+        Ok(outcome) => outcome,
+        Err(_) => GuestRequest::Failed(format!("no request within {REQUEST_TIMEOUT:?}")),
+    }
 }
 
-impl ConnectionHandler for DenyHop {
+async fn answer(mut stream: Stream, circuits_allowed: bool) -> GuestRequest {
+    let request = match protocol::read_request(&mut stream).await {
+        Ok(request) => request,
+        Err(error) => {
+            if let Some(status) = error.status() {
+                let _ = protocol::write_message(&mut stream, &HopMessage::answer(status)).await;
+            }
+            let _ = stream.close().await;
+            return GuestRequest::Failed(error.to_string());
+        }
+    };
+    let status = match request {
+        Request::Connect { dst: Some(dst) } if circuits_allowed => {
+            return GuestRequest::Circuit { dst, stream };
+        }
+        Request::Connect { dst: None } if circuits_allowed => Status::MalformedMessage,
+        _ => Status::PermissionDenied,
+    };
+    let written = protocol::write_message(&mut stream, &HopMessage::answer(status)).await;
+    let _ = stream.close().await;
+    match (written, status) {
+        (Err(error), _) => GuestRequest::Failed(format!("writing the answer: {error}")),
+        (Ok(()), Status::PermissionDenied) => GuestRequest::Denied(request),
+        (Ok(()), _) => GuestRequest::Failed("circuit request without a valid peer id".into()),
+    }
+}
+
+impl ConnectionHandler for GuestHop {
     type FromBehaviour = Infallible;
-    type ToBehaviour = Denial;
+    type ToBehaviour = GuestRequest;
     type InboundProtocol = ReadyUpgrade<StreamProtocol>;
     type OutboundProtocol = DeniedUpgrade;
     type InboundOpenInfo = ();
@@ -96,8 +127,8 @@ impl ConnectionHandler for DenyHop {
     }
 
     fn connection_keep_alive(&self) -> bool {
-        // Only while answering: a denied peer does not hold the connection
-        // open through this handler.
+        // Only while answering: a guest does not hold the connection open
+        // through this handler (a circuit's streams keep it open).
         !self.in_flight.is_empty()
     }
 
@@ -107,11 +138,13 @@ impl ConnectionHandler for DenyHop {
     ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
         if self.dropped > 0 {
             self.dropped -= 1;
-            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(Denial::Dropped));
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
+                GuestRequest::Dropped,
+            ));
         }
         match self.in_flight.poll_next_unpin(cx) {
-            Poll::Ready(Some(denial)) => {
-                Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(denial))
+            Poll::Ready(Some(request)) => {
+                Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(request))
             }
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
@@ -126,12 +159,13 @@ impl ConnectionHandler for DenyHop {
             ..
         }) = event
         {
-            if self.in_flight.len() >= MAX_CONCURRENT_DENIALS {
+            if self.in_flight.len() >= MAX_CONCURRENT_REQUESTS {
                 // Dropping the stream resets it; counted, not queued.
-                self.dropped = self.dropped.saturating_add(1).min(MAX_CONCURRENT_DENIALS);
+                self.dropped = self.dropped.saturating_add(1).min(MAX_CONCURRENT_REQUESTS);
                 drop(stream);
             } else {
-                self.in_flight.push(deny(stream).boxed());
+                self.in_flight
+                    .push(read_guest_request(stream, self.circuits_allowed).boxed());
             }
         }
     }

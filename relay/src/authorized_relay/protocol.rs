@@ -1,19 +1,29 @@
-//! The few messages of circuit relay v2's hop protocol that a denial
-//! needs, and the framing to read one request and write one answer.
+//! The messages of circuit relay v2 that this relay answers itself for
+//! guests (peers not in the authorized peers file): hop requests and their
+//! answers, and the stop handshake that opens a guest's circuit.
 //!
-//! Schema (libp2p/specs `relay/circuit-v2.md`, proto2); only the fields a
-//! denial reads or writes are declared, the others are skipped on decode:
+//! Schema (libp2p/specs `relay/circuit-v2.md`, proto2); only the fields
+//! this relay reads or writes are declared, the others are skipped on
+//! decode:
 //!
 //! ```proto
 //! message HopMessage {
 //!   enum Type { RESERVE = 0; CONNECT = 1; STATUS = 2; }
 //!   required Type type = 1;
 //!   optional Peer peer = 2;
-//!   optional Reservation reservation = 3;  // not declared here
-//!   optional Limit limit = 4;              // not declared here
+//!   optional Reservation reservation = 3;  // not declared: never granted here
+//!   optional Limit limit = 4;
 //!   optional Status status = 5;
 //! }
+//! message StopMessage {
+//!   enum Type { CONNECT = 0; STATUS = 1; }
+//!   required Type type = 1;
+//!   optional Peer peer = 2;
+//!   optional Limit limit = 3;
+//!   optional Status status = 4;
+//! }
 //! message Peer { required bytes id = 1; repeated bytes addrs = 2; }
+//! message Limit { optional uint32 duration = 1; optional uint64 data = 2; }
 //! ```
 //!
 //! Each message travels as an unsigned-varint length followed by that many
@@ -23,10 +33,11 @@ use std::io;
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use libp2p::{PeerId, StreamProtocol};
-use prost::Message as _;
 
 /// The hop protocol: reservations and circuit requests, clients to relay.
 pub const HOP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
+/// The stop protocol: the relay asks a circuit's destination to accept it.
+pub const STOP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/stop");
 
 /// Largest hop message read. A request is a type and a peer id with a few
 /// addresses; this is the bound libp2p implementations use.
@@ -42,8 +53,34 @@ pub struct HopMessage {
     pub r#type: i32,
     #[prost(message, optional, tag = "2")]
     pub peer: Option<Peer>,
+    #[prost(message, optional, tag = "4")]
+    pub limit: Option<Limit>,
     #[prost(enumeration = "Status", optional, tag = "5")]
     pub status: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StopMessage {
+    #[prost(enumeration = "StopType", required, tag = "1")]
+    pub r#type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub peer: Option<Peer>,
+    #[prost(message, optional, tag = "3")]
+    pub limit: Option<Limit>,
+    #[prost(enumeration = "Status", optional, tag = "4")]
+    pub status: Option<i32>,
+}
+
+/// What a circuit may carry before the relay ends it.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct Limit {
+    /// Seconds.
+    #[prost(uint32, optional, tag = "1")]
+    pub duration: Option<u32>,
+    /// Bytes. The specification says "in each direction"; `libp2p-relay`
+    /// and this relay count both together, the stricter reading.
+    #[prost(uint64, optional, tag = "2")]
+    pub data: Option<u64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -60,6 +97,13 @@ pub enum HopType {
     Reserve = 0,
     Connect = 1,
     Status = 2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum StopType {
+    Connect = 0,
+    Status = 1,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -81,7 +125,17 @@ impl HopMessage {
         Self {
             r#type: HopType::Status as i32,
             peer: None,
+            limit: None,
             status: Some(status as i32),
+        }
+    }
+
+    /// The answer to an accepted circuit request: `STATUS OK` with the
+    /// circuit's limit.
+    pub fn accepted(limit: Limit) -> Self {
+        Self {
+            limit: Some(limit),
+            ..Self::answer(Status::Ok)
         }
     }
 
@@ -93,6 +147,7 @@ impl HopMessage {
                 id: peer.to_bytes(),
                 addrs: Vec::new(),
             }),
+            limit: None,
             status: None,
         }
     }
@@ -101,7 +156,33 @@ impl HopMessage {
         Self {
             r#type: HopType::Reserve as i32,
             peer: None,
+            limit: None,
             status: None,
+        }
+    }
+}
+
+impl StopMessage {
+    /// The relay's request to a destination: a circuit from `src`. The
+    /// source's addresses are left out, as the specification asks.
+    pub fn connect(src: PeerId, limit: Limit) -> Self {
+        Self {
+            r#type: StopType::Connect as i32,
+            peer: Some(Peer {
+                id: src.to_bytes(),
+                addrs: Vec::new(),
+            }),
+            limit: Some(limit),
+            status: None,
+        }
+    }
+
+    pub fn answer(status: Status) -> Self {
+        Self {
+            r#type: StopType::Status as i32,
+            peer: None,
+            limit: None,
+            status: Some(status as i32),
         }
     }
 }
@@ -118,16 +199,18 @@ pub enum Request {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("reading the hop request: {0}")]
+    #[error("reading the message: {0}")]
     Io(#[from] io::Error),
-    #[error("the hop request announces {0} bytes; the limit is {MAX_MESSAGE_BYTES}")]
+    #[error("the message announces {0} bytes; the limit is {MAX_MESSAGE_BYTES}")]
     TooLarge(usize),
-    #[error("the hop request's length prefix is malformed")]
+    #[error("the message's length prefix is malformed")]
     BadLength,
-    #[error("the hop request does not decode: {0}")]
+    #[error("the message does not decode: {0}")]
     Decode(#[from] prost::DecodeError),
     #[error("expected a RESERVE or CONNECT request, got message type {0}")]
     Unexpected(i32),
+    #[error("expected a STATUS answer, got message type {0}")]
+    NotAnAnswer(i32),
 }
 
 impl ReadError {
@@ -136,26 +219,29 @@ impl ReadError {
         match self {
             Self::Io(_) => None,
             Self::TooLarge(_) | Self::BadLength | Self::Decode(_) => Some(Status::MalformedMessage),
-            Self::Unexpected(_) => Some(Status::UnexpectedMessage),
+            Self::Unexpected(_) | Self::NotAnAnswer(_) => Some(Status::UnexpectedMessage),
         }
     }
 }
 
-/// Reads one length-prefixed hop message, refusing any over
-/// [`MAX_MESSAGE_BYTES`] before reading its body.
-pub async fn read_message(stream: &mut (impl AsyncRead + Unpin)) -> Result<HopMessage, ReadError> {
+/// Reads one length-prefixed message, refusing any over
+/// [`MAX_MESSAGE_BYTES`] before reading its body. Exactly the message's
+/// bytes are read: what follows on the stream is the circuit's.
+pub async fn read_message<M: prost::Message + Default>(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<M, ReadError> {
     let len = read_length(stream).await?;
     if len > MAX_MESSAGE_BYTES {
         return Err(ReadError::TooLarge(len));
     }
     let mut body = vec![0; len];
     stream.read_exact(&mut body).await?;
-    Ok(HopMessage::decode(body.as_slice())?)
+    Ok(M::decode(body.as_slice())?)
 }
 
 /// Reads a request and says what it asks for.
 pub async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Result<Request, ReadError> {
-    let message = read_message(stream).await?;
+    let message: HopMessage = read_message(stream).await?;
     match HopType::try_from(message.r#type) {
         Ok(HopType::Reserve) => Ok(Request::Reserve),
         Ok(HopType::Connect) => Ok(Request::Connect {
@@ -167,9 +253,22 @@ pub async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Result<Reque
     }
 }
 
+/// Reads a destination's answer to [`StopMessage::connect`]: its status,
+/// as the raw number when it is not one this schema knows.
+pub async fn read_stop_answer(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<Result<Status, i32>, ReadError> {
+    let message: StopMessage = read_message(stream).await?;
+    if message.r#type != StopType::Status as i32 {
+        return Err(ReadError::NotAnAnswer(message.r#type));
+    }
+    let status = message.status.unwrap_or_default();
+    Ok(Status::try_from(status).map_err(|_| status))
+}
+
 pub async fn write_message(
     stream: &mut (impl AsyncWrite + Unpin),
-    message: &HopMessage,
+    message: &impl prost::Message,
 ) -> io::Result<()> {
     stream
         .write_all(&message.encode_length_delimited_to_vec())
@@ -193,6 +292,8 @@ async fn read_length(stream: &mut (impl AsyncRead + Unpin)) -> Result<usize, Rea
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
 
     fn framed(message: &HopMessage) -> Vec<u8> {
