@@ -13,59 +13,94 @@ use e2e::{
     wait_until,
 };
 
-/// Artifact names start with this.
-const PREFIX: &str = "native_chat";
+/// A relay process, a browser page and `chat-peer`, with their logs.
+struct Fixture {
+    // Dropped in this order, even when the test panics: the peer and the
+    // browser before the relay.
+    native: ChatPeerProcess,
+    page: Browser,
+    driver: ChromeDriver,
+    relay: RelayProcess,
+    ports: RelayPorts,
+    prefix: &'static str,
+    _state_dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Starts the relay with `relay_flags` and a `chat-peer` connected to it
+    /// over TCP, and opens a browser (not yet on the page).
+    async fn start(prefix: &'static str, relay_flags: &[&str]) -> Self {
+        let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
+        e2e::clear_artifacts(prefix).expect("clear earlier artifacts");
+        let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
+        let ports = RelayPorts::pick().expect("free ports for the relay");
+        let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, relay_flags);
+        let relay = RelayProcess::start(prefix, &relay_args)
+            .await
+            .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
+        let relay_tcp = relay
+            .multiaddr("tcp", "127.0.0.1")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the relay printed no TCP address on 127.0.0.1: {:?}",
+                    relay.multiaddrs
+                )
+            })
+            .to_owned();
+        let driver = ChromeDriver::start(prefix)
+            .await
+            .expect("chromedriver starts");
+        let page = Browser::open(&driver, "page")
+            .await
+            .expect("the browser opens");
+        let native = ChatPeerProcess::start(prefix, &relay_tcp)
+            .await
+            .unwrap_or_else(|error| panic!("chat-peer starts: {error:#}"));
+        Self {
+            native,
+            page,
+            driver,
+            relay,
+            ports,
+            prefix,
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Panics with `error` and where the logs are.
+    async fn fail(&self, error: anyhow::Error) -> ! {
+        let report = self.page.save_failure_report(self.prefix).await;
+        panic!(
+            "{error:#}\n\nartifacts:\n{report}\nchromedriver log: {}\nrelay log: {}\nchat-peer log: {}",
+            self.driver.log_path().display(),
+            self.relay.log_path.display(),
+            self.native.log_path.display()
+        );
+    }
+
+    async fn stop(self) {
+        drop(self.native);
+        self.page.close().await.expect("close the browser");
+        self.relay.kill().await.expect("kill the relay");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_and_a_native_peer_discover_each_other_and_chat_both_ways() {
-    let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
-    e2e::clear_artifacts(PREFIX).expect("clear earlier artifacts");
-    let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
-    let ports = RelayPorts::pick().expect("free ports for the relay");
-    let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, &[]);
-    let relay = RelayProcess::start(PREFIX, &relay_args)
-        .await
-        .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
-    let relay_tcp = relay
-        .multiaddr("tcp", "127.0.0.1")
-        .unwrap_or_else(|| {
-            panic!(
-                "the relay printed no TCP address on 127.0.0.1: {:?}",
-                relay.multiaddrs
-            )
-        })
-        .to_owned();
-
-    // Dropped before the relay, even when the test panics.
-    let driver = ChromeDriver::start(PREFIX)
-        .await
-        .expect("chromedriver starts");
-    let page = Browser::open(&driver, "page")
-        .await
-        .expect("the browser opens");
-    let mut native = ChatPeerProcess::start(PREFIX, &relay_tcp)
-        .await
-        .unwrap_or_else(|error| panic!("chat-peer starts: {error:#}"));
-
-    if let Err(error) = run(&page, &mut native, &ports).await {
-        let report = page.save_failure_report(PREFIX).await;
-        panic!(
-            "{error:#}\n\nartifacts:\n{report}\nchromedriver log: {}\nrelay log: {}\nchat-peer log: {}",
-            driver.log_path().display(),
-            relay.log_path.display(),
-            native.log_path.display()
-        );
+    let mut fixture = Fixture::start("native_chat", &[]).await;
+    if let Err(error) = discover_and_chat(&mut fixture).await {
+        fixture.fail(error).await;
     }
-    drop(native);
-    page.close().await.expect("close the browser");
-    relay.kill().await.expect("kill the relay");
+    fixture.stop().await;
 }
 
-async fn run(
-    page: &Browser,
-    native: &mut ChatPeerProcess,
-    ports: &RelayPorts,
-) -> anyhow::Result<()> {
+async fn discover_and_chat(fixture: &mut Fixture) -> anyhow::Result<()> {
+    let Fixture {
+        page,
+        native,
+        ports,
+        ..
+    } = fixture;
     // The page connects over WebSocket (its prefilled address).
     page.goto(&ports.page_url()).await?;
     let page_id = connect_page(page).await?.self_peer_id;
@@ -96,7 +131,103 @@ async fn run(
         },
     )
     .await?;
+    chat_both_ways(page, native, &page_id).await?;
+    page.screenshot("native_chat", "end").await?;
+    Ok(())
+}
 
+/// The classic case: a home machine listed in a private relay's authorized
+/// peers file, and a browser elsewhere, a guest. The guest is refused a
+/// reservation with `PERMISSION_DENIED`, yet reaches the home machine
+/// through a circuit the relay serves itself, and they chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_private_relay_a_guest_page_reaches_the_listed_native_peer_and_they_chat() {
+    let list_dir = tempfile::tempdir().expect("temp dir for the authorized peers file");
+    let list = list_dir.path().join("authorized_peers");
+    std::fs::write(&list, "# the home machine, added once it has an id\n").expect("write");
+    let flag = format!("--authorized-peers={}", list.display());
+    let mut fixture = Fixture::start("native_chat_private", &[&flag]).await;
+    if let Err(error) = guest_reaches_home(&mut fixture, &list).await {
+        fixture.fail(error).await;
+    }
+    fixture.stop().await;
+}
+
+async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> anyhow::Result<()> {
+    let Fixture {
+        page,
+        native,
+        ports,
+        ..
+    } = fixture;
+    // Listed while connected, as an operator would: the relay applies the
+    // edit without a restart, and the peer's retry gets its reservation.
+    let native_id = native.peer_id.clone();
+    std::fs::write(list, format!("{native_id}  # home machine\n"))?;
+    native
+        .wait_for("a reservation once listed", TIMEOUT, |line| {
+            (line["event"] == "reserved").then_some(())
+        })
+        .await?;
+
+    page.goto(&ports.page_url()).await?;
+    wait_page(page, "#relay-addr is prefilled", |state| {
+        state
+            .relay_addr
+            .trim()
+            .is_empty()
+            .then(|| "#relay-addr is empty".to_owned())
+    })
+    .await?;
+    page.click("#connect").await?;
+    let state = wait_page(page, "the refused reservation is explained", |state| {
+        (!state.is_connected() || !state.notice_text.contains("refused a reservation"))
+            .then(|| format!("#notice is {:?}", state.notice_text))
+    })
+    .await?;
+    anyhow::ensure!(
+        state.notice_text.contains("PERMISSION_DENIED"),
+        "the notice should name the relay's status: {:?}",
+        state.notice_text
+    );
+    let page_id = state.self_peer_id;
+
+    // The page dials the home machine's circuit address: a guest's circuit.
+    wait_page(
+        page,
+        &format!("#peers shows {native_id} connected through the relay"),
+        |state| {
+            let entry = state.peers.iter().find(|peer| peer.peer_id == native_id);
+            match entry.and_then(|peer| peer.state.as_deref()) {
+                Some("relayed") => None,
+                other => Some(format!("{native_id} is {other:?}")),
+            }
+        },
+    )
+    .await?;
+    native
+        .wait_for(
+            &format!("a relayed connection from the page {page_id}"),
+            TIMEOUT,
+            |line| {
+                (line["event"] == "connected"
+                    && line["peer"] == page_id.as_str()
+                    && line["path"] == "relayed")
+                    .then_some(())
+            },
+        )
+        .await?;
+    chat_both_ways(page, native, &page_id).await?;
+    page.screenshot("native_chat_private", "end").await?;
+    Ok(())
+}
+
+async fn chat_both_ways(
+    page: &Browser,
+    native: &mut ChatPeerProcess,
+    page_id: &str,
+) -> anyhow::Result<()> {
+    let native_id = native.peer_id.clone();
     // Page to native peer.
     let text = unique("hello from the page");
     page.fill("#chat-input", &text).await?;
@@ -108,7 +239,7 @@ async fn run(
             |line| {
                 (line["event"] == "chat"
                     && line["own"] == false
-                    && line["peer"] == page_id.as_str()
+                    && line["peer"] == page_id
                     && line["text"] == text.as_str())
                 .then_some(())
             },
@@ -127,7 +258,6 @@ async fn run(
         },
     )
     .await?;
-    page.screenshot(PREFIX, "end").await?;
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //!   js-libp2p peers read ours and we read theirs);
 //! - [`chat`]: the chat message and its limits;
 //! - [`gossip`]: the gossipsub configuration every peer runs;
+//! - [`report`]: errors described the same way in the page and the
+//!   terminal;
 //! - [`wake`]: a behaviour every peer adds so that gossipsub sends at once
 //!   on a peer's second connection (the direct one after the relayed one).
 
@@ -20,6 +22,7 @@
 pub mod chat;
 pub mod discovery;
 pub mod gossip;
+pub mod report;
 pub mod topics;
 pub mod wake;
 

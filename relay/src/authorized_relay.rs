@@ -25,12 +25,13 @@
 //!
 //! - [`protocol`]: the hop and stop messages this relay writes itself;
 //! - [`handler`]: [`GuestHop`], a guest's connection handler;
-//! - [`guests`] and [`circuit`]: guests' circuits.
+//! - [`guests`], [`circuit`] and [`stop_handler`]: guests' circuits.
 
 pub mod circuit;
 pub mod guests;
 pub mod handler;
 pub mod protocol;
+pub mod stop_handler;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -44,16 +45,18 @@ use libp2p::{
     core::{Endpoint, multiaddr::Protocol, transport::PortUse},
     relay,
     swarm::{
-        CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        CloseConnection, ConnectionDenied, ConnectionHandler as _, ConnectionHandlerSelect,
+        ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, THandler, THandlerInEvent,
+        THandlerOutEvent, ToSwarm,
     },
 };
 
 use crate::{
     authorized_relay::{
-        guests::GuestCircuits,
+        guests::{GuestAction, GuestCircuits},
         handler::{GuestHop, GuestRequest},
         protocol::Request,
+        stop_handler::{OpenStop, StopOpener},
     },
     behaviour::Access,
 };
@@ -136,13 +139,16 @@ impl AuthorizedRelay {
             &mut relay::Behaviour,
         ) -> Result<THandler<relay::Behaviour>, ConnectionDenied>,
     ) -> Result<THandler<Self>, ConnectionDenied> {
+        let served = |handler: THandler<relay::Behaviour>| {
+            Either::Left(handler.select(StopOpener::default()))
+        };
         let Some(access) = &self.access else {
-            return relay_handler(&mut self.relay).map(Either::Left);
+            return relay_handler(&mut self.relay).map(served);
         };
         // Relayed connections get no relay service from `libp2p-relay`
         // either; leave them to it.
         if remote.iter().any(|p| p == Protocol::P2pCircuit) {
-            return relay_handler(&mut self.relay).map(Either::Left);
+            return relay_handler(&mut self.relay).map(served);
         }
         let listed = access.peers.is_authorized(&peer);
         self.connections.insert(
@@ -155,7 +161,7 @@ impl AuthorizedRelay {
             },
         );
         if listed {
-            relay_handler(&mut self.relay).map(Either::Left)
+            relay_handler(&mut self.relay).map(served)
         } else {
             Ok(Either::Right(GuestHop::new(self.guests.is_some())))
         }
@@ -205,7 +211,15 @@ impl AuthorizedRelay {
             .unwrap_or_else(Multiaddr::empty);
         match request {
             GuestRequest::Circuit { dst, stream } => match &mut self.guests {
-                Some(guests) => guests.on_request(peer, &remote, dst, stream),
+                Some(guests) => {
+                    let dst_connections = self
+                        .connections
+                        .iter()
+                        .filter(|(_, connection)| connection.peer == dst && !connection.guest)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    guests.on_request(peer, &remote, dst, stream, dst_connections);
+                }
                 // Not reachable: `GuestHop` hands circuits over only when
                 // there is someone to serve them. Dropping resets it.
                 None => drop(stream),
@@ -244,7 +258,10 @@ impl AuthorizedRelay {
 }
 
 impl NetworkBehaviour for AuthorizedRelay {
-    type ConnectionHandler = Either<THandler<relay::Behaviour>, GuestHop>;
+    /// A listed peer's connection: `libp2p-relay`'s handler, and beside it
+    /// the opener of guests' stop streams. A guest's: [`GuestHop`].
+    type ConnectionHandler =
+        Either<ConnectionHandlerSelect<THandler<relay::Behaviour>, StopOpener>, GuestHop>;
     type ToSwarm = relay::Event;
 
     fn handle_pending_inbound_connection(
@@ -320,6 +337,9 @@ impl NetworkBehaviour for AuthorizedRelay {
                 return;
             }
             FromSwarm::ConnectionClosed(closed) => {
+                if let Some(guests) = &mut self.guests {
+                    guests.on_connection_closed(closed.connection_id);
+                }
                 if let Some(connection) = self.connections.remove(&closed.connection_id)
                     && connection.guest
                 {
@@ -339,9 +359,14 @@ impl NetworkBehaviour for AuthorizedRelay {
         event: THandlerOutEvent<Self>,
     ) {
         match event {
-            Either::Left(event) => {
+            Either::Left(Either::Left(event)) => {
                 self.relay
                     .on_connection_handler_event(peer_id, connection_id, event)
+            }
+            Either::Left(Either::Right(stop)) => {
+                if let Some(guests) = &mut self.guests {
+                    guests.on_stop_stream(stop);
+                }
             }
             Either::Right(request) => self.on_guest_request(peer_id, connection_id, request),
         }
@@ -370,9 +395,20 @@ impl NetworkBehaviour for AuthorizedRelay {
             return Poll::Ready(ToSwarm::GenerateEvent(event));
         }
         if let Some(guests) = &mut self.guests
-            && let Poll::Ready(event) = guests.poll(cx)
+            && let Poll::Ready(action) = guests.poll(cx)
         {
-            return Poll::Ready(ToSwarm::GenerateEvent(event));
+            return Poll::Ready(match action {
+                GuestAction::Event(event) => ToSwarm::GenerateEvent(event),
+                GuestAction::OpenStop {
+                    peer,
+                    connection,
+                    id,
+                } => ToSwarm::NotifyHandler {
+                    peer_id: peer,
+                    handler: NotifyHandler::One(connection),
+                    event: Either::Left(Either::Right(OpenStop(id))),
+                },
+            });
         }
         loop {
             let action = match self.relay.poll(cx) {
@@ -394,7 +430,7 @@ impl NetworkBehaviour for AuthorizedRelay {
                 tracing::warn!(?connection, "relay event for a guest's connection dropped");
                 continue;
             }
-            return Poll::Ready(action.map_in(Either::Left));
+            return Poll::Ready(action.map_in(|event| Either::Left(Either::Left(event))));
         }
     }
 }

@@ -6,7 +6,7 @@ use libp2p::{
     gossipsub, identify,
     identity::Keypair,
     ping, relay,
-    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+    swarm::NetworkBehaviour,
 };
 
 use crate::{
@@ -39,9 +39,6 @@ pub struct Behaviour {
     /// AutoNAT v2 server: native peers ask the relay to dial them back, to
     /// learn whether they are reachable directly.
     pub autonat: autonat::v2::server::Behaviour,
-    /// Opens the stop streams of guests' circuits; only on a private relay
-    /// whose guests may open circuits.
-    guest_streams: Toggle<libp2p_stream::Behaviour>,
 }
 
 /// Private relay mode: who may reserve, and whether circuits are limited
@@ -64,14 +61,9 @@ impl Behaviour {
             .with_max_established_per_peer(Some(limits.max_connections_per_peer))
             .with_max_pending_incoming(Some(limits.max_pending_connections));
         let config = relay_config(limits, reservations_per_ip, access);
-        let (guest_streams, guests) = match access {
-            Some(access) if !access.circuits_too => {
-                let streams = libp2p_stream::Behaviour::new();
-                let guests = guest_circuits(streams.new_control(), limits, &config);
-                (Some(streams), Some(guests))
-            }
-            _ => (None, None),
-        };
+        let guests = access
+            .filter(|access| !access.circuits_too)
+            .map(|_| guest_circuits(limits, &config));
         Ok(Self {
             per_ip_limit: PerIpConnectionLimit::new(limits.max_connections_per_ip),
             connection_limits: connection_limits::Behaviour::new(connection_limits),
@@ -87,7 +79,6 @@ impl Behaviour {
             ),
             ping: ping::Behaviour::default(),
             autonat: autonat::v2::server::Behaviour::default(),
-            guest_streams: guest_streams.into(),
         })
     }
 }
@@ -95,11 +86,7 @@ impl Behaviour {
 /// Guests' circuits get the limits of the circuits `libp2p-relay` serves,
 /// and a per-IP rate limiter of its own kind, built the way
 /// [`relay_config`] builds the relay's.
-fn guest_circuits(
-    control: libp2p_stream::Control,
-    limits: &Limits,
-    relay_config: &relay::Config,
-) -> GuestCircuits {
+fn guest_circuits(limits: &Limits, relay_config: &relay::Config) -> GuestCircuits {
     let (circuits, interval) = per_minute(limits.circuit_rate_per_ip);
     let rate_limiters = relay::Config {
         circuit_src_rate_limiters: Vec::new(),
@@ -108,7 +95,6 @@ fn guest_circuits(
     .circuit_src_per_ip(circuits, interval)
     .circuit_src_rate_limiters;
     GuestCircuits::new(
-        control,
         GuestLimits {
             max_circuits: relay_config.max_circuits,
             max_circuits_per_peer: relay_config.max_circuits_per_peer,

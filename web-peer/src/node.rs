@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chat_protocol::{ChatMessage, PeerRecord, topics, wake};
+use chat_protocol::{ChatMessage, PeerRecord, report, topics, wake};
 use futures::{
     FutureExt as _, StreamExt as _,
     channel::mpsc,
@@ -633,8 +633,12 @@ impl Node {
                         relay.circuit_listener = None;
                     }
                     if let Err(error) = reason {
+                        let description = report::describe_error(&error);
+                        let hint = report::reservation_refusal_hint(&description)
+                            .map(|hint| format!(" ({hint})"))
+                            .unwrap_or_default();
                         self.emit(Event::Notice(format!(
-                            "The relay refused a reservation: {error}. Chat still works; others cannot dial you through this relay."
+                            "The relay refused a reservation: {description}{hint}. Chat still works, and you can still reach others; they cannot dial you through this relay."
                         )));
                     }
                     self.emit(Event::Addresses(self.circuit_addrs()));

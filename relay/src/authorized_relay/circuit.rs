@@ -1,5 +1,7 @@
 //! One guest circuit on the wire: the stop handshake with the destination,
 //! the answer to the source, then the bytes both ways within the limit.
+//! Refusals are written by the caller, which may still try another of the
+//! destination's connections.
 //!
 //! The same steps `libp2p-relay` takes for the circuits it serves
 //! (libp2p/specs `relay/circuit-v2.md`, "Connection initiation").
@@ -35,81 +37,54 @@ impl CircuitLimit {
     }
 }
 
-/// Why a circuit did not open; the source was answered `status`.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason} (answered {status:?})")]
-pub struct Refused {
-    pub status: Status,
-    pub reason: String,
-}
-
-/// Asks `dst` to accept a circuit from `src` on `stop`, then answers the
-/// source on `hop`. On success both streams carry the circuit.
-pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
-    src: PeerId,
-    hop: &mut (impl AsyncWrite + Unpin),
-    stop: Result<S, String>,
-    limit: CircuitLimit,
-) -> Result<S, Refused> {
-    let accepted = match stop {
-        Ok(mut stop) => {
-            match tokio::time::timeout(STOP_TIMEOUT, handshake(src, &mut stop, limit)).await {
-                Ok(Ok(())) => Ok(stop),
-                Ok(Err(reason)) => Err(reason),
-                Err(_) => Err(format!(
-                    "no answer from the destination within {STOP_TIMEOUT:?}"
-                )),
-            }
-        }
-        Err(reason) => Err(format!("cannot open a stop stream: {reason}")),
-    };
-    let (answer, result) = match accepted {
-        Ok(stop) => (HopMessage::accepted(limit.to_wire()), Ok(stop)),
-        Err(reason) => (
-            HopMessage::answer(Status::ConnectionFailed),
-            Err(Refused {
-                status: Status::ConnectionFailed,
-                reason,
-            }),
-        ),
-    };
-    let written = tokio::time::timeout(STOP_TIMEOUT, protocol::write_message(hop, &answer)).await;
-    match (result, written) {
-        (Ok(stop), Ok(Ok(()))) => Ok(stop),
-        (Ok(_), Ok(Err(error))) => Err(Refused {
-            status: Status::Ok,
-            reason: format!("the source went away before the answer: {error}"),
-        }),
-        (Ok(_), Err(_)) => Err(Refused {
-            status: Status::Ok,
-            reason: "the source did not read the answer".into(),
-        }),
-        (Err(refused), _) => {
-            let _ = hop.close().await;
-            Err(refused)
-        }
-    }
-}
-
-async fn handshake(
+/// Asks a destination, on `stop`, to accept a circuit from `src`; `Err`
+/// says why it did not.
+pub async fn handshake(
     src: PeerId,
     stop: &mut (impl AsyncRead + AsyncWrite + Unpin),
     limit: CircuitLimit,
 ) -> Result<(), String> {
-    protocol::write_message(stop, &StopMessage::connect(src, limit.to_wire()))
-        .await
-        .map_err(|error| format!("writing the stop request: {error}"))?;
-    match protocol::read_stop_answer(stop).await {
-        Ok(Ok(Status::Ok)) => Ok(()),
-        Ok(Ok(status)) => Err(format!("the destination refused with {status:?}")),
-        Ok(Err(number)) => Err(format!("the destination refused with status {number}")),
-        Err(ReadError::Io(error)) => Err(format!("reading the destination's answer: {error}")),
-        Err(error) => {
-            let _ =
-                protocol::write_message(stop, &StopMessage::answer(Status::MalformedMessage)).await;
-            Err(format!("the destination's answer: {error}"))
+    let asked = async {
+        protocol::write_message(stop, &StopMessage::connect(src, limit.to_wire()))
+            .await
+            .map_err(|error| format!("writing the stop request: {error}"))?;
+        match protocol::read_stop_answer(stop).await {
+            Ok(Ok(Status::Ok)) => Ok(()),
+            Ok(Ok(status)) => Err(format!("the destination refused with {status:?}")),
+            Ok(Err(number)) => Err(format!("the destination refused with status {number}")),
+            Err(ReadError::Io(error)) => Err(format!("reading the destination's answer: {error}")),
+            Err(error) => {
+                let answer = StopMessage::answer(Status::MalformedMessage);
+                let _ = protocol::write_message(stop, &answer).await;
+                Err(format!("the destination's answer: {error}"))
+            }
+        }
+    };
+    match tokio::time::timeout(STOP_TIMEOUT, asked).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!(
+            "no answer from the destination within {STOP_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// Tells the source its circuit is open, then carries it: see [`bridge`].
+pub async fn accept_and_bridge<H, S>(mut hop: H, stop: S, limit: CircuitLimit) -> io::Result<()>
+where
+    H: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let answer = HopMessage::accepted(limit.to_wire());
+    match tokio::time::timeout(STOP_TIMEOUT, protocol::write_message(&mut hop, &answer)).await {
+        Ok(written) => written?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the source did not take the answer",
+            ));
         }
     }
+    bridge(hop, stop, limit).await
 }
 
 /// Copies bytes both ways until both sides have closed, for at most
@@ -259,45 +234,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_accepted_circuit_tells_both_sides_the_source_and_limit() {
+    async fn the_destination_is_told_the_source_and_limit_and_its_answer_is_read() {
         let src = PeerId::random();
-        let (mut hop_relay, mut hop_src) = pipe();
-        let (stop_relay, stop_dst) = pipe();
-        let destination = tokio::spawn(destination(stop_dst, Status::Ok));
+        for (status, accepted) in [(Status::Ok, true), (Status::NoReservation, false)] {
+            let (mut stop_relay, stop_dst) = pipe();
+            let destination = tokio::spawn(destination(stop_dst, status));
+            let outcome = handshake(src, &mut stop_relay, GENEROUS).await;
+            assert_eq!(outcome.is_ok(), accepted, "{status:?}: {outcome:?}");
 
-        open(src, &mut hop_relay, Ok(stop_relay), GENEROUS)
-            .await
-            .expect("accepted");
-        let request = destination.await.expect("join");
-        assert_eq!(request.r#type, protocol::StopType::Connect as i32);
-        let peer = request.peer.expect("source peer");
-        assert_eq!(PeerId::from_bytes(&peer.id).ok(), Some(src));
-        assert!(peer.addrs.is_empty(), "the source's addresses stay private");
-        assert_eq!(request.limit, Some(GENEROUS.to_wire()));
+            let request = destination.await.expect("join");
+            assert_eq!(request.r#type, protocol::StopType::Connect as i32);
+            let peer = request.peer.expect("source peer");
+            assert_eq!(PeerId::from_bytes(&peer.id).ok(), Some(src));
+            assert!(peer.addrs.is_empty(), "the source's addresses stay private");
+            assert_eq!(request.limit, Some(GENEROUS.to_wire()));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_accepted_source_is_told_the_limit_then_carried() {
+        let (hop_relay, mut hop_src) = pipe();
+        let (stop_relay, mut stop_dst) = pipe();
+        let circuit = tokio::spawn(accept_and_bridge(hop_relay, stop_relay, GENEROUS));
 
         let answer: HopMessage = protocol::read_message(&mut hop_src).await.expect("answer");
         assert_eq!(answer.status, Some(Status::Ok as i32));
         assert_eq!(answer.limit, Some(GENEROUS.to_wire()));
-    }
-
-    #[tokio::test]
-    async fn a_refusing_or_missing_destination_fails_the_circuit_with_connection_failed() {
-        let (stop_relay, stop_dst) = pipe();
-        let refusing = tokio::spawn(destination(stop_dst, Status::ResourceLimitExceeded));
-        let unreachable: Result<Pipe, String> = Err("not connected".into());
-        for (stop, why) in [(Ok(stop_relay), "refused"), (unreachable, "unreachable")] {
-            let (mut hop_relay, mut hop_src) = pipe();
-            let refused = open(PeerId::random(), &mut hop_relay, stop, GENEROUS)
-                .await
-                .expect_err(why);
-            assert_eq!(refused.status, Status::ConnectionFailed, "{why}");
-            let answer: HopMessage = protocol::read_message(&mut hop_src).await.expect("answer");
-            assert_eq!(
-                answer.status,
-                Some(Status::ConnectionFailed as i32),
-                "{why}"
-            );
-        }
-        refusing.await.expect("join");
+        hop_src.write_all(b"ping").await.expect("write");
+        hop_src.close().await.expect("close");
+        assert_eq!(read_to_end(&mut stop_dst).await, b"ping");
+        stop_dst.close().await.expect("close");
+        circuit.await.expect("join").expect("carried to the end");
     }
 }
