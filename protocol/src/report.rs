@@ -22,7 +22,9 @@ pub fn describe_error(error: &dyn std::error::Error) -> String {
 /// [`describe_error`] shows it) is one a person can act on.
 pub fn reservation_refusal_hint(description: &str) -> Option<&'static str> {
     if description.contains("PERMISSION_DENIED") {
-        Some("this relay is private: only the peers listed in its authorized peers file may reserve")
+        Some(
+            "this relay is private: only the peers listed in its authorized peers file may reserve",
+        )
     } else if description.contains("resource limit exceeded")
         || description.contains("RESOURCE_LIMIT_EXCEEDED")
     {
