@@ -171,15 +171,7 @@ async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> an
         .await?;
 
     page.goto(&ports.page_url()).await?;
-    wait_page(page, "#relay-addr is prefilled", |state| {
-        state
-            .relay_addr
-            .trim()
-            .is_empty()
-            .then(|| "#relay-addr is empty".to_owned())
-    })
-    .await?;
-    page.click("#connect").await?;
+    click_connect(page).await?;
     let state = wait_page(page, "the refused reservation is explained", |state| {
         (!state.is_connected() || !state.notice_text.contains("refused a reservation"))
             .then(|| format!("#notice is {:?}", state.notice_text))
@@ -261,9 +253,9 @@ async fn chat_both_ways(
     Ok(())
 }
 
-/// Waits for `#relay-addr` to be prefilled from `/api/relay`, clicks
-/// Connect, and waits until the page has a circuit address.
-async fn connect_page(page: &Browser) -> anyhow::Result<PageState> {
+/// Waits for `#relay-addr` to be prefilled from `/api/relay` and clicks
+/// Connect.
+async fn click_connect(page: &Browser) -> anyhow::Result<()> {
     wait_page(page, "#relay-addr is prefilled", |state| {
         state
             .relay_addr
@@ -273,6 +265,12 @@ async fn connect_page(page: &Browser) -> anyhow::Result<PageState> {
     })
     .await?;
     page.click("#connect").await?;
+    Ok(())
+}
+
+/// Clicks Connect and waits until the page has a circuit address.
+async fn connect_page(page: &Browser) -> anyhow::Result<PageState> {
+    click_connect(page).await?;
     wait_page(
         page,
         "#status is connected and #self-addr is shown",

@@ -33,6 +33,20 @@ pub mod handler;
 pub mod protocol;
 pub mod stop_handler;
 
+/// In-memory streams for the tests of guests' circuits.
+#[cfg(test)]
+mod test_pipe {
+    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt as _};
+
+    pub type Pipe = Compat<tokio::io::DuplexStream>;
+
+    /// Two ends of one stream.
+    pub fn pipe() -> (Pipe, Pipe) {
+        let (a, b) = tokio::io::duplex(1024);
+        (a.compat(), b.compat())
+    }
+}
+
 use std::{
     collections::{HashMap, VecDeque},
     task::{Context, Poll},

@@ -4,12 +4,10 @@
 mod common;
 
 use common::{
-    TestRelay, connect, drive, peer, relay_peer_id, reserve, spawn, try_reserve, wait_for,
+    TestRelay, connect, echo, peer, relay_peer_id, reserve, serve_echo, spawn, try_reserve,
+    wait_for,
 };
-use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
-use libp2p::{StreamProtocol, identity::Keypair, multiaddr::Protocol, ping, swarm::SwarmEvent};
-
-const ECHO: StreamProtocol = StreamProtocol::new("/test/echo/1.0.0");
+use libp2p::{identity::Keypair, multiaddr::Protocol, ping, swarm::SwarmEvent};
 
 #[tokio::test]
 async fn peers_over_tcp_and_websocket_reserve_and_exchange_bytes_through_a_circuit() {
@@ -19,21 +17,7 @@ async fn peers_over_tcp_and_websocket_reserve_and_exchange_bytes_through_a_circu
     let mut a = peer(Keypair::generate_ed25519());
     let a_id = *a.local_peer_id();
     let a_circuit = reserve(&mut a, &relay.addr("tcp")).await;
-    let mut incoming = a
-        .behaviour()
-        .stream
-        .new_control()
-        .accept(ECHO)
-        .expect("accept echo");
-    tokio::spawn(async move {
-        while let Some((_, mut stream)) = incoming.next().await {
-            let mut buffer = Vec::new();
-            if stream.read_to_end(&mut buffer).await.is_ok() {
-                let _ = stream.write_all(&buffer).await;
-                let _ = stream.close().await;
-            }
-        }
-    });
+    serve_echo(&a);
     spawn(a);
 
     // B connects over WebSocket, reserves too, and dials A through the relay.
@@ -57,20 +41,10 @@ async fn peers_over_tcp_and_websocket_reserve_and_exchange_bytes_through_a_circu
         "not relayed: {established}"
     );
 
-    let mut control = b.behaviour().stream.new_control();
     let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
-    let echoed = drive(&mut b, async {
-        let mut stream = control
-            .open_stream(a_id, ECHO)
-            .await
-            .expect("open stream through circuit");
-        stream.write_all(&payload).await.expect("write");
-        stream.close().await.expect("half-close");
-        let mut echoed = Vec::new();
-        stream.read_to_end(&mut echoed).await.expect("read echo");
-        echoed
-    })
-    .await;
+    let echoed = echo(&mut b, a_id, &payload)
+        .await
+        .expect("echo through the circuit");
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "echoed bytes differ from those sent");
 }

@@ -11,11 +11,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{TestRelay, drive, peer, reserve, spawn, try_reserve, wait_for};
-use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
-use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, identity::Keypair, multiaddr::Protocol, swarm::SwarmEvent,
-};
+use common::{TestRelay, echo, peer, reserve, serve_echo, spawn, try_reserve, wait_for};
+use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol, swarm::SwarmEvent};
 
 fn authorized_file(peers: &[PeerId]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -62,54 +59,13 @@ async fn an_unlisted_peer_is_denied_a_reservation_with_permission_denied() {
     }
 }
 
-const ECHO: StreamProtocol = StreamProtocol::new("/test/echo/1.0.0");
-
 /// A listed peer holding a reservation and echoing every `ECHO` stream.
 async fn echoing_home(relay: &TestRelay, key: Keypair) -> Multiaddr {
     let mut home = peer(key);
     let circuit = reserve(&mut home, &relay.addr("tcp")).await;
-    let mut incoming = home
-        .behaviour()
-        .stream
-        .new_control()
-        .accept(ECHO)
-        .expect("accept echo");
-    tokio::spawn(async move {
-        while let Some((_, mut stream)) = incoming.next().await {
-            let mut buffer = Vec::new();
-            if stream.read_to_end(&mut buffer).await.is_ok() {
-                let _ = stream.write_all(&buffer).await;
-                let _ = stream.close().await;
-            }
-        }
-    });
+    serve_echo(&home);
     spawn(home);
     circuit
-}
-
-/// Sends `payload` over an `ECHO` stream to `target` and returns what came
-/// back, or the error that ended it.
-async fn echo(
-    swarm: &mut common::PeerSwarm,
-    target: PeerId,
-    payload: &[u8],
-) -> Result<Vec<u8>, String> {
-    let mut control = swarm.behaviour().stream.new_control();
-    drive(swarm, async {
-        let mut stream = control
-            .open_stream(target, ECHO)
-            .await
-            .map_err(|error| error.to_string())?;
-        stream.write_all(payload).await.map_err(|e| e.to_string())?;
-        stream.close().await.map_err(|e| e.to_string())?;
-        let mut echoed = Vec::new();
-        stream
-            .read_to_end(&mut echoed)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(echoed)
-    })
-    .await
 }
 
 /// Dials `circuit` and waits for the relayed connection, or the error.

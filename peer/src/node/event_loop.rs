@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use chat_protocol::topics;
+use chat_protocol::{
+    report::{self, describe_error},
+    topics,
+};
 use futures::StreamExt as _;
 use libp2p::{
     Multiaddr, PeerId, autonat,
@@ -19,7 +22,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     Node,
     addrs::{is_circuit, path_of, with_peer_id},
-    describe_error,
     discovery::ANNOUNCE_DELAY,
     handle::{Config, StartError},
     relay::RELAY_BACKOFF_MIN,
@@ -160,7 +162,10 @@ impl Node {
             } if Some(listener_id) == self.circuit_listener => {
                 self.circuit_listener = None;
                 if let Err(error) = reason {
-                    let reason = describe_error(&error);
+                    let mut reason = describe_error(&error);
+                    if let Some(hint) = report::reservation_refusal_hint(&reason) {
+                        reason = format!("{reason} ({hint})");
+                    }
                     self.emit(Event::ReservationRefused { reason });
                 }
             }

@@ -147,16 +147,9 @@ async fn pump(
 
 #[cfg(test)]
 mod tests {
-    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt as _};
 
     use super::*;
-
-    type Pipe = Compat<tokio::io::DuplexStream>;
-
-    fn pipe() -> (Pipe, Pipe) {
-        let (a, b) = tokio::io::duplex(1024);
-        (a.compat(), b.compat())
-    }
+    use crate::authorized_relay::test_pipe::{Pipe, pipe};
 
     const GENEROUS: CircuitLimit = CircuitLimit {
         duration: Duration::from_secs(60),

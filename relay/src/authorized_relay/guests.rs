@@ -398,17 +398,10 @@ mod tests {
     use std::time::Duration;
 
     use futures::future::poll_fn;
-    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt as _};
 
     use super::*;
     use crate::authorized_relay::protocol::StopMessage;
-
-    type Pipe = Compat<tokio::io::DuplexStream>;
-
-    fn pipe() -> (Pipe, Pipe) {
-        let (a, b) = tokio::io::duplex(1024);
-        (a.compat(), b.compat())
-    }
+    use crate::authorized_relay::test_pipe::{Pipe, pipe};
 
     fn guests(max_circuits_per_peer: usize) -> GuestCircuits<Pipe> {
         GuestCircuits::new(

@@ -7,9 +7,9 @@ use std::{future::Future, path::Path, time::Duration};
 
 use ::relay::{Options, Relay};
 use clap::Parser as _;
-use futures::{StreamExt as _, future::Either};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _, future::Either};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, Transport as _,
+    Multiaddr, PeerId, StreamProtocol, Swarm, Transport as _,
     core::{muxing::StreamMuxerBox, upgrade::Version},
     gossipsub, identify,
     identity::Keypair,
@@ -282,6 +282,53 @@ pub async fn connect(swarm: &mut PeerSwarm, addr: &Multiaddr) -> PeerId {
             panic!("dial {target} failed: {error}")
         }
         _ => None,
+    })
+    .await
+}
+
+/// The protocol of [`serve_echo`].
+pub const ECHO: StreamProtocol = StreamProtocol::new("/test/echo/1.0.0");
+
+/// Makes `swarm` answer every `ECHO` stream with the bytes it carried.
+pub fn serve_echo(swarm: &PeerSwarm) {
+    let mut incoming = swarm
+        .behaviour()
+        .stream
+        .new_control()
+        .accept(ECHO)
+        .expect("accept echo");
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let mut buffer = Vec::new();
+            if stream.read_to_end(&mut buffer).await.is_ok() {
+                let _ = stream.write_all(&buffer).await;
+                let _ = stream.close().await;
+            }
+        }
+    });
+}
+
+/// Sends `payload` over an `ECHO` stream to `target` and returns what came
+/// back, or the error that ended it.
+pub async fn echo(
+    swarm: &mut PeerSwarm,
+    target: PeerId,
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut control = swarm.behaviour().stream.new_control();
+    drive(swarm, async {
+        let mut stream = control
+            .open_stream(target, ECHO)
+            .await
+            .map_err(|error| error.to_string())?;
+        stream.write_all(payload).await.map_err(|e| e.to_string())?;
+        stream.close().await.map_err(|e| e.to_string())?;
+        let mut echoed = Vec::new();
+        stream
+            .read_to_end(&mut echoed)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(echoed)
     })
     .await
 }
