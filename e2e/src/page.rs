@@ -1,8 +1,10 @@
 //! The chat page's DOM contract, read in one script call.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use serde_json::Value;
+
+use crate::{Browser, Check, wait_until};
 
 /// One look at the chat page, read in one script call. The contract:
 ///
@@ -232,6 +234,52 @@ return {
   missing,
 };
 "#;
+
+/// Waits until `page_ok` (`None`: fine; `Some`: what is wrong) holds on
+/// `browser`'s page, and returns the page as it was then.
+pub async fn wait_page(
+    browser: &Browser,
+    what: &str,
+    timeout: Duration,
+    page_ok: impl Fn(&PageState) -> Option<String>,
+) -> anyhow::Result<PageState> {
+    let page_ok = &page_ok;
+    wait_until(
+        &format!("page {}: {what}", browser.name),
+        timeout,
+        || async move {
+            let page = browser.snapshot().await?;
+            Ok(match page_ok(&page) {
+                None => Check::Done(page),
+                Some(wrong) => Check::NotYet(format!("{wrong}\n{page}")),
+            })
+        },
+    )
+    .await
+}
+
+/// [`wait_page`] on two pages at once: until `page_ok` holds on both.
+pub async fn wait_pages(
+    a: &Browser,
+    b: &Browser,
+    what: &str,
+    timeout: Duration,
+    page_ok: impl Fn(&PageState) -> Option<String>,
+) -> anyhow::Result<(PageState, PageState)> {
+    let page_ok = &page_ok;
+    wait_until(&format!("on both pages: {what}"), timeout, || async move {
+        let (page_a, page_b) = (a.snapshot().await?, b.snapshot().await?);
+        Ok(match (page_ok(&page_a), page_ok(&page_b)) {
+            (None, None) => Check::Done((page_a, page_b)),
+            (wrong_a, wrong_b) => Check::NotYet(format!(
+                "page A: {}\npage B: {}\n{page_a}{page_b}",
+                wrong_a.as_deref().unwrap_or("fine"),
+                wrong_b.as_deref().unwrap_or("fine"),
+            )),
+        })
+    })
+    .await
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::{Browser, Check, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_until};
+use e2e::{
+    Browser, Check, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_page,
+    wait_pages, wait_until,
+};
 
 /// Artifact names start with this.
 const PREFIX: &str = "browser_chat";
@@ -84,7 +87,7 @@ impl Scenario<'_> {
         b.goto(&url).await?;
 
         // The page fills in the relay's address from /api/relay.
-        let prefilled = wait_both(
+        let prefilled = wait_pages(
             a,
             b,
             "#relay-addr is prefilled with the relay's address",
@@ -106,7 +109,7 @@ impl Scenario<'_> {
         // A malformed address is refused in plain words, without connecting.
         a.fill("#relay-addr", MALFORMED_ADDR).await?;
         a.click("#connect").await?;
-        wait_one(
+        wait_page(
             a,
             "#notice shows that the address is not valid, and #status is not connected",
             TIMEOUT,
@@ -184,7 +187,7 @@ impl Scenario<'_> {
         // The relay process is killed: both pages notice.
         let relay = self.relay.take().expect("the relay runs");
         relay.kill().await?;
-        wait_both(
+        wait_pages(
             a,
             b,
             "#status leaves connected after the relay stopped",
@@ -221,57 +224,12 @@ impl Scenario<'_> {
     }
 }
 
-/// Waits until `page_ok` (None: fine, Some(what is wrong)) holds on `browser`.
-async fn wait_one(
-    browser: &Browser,
-    what: &str,
-    timeout: Duration,
-    page_ok: impl Fn(&PageState) -> Option<String>,
-) -> anyhow::Result<PageState> {
-    let page_ok = &page_ok;
-    wait_until(
-        &format!("page {}: {what}", browser.name),
-        timeout,
-        || async move {
-            let page = browser.snapshot().await?;
-            Ok(match page_ok(&page) {
-                None => Check::Done(page),
-                Some(wrong) => Check::NotYet(format!("{wrong}\n{page}")),
-            })
-        },
-    )
-    .await
-}
-
-/// Waits until `page_ok` holds on both pages.
-async fn wait_both(
-    a: &Browser,
-    b: &Browser,
-    what: &str,
-    timeout: Duration,
-    page_ok: impl Fn(&PageState) -> Option<String>,
-) -> anyhow::Result<(PageState, PageState)> {
-    let page_ok = &page_ok;
-    wait_until(&format!("on both pages: {what}"), timeout, || async move {
-        let (page_a, page_b) = (a.snapshot().await?, b.snapshot().await?);
-        Ok(match (page_ok(&page_a), page_ok(&page_b)) {
-            (None, None) => Check::Done((page_a, page_b)),
-            (wrong_a, wrong_b) => Check::NotYet(format!(
-                "page A: {}\npage B: {}\n{page_a}{page_b}",
-                wrong_a.as_deref().unwrap_or("fine"),
-                wrong_b.as_deref().unwrap_or("fine"),
-            )),
-        })
-    })
-    .await
-}
-
 async fn wait_connected(
     a: &Browser,
     b: &Browser,
     timeout: Duration,
 ) -> anyhow::Result<(PageState, PageState)> {
-    wait_both(
+    wait_pages(
         a,
         b,
         "#status is connected and #self-addr is shown",
@@ -295,7 +253,7 @@ async fn wait_connected(
 /// Each page shows the other on a direct (WebRTC) link.
 async fn wait_direct(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {
     for (page, other, name) in [(a, id_b, "B"), (b, id_a, "A")] {
-        wait_one(
+        wait_page(
             page,
             &format!("#peers shows {name} ({other}) as direct"),
             TIMEOUT,
@@ -313,11 +271,11 @@ async fn wait_direct(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow
 }
 
 async fn wait_discovered(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {
-    wait_one(a, &format!("#peers lists B ({id_b})"), TIMEOUT, |page| {
+    wait_page(a, &format!("#peers lists B ({id_b})"), TIMEOUT, |page| {
         (!page.lists_peer(id_b)).then(|| format!("#peers does not list {id_b}"))
     })
     .await?;
-    wait_one(b, &format!("#peers lists A ({id_a})"), TIMEOUT, |page| {
+    wait_page(b, &format!("#peers lists A ({id_a})"), TIMEOUT, |page| {
         (!page.lists_peer(id_a)).then(|| format!("#peers does not list {id_a}"))
     })
     .await?;

@@ -9,8 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    Browser, ChatPeerProcess, Check, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT,
-    wait_until,
+    Browser, ChatPeerProcess, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_page,
 };
 
 /// A relay process, a browser page and `chat-peer`, with their logs.
@@ -126,6 +125,7 @@ async fn discover_and_chat(fixture: &mut Fixture) -> anyhow::Result<()> {
     wait_page(
         page,
         &format!("#peers lists the native peer {native_id}"),
+        TIMEOUT,
         |state| {
             (!state.lists_peer(&native_id)).then(|| format!("#peers does not list {native_id}"))
         },
@@ -172,10 +172,15 @@ async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> an
 
     page.goto(&ports.page_url()).await?;
     click_connect(page).await?;
-    let state = wait_page(page, "the refused reservation is explained", |state| {
-        (!state.is_connected() || !state.notice_text.contains("refused a reservation"))
-            .then(|| format!("#notice is {:?}", state.notice_text))
-    })
+    let state = wait_page(
+        page,
+        "the refused reservation is explained",
+        TIMEOUT,
+        |state| {
+            (!state.is_connected() || !state.notice_text.contains("refused a reservation"))
+                .then(|| format!("#notice is {:?}", state.notice_text))
+        },
+    )
     .await?;
     anyhow::ensure!(
         state.notice_text.contains("PERMISSION_DENIED"),
@@ -188,6 +193,7 @@ async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> an
     wait_page(
         page,
         &format!("#peers shows {native_id} connected through the relay"),
+        TIMEOUT,
         |state| {
             let entry = state.peers.iter().find(|peer| peer.peer_id == native_id);
             match entry.and_then(|peer| peer.state.as_deref()) {
@@ -244,6 +250,7 @@ async fn chat_both_ways(
     wait_page(
         page,
         &format!("#chat-log shows {text:?} from {native_id}"),
+        TIMEOUT,
         |state| {
             (!state.has_message(&native_id, &text))
                 .then(|| format!("no li[data-from={native_id:?}] whose .chat-text is {text:?}"))
@@ -256,7 +263,7 @@ async fn chat_both_ways(
 /// Waits for `#relay-addr` to be prefilled from `/api/relay` and clicks
 /// Connect.
 async fn click_connect(page: &Browser) -> anyhow::Result<()> {
-    wait_page(page, "#relay-addr is prefilled", |state| {
+    wait_page(page, "#relay-addr is prefilled", TIMEOUT, |state| {
         state
             .relay_addr
             .trim()
@@ -274,6 +281,7 @@ async fn connect_page(page: &Browser) -> anyhow::Result<PageState> {
     wait_page(
         page,
         "#status is connected and #self-addr is shown",
+        TIMEOUT,
         |state| {
             if !state.is_connected() {
                 Some(format!(
@@ -287,24 +295,6 @@ async fn connect_page(page: &Browser) -> anyhow::Result<PageState> {
             }
         },
     )
-    .await
-}
-
-/// Waits until `page_ok` (None: fine; Some: what is wrong) holds on the
-/// page.
-async fn wait_page(
-    page: &Browser,
-    what: &str,
-    page_ok: impl Fn(&PageState) -> Option<String>,
-) -> anyhow::Result<PageState> {
-    let page_ok = &page_ok;
-    wait_until(&format!("page: {what}"), TIMEOUT, || async move {
-        let state = page.snapshot().await?;
-        Ok(match page_ok(&state) {
-            None => Check::Done(state),
-            Some(wrong) => Check::NotYet(format!("{wrong}\n{state}")),
-        })
-    })
     .await
 }
 

@@ -12,8 +12,7 @@ use anyhow::Context as _;
 
 use super::{DriverInNamespace, Expected, Lab, NatKind, RELAY_IP};
 use crate::{
-    Browser, Check, POLL, PageState, RelayProcess, TIMEOUT, artifacts_dir, save_artifact,
-    wait_until,
+    Browser, POLL, PageState, RelayProcess, TIMEOUT, artifacts_dir, save_artifact, wait_pages,
 };
 
 /// How long the pages get to go direct. On a lab without latency the first
@@ -236,21 +235,28 @@ async fn measure(a: &Browser, b: &Browser, outcome: &mut CellOutcome) -> anyhow:
     let url = format!("http://{RELAY_IP}:8000/");
     a.goto(&url).await?;
     b.goto(&url).await?;
-    wait_both(a, b, "#relay-addr is prefilled from /api/relay", |page| {
-        page.relay_addr
-            .trim()
-            .is_empty()
-            .then(|| "#relay-addr is empty".to_owned())
-    })
+    wait_pages(
+        a,
+        b,
+        "#relay-addr is prefilled from /api/relay",
+        TIMEOUT,
+        |page| {
+            page.relay_addr
+                .trim()
+                .is_empty()
+                .then(|| "#relay-addr is empty".to_owned())
+        },
+    )
     .await?;
 
     let connect_clicked = Instant::now();
     a.click("#connect").await?;
     b.click("#connect").await?;
-    let (page_a, page_b) = wait_both(
+    let (page_a, page_b) = wait_pages(
         a,
         b,
         "#status is connected and #self-addr is shown",
+        TIMEOUT,
         |page| {
             if !page.is_connected() {
                 Some(format!(
@@ -266,7 +272,7 @@ async fn measure(a: &Browser, b: &Browser, outcome: &mut CellOutcome) -> anyhow:
     )
     .await?;
     let (id_a, id_b) = (page_a.self_peer_id, page_b.self_peer_id);
-    wait_both(a, b, "each page lists the other", |page| {
+    wait_pages(a, b, "each page lists the other", TIMEOUT, |page| {
         let other = if page.self_peer_id == id_a {
             &id_b
         } else {
@@ -350,29 +356,6 @@ async fn wait_for_direct(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// Waits until `page_ok` (None: fine; Some: what is wrong) holds on both
-/// pages.
-async fn wait_both(
-    a: &Browser,
-    b: &Browser,
-    what: &str,
-    page_ok: impl Fn(&PageState) -> Option<String>,
-) -> anyhow::Result<(PageState, PageState)> {
-    let page_ok = &page_ok;
-    wait_until(&format!("on both pages: {what}"), TIMEOUT, || async move {
-        let (page_a, page_b) = (a.snapshot().await?, b.snapshot().await?);
-        Ok(match (page_ok(&page_a), page_ok(&page_b)) {
-            (None, None) => Check::Done((page_a, page_b)),
-            (wrong_a, wrong_b) => Check::NotYet(format!(
-                "page A: {}\npage B: {}\n{page_a}{page_b}",
-                wrong_a.as_deref().unwrap_or("fine"),
-                wrong_b.as_deref().unwrap_or("fine"),
-            )),
-        })
-    })
-    .await
 }
 
 /// The matrix as a Markdown table, one row per cell.
