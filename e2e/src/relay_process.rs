@@ -14,7 +14,9 @@ use tokio::{
     process::{Child, Command},
 };
 
-use crate::{artifacts_dir, sanitize, tail_of_file};
+use crate::{
+    RelayPorts, artifacts_dir, built_page_dir, clear_artifacts, relay_args, sanitize, tail_of_file,
+};
 
 /// How long a start may take before it is given up: the relay binds its
 /// ports and prints its addresses within a second when nothing is wrong.
@@ -58,6 +60,38 @@ fn built_binary(name: &str, env: &str, package: &str) -> anyhow::Result<PathBuf>
         );
     }
     Ok(binary)
+}
+
+/// The relay binary serving the built page on free loopback ports, with a
+/// fresh state directory: what every browser test starts with.
+#[derive(Debug)]
+pub struct PageRelay {
+    pub process: RelayProcess,
+    pub ports: RelayPorts,
+    /// Its arguments, to start it again on the same ports and state.
+    pub args: Vec<String>,
+    pub state_dir: tempfile::TempDir,
+}
+
+impl PageRelay {
+    /// Clears the artifacts named `log_name` and starts the relay with
+    /// `extra` flags, logging to `<repo>/artifacts/<log_name>-relay.log`.
+    pub async fn start(log_name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let page_dir = built_page_dir()?;
+        clear_artifacts(log_name)?;
+        let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
+        let ports = RelayPorts::pick().context("free ports for the relay")?;
+        let args = relay_args(&ports, state_dir.path(), &page_dir, extra);
+        let process = RelayProcess::start(log_name, &args)
+            .await
+            .context("the relay starts")?;
+        Ok(Self {
+            process,
+            ports,
+            args,
+            state_dir,
+        })
+    }
 }
 
 /// A running relay process; killed on drop.

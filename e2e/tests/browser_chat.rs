@@ -9,8 +9,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    Browser, Check, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_page,
-    wait_pages, wait_until,
+    Browser, Check, ChromeDriver, PageRelay, PageState, RelayPorts, RelayProcess, TIMEOUT,
+    wait_page, wait_pages, wait_until,
 };
 
 /// Artifact names start with this.
@@ -22,14 +22,14 @@ const MALFORMED_ADDR: &str = "/ip4/127.0.0.1/tcp/notaport/ws";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
-    let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
-    e2e::clear_artifacts(PREFIX).expect("clear earlier artifacts");
-    let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
-    let ports = RelayPorts::pick().expect("free ports for the relay");
-    let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, &[]);
-    let relay = RelayProcess::start(PREFIX, &relay_args)
+    let PageRelay {
+        process: relay,
+        ports,
+        args: relay_args,
+        state_dir: _state_dir,
+    } = PageRelay::start(PREFIX, &[])
         .await
-        .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     // Declared after the relay: dropped (browsers first, then chromedriver)
     // before it, even when the test panics.

@@ -6,7 +6,9 @@
 //! Needs the built page (`scripts/build-page`), the built js-libp2p peer
 //! (`scripts/build-js-peer`), chromedriver and Chromium.
 
-use e2e::{Browser, Check, ChromeDriver, JsPeer, PageState, RelayPorts, RelayProcess, TIMEOUT};
+use e2e::{
+    Browser, Check, ChromeDriver, JsPeer, PageRelay, PageState, RelayPorts, RelayProcess, TIMEOUT,
+};
 
 const PREFIX: &str = "js_interop";
 /// Pings per direction, on one stream.
@@ -14,15 +16,15 @@ const PING_ROUNDS: u32 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_page_and_a_js_libp2p_page_connect_over_webrtc_in_both_directions() {
-    let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
     e2e::js_peer_page().unwrap_or_else(|error| panic!("{error:#}"));
-    e2e::clear_artifacts(PREFIX).expect("clear earlier artifacts");
-    let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
-    let ports = RelayPorts::pick().expect("free ports for the relay");
-    let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, &[]);
-    let relay = RelayProcess::start(PREFIX, &relay_args)
+    let PageRelay {
+        process: relay,
+        ports,
+        state_dir: _state_dir,
+        ..
+    } = PageRelay::start(PREFIX, &[])
         .await
-        .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     let driver = ChromeDriver::start(PREFIX)
         .await

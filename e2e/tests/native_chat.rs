@@ -9,7 +9,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    Browser, ChatPeerProcess, ChromeDriver, PageState, RelayPorts, RelayProcess, TIMEOUT, wait_page,
+    Browser, ChatPeerProcess, ChromeDriver, PageRelay, PageState, RelayPorts, RelayProcess,
+    TIMEOUT, wait_page,
 };
 
 /// A relay process, a browser page and `chat-peer`, with their logs.
@@ -29,14 +30,14 @@ impl Fixture {
     /// Starts the relay with `relay_flags` and a `chat-peer` connected to it
     /// over TCP, and opens a browser (not yet on the page).
     async fn start(prefix: &'static str, relay_flags: &[&str]) -> Self {
-        let page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
-        e2e::clear_artifacts(prefix).expect("clear earlier artifacts");
-        let state_dir = tempfile::tempdir().expect("temp dir for the relay's state");
-        let ports = RelayPorts::pick().expect("free ports for the relay");
-        let relay_args = e2e::relay_args(&ports, state_dir.path(), &page_dir, relay_flags);
-        let relay = RelayProcess::start(prefix, &relay_args)
+        let PageRelay {
+            process: relay,
+            ports,
+            state_dir,
+            ..
+        } = PageRelay::start(prefix, relay_flags)
             .await
-            .unwrap_or_else(|error| panic!("the relay starts: {error:#}"));
+            .unwrap_or_else(|error| panic!("{error:#}"));
         let relay_tcp = relay
             .multiaddr("tcp", "127.0.0.1")
             .unwrap_or_else(|| {
