@@ -16,7 +16,7 @@
 // - it serves the perf protocol (`/perf/1.0.0`) on direct connections.
 //
 // It records the same User Timing marks as ours (`browser-chat:connect`,
-// `browser-chat:reserved`, `browser-chat:peer-listed <id>`,
+// `browser-chat:relay-connected`, `browser-chat:reserved`, `browser-chat:peer-listed <id>`,
 // `browser-chat:direct <id>`, `browser-chat:chat <id>`), and the
 // benchmarks drive it through `window.jsChat` (end of this file).
 // @libp2p/pubsub-peer-discovery speaks the same record, but it announces
@@ -223,6 +223,7 @@ async function start () {
     }
   })
   const pubsub = node.services.pubsub
+  let relayPeer // the relay's peer id, once Connect was clicked
   $('peer-id').textContent = node.peerId.toString()
   log(`peer id ${node.peerId}`)
 
@@ -258,11 +259,17 @@ async function start () {
     announceSoon()
     // Of two pages, the one with the smaller peer id dials.
     const webrtc = record.addrs.find((ma) => ma.toString().includes('/p2p-circuit/webrtc'))
-    if (webrtc != null && node.peerId.toString() < id) {
-      log(`dialing ${webrtc}`)
-      node.dial(webrtc, { signal: AbortSignal.timeout(30000) })
-        .catch((err) => log(`no direct connection with ${id}: ${err.message}`))
-    }
+    if (webrtc != null && node.peerId.toString() < id) dialDirect(id, webrtc, 0)
+  }
+
+  // Like our page: up to 4 attempts, 5, 10, 20 s apart.
+  const dialDirect = (id, webrtc, attempt) => {
+    log(`dialing ${webrtc}`)
+    node.dial(webrtc, { signal: AbortSignal.timeout(30000) }).catch((err) => {
+      const retry = attempt < 3 && !node.getConnections().some((conn) => conn.remotePeer.toString() === id && isDirect(conn))
+      log(`no direct connection with ${id}: ${err.message}${retry ? '; will retry' : ''}`)
+      if (retry) setTimeout(() => dialDirect(id, webrtc, attempt + 1), 5000 * 2 ** attempt)
+    })
   }
 
   pubsub.addEventListener('message', ({ detail: message }) => {
@@ -287,6 +294,7 @@ async function start () {
 
   node.addEventListener('connection:open', ({ detail: conn }) => {
     log(`connection open: ${conn.remotePeer} ${conn.remoteAddr} (${conn.direction}${conn.limits != null ? ', limited' : ''})`)
+    if (relayPeer != null && conn.remotePeer.toString() === relayPeer) mark('relay-connected')
     if (isDirect(conn)) {
       const item = $('peers').querySelector(`li[data-peer-id="${conn.remotePeer}"]`)
       if (item != null) item.textContent = `${conn.remotePeer} direct (WebRTC)`
@@ -296,7 +304,10 @@ async function start () {
   node.addEventListener('connection:close', ({ detail: conn }) => {
     log(`connection closed: ${conn.remotePeer} ${conn.remoteAddr}`)
   })
-  node.addEventListener('self:peer:update', () => {
+  // The circuit listener reports its reservation as `transport:listening`,
+  // with the address already known; `self:peer:update` follows up to 1 s
+  // later (libp2p debounces it).
+  const onAddresses = () => {
     const first = circuitAddrs().find((ma) => ma.toString().includes('/ws/'))
     if (first != null && $('self-addr').textContent === '') {
       $('self-addr').textContent = first.toString()
@@ -305,7 +316,9 @@ async function start () {
       setStatus('ready')
       announceSoon()
     }
-  })
+  }
+  node.addEventListener('transport:listening', onAddresses)
+  node.addEventListener('self:peer:update', onAddresses)
 
   let perfStreams = 0
   await node.handle(PERF_PROTOCOL, async (stream, conn) => {
@@ -330,6 +343,7 @@ async function start () {
   $('connect').addEventListener('click', () => {
     mark('connect')
     const relay = $('relay-addr').value.trim()
+    relayPeer = multiaddr(relay).getComponents().findLast((c) => c.name === 'p2p')?.value
     setStatus('connecting')
     log(`dialing the relay ${relay}`)
     node.dial(multiaddr(relay)).catch((err) => {

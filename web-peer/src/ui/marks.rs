@@ -5,6 +5,7 @@
 //! | mark | when |
 //! | --- | --- |
 //! | `browser-chat:connect` | Connect was clicked (or Enter pressed) |
+//! | `browser-chat:relay-connected` | the status says connected to the relay |
 //! | `browser-chat:reserved` | the page got an address through the relay |
 //! | `browser-chat:peer-listed <peer id>` | the peer appeared in the list |
 //! | `browser-chat:direct <peer id>` | its link became direct (WebRTC) |
@@ -16,6 +17,7 @@
 use libp2p::PeerId;
 
 pub const CONNECT: &str = "connect";
+pub const RELAY_CONNECTED: &str = "relay-connected";
 pub const RESERVED: &str = "reserved";
 pub const PEER_LISTED: &str = "peer-listed";
 pub const DIRECT: &str = "direct";

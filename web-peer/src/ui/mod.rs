@@ -211,6 +211,9 @@ impl Ui {
             }
             RelayStatus::Failed { .. } => "Not connected".to_owned(),
         };
+        if matches!(status, RelayStatus::Connected { .. }) {
+            marks::mark(marks::RELAY_CONNECTED);
+        }
         self.status.set_text_content(Some(&text));
         self.status.set_attribute("data-state", status.name())
     }
