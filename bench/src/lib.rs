@@ -8,10 +8,10 @@
 //!   resource use read from `/proc`;
 //! - [`stats`]: percentiles and medians;
 //! - [`report`]: the rows both binaries print (tab-separated: metric, ours,
-//!   reference, ratio), which `scripts/bench` turns into one table;
-//! - [`perf`]: the libp2p perf protocol (`/perf/1.0.0`), download side.
-
-pub mod perf;
+//!   reference, ratio), which `scripts/bench` turns into one table.
+//!
+//! The perf protocol (`/perf/1.0.0`) is `chat_protocol::perf`, which the
+//! page serves as well.
 pub mod relay_process;
 pub mod report;
 pub mod stats;

@@ -2,7 +2,8 @@
 //!
 //! The relay validates exactly what the browser publishes, so both sides
 //! share this crate: it compiles for native targets and for wasm32 alike and
-//! holds no I/O.
+//! opens no sockets of its own (the perf functions run over a stream
+//! their caller opened).
 //!
 //! - [`topics`]: the gossipsub topic names;
 //! - [`discovery`]: the signed discovery record peers announce their
@@ -10,6 +11,8 @@
 //!   js-libp2p peers read ours and we read theirs);
 //! - [`chat`]: the chat message and its limits;
 //! - [`gossip`]: the gossipsub configuration every peer runs;
+//! - [`perf`]: the libp2p perf protocol (`/perf/1.0.0`), client and
+//!   bounded server, for the benchmarks' native peers and the page;
 //! - [`report`]: errors described the same way in the page and the
 //!   terminal;
 //! - [`wake`]: a behaviour every peer adds so that gossipsub sends at once
@@ -22,6 +25,7 @@
 pub mod chat;
 pub mod discovery;
 pub mod gossip;
+pub mod perf;
 pub mod report;
 pub mod topics;
 pub mod wake;

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::peers::Link;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Command {
     /// Connect to the relay at this (user-typed) address.
     Connect(String),
@@ -17,6 +18,15 @@ pub enum Command {
     SendChat(String),
     /// ICE servers for direct connections (the relay's STUN service).
     SetIceServers(Vec<String>),
+    /// Runs one perf transfer (`/perf/1.0.0`) with `peer` over its direct
+    /// connection: `upload` bytes up, then `download` bytes back. The reply
+    /// is the time it took, or why it did not run.
+    Perf {
+        peer: PeerId,
+        upload: u64,
+        download: u64,
+        reply: oneshot::Sender<Result<Duration, String>>,
+    },
 }
 
 /// The node's connection to its relay.

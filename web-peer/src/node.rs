@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use chat_protocol::{ChatMessage, PeerRecord, report, topics, wake};
+use chat_protocol::{ChatMessage, PeerRecord, perf, report, topics, wake};
 use futures::{
     FutureExt as _, StreamExt as _,
-    channel::mpsc,
-    future::{Fuse, FusedFuture as _},
+    channel::{mpsc, oneshot},
+    future::{Fuse, FusedFuture as _, LocalBoxFuture},
+    stream::FuturesUnordered,
 };
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
@@ -52,6 +53,17 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// connection time to flush.
 const RELAYED_GRACE_MS: u32 = 3_000;
 
+/// Perf transfers (`/perf/1.0.0`) at once, served and started together:
+/// each one keeps a connection busy, so a peer gets no more.
+const MAX_PERF_TRANSFERS: usize = 2;
+
+/// What one peer may ask of our perf server on one stream (the benchmarks
+/// move up to 64 MB).
+const PERF_LIMITS: perf::Limits = perf::Limits {
+    max_send: 128 << 20,
+    max_receive: 128 << 20,
+};
+
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
 pub const EVENT_QUEUE: usize = 1024;
@@ -67,6 +79,8 @@ struct Behaviour {
     ping: ping::Behaviour,
     /// Makes gossipsub send at once on every connection (see [`wake`]).
     wake: wake::Behaviour,
+    /// Raw streams: the perf protocol, served on direct connections.
+    stream: libp2p_stream::Behaviour,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +112,11 @@ pub struct Node {
     close_relayed_timer: Fuse<TimeoutFuture>,
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
+    streams: libp2p_stream::Control,
+    perf_incoming: futures::stream::Fuse<libp2p_stream::IncomingStreams>,
+    /// Perf transfers in flight, both ways (at most [`MAX_PERF_TRANSFERS`]);
+    /// each ends with a line for the event log.
+    perf_transfers: FuturesUnordered<LocalBoxFuture<'static, String>>,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -109,6 +128,8 @@ enum Step {
     AnnounceSoon,
     Reconnect,
     CloseRelayed,
+    PerfStream(PeerId, libp2p::Stream),
+    PerfDone(String),
 }
 
 /// Announcements wait this long, so that a burst of address changes (a
@@ -168,6 +189,7 @@ impl Node {
                     ),
                     ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
                     wake: wake::Behaviour::default(),
+                    stream: libp2p_stream::Behaviour::new(),
                 })
             })
             .map_err(|e| setup(&e))?
@@ -186,6 +208,11 @@ impl Node {
                 .subscribe(&IdentTopic::new(topic))
                 .map_err(|e| setup(&e))?;
         }
+        let mut streams = swarm.behaviour().stream.new_control();
+        let perf_incoming = streams
+            .accept(perf::PROTOCOL)
+            .map_err(|e| setup(&e))?
+            .fuse();
         Ok(Self {
             swarm,
             public_key,
@@ -199,6 +226,9 @@ impl Node {
             close_relayed_timer: Fuse::terminated(),
             dropped_events: 0,
             ice_servers,
+            streams,
+            perf_incoming,
+            perf_transfers: FuturesUnordered::new(),
         })
     }
 
@@ -216,6 +246,8 @@ impl Node {
                 _ = &mut self.reconnect_timer => Step::Reconnect,
                 _ = &mut self.announce_timer => Step::AnnounceSoon,
                 _ = &mut self.close_relayed_timer => Step::CloseRelayed,
+                (peer, stream) = self.perf_incoming.select_next_some() => Step::PerfStream(peer, stream),
+                line = self.perf_transfers.select_next_some() => Step::PerfDone(line),
             };
             match step {
                 Step::Command(Some(command)) => self.on_command(command),
@@ -233,6 +265,8 @@ impl Node {
                 Step::AnnounceSoon => self.announce(),
                 Step::Reconnect => self.dial_relay(),
                 Step::CloseRelayed => self.close_relayed(),
+                Step::PerfStream(peer, stream) => self.serve_perf(peer, stream),
+                Step::PerfDone(line) => self.log(line),
             }
         }
     }
@@ -272,7 +306,106 @@ impl Node {
                 ));
                 self.ice_servers.set(urls);
             }
+            Command::Perf {
+                peer,
+                upload,
+                download,
+                reply,
+            } => self.start_perf(peer, upload, download, reply),
         }
+    }
+
+    /// Whether `peer` is connected directly and only directly (its relayed
+    /// connection closed): a perf stream then takes the direct path.
+    fn only_direct(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|entry| {
+            entry.link() == Link::Connected(Path::Direct) && entry.relayed_connections().is_empty()
+        })
+    }
+
+    /// Serves a peer's perf stream, within [`PERF_LIMITS`], if it came from
+    /// a directly connected peer and a transfer slot is free; else drops
+    /// it (the peer sees the stream reset).
+    fn serve_perf(&mut self, peer: PeerId, stream: libp2p::Stream) {
+        let direct = self
+            .peers
+            .get(&peer)
+            .is_some_and(|entry| entry.link() == Link::Connected(Path::Direct));
+        let refused = if !direct {
+            Some("not connected directly")
+        } else if self.perf_transfers.len() >= MAX_PERF_TRANSFERS {
+            Some("too many transfers at once")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.log(format!(
+                "refused a perf stream from {}: {reason}",
+                short(&peer)
+            ));
+            return;
+        }
+        self.perf_transfers.push(
+            async move {
+                match perf::serve(stream, PERF_LIMITS).await {
+                    Ok(served) => format!(
+                        "perf: {} bytes from {}, {} bytes sent back",
+                        served.received,
+                        short(&peer),
+                        served.sent
+                    ),
+                    Err(error) => format!("perf stream from {}: {error}", short(&peer)),
+                }
+            }
+            .boxed_local(),
+        );
+    }
+
+    /// Runs a perf transfer with `peer` over its direct connection and
+    /// replies with the time it took.
+    fn start_perf(
+        &mut self,
+        peer: PeerId,
+        upload: u64,
+        download: u64,
+        reply: oneshot::Sender<Result<Duration, String>>,
+    ) {
+        let refused = if !self.only_direct(&peer) {
+            Some(format!(
+                "{} is not connected directly only (yet)",
+                short(&peer)
+            ))
+        } else if self.perf_transfers.len() >= MAX_PERF_TRANSFERS {
+            Some("too many perf transfers at once".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            let _ = reply.send(Err(reason));
+            return;
+        }
+        let mut streams = self.streams.clone();
+        self.perf_transfers.push(
+            async move {
+                let result = match streams.open_stream(peer, perf::PROTOCOL).await {
+                    Ok(stream) => perf::client(stream, upload, download)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(error) => Err(format!("cannot open a perf stream: {error}")),
+                };
+                let line = match &result {
+                    Ok(took) => format!(
+                        "perf with {}: {upload} bytes up, {download} bytes down in {} ms",
+                        short(&peer),
+                        took.as_millis()
+                    ),
+                    Err(error) => format!("perf with {} failed: {error}", short(&peer)),
+                };
+                let _ = reply.send(result);
+                line
+            }
+            .boxed_local(),
+        );
     }
 
     fn connect(&mut self, input: &str) {

@@ -14,11 +14,11 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
 use bench::{
-    perf,
     relay_process::{RelayProcess, relay_binary},
     report::{Row, Value},
     stats::median,
 };
+use chat_protocol::perf;
 use clap::Parser;
 use futures::StreamExt as _;
 use libp2p::{
@@ -274,7 +274,7 @@ fn spawn_server(swarm: Swarm<PerfBehaviour>) -> anyhow::Result<PeerId> {
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             tokio::spawn(async move {
-                if let Err(error) = perf::serve(stream).await {
+                if let Err(error) = perf::serve(stream, perf::Limits::UNLIMITED).await {
                     tracing::warn!(%peer, %error, "perf server stream failed");
                 }
             });

@@ -1,6 +1,8 @@
 //! The page: it turns clicks into [`Command`]s and renders [`Event`]s.
 
+mod bench;
 mod dom;
+mod marks;
 
 use chat_protocol::{ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 use futures::{StreamExt as _, channel::mpsc};
@@ -57,6 +59,8 @@ impl Ui {
             own_id: None,
         };
 
+        bench::install(commands.clone())?;
+
         let send_command = move |command: Command| {
             // The node drains commands at once; a full queue means a
             // stuck node, and dropping one click is all we can do.
@@ -67,7 +71,10 @@ impl Ui {
 
         let connect_command = {
             let (send_command, relay_input) = (send_command.clone(), relay_input.clone());
-            move || send_command(Command::Connect(relay_input.value()))
+            move || {
+                marks::mark(marks::CONNECT);
+                send_command(Command::Connect(relay_input.value()))
+            }
         };
         dom::on(&connect, "click", {
             let connect_command = connect_command.clone();
@@ -159,6 +166,10 @@ impl Ui {
             Event::ClearNotice => self.notice.set_hidden(true),
             Event::Addresses(addrs) => {
                 let first = addrs.first().map(ToString::to_string).unwrap_or_default();
+                let had_none = self.self_addr.text_content().unwrap_or_default().is_empty();
+                if had_none && !first.is_empty() {
+                    marks::mark(marks::RESERVED);
+                }
                 self.self_addr.set_text_content(Some(&first));
                 self.copy_addr.set_disabled(first.is_empty());
             }
@@ -200,6 +211,9 @@ impl Ui {
             }
             RelayStatus::Failed { .. } => "Not connected".to_owned(),
         };
+        if matches!(status, RelayStatus::Connected { .. }) {
+            marks::mark(marks::RELAY_CONNECTED);
+        }
         self.status.set_text_content(Some(&text));
         self.status.set_attribute("data-state", status.name())
     }
@@ -228,6 +242,7 @@ impl Ui {
                 let child = dom::element("span", "peer-state", "")?;
                 item.append_child(&child)?;
                 self.peers.append_child(&item)?;
+                marks::mark_peer(marks::PEER_LISTED, peer);
                 item
             }
         };
@@ -245,6 +260,10 @@ impl Ui {
             text.push_str(&format!(" · {} ms", rtt.as_millis()));
         }
         if let Some(state) = item.query_selector(".peer-state")? {
+            let was = state.get_attribute("data-state");
+            if link.name() == "direct" && was.as_deref() != Some("direct") {
+                marks::mark_peer(marks::DIRECT, peer);
+            }
             state.set_text_content(Some(&text));
             state.set_attribute("data-state", link.name())?;
             match (link, direct_failed) {
@@ -285,6 +304,9 @@ impl Ui {
         let child = dom::element("span", "chat-text", text)?;
         item.append_child(&child)?;
         self.chat_log.append_child(&item)?;
+        if !own {
+            marks::mark_peer(marks::CHAT, from);
+        }
         dom::trim(&self.chat_log, MAX_CHAT_LINES);
         item.scroll_into_view_with_bool(false);
         Ok(())
