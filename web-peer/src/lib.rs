@@ -8,7 +8,9 @@
 //! - [`backoff`]: reconnect delays;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
-//! - `identity` (wasm only): one identity per tab, kept across reloads.
+//! - `identity` (wasm only): one identity per tab, kept across reloads;
+//! - `websocket` (wasm only): the WebSocket connection, flushed without
+//!   waiting for the browser's send buffer to drain.
 //!
 //! The first four compile natively as well, so their tests run with the
 //! workspace's.
@@ -24,6 +26,8 @@ mod identity;
 mod node;
 #[cfg(target_arch = "wasm32")]
 mod ui;
+#[cfg(target_arch = "wasm32")]
+mod websocket;
 
 use std::time::Duration;
 

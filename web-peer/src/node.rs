@@ -35,6 +35,7 @@ use crate::{
     events::{Command, Event, RelayStatus},
     peers::{Link, Path, PeerBook, short},
     relay_addr::RelayAddr,
+    websocket,
 };
 
 /// How often each connection is pinged: the page shows each link's
@@ -166,7 +167,10 @@ impl Node {
             })
             .map_err(|e| setup(&e))?
             .with_other_transport(|_| {
+                // Flushes at once: see `websocket` for the 100 ms each
+                // handshake message would wait otherwise.
                 websocket_websys::Transport::default()
+                    .map(|connection, _| websocket::Connection::from(connection))
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
