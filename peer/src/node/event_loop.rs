@@ -131,6 +131,10 @@ impl Node {
                     self.announce_soon.armed = false;
                     self.announce();
                 }
+                _ = &mut self.close_relayed.sleep, if self.close_relayed.armed => {
+                    self.close_relayed.armed = false;
+                    self.close_relayed_to_direct_peers();
+                }
                 _ = announce.tick() => self.on_announce_tick(),
                 _ = housekeeping.tick() => self.expire_pings(),
             }
@@ -192,7 +196,7 @@ impl Node {
                     remote_addr: endpoint.get_remote_address().clone(),
                 });
                 if path == Path::Direct {
-                    self.close_relayed_to_direct_peers();
+                    self.close_relayed.arm_if_idle(super::RELAYED_GRACE);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -222,6 +226,7 @@ impl Node {
                 ..
             } => {
                 let reason = describe_error(&error);
+                tracing::debug!(%peer, %reason, "outgoing connection failed");
                 if peer == self.relay_id {
                     if !self.swarm.is_connected(&peer) {
                         self.relay_unreachable(reason);
@@ -253,6 +258,12 @@ impl Node {
                     }));
                     self.announce_soon.arm_if_idle(ANNOUNCE_DELAY);
                 }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error, send_back_addr, ..
+            } => {
+                let reason = describe_error(&error);
+                tracing::debug!(from = %send_back_addr, %reason, "incoming connection failed");
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}

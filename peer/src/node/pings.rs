@@ -91,6 +91,7 @@ impl Node {
             })
             .collect();
         for connection in relayed {
+            tracing::debug!(%connection, "closing a relayed connection");
             self.swarm.close_connection(connection);
         }
     }
