@@ -40,8 +40,10 @@ use tokio::sync::mpsc;
 /// connection closed while its handler holds a message loses it: the
 /// relayed connection holds the subscriptions sent when the peers met, and
 /// closing it at once could leave the other side believing we subscribe to
-/// nothing (the page lost them about one time in five that way).
-const RELAYED_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// nothing (the page lost them about one time in five that way). The grace
+/// counts for each relayed connection from when both it and the direct
+/// path are up ([`crate::book::PeerBook::relayed_to_close`]).
+pub const RELAYED_GRACE: Duration = Duration::from_secs(3);
 
 pub use handle::{Config, Peer, PeerHandle, StartError, Stopped};
 pub use pings::{MAX_PENDING_PINGS, PING_TIMEOUT};
@@ -73,8 +75,8 @@ struct Node {
     relay_backoff: Duration,
     relay_retry: Timer,
     announce_soon: Timer,
-    /// Closes relayed connections to peers reached directly, a grace
-    /// period after the direct connection came up ([`RELAYED_GRACE`]).
+    /// Fires when the next relayed connection to a peer reached directly
+    /// has had its grace ([`RELAYED_GRACE`]).
     close_relayed: Timer,
 }
 

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     ANNOUNCE_INTERVAL,
-    events::{Command, Event, Path, Reachability},
+    events::{Command, Event, Reachability},
 };
 
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,7 +133,7 @@ impl Node {
                 }
                 _ = &mut self.close_relayed.sleep, if self.close_relayed.armed => {
                     self.close_relayed.armed = false;
-                    self.close_relayed_to_direct_peers();
+                    self.close_relayed_after_grace();
                 }
                 _ = announce.tick() => self.on_announce_tick(),
                 _ = housekeeping.tick() => self.expire_pings(),
@@ -195,9 +195,9 @@ impl Node {
                     path,
                     remote_addr: endpoint.get_remote_address().clone(),
                 });
-                if path == Path::Direct {
-                    self.close_relayed.arm_if_idle(super::RELAYED_GRACE);
-                }
+                // A direct connection starts the grace of the relayed
+                // ones; a relayed one to a peer reached directly has its own.
+                self.close_relayed_after_grace();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -260,7 +260,9 @@ impl Node {
                 }
             }
             SwarmEvent::IncomingConnectionError {
-                error, send_back_addr, ..
+                error,
+                send_back_addr,
+                ..
             } => {
                 let reason = describe_error(&error);
                 tracing::debug!(from = %send_back_addr, %reason, "incoming connection failed");
