@@ -15,9 +15,10 @@ use libp2p::{
 use super::handle::{Config, StartError};
 
 const AGENT_VERSION: &str = concat!("chat-peer/", env!("CARGO_PKG_VERSION"));
-/// Established connections to one peer. Two peers that find each other at
-/// once both dial through the relay: two relayed connections, and DCUtR
-/// punches a hole on each. In each hole punch both sides dial (over QUIC
+/// Established connections to one peer. Two peers can dial each other
+/// through the relay at once (one on discovery, the other because its user
+/// pinged first): two relayed connections, and DCUtR punches a hole on
+/// each. In each hole punch both sides dial (over QUIC
 /// the dial "as listener" reuses the listening port and is an ordinary
 /// dial), so up to six connections stand for the grace
 /// ([`super::RELAYED_GRACE`]). The limit must not bite there: each side
