@@ -18,11 +18,18 @@ pub const PEER_EXPIRY: Duration = Duration::from_secs(3 * crate::ANNOUNCE_INTERV
 /// Longest agent string kept from identify.
 const MAX_AGENT_LEN: usize = 128;
 
+/// One open connection: its path and since when it is open.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    pub path: Path,
+    pub since: Instant,
+}
+
 #[derive(Debug)]
 pub struct Entry {
     pub addrs: Vec<Multiaddr>,
     pub last_seen: Instant,
-    pub connections: HashMap<ConnectionId, Path>,
+    pub connections: HashMap<ConnectionId, Link>,
     pub rtt: Option<Duration>,
     pub agent: Option<String>,
     pub discovered: bool,
@@ -43,12 +50,21 @@ impl Entry {
     }
 
     pub fn path(&self) -> Option<Path> {
-        let mut paths = self.connections.values();
-        if paths.clone().any(|path| *path == Path::Direct) {
+        let mut paths = self.connections.values().map(|link| link.path);
+        if paths.clone().any(|path| path == Path::Direct) {
             Some(Path::Direct)
         } else {
-            paths.next().copied()
+            paths.next()
         }
+    }
+
+    /// Since when the peer has been reached directly without a break.
+    fn direct_since(&self) -> Option<Instant> {
+        self.connections
+            .values()
+            .filter(|link| link.path == Path::Direct)
+            .map(|link| link.since)
+            .min()
     }
 }
 
@@ -120,7 +136,9 @@ impl PeerBook {
         now: Instant,
     ) {
         if let Some(entry) = self.entry(peer, now) {
-            entry.connections.insert(connection, path);
+            entry
+                .connections
+                .insert(connection, Link { path, since: now });
             entry.dialing = false;
             entry.last_seen = now;
         }
@@ -129,21 +147,63 @@ impl PeerBook {
     /// Forgets a connection; returns its path.
     pub fn on_disconnected(&mut self, peer: &PeerId, connection: ConnectionId) -> Option<Path> {
         let entry = self.peers.get_mut(peer)?;
-        let path = entry.connections.remove(&connection);
-        if entry.connections.is_empty() {
+        let best = entry.path();
+        let path = entry.connections.remove(&connection).map(|link| link.path);
+        if entry.path() != best {
+            // The round trip measured on the best path says nothing of the
+            // one left.
             entry.rtt = None;
         }
         path
     }
 
     pub fn path_of(&self, peer: &PeerId, connection: ConnectionId) -> Option<Path> {
-        self.peers.get(peer)?.connections.get(&connection).copied()
+        let link = self.peers.get(peer)?.connections.get(&connection)?;
+        Some(link.path)
     }
 
-    pub fn on_rtt(&mut self, peer: &PeerId, rtt: Duration) {
-        if let Some(entry) = self.peers.get_mut(peer) {
+    /// Records a round trip measured on `connection`, if that connection
+    /// takes the peer's best path: while a relayed connection outlives the
+    /// direct one (see [`PeerBook::relayed_to_close`]), its pings would
+    /// show a relay's round trip next to the word "direct".
+    pub fn on_rtt(&mut self, peer: &PeerId, connection: ConnectionId, rtt: Duration) {
+        let Some(entry) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let path = entry.connections.get(&connection).map(|link| link.path);
+        if path.is_some() && path == entry.path() {
             entry.rtt = Some(rtt);
         }
+    }
+
+    /// The relayed connections to close at `now`: those of peers also
+    /// reached directly, once the relayed connection and the direct path
+    /// have both been open for `grace`. Also returns when the next one
+    /// falls due, if one will.
+    pub fn relayed_to_close(
+        &self,
+        now: Instant,
+        grace: Duration,
+    ) -> (Vec<ConnectionId>, Option<Instant>) {
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for entry in self.peers.values() {
+            let Some(direct_since) = entry.direct_since() else {
+                continue;
+            };
+            for (id, link) in &entry.connections {
+                if link.path != Path::Relayed {
+                    continue;
+                }
+                let deadline = link.since.max(direct_since) + grace;
+                if deadline <= now {
+                    due.push(*id);
+                } else {
+                    next = Some(next.map_or(deadline, |next| next.min(deadline)));
+                }
+            }
+        }
+        (due, next)
     }
 
     pub fn on_agent(&mut self, peer: &PeerId, agent: &str) {
@@ -233,5 +293,64 @@ mod tests {
         assert!(book.expire(later).is_empty(), "still connected");
         book.on_disconnected(&peer, ConnectionId::new_unchecked(1));
         assert_eq!(book.expire(later), vec![peer]);
+    }
+
+    #[test]
+    fn relayed_connections_close_once_they_and_the_direct_path_had_the_grace() {
+        let grace = Duration::from_secs(3);
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let mut book = PeerBook::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let id = ConnectionId::new_unchecked;
+        book.on_connected(a, id(1), Path::Relayed, t0);
+        assert_eq!(book.relayed_to_close(secs(10), grace), (vec![], None));
+
+        book.on_connected(a, id(2), Path::Direct, secs(1));
+        // b goes direct later: its grace is its own, not a's.
+        book.on_connected(b, id(3), Path::Relayed, t0);
+        book.on_connected(b, id(4), Path::Direct, secs(3));
+        assert_eq!(
+            book.relayed_to_close(secs(2), grace),
+            (vec![], Some(secs(4)))
+        );
+        assert_eq!(
+            book.relayed_to_close(secs(4), grace),
+            (vec![id(1)], Some(secs(6)))
+        );
+        // A relayed connection opened after the direct one waits its own grace.
+        book.on_connected(a, id(5), Path::Relayed, secs(5));
+        let (due, next) = book.relayed_to_close(secs(6), grace);
+        assert_eq!((due.len(), next), (2, Some(secs(8))), "{due:?}");
+        // No direct path, nothing to close.
+        book.on_disconnected(&a, id(2));
+        assert_eq!(book.relayed_to_close(secs(9), grace).0, vec![id(3)]);
+    }
+
+    #[test]
+    fn the_round_trip_shown_is_the_best_paths() {
+        let now = Instant::now();
+        let mut book = PeerBook::default();
+        let peer = PeerId::random();
+        let (relayed, direct) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        let rtt = |ms| Some(Duration::from_millis(ms));
+        book.on_connected(peer, relayed, Path::Relayed, now);
+        book.on_rtt(&peer, relayed, Duration::from_millis(80));
+        assert_eq!(book.get(&peer).and_then(|e| e.rtt), rtt(80));
+        book.on_connected(peer, direct, Path::Direct, now);
+        book.on_rtt(&peer, direct, Duration::from_millis(2));
+        book.on_rtt(&peer, relayed, Duration::from_millis(90));
+        assert_eq!(
+            book.get(&peer).and_then(|e| e.rtt),
+            rtt(2),
+            "a relayed rtt shown as direct"
+        );
+        book.on_disconnected(&peer, relayed);
+        assert_eq!(book.get(&peer).and_then(|e| e.rtt), rtt(2), "still direct");
+        book.on_disconnected(&peer, direct);
+        assert_eq!(book.get(&peer).and_then(|e| e.rtt), None);
     }
 }

@@ -94,7 +94,8 @@ pub enum Event {
         result: Result<(), String>,
     },
     /// The answer to [`crate::PeerHandle::ping`]: a round trip on one of
-    /// the connections to `peer`.
+    /// the connections to `peer` that take its best path (a direct one, if
+    /// there is one, even while a relayed one has its grace).
     Ping {
         peer: PeerId,
         path: Path,

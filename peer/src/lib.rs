@@ -26,7 +26,7 @@ pub mod output;
 use std::time::Duration;
 
 pub use events::{Event, Path, PeerInfo, Reachability};
-pub use node::{Config, Peer, PeerHandle, StartError, Stopped};
+pub use node::{Config, Peer, PeerHandle, RELAYED_GRACE, StartError, Stopped};
 
 /// How often a peer re-announces its record: the page's period.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);

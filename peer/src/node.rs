@@ -35,6 +35,16 @@ use std::{
 use libp2p::{Multiaddr, PeerId, Swarm, core::transport::ListenerId, identity::PublicKey};
 use tokio::sync::mpsc;
 
+/// How long a relayed connection outlives the direct one that replaces it.
+/// gossipsub's queue for a peer is shared by its connections, and a
+/// connection closed while its handler holds a message loses it: the
+/// relayed connection holds the subscriptions sent when the peers met, and
+/// closing it at once could leave the other side believing we subscribe to
+/// nothing (the page lost them about one time in five that way). The grace
+/// counts for each relayed connection from when both it and the direct
+/// path are up ([`crate::book::PeerBook::relayed_to_close`]).
+pub const RELAYED_GRACE: Duration = Duration::from_secs(3);
+
 pub use handle::{Config, Peer, PeerHandle, StartError, Stopped};
 pub use pings::{MAX_PENDING_PINGS, PING_TIMEOUT};
 
@@ -65,6 +75,9 @@ struct Node {
     relay_backoff: Duration,
     relay_retry: Timer,
     announce_soon: Timer,
+    /// Fires when the next relayed connection to a peer reached directly
+    /// has had its grace ([`RELAYED_GRACE`]).
+    close_relayed: Timer,
 }
 
 impl Node {

@@ -4,9 +4,9 @@
 
 mod common;
 
-use chat_peer::{Event, Path};
+use chat_peer::{Event, Path, PeerHandle};
 use common::{TestRelay, config, discovered, reserved, start, wait_for};
-use libp2p::multiaddr::Protocol;
+use libp2p::{PeerId, multiaddr::Protocol};
 
 #[tokio::test]
 async fn two_peers_reserve_discover_each_other_ping_through_the_circuit_and_chat() {
@@ -79,6 +79,14 @@ async fn two_peers_reserve_discover_each_other_ping_through_the_circuit_and_chat
 /// Both peers are private (`--force-private`) and announce only circuit
 /// addresses, and nothing but DCUtR dials a direct address: a direct
 /// connection between them is the hole punch's doing.
+///
+/// Then the relayed connections close, a grace after the direct one came
+/// up (`chat_peer::RELAYED_GRACE`), and the relay goes away: chat must
+/// still flow both ways, over the direct connection alone. That needs each
+/// peer to know the other's subscriptions, which travel once, when the
+/// peers meet, on whichever connection takes them from gossipsub's queue
+/// for the peer; a connection closed right after taking them loses them
+/// (the page lost them so, and then had "nobody to send it to").
 async fn dcutr_upgrades_the_relayed_connection(transport: &str) {
     let relay = TestRelay::start(&[]).await;
     let mut a = start(config(relay.addr(transport), true)).await;
@@ -87,85 +95,173 @@ async fn dcutr_upgrades_the_relayed_connection(transport: &str) {
     reserved(&mut b).await;
     discovered(&mut a, b.peer_id).await;
 
-    let b_id = b.peer_id;
-    // b runs on its own, reporting its hole punches.
-    let (b_punches, mut b_punch) = tokio::sync::mpsc::channel(8);
-    let (stop_b, stopped) = tokio::sync::oneshot::channel::<()>();
-    let b_task = tokio::spawn(async move {
-        let mut stopped = stopped;
-        loop {
-            tokio::select! {
-                _ = &mut stopped => break,
-                event = b.next_event() => match event {
-                    Some(Event::HolePunch { result, .. }) => {
-                        let _ = b_punches.try_send(result);
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
-            }
-        }
-        b
-    });
-
-    let mut saw_relayed = false;
-    let mut hole_punch = None;
+    let (a_id, b_id) = (a.peer_id, b.peer_id);
+    // What a's and b's events tell of their connections to each other.
+    let (mut seen, mut b_seen) = (Seen::default(), Seen::default());
+    // Pings are answered on the best path: relayed until a direct
+    // connection is up, direct from then on.
     let mut pings = 0;
-    a.ping(b_id).await.expect("running");
     loop {
-        let event = wait_for(&mut a, "a direct ping", |event| match event {
-            Event::Ping { peer, .. } | Event::PingFailed { peer, .. } if *peer == b_id => {
-                Some(event.clone())
-            }
-            Event::Connected { peer, path, .. } if *peer == b_id => {
-                if *path == Path::Relayed {
-                    saw_relayed = true;
+        a.ping(b_id).await.expect("running");
+        let (path, rtt) = wait_for(&mut a, "a ping answer", |event| {
+            seen.note(b_id, event);
+            match event {
+                Event::Ping { peer, path, rtt } if *peer == b_id => Some((*path, *rtt)),
+                Event::PingFailed { peer, reason } if *peer == b_id => {
+                    panic!("ping failed: {reason}")
                 }
-                None
+                _ => None,
             }
-            Event::HolePunch { peer, result } if *peer == b_id => {
-                hole_punch = Some(result.clone());
-                None
-            }
-            _ => None,
         })
         .await;
-        match event {
-            Event::Ping {
-                path: Path::Direct,
-                rtt,
-                ..
-            } => {
-                assert!(rtt.as_secs() < 5, "{rtt:?}");
-                break;
-            }
-            Event::Ping { .. } => {}
-            other => panic!("ping failed: {other:?}"),
-        }
         pings += 1;
+        if path == Path::Direct {
+            assert!(rtt.as_secs() < 5, "{rtt:?}");
+            break;
+        }
         assert!(
             pings < 40,
-            "still relayed after {pings} pings; hole punch: {hole_punch:?}"
+            "expected a ping over a direct connection, got {pings} over the relay; {seen}"
         );
-        a.ping(b_id).await.expect("running");
     }
-    assert!(saw_relayed, "the first connection went through the relay");
-    let b_result = match hole_punch {
-        Some(Ok(())) => None,
-        _ => tokio::time::timeout(common::TIMEOUT, b_punch.recv())
-            .await
-            .ok()
-            .flatten(),
-    };
     assert!(
-        matches!(hole_punch, Some(Ok(()))) || matches!(b_result, Some(Ok(()))),
-        "no side reported a successful DCUtR hole punch: a {hole_punch:?}, b {b_result:?}"
+        seen.relayed.opened > 0,
+        "the first connection went through the relay"
     );
-    let _ = stop_b.send(());
-    let b = b_task.await.expect("b's task");
+
+    // The relayed connections close after their grace; a direct one stays.
+    wait_for(&mut a, "the relayed connections to close", |event| {
+        seen.note(b_id, event);
+        assert!(seen.direct.open() > 0, "no direct connection left: {seen}");
+        (seen.relayed.open() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(path_to(&a, b_id).await, Some(Path::Direct));
+    assert_eq!(path_to(&b, a_id).await, Some(Path::Direct));
+
+    // Without the relay, chat has the direct connection only.
+    relay.relay.shutdown().await;
+    for (peer, seen, other) in [(&mut a, &mut seen, b_id), (&mut b, &mut b_seen, a_id)] {
+        wait_for(peer, "the relay to be gone", |event| {
+            seen.note(other, event);
+            matches!(event, Event::RelayLost { .. }).then_some(())
+        })
+        .await;
+    }
+    chat(&mut a, &mut b, "hello b, directly").await;
+    chat(&mut b, &mut a, "hi a, directly too").await;
+
+    assert!(
+        seen.punched() || b_seen.punched(),
+        "no side reported a successful DCUtR hole punch: a {:?}, b {:?}",
+        seen.punches,
+        b_seen.punches
+    );
+    // On loopback no hole punch fails; one did when the per-peer limit
+    // denied the direct connections of a second hole punch (two relayed
+    // connections, each upgraded).
+    assert!(
+        seen.punches
+            .iter()
+            .chain(&b_seen.punches)
+            .all(Result::is_ok),
+        "a hole punch failed: a {:?}, b {:?}",
+        seen.punches,
+        b_seen.punches
+    );
     a.shutdown().await;
     b.shutdown().await;
-    relay.relay.shutdown().await;
+}
+
+/// `from` publishes `text`; `to` receives it.
+async fn chat(from: &mut PeerHandle, to: &mut PeerHandle, text: &str) {
+    let from_id = from.peer_id;
+    from.send_chat(text).await.expect("running");
+    wait_for(from, "its own message published", |event| match event {
+        Event::Chat { own: true, .. } => Some(()),
+        Event::ChatNotSent { reason, .. } => panic!("{from_id} did not send {text:?}: {reason}"),
+        _ => None,
+    })
+    .await;
+    let received = wait_for(to, "the chat message", |event| match event {
+        Event::Chat {
+            from,
+            text,
+            own: false,
+        } if *from == from_id => Some(text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received, text);
+}
+
+async fn path_to(peer: &PeerHandle, other: PeerId) -> Option<Path> {
+    let peers = peer.peers().await.expect("running");
+    peers
+        .into_iter()
+        .find(|info| info.peer == other)
+        .and_then(|info| info.path)
+}
+
+/// What a peer's events told of its connections to another peer.
+#[derive(Debug, Default)]
+struct Seen {
+    relayed: Count,
+    direct: Count,
+    punches: Vec<Result<(), String>>,
+}
+
+impl Seen {
+    fn note(&mut self, other: PeerId, event: &Event) {
+        match event {
+            Event::Connected { peer, path, .. } if *peer == other => self.count(*path).opened += 1,
+            Event::Disconnected { peer, path } if *peer == other => self.count(*path).closed += 1,
+            Event::HolePunch { peer, result } if *peer == other => {
+                self.punches.push(result.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn punched(&self) -> bool {
+        self.punches.iter().any(Result::is_ok)
+    }
+
+    fn count(&mut self, path: Path) -> &mut Count {
+        match path {
+            Path::Direct => &mut self.direct,
+            Path::Relayed => &mut self.relayed,
+        }
+    }
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            relayed,
+            direct,
+            punches,
+        } = self;
+        write!(
+            f,
+            "relayed connections opened {}, closed {}; direct opened {}, closed {}; \
+             hole punches {punches:?}",
+            relayed.opened, relayed.closed, direct.opened, direct.closed
+        )
+    }
+}
+
+/// Connections opened and closed.
+#[derive(Debug, Default)]
+struct Count {
+    opened: usize,
+    closed: usize,
+}
+
+impl Count {
+    fn open(&self) -> usize {
+        self.opened.saturating_sub(self.closed)
+    }
 }
 
 #[tokio::test]

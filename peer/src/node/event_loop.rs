@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     ANNOUNCE_INTERVAL,
-    events::{Command, Event, Path, Reachability},
+    events::{Command, Event, Reachability},
 };
 
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +133,10 @@ impl Node {
                     self.announce_soon.armed = false;
                     self.announce();
                 }
+                _ = &mut self.close_relayed.sleep, if self.close_relayed.armed => {
+                    self.close_relayed.armed = false;
+                    self.close_relayed_after_grace();
+                }
                 _ = announce.tick() => self.on_announce_tick(),
                 _ = housekeeping.tick() => self.expire_pings(),
             }
@@ -196,9 +200,9 @@ impl Node {
                     path,
                     remote_addr: endpoint.get_remote_address().clone(),
                 });
-                if path == Path::Direct {
-                    self.close_relayed_to_direct_peers();
-                }
+                // A direct connection starts the grace of the relayed
+                // ones; a relayed one to a peer reached directly has its own.
+                self.close_relayed_after_grace();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -227,6 +231,7 @@ impl Node {
                 ..
             } => {
                 let reason = describe_error(&error);
+                tracing::debug!(%peer, %reason, "outgoing connection failed");
                 if peer == self.relay_id {
                     if !self.swarm.is_connected(&peer) {
                         self.relay_unreachable(reason);
@@ -258,6 +263,14 @@ impl Node {
                     }));
                     self.announce_soon.arm_if_idle(ANNOUNCE_DELAY);
                 }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                let reason = describe_error(&error);
+                tracing::debug!(from = %send_back_addr, %reason, "incoming connection failed");
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}

@@ -8,6 +8,7 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
+use tracing::Instrument as _;
 
 use super::{
     EVENT_QUEUE, Node,
@@ -160,10 +161,14 @@ impl Peer {
             relay_backoff: RELAY_BACKOFF_MIN,
             relay_retry: Timer::default(),
             announce_soon: Timer::default(),
+            close_relayed: Timer::default(),
         };
-        node.listen(&config).await?;
-        node.dial_relay();
-        let task = tokio::spawn(node.run(command_rx, shutdown_rx));
+        // Everything the node logs, the swarm's own lines included, names
+        // the node: two peers in one process (the tests) stay apart.
+        let span = tracing::debug_span!("node", me = %crate::names::short(&peer_id));
+        node.listen(&config).instrument(span.clone()).await?;
+        span.in_scope(|| node.dial_relay());
+        let task = tokio::spawn(node.run(command_rx, shutdown_rx).instrument(span));
         Ok(PeerHandle {
             peer_id,
             commands,

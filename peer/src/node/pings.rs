@@ -1,13 +1,13 @@
 //! Pings the user asks for (bounded, with a deadline), and the path each
 //! connection takes: once a peer is reached directly, its relayed
-//! connections are closed.
+//! connections are closed after a grace.
 
 use std::time::{Duration, Instant};
 
 use libp2p::{PeerId, ping};
 
 use super::Node;
-use crate::events::{Event, Path};
+use crate::events::Event;
 
 /// Pings asked for and not yet answered, over all peers.
 pub const MAX_PENDING_PINGS: usize = 16;
@@ -48,8 +48,11 @@ impl Node {
         }
     }
 
-    /// A round trip measured by libp2p's ping: recorded for `/peers`, and
-    /// reported if the user asked for it.
+    /// A round trip measured by libp2p's ping on one connection: recorded
+    /// for `/peers`, and reported if the user asked for it. libp2p pings
+    /// every connection; while a relayed connection outlives the direct one
+    /// (its grace, [`super::RELAYED_GRACE`]), only the direct one answers
+    /// the user, so that the answer is the path chat takes from now on.
     pub(super) fn on_ping(&mut self, event: ping::Event) {
         let ping::Event {
             peer,
@@ -59,39 +62,34 @@ impl Node {
         if peer == self.relay_id {
             return;
         }
-        match result {
-            Ok(rtt) => {
-                self.book.on_rtt(&peer, rtt);
-                if self.pings.remove(&peer).is_some() {
-                    let path = self
-                        .book
-                        .path_of(&peer, connection)
-                        .unwrap_or(Path::Relayed);
-                    self.emit(Event::Ping { peer, path, rtt });
-                }
+        let rtt = match result {
+            Ok(rtt) => rtt,
+            Err(error) => {
+                return tracing::debug!(peer = %peer, %connection, %error, "ping failed");
             }
-            Err(error) => tracing::debug!(peer = %peer, %error, "ping failed"),
+        };
+        self.book.on_rtt(&peer, connection, rtt);
+        let Some(path) = self.book.path_of(&peer, connection) else {
+            return tracing::debug!(peer = %peer, %connection, "ping on a connection not in the book");
+        };
+        let best = self.book.get(&peer).and_then(|entry| entry.path());
+        if Some(path) == best && self.pings.remove(&peer).is_some() {
+            self.emit(Event::Ping { peer, path, rtt });
         }
     }
 
-    /// Once a peer is reached directly, its relayed connections only cost
-    /// the relay: close them, for every peer that has a direct one.
-    pub(super) fn close_relayed_to_direct_peers(&mut self) {
-        let relayed: Vec<_> = self
+    /// Closes the relayed connections whose grace is over (see
+    /// [`crate::book::PeerBook::relayed_to_close`]) and sets the timer for
+    /// the next one.
+    pub(super) fn close_relayed_after_grace(&mut self) {
+        let (due, next) = self
             .book
-            .ids()
-            .filter_map(|peer| self.book.get(&peer))
-            .filter(|entry| entry.path() == Some(Path::Direct))
-            .flat_map(|entry| {
-                entry
-                    .connections
-                    .iter()
-                    .filter(|(_, path)| **path == Path::Relayed)
-                    .map(|(id, _)| *id)
-            })
-            .collect();
-        for connection in relayed {
-            self.swarm.close_connection(connection);
+            .relayed_to_close(Instant::now(), super::RELAYED_GRACE);
+        for connection in due {
+            if self.swarm.close_connection(connection) {
+                tracing::debug!(%connection, "closing a relayed connection: the peer is reached directly");
+            }
         }
+        self.close_relayed.arm_at(next);
     }
 }

@@ -15,9 +15,17 @@ use libp2p::{
 use super::handle::{Config, StartError};
 
 const AGENT_VERSION: &str = concat!("chat-peer/", env!("CARGO_PKG_VERSION"));
-/// Established connections to one peer: a relayed and a direct one, and
-/// room for a hole punch racing both ways.
-const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Established connections to one peer. Two peers can dial each other
+/// through the relay at once (one on discovery, the other because its user
+/// pinged first): two relayed connections, and DCUtR punches a hole on
+/// each. In each hole punch both sides dial (over QUIC
+/// the dial "as listener" reuses the listening port and is an ordinary
+/// dial), so up to six connections stand for the grace
+/// ([`super::RELAYED_GRACE`]). The limit must not bite there: each side
+/// denies the connections that come last to it, which are the ones the
+/// other side kept, and every direct connection was closed (the QUIC
+/// DCUtR test that stayed relayed).
+const MAX_CONNECTIONS_PER_PEER: u32 = 8;
 const MAX_CONNECTIONS: u32 = 512;
 
 #[allow(missing_debug_implementations)] // Most of its fields are not `Debug`.
