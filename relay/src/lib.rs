@@ -13,6 +13,9 @@
 //! - [`limits`]: per-IP limits on connections and reservations;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`authorized_relay`]: the relay behaviour that denies the others;
+//! - [`members_only`]: gossip and AutoNAT for listed peers only, in
+//!   private mode;
+//! - [`dial_policy`]: the relay dials global unicast addresses only;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
@@ -23,10 +26,13 @@ pub mod authorized;
 pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
+pub mod dial_policy;
 pub mod gossip;
 pub mod http;
 pub mod limits;
+pub mod members_only;
 pub mod metrics;
+pub mod refusals;
 pub mod server;
 pub mod state;
 pub mod stun;
