@@ -11,6 +11,7 @@
 //! - [`behaviour`]: the composed libp2p behaviour;
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
+//! - [`refusals`]: refusals logged at a bounded rate and counted;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`authorized_relay`]: the relay behaviour that denies the others;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
@@ -27,6 +28,7 @@ pub mod gossip;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod refusals;
 pub mod server;
 pub mod state;
 pub mod stun;

@@ -34,6 +34,7 @@ use crate::{
     http::{self, RelayInfo, SharedState},
     limits::ReservationsPerIp,
     metrics::{GossipLabels, RelayMetrics},
+    refusals::Refusals,
     state::{self, StateError},
     stun::StunServer,
 };
@@ -110,6 +111,8 @@ impl Relay {
 
         let mut registry = Registry::default();
         let relay_metrics = RelayMetrics::register(&mut registry);
+        let refusals = Refusals::default();
+        refusals.register(&mut registry);
         let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
         let certificate = loaded.certificate;
         let limits = options.limits.clone();
@@ -206,6 +209,7 @@ impl Relay {
             metrics: relay_metrics.clone(),
             reservations_per_ip,
             reservations: HashSet::new(),
+            refusals: refusals.clone(),
         };
         event_loop.await_listen_addrs(pending_listeners).await?;
 
@@ -223,7 +227,9 @@ impl Relay {
         let mut stop_stun = http_stopped.clone();
         let tasks = vec![
             tokio::spawn(async move {
+                let flush_refusals = refusals.flush_every();
                 event_loop.run(shutdown_rx).await;
+                flush_refusals.abort();
                 let _ = stop_http.send(true);
             }),
             tokio::spawn(async move {
@@ -300,6 +306,8 @@ struct EventLoop {
     /// Peers holding a reservation, for the gauge. Bounded by the relay's
     /// `max_reservations`.
     reservations: HashSet<PeerId>,
+    /// Logs refusals at a bounded rate and counts them all.
+    refusals: Refusals,
 }
 
 impl EventLoop {
@@ -441,7 +449,9 @@ impl EventLoop {
                 src_peer_id,
                 status,
             } => {
-                tracing::info!(peer = %src_peer_id, ?status, "reservation denied");
+                self.refusals.refused("reservation", || {
+                    format!("reservation of {src_peer_id} denied ({status:?})")
+                });
             }
             relay::Event::ReservationClosed { src_peer_id }
             | relay::Event::ReservationTimedOut { src_peer_id } => {
@@ -459,7 +469,9 @@ impl EventLoop {
                 dst_peer_id,
                 status,
             } => {
-                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
+                self.refusals.refused("circuit", || {
+                    format!("circuit from {src_peer_id} to {dst_peer_id} denied ({status:?})")
+                });
             }
             relay::Event::CircuitClosed {
                 src_peer_id,
