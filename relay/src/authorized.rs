@@ -235,7 +235,7 @@ impl AuthorizedPeers {
         Box::new(move |peer: PeerId, addr: &Multiaddr, _now| {
             let allowed = this.is_authorized(&peer);
             if !allowed {
-                refusals.refused("reservation_not_authorized", || {
+                refusals.refused("reservation-not-authorized", || {
                     format!(
                         "reservation of {peer} ({addr}) denied: not in the authorized peers file {}",
                         this.path.display()
@@ -253,7 +253,7 @@ impl AuthorizedPeers {
         Box::new(move |peer: PeerId, addr: &Multiaddr, _now| {
             let allowed = this.is_authorized(&peer);
             if !allowed {
-                refusals.refused("circuit_not_authorized", || {
+                refusals.refused("circuit-not-authorized", || {
                     format!(
                         "circuit from {peer} ({addr}) denied: not in the authorized peers file {}",
                         this.path.display()

@@ -243,7 +243,7 @@ impl AuthorizedRelay {
                 None => drop(stream),
             },
             GuestRequest::Denied(Request::Reserve) => {
-                self.refusals.refused("reservation_not_authorized", || {
+                self.refusals.refused("reservation-not-authorized", || {
                     format!("reservation of {peer} ({remote}) denied (PERMISSION_DENIED): not in the authorized peers file {file}")
                 });
                 self.events.push_back(relay::Event::ReservationReqDenied {
@@ -253,7 +253,7 @@ impl AuthorizedRelay {
             }
             GuestRequest::Denied(Request::Connect { dst }) => {
                 let dst_text = dst.map(|dst| dst.to_string()).unwrap_or_default();
-                self.refusals.refused("circuit_not_authorized", || {
+                self.refusals.refused("circuit-not-authorized", || {
                     format!("circuit from {peer} ({remote}) to {dst_text} denied (PERMISSION_DENIED): not in the authorized peers file {file}")
                 });
                 if let Some(dst) = dst {

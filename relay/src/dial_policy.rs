@@ -112,7 +112,7 @@ impl NetworkBehaviour for GlobalDialsOnly {
             return Ok(Vec::new());
         }
         if let Some(addr) = addresses.iter().find(|addr| !is_global(addr)) {
-            self.refusals.refused("dial_not_global", || {
+            self.refusals.refused("dial-not-global", || {
                 format!("did not dial {addr} (peer {maybe_peer:?}): not a global unicast address")
             });
             return Err(ConnectionDenied::new(NotGlobal { addr: addr.clone() }));

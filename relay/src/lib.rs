@@ -11,6 +11,7 @@
 //! - [`behaviour`]: the composed libp2p behaviour;
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
+//! - [`refusals`]: refusals logged at a bounded rate and counted;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`authorized_relay`]: the relay behaviour that denies the others;
 //! - [`members_only`]: gossip and AutoNAT for listed peers only, in

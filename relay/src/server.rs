@@ -114,7 +114,8 @@ impl Relay {
 
         let mut registry = Registry::default();
         let relay_metrics = RelayMetrics::register(&mut registry);
-        let refusals = Refusals::register(&mut registry);
+        let refusals = Refusals::default();
+        refusals.register(&mut registry);
         let policy = Policy {
             refusals: refusals.clone(),
             refused_subscriptions: relay_metrics.gossip_subscriptions_refused.clone(),
@@ -225,7 +226,7 @@ impl Relay {
             gossip_budget: gossip_budget(&limits),
             peer_ips: HashMap::new(),
             trusted_relays: vec![peer_id],
-            refusals,
+            refusals: refusals.clone(),
         };
         event_loop.await_listen_addrs(pending_listeners).await?;
 
@@ -243,7 +244,9 @@ impl Relay {
         let mut stop_stun = http_stopped.clone();
         let tasks = vec![
             tokio::spawn(async move {
+                let flush_refusals = refusals.flush_every();
                 event_loop.run(shutdown_rx).await;
+                flush_refusals.abort();
                 let _ = stop_http.send(true);
             }),
             tokio::spawn(async move {
@@ -354,6 +357,7 @@ struct EventLoop {
     peer_ips: HashMap<PeerId, IpAddr>,
     /// Relays whose circuits a discovery record may list: this one.
     trusted_relays: Vec<PeerId>,
+    /// Logs refusals at a bounded rate and counts them all.
     refusals: Refusals,
 }
 
@@ -510,8 +514,8 @@ impl EventLoop {
                 src_peer_id,
                 status,
             } if !matches!(status, relay::StatusCode::PermissionDenied) => {
-                self.refusals.refused("reservation_denied", || {
-                    format!("reservation of {src_peer_id} denied: {status:?}")
+                self.refusals.refused("reservation", || {
+                    format!("reservation of {src_peer_id} denied ({status:?})")
                 });
             }
             relay::Event::ReservationClosed { src_peer_id }
@@ -530,8 +534,8 @@ impl EventLoop {
                 dst_peer_id,
                 status,
             } if !matches!(status, relay::StatusCode::PermissionDenied) => {
-                self.refusals.refused("circuit_denied", || {
-                    format!("circuit from {src_peer_id} to {dst_peer_id} denied: {status:?}")
+                self.refusals.refused("circuit", || {
+                    format!("circuit from {src_peer_id} to {dst_peer_id} denied ({status:?})")
                 });
             }
             relay::Event::CircuitClosed {
@@ -568,7 +572,7 @@ impl EventLoop {
             // Dropped, not held, and no penalty: a peer behind a busy
             // address is not at fault for its neighbours.
             Err(over) => {
-                self.refusals.refused("gossip_over_budget", || {
+                self.refusals.refused("gossip-over-budget", || {
                     format!(
                         "{topic} message from {propagation_source} ({ip:?}) dropped: over the {} budget",
                         over.label()
@@ -583,7 +587,7 @@ impl EventLoop {
             Ok(()) => match gossip::validate(&message, &self.trusted_relays) {
                 Verdict::Accept => (gossipsub::MessageAcceptance::Accept, "accepted"),
                 Verdict::Reject(reason) => {
-                    self.refusals.refused("gossip_rejected", || {
+                    self.refusals.refused("gossip-rejected", || {
                         format!(
                             "{topic} message from {propagation_source} (author {:?}) rejected: {reason}",
                             message.source

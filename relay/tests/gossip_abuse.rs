@@ -233,7 +233,7 @@ async fn a_chat_flood_is_cut_to_the_budget_and_a_third_peers_chat_still_arrives(
     let refusals = metric(
         &relay,
         "relay_refusals_total",
-        &["kind=\"gossip_over_budget\""],
+        &["kind=\"gossip-over-budget\""],
     )
     .await;
     println!(
@@ -520,7 +520,7 @@ async fn autonat_does_not_dial_back_a_non_global_address() {
     let refusals = metric(
         &relay,
         "relay_refusals_total",
-        &["kind=\"dial_not_global\""],
+        &["kind=\"dial-not-global\""],
     )
     .await;
     assert!(refusals >= 1.0, "the refusal is not counted in /metrics");
