@@ -7,7 +7,10 @@
 //! - `every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can`:
 //!   the matrix. For each pair, a headless Chromium on each laptop opens
 //!   the page the relay serves, connects, discovers the other, goes direct
-//!   or stays relayed, and chats; then, for some pairs, two native peers
+//!   or stays relayed, shows the link for what it is (direct: the relay is
+//!   killed and a message typed at once, chat and perf still cross both
+//!   ways; relayed: a ping crosses the circuit, direct attempts failed),
+//!   and chats; then, for some pairs, two native peers
 //!   (`chat-peer`) do the same with DCUtR and ping. The table is printed
 //!   and a cell that misses its expectation fails the test.
 //!
