@@ -2,8 +2,9 @@
 //! driven over WebDriver (chromedriver + fantoccini), against the relay
 //! binary run as its own process.
 //!
-//! - [`RelayPorts`], [`relay_args`]: a relay on 127.0.0.1 on fixed free
-//!   ports, so it can be killed and started again where pages expect it;
+//! - [`RelayPorts`], [`relay_args`]: the ports a relay on 127.0.0.1 bound
+//!   (port 0) and printed, so it can be killed and started again where
+//!   pages expect it;
 //! - [`RelayProcess`]: the relay binary as a child process, read back from
 //!   what it prints, killed with SIGKILL on request and on drop;
 //! - [`ChromeDriver`]: a chromedriver child process, killed on drop;

@@ -1,4 +1,5 @@
-//! Fixed free ports, and the relay's arguments for them.
+//! Ports: the relay's, read back from what it printed after binding port
+//! 0, and its arguments for them; free ports for other programs.
 
 use std::{
     net::{Ipv4Addr, TcpListener, UdpSocket},
@@ -7,22 +8,27 @@ use std::{
 
 use anyhow::Context as _;
 
-/// A free TCP port on 127.0.0.1 (free when this returns: bind it soon).
+/// A free TCP port on 127.0.0.1 (free when this returns, and released: another
+/// process may take it before the caller binds it; prefer letting the
+/// program bind port 0 and report it, as the relay does).
 pub fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
 }
 
-/// A free UDP port on 127.0.0.1 (free when this returns: bind it soon).
+/// A free UDP port on 127.0.0.1 (free when this returns, and released: see
+/// [`free_tcp_port`]).
 pub fn free_udp_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
 }
 
-/// Fixed ports for a relay on 127.0.0.1, picked once so that a restarted
-/// relay listens where the pages' pasted address points.
+/// A relay's ports on 127.0.0.1. A browser test's relay binds port 0
+/// for each and prints what it got ([`RelayPorts::from_printed`]); a
+/// restart asks for the same numbers again, so that the pages' pasted
+/// address still points at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayPorts {
     /// `--port` (TCP, native peers).
@@ -40,26 +46,58 @@ pub struct RelayPorts {
 }
 
 impl RelayPorts {
-    /// Six distinct free ports. Every socket stays bound until all are
-    /// picked, so no two are the same.
-    pub fn pick() -> anyhow::Result<Self> {
-        let tcp: Vec<TcpListener> = (0..3)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-            .collect::<Result<_, _>>()
-            .context("bind a free TCP port")?;
-        let udp: Vec<UdpSocket> = (0..3)
-            .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
-            .collect::<Result<_, _>>()
-            .context("bind a free UDP port")?;
-        let tcp_port = |i: usize| -> anyhow::Result<u16> { Ok(tcp[i].local_addr()?.port()) };
-        let udp_port = |i: usize| -> anyhow::Result<u16> { Ok(udp[i].local_addr()?.port()) };
+    /// Port 0 everywhere: the relay binds whatever the system gives it, so
+    /// no port is picked, released and raced for.
+    pub const ANY: Self = Self {
+        tcp: 0,
+        websocket: 0,
+        webrtc: 0,
+        quic: 0,
+        stun: 0,
+        http: 0,
+    };
+
+    /// The ports a relay on 127.0.0.1 printed: its multiaddrs (TCP,
+    /// WebSocket, WebRTC-direct, QUIC), its STUN URLs and its page URLs.
+    pub fn from_printed(
+        multiaddrs: &[String],
+        stun_urls: &[String],
+        page_urls: &[String],
+    ) -> anyhow::Result<Self> {
+        const HOST: &str = "/ip4/127.0.0.1/";
+        let port_in = |what: &str, matches: &dyn Fn(&str) -> bool, after: &str| {
+            multiaddrs
+                .iter()
+                .filter(|addr| addr.starts_with(HOST) && matches(addr))
+                .find_map(|addr| number_after(addr, after))
+                .with_context(|| {
+                    format!("the relay printed no {what} address on 127.0.0.1: {multiaddrs:?}")
+                })
+        };
+        let url_port = |what: &str, urls: &[String], prefix: &str| {
+            urls.iter()
+                .find_map(|url| {
+                    let rest = url.strip_prefix(prefix)?;
+                    let port = rest.rsplit_once(':')?.1.trim_end_matches('/');
+                    port.parse().ok()
+                })
+                .with_context(|| format!("the relay printed no {what} on 127.0.0.1: {urls:?}"))
+        };
         Ok(Self {
-            tcp: tcp_port(0)?,
-            websocket: tcp_port(1)?,
-            http: tcp_port(2)?,
-            webrtc: udp_port(0)?,
-            stun: udp_port(1)?,
-            quic: udp_port(2)?,
+            tcp: port_in(
+                "TCP",
+                &|addr| !addr.contains("/ws") && addr.contains("/tcp/"),
+                "/tcp/",
+            )?,
+            websocket: port_in("WebSocket", &|addr| addr.contains("/ws/"), "/tcp/")?,
+            webrtc: port_in(
+                "WebRTC-direct",
+                &|addr| addr.contains("/webrtc-direct/"),
+                "/udp/",
+            )?,
+            quic: port_in("QUIC", &|addr| addr.contains("/quic-v1/"), "/udp/")?,
+            stun: url_port("STUN URL", stun_urls, "stun:127.0.0.1")?,
+            http: url_port("page URL", page_urls, "http://127.0.0.1")?,
         })
     }
 
@@ -67,6 +105,12 @@ impl RelayPorts {
     pub fn page_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.http)
     }
+}
+
+/// The number after `after` in `addr` (`/tcp/4001/...` → 4001).
+fn number_after(addr: &str, after: &str) -> Option<u16> {
+    let rest = &addr[addr.find(after)? + after.len()..];
+    rest.split('/').next()?.parse().ok()
 }
 
 /// The relay's command-line arguments for 127.0.0.1 on `ports`, with its
@@ -98,15 +142,49 @@ mod tests {
 
     use super::*;
 
+    const PRINTED: [&str; 4] = [
+        "/ip4/127.0.0.1/tcp/41002/ws/p2p/12D3KooWExample",
+        "/ip4/127.0.0.1/udp/41003/webrtc-direct/certhash/uEiExample/p2p/12D3KooWExample",
+        "/ip4/127.0.0.1/tcp/41001/p2p/12D3KooWExample",
+        "/ip4/127.0.0.1/udp/41004/quic-v1/p2p/12D3KooWExample",
+    ];
+
+    fn printed() -> anyhow::Result<RelayPorts> {
+        RelayPorts::from_printed(
+            &PRINTED.map(str::to_owned),
+            &["stun:127.0.0.1:43478".to_owned()],
+            &["http://127.0.0.1:48000/".to_owned()],
+        )
+    }
+
     #[test]
-    fn relay_ports_are_distinct_and_parse_as_relay_flags() {
-        let ports = RelayPorts::pick().expect("free ports");
-        let mut tcp = [ports.tcp, ports.websocket, ports.http];
-        tcp.sort_unstable();
-        assert!(tcp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
-        let mut udp = [ports.webrtc, ports.stun, ports.quic];
-        udp.sort_unstable();
-        assert!(udp.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
+    fn relay_ports_are_read_from_what_the_relay_printed() {
+        assert_eq!(
+            printed().expect("ports"),
+            RelayPorts {
+                tcp: 41001,
+                websocket: 41002,
+                webrtc: 41003,
+                quic: 41004,
+                stun: 43478,
+                http: 48000,
+            }
+        );
+        let error = RelayPorts::from_printed(
+            &PRINTED[..3]
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect::<Vec<_>>(),
+            &[],
+            &[],
+        )
+        .expect_err("no QUIC address");
+        assert!(error.to_string().contains("QUIC"), "{error:#}");
+    }
+
+    #[test]
+    fn relay_ports_parse_as_relay_flags() {
+        let ports = printed().expect("ports");
         let args = relay_args(&ports, Path::new("/tmp/state"), Path::new("/tmp/page"), &[]);
         let options =
             relay::Options::try_parse_from(std::iter::once("relay".to_owned()).chain(args))
@@ -129,9 +207,6 @@ mod tests {
                 ports.http
             )
         );
-        assert_eq!(
-            ports.page_url(),
-            format!("http://127.0.0.1:{}/", ports.http)
-        );
+        assert_eq!(ports.page_url(), "http://127.0.0.1:48000/");
     }
 }

@@ -62,13 +62,18 @@ fn built_binary(name: &str, env: &str, package: &str) -> anyhow::Result<PathBuf>
     Ok(binary)
 }
 
-/// The relay binary serving the built page on free loopback ports, with a
-/// fresh state directory: what every browser test starts with.
+/// The relay binary serving the built page on loopback, with a fresh state
+/// directory: what every browser test starts with. It binds port 0 for
+/// every listener and the ports are read from what it printed, so no port
+/// is picked, released, and taken by another process in between.
 #[derive(Debug)]
 pub struct PageRelay {
     pub process: RelayProcess,
+    /// The ports it got.
     pub ports: RelayPorts,
-    /// Its arguments, to start it again on the same ports and state.
+    /// Its arguments, to start it again on the same ports and state (with
+    /// [`RelayProcess::start`], which says so plainly if another process
+    /// took one of them meanwhile).
     pub args: Vec<String>,
     pub state_dir: tempfile::TempDir,
 }
@@ -80,11 +85,14 @@ impl PageRelay {
         let page_dir = built_page_dir()?;
         clear_artifacts(log_name)?;
         let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
-        let ports = RelayPorts::pick().context("free ports for the relay")?;
-        let args = relay_args(&ports, state_dir.path(), &page_dir, extra);
-        let process = RelayProcess::start(log_name, &args)
+        let any_ports = relay_args(&RelayPorts::ANY, state_dir.path(), &page_dir, extra);
+        let process = RelayProcess::start(log_name, &any_ports)
             .await
             .context("the relay starts")?;
+        let ports =
+            RelayPorts::from_printed(&process.multiaddrs, &process.stun_urls, &process.page_urls)
+                .context("the ports the relay printed")?;
+        let args = relay_args(&ports, state_dir.path(), &page_dir, extra);
         Ok(Self {
             process,
             ports,
@@ -102,6 +110,10 @@ pub struct RelayProcess {
     pub peer_id: String,
     /// The multiaddrs it printed, each ending in `/p2p/<peer id>`.
     pub multiaddrs: Vec<String>,
+    /// The STUN URLs it printed (`stun:<host>:<port>`).
+    pub stun_urls: Vec<String>,
+    /// The page URLs it printed (`http://<host>:<port>/`).
+    pub page_urls: Vec<String>,
     /// Its standard error (the tracing log) and the rest of its output.
     pub log_path: PathBuf,
 }
@@ -118,7 +130,9 @@ impl RelayProcess {
     /// Runs `command` (the relay binary, or a wrapper that runs it, such as
     /// `ip netns exec`) and waits until it has printed its addresses. A
     /// start that fails because a port is still held (a restart right after
-    /// a kill) is retried for a few seconds.
+    /// a kill) is retried for a few seconds; if the port stays taken (by
+    /// another process, since the relay asked for it last), the error says
+    /// so: the restart cannot happen where the pages point.
     pub async fn start_command(log_name: &str, mut command: Command) -> anyhow::Result<Self> {
         let log_path = artifacts_dir()?.join(sanitize(&format!("{log_name}-relay.log")));
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
@@ -133,7 +147,17 @@ impl RelayProcess {
                     eprintln!("relay start failed, retrying: {error:#}");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    let log = tail_of_file(&log_path, 5);
+                    if log.contains("in use") {
+                        return Err(error.context(format!(
+                            "a port the relay asks for stayed in use for {START_TIMEOUT:?}: \
+                             another process holds it, so the relay cannot start again where \
+                             the pages point"
+                        )));
+                    }
+                    return Err(error);
+                }
             }
         }
     }
@@ -157,10 +181,12 @@ impl RelayProcess {
             .map_err(|_| anyhow!("the relay printed no addresses within {START_TIMEOUT:?}"))
             .and_then(|read| read);
         match printed {
-            Ok((peer_id, multiaddrs)) => Ok(Self {
+            Ok(banner) => Ok(Self {
                 child,
-                peer_id,
-                multiaddrs,
+                peer_id: banner.peer_id,
+                multiaddrs: banner.multiaddrs,
+                stun_urls: banner.stun_urls,
+                page_urls: banner.page_urls,
                 log_path: log_path.to_owned(),
             }),
             Err(error) => {
@@ -199,35 +225,68 @@ impl RelayProcess {
     }
 }
 
+/// What the relay prints at start.
+struct Banner {
+    peer_id: String,
+    multiaddrs: Vec<String>,
+    stun_urls: Vec<String>,
+    page_urls: Vec<String>,
+}
+
 /// Reads what the relay prints at start (`Relay <id> is up.`, its
-/// multiaddrs, `STUN: …`), then copies the rest of its standard output into
-/// the log in the background, so that the pipe never fills.
+/// multiaddrs, `STUN: …`, then one `Page: …` per host, printed together),
+/// then copies the rest of its standard output into the log in the
+/// background, so that the pipe never fills.
 async fn read_banner(
     stdout: impl AsyncRead + Unpin + Send + 'static,
     log_path: PathBuf,
-) -> anyhow::Result<(String, Vec<String>)> {
+) -> anyhow::Result<Banner> {
     let mut lines = BufReader::new(stdout).lines();
     let mut peer_id = None;
     let mut multiaddrs = Vec::new();
+    let mut stun_urls = None;
+    let mut page_urls = Vec::new();
+    let mut rest = String::new();
     while let Some(line) = lines.next_line().await? {
         if let Some(rest) = line.strip_prefix("Relay ") {
             peer_id = rest.strip_suffix(" is up.").map(str::to_owned);
         } else if line.starts_with('/') {
             multiaddrs.push(line);
-        } else if line.starts_with("STUN:") {
-            let peer_id = peer_id.ok_or_else(|| anyhow!("no `Relay <id> is up.` line"))?;
-            tokio::spawn(async move {
-                let mut rest = String::new();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    rest.push_str(&line);
-                    rest.push('\n');
-                }
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&log_path)
-                    .and_then(|mut log| std::io::Write::write_all(&mut log, rest.as_bytes()));
-            });
-            return Ok((peer_id, multiaddrs));
+        } else if let Some(urls) = line.strip_prefix("STUN:") {
+            stun_urls = Some(
+                urls.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            );
+        } else if let Some(url) = line.strip_prefix("Page: ") {
+            page_urls.push(url.trim().to_owned());
+            // As many page URLs as STUN URLs (one per host): the banner
+            // ends with the last.
+            if stun_urls
+                .as_ref()
+                .is_some_and(|stun| page_urls.len() >= stun.len())
+            {
+                let peer_id = peer_id.ok_or_else(|| anyhow!("no `Relay <id> is up.` line"))?;
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        rest.push_str(&line);
+                        rest.push('\n');
+                    }
+                    let _ = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&log_path)
+                        .and_then(|mut log| std::io::Write::write_all(&mut log, rest.as_bytes()));
+                });
+                return Ok(Banner {
+                    peer_id,
+                    multiaddrs,
+                    stun_urls: stun_urls.unwrap_or_default(),
+                    page_urls,
+                });
+            }
+        } else if !line.starts_with("For ") {
+            rest.push_str(&line);
+            rest.push('\n');
         }
     }
     bail!("the relay exited before printing its addresses")

@@ -12,6 +12,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{TestRelay, echo, peer, reserve, serve_echo, spawn, try_reserve, wait_for};
+use futures::StreamExt as _;
 use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol, swarm::SwarmEvent};
 
 fn authorized_file(peers: &[PeerId]) -> (tempfile::TempDir, PathBuf) {
@@ -113,30 +114,61 @@ async fn a_guest_exchanges_bytes_with_a_listed_peer_through_a_circuit_the_relay_
     assert!(echoed == payload, "echoed bytes differ from those sent");
 }
 
+/// The guest circuit's byte cap in [`a_guest_circuit_carries_data_then_ends_at_the_relays_byte_limit`].
+const BYTE_CAP: u64 = 128 * 1024;
+/// What crosses a circuit besides the test's payload (noise, yamux,
+/// identify, ping, gossipsub's subscriptions: a few KiB) plus what a cut
+/// loses in flight (the last partial frames): the payload that arrives is
+/// at least the cap less this.
+const CAP_SLACK: u64 = 32 * 1024;
+
 #[tokio::test]
-async fn a_guest_circuit_ends_at_the_relays_byte_limit() {
+async fn a_guest_circuit_carries_data_then_ends_at_the_relays_byte_limit() {
     let listed = Keypair::generate_ed25519();
     let listed_id = listed.public().to_peer_id();
     let (_dir, path) = authorized_file(&[listed_id]);
-    // Enough for the handshakes and identify, not for the payload.
     let relay = TestRelay::start(&[
         &format!("--authorized-peers={}", path.display()),
-        "--max-circuit-bytes=32768",
+        &format!("--max-circuit-bytes={BYTE_CAP}"),
     ])
     .await;
-    let circuit = echoing_home(&relay, listed).await;
+    let mut home = peer(listed);
+    let circuit = reserve(&mut home, &relay.addr("tcp")).await;
+    serve_echo(&home);
+    let mut counted = common::serve_count(&home);
+    spawn(home);
 
     let mut guest = peer(Keypair::generate_ed25519());
     dial_circuit(&mut guest, circuit, listed_id)
         .await
         .expect("a guest reaches a listed peer");
-    let payload = vec![7u8; 100_000];
-    let echoed = echo(&mut guest, listed_id, &payload).await;
+    // Before the cap: the circuit carries bytes both ways, intact.
+    let small: Vec<u8> = (0..4_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = echo(&mut guest, listed_id, &small)
+        .await
+        .expect("4 kB echoed through the guest circuit, well under its cap");
+    assert!(echoed == small, "echoed bytes differ from those sent");
+
+    // Then 1 MiB one way: the relay cuts the circuit where the cap is
+    // reached, not before and not after.
+    let sent = common::send_count(&mut guest, listed_id, 1 << 20, 4096).await;
+    let (arrived, end) = tokio::time::timeout(common::TIMEOUT, counted.next())
+        .await
+        .expect("the listed peer's count stream ended in time")
+        .expect("the listed peer counted a stream");
+    // (A stream cut with its connection reads as ended, like a clean
+    // end: what arrived tells the cut.)
     assert!(
-        echoed
-            .as_ref()
-            .map_or(true, |echoed| echoed.len() < payload.len()),
-        "100 kB crossed a circuit limited to 32 kB"
+        sent.is_err(),
+        "the sender wrote and closed 1 MiB through a circuit capped at {BYTE_CAP} bytes \
+         ({arrived} bytes arrived, {end:?})"
+    );
+    assert!(
+        (BYTE_CAP - CAP_SLACK..=BYTE_CAP).contains(&arrived),
+        "expected the circuit to be cut at its {BYTE_CAP}-byte cap, so between {} and {BYTE_CAP} \
+         bytes of payload arrive; {arrived} arrived before it was cut ({end:?}; the sender saw \
+         {sent:?})",
+        BYTE_CAP - CAP_SLACK
     );
 }
 

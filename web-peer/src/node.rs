@@ -56,6 +56,11 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// connection time to flush.
 const RELAYED_GRACE_MS: u32 = 3_000;
 
+/// Chat messages typed during that grace wait (see [`Node::send_chat`]):
+/// at most this many, for the few milliseconds the relayed connections
+/// take to close.
+const MAX_HELD_CHAT: usize = 16;
+
 /// Perf transfers (`/perf/1.0.0`) at once, served and started together:
 /// each one keeps a connection busy, so a peer gets no more.
 const MAX_PERF_TRANSFERS: usize = 2;
@@ -118,6 +123,10 @@ pub struct Node {
     announce_timer: Fuse<TimeoutFuture>,
     /// Fires [`RELAYED_GRACE_MS`] after a peer became direct.
     close_relayed_timer: Fuse<TimeoutFuture>,
+    /// Chat typed while a peer we reach directly kept a relayed
+    /// connection: published once those are closed (at most
+    /// [`MAX_HELD_CHAT`]).
+    held_chat: Vec<String>,
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
     streams: libp2p_stream::Control,
@@ -234,6 +243,7 @@ impl Node {
             reconnect_timer: Fuse::terminated(),
             announce_timer: Fuse::terminated(),
             close_relayed_timer: Fuse::terminated(),
+            held_chat: Vec::new(),
             dropped_events: 0,
             ice_servers,
             streams,
@@ -275,7 +285,10 @@ impl Node {
                 }
                 Step::AnnounceSoon => self.announce(),
                 Step::Reconnect => self.dial_relay(),
-                Step::CloseRelayed => self.close_relayed(),
+                Step::CloseRelayed => {
+                    self.close_relayed();
+                    self.release_held_chat(true);
+                }
                 Step::PerfStream(peer, stream) => self.serve_perf(peer, stream),
                 Step::PerfDone(line, served) => {
                     self.perf_served = self.perf_served.saturating_add(served);
@@ -572,7 +585,55 @@ impl Node {
         self.emit_peer(&peer);
     }
 
+    /// Publishes `text`, unless a peer we reach directly still has a
+    /// relayed connection: that one's gossipsub handler holds the send
+    /// queue they share and would take the message, and if the relay has
+    /// just died (the page notices a few hundred milliseconds later) the
+    /// message went into the dead circuit and was lost. So the relayed
+    /// connections close at once and the message waits for them (a few
+    /// milliseconds), then goes out on the direct connection.
     fn send_chat(&mut self, text: String) {
+        if self.relayed_to_direct_peers() {
+            if self.held_chat.len() >= MAX_HELD_CHAT {
+                self.emit(Event::ChatNotSent {
+                    text,
+                    reason: "Still moving to the direct connection: send it again in a moment."
+                        .to_owned(),
+                });
+                return;
+            }
+            self.held_chat.push(text);
+            self.log("message waits for the relayed connection to close".to_owned());
+            self.close_relayed();
+            // Should a close never be reported, the grace's end sends it.
+            self.close_relayed_soon();
+            return;
+        }
+        self.publish_chat(text);
+    }
+
+    /// Whether a peer we reach directly still has a relayed connection.
+    fn relayed_to_direct_peers(&self) -> bool {
+        self.peers.ids().iter().any(|peer| {
+            self.peers.get(peer).is_some_and(|entry| {
+                entry.link() == Link::Connected(Path::Direct)
+                    && !entry.relayed_connections().is_empty()
+            })
+        })
+    }
+
+    /// Publishes the held chat once no relayed connection can take it, or
+    /// in any case when `force`.
+    fn release_held_chat(&mut self, force: bool) {
+        if self.held_chat.is_empty() || (!force && self.relayed_to_direct_peers()) {
+            return;
+        }
+        for text in std::mem::take(&mut self.held_chat) {
+            self.publish_chat(text);
+        }
+    }
+
+    fn publish_chat(&mut self, text: String) {
         let message = match ChatMessage::new(text.clone()) {
             Ok(message) => message,
             Err(error) => {
@@ -750,6 +811,7 @@ impl Node {
                 } else {
                     self.peers.on_disconnected(&peer_id, connection_id);
                     self.emit_peer(&peer_id);
+                    self.release_held_chat(false);
                 }
             }
             SwarmEvent::OutgoingConnectionError {

@@ -1,6 +1,7 @@
 //! One cell of the matrix: a fresh lab with routers of two NAT kinds, the
 //! relay on the internet, a headless Chromium on each laptop; the pages
-//! connect, discover each other, go direct or stay relayed, and chat.
+//! connect, discover each other, go direct or stay relayed, show that the
+//! link is what it says (see `proof.rs`), and chat.
 
 use std::{
     fmt,
@@ -10,7 +11,10 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{DriverInNamespace, Expected, Lab, NatKind, RELAY_IP};
+use super::{
+    DriverInNamespace, Expected, Lab, NatKind, RELAY_IP,
+    proof::{self, RelayDead, RelayedLink},
+};
 use crate::{
     Browser, POLL, PageState, RelayProcess, TIMEOUT, artifacts_dir, save_artifact, wait_pages,
 };
@@ -55,8 +59,15 @@ pub struct CellOutcome {
     /// From the first Connect click until both pages show the other as
     /// direct.
     pub time_to_direct: Option<Duration>,
+    /// Messages sent after the link was settled (in a direct browser cell,
+    /// after the relay was killed) and how many showed on the other side.
     pub sent: usize,
     pub delivered: usize,
+    /// A direct browser cell: what crossed the NATs once the relay was dead.
+    pub relay_dead: Option<RelayDead>,
+    /// A relayed browser cell: the circuit carrying data, the direct
+    /// attempts that failed.
+    pub relayed_link: Option<RelayedLink>,
     /// The whole cell, lab included.
     pub took: Duration,
     /// What went wrong before the cell could be measured (the lab, the
@@ -76,6 +87,8 @@ impl CellOutcome {
             time_to_direct: None,
             sent: 0,
             delivered: 0,
+            relay_dead: None,
+            relayed_link: None,
             took: Duration::ZERO,
             error: None,
         }
@@ -85,6 +98,18 @@ impl CellOutcome {
         self.error.is_none()
             && self.link == self.expected.to_string()
             && self.delivered == self.sent
+            && self.relay_dead_failures().is_empty()
+    }
+
+    /// A direct browser cell must have survived the relay's death.
+    fn relay_dead_failures(&self) -> Vec<String> {
+        match (&self.relay_dead, self.peers, self.link.as_str()) {
+            (Some(dead), _, _) => dead.failures(),
+            (None, Peers::Browsers, "direct") => {
+                vec!["the relay was not killed once the link was direct".to_owned()]
+            }
+            (None, _, _) => Vec::new(),
+        }
     }
 
     /// Why the cell failed, in one line; None when it passed.
@@ -105,6 +130,7 @@ impl CellOutcome {
                 self.delivered, self.sent
             ));
         }
+        wrong.extend(self.relay_dead_failures());
         (!wrong.is_empty()).then(|| {
             format!(
                 "{} {} × {}: {}",
@@ -153,7 +179,7 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
     // Locals drop in reverse order: the browsers first, then the drivers,
     // the relay and, last, the lab (killing whatever is left inside it).
     let lab = Lab::create(&format!("c{index}"), a, b).context("build the lab")?;
-    let _relay = start_relay(&lab, setup, &prefix).await?;
+    let (relay, _relay_state) = start_relay(&lab, setup, &prefix).await?;
     // Side by side: each takes a second or so on two cores.
     let (log_a, log_b) = (format!("{prefix}-A"), format!("{prefix}-B"));
     let (driver_a, driver_b) = tokio::try_join!(
@@ -165,7 +191,7 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
         open_browser(&driver_b, &prefix, "B"),
     )?;
 
-    let result = measure(&browser_a, &browser_b, outcome).await;
+    let result = measure(&browser_a, &browser_b, relay, outcome).await;
     let passed = result.is_ok() && outcome.passed();
     for browser in [&browser_a, &browser_b] {
         save_console(browser, &prefix).await;
@@ -229,10 +255,17 @@ async fn save_console(browser: &Browser, prefix: &str) {
     );
 }
 
-/// Connects both pages, waits for discovery and for the link, chats, and
-/// fills in `outcome`.
-async fn measure(a: &Browser, b: &Browser, outcome: &mut CellOutcome) -> anyhow::Result<()> {
-    let url = format!("http://{RELAY_IP}:8000/");
+/// Connects both pages, waits for discovery and for the link, shows the
+/// link for what it is (a direct one: by killing `relay`), chats, and fills
+/// in `outcome`.
+async fn measure(
+    a: &Browser,
+    b: &Browser,
+    relay: RelayProcess,
+    outcome: &mut CellOutcome,
+) -> anyhow::Result<()> {
+    // `?bench`: the page's perf handle, which proves a direct link.
+    let url = format!("http://{RELAY_IP}:8000/?bench");
     a.goto(&url).await?;
     b.goto(&url).await?;
     wait_pages(
@@ -285,6 +318,18 @@ async fn measure(a: &Browser, b: &Browser, outcome: &mut CellOutcome) -> anyhow:
     let (link, direct_at) = wait_for_direct(a, b, &id_a, &id_b).await?;
     outcome.link = link;
     outcome.time_to_direct = direct_at.map(|at| at.duration_since(connect_clicked));
+    match outcome.link.as_str() {
+        "direct" => {
+            outcome.relay_dead =
+                Some(proof::kill_relay_then_chat_and_perf(relay, a, b, &id_a, &id_b).await?);
+        }
+        "relayed" => {
+            outcome.relayed_link = Some(proof::relayed_link(a, b, &id_a, &id_b).await?);
+        }
+        // Neither: the cell fails on its link; the chat below still says
+        // whether messages got through.
+        _ => {}
+    }
 
     // Both ways, interleaved; then every message must show up on the other
     // page.
@@ -366,11 +411,11 @@ impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| peers | NAT A | NAT B | expected | link | time to direct | sent | delivered | cell took | result |"
+            "| peers | NAT A | NAT B | expected | link | time to direct | chat with the relay dead | relayed link | sent | delivered | cell took | result |"
         )?;
         writeln!(
             f,
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         )?;
         for cell in self.0 {
             let time_to_direct = cell
@@ -384,15 +429,25 @@ impl fmt::Display for Table<'_> {
             } else {
                 "FAIL"
             };
+            let relay_dead = cell
+                .relay_dead
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), RelayDead::summary);
+            let relayed = cell
+                .relayed_link
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), RelayedLink::summary);
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {} |",
                 cell.peers,
                 cell.a,
                 cell.b,
                 cell.expected,
                 cell.link,
                 time_to_direct,
+                relay_dead,
+                relayed,
                 cell.sent,
                 cell.delivered,
                 cell.took.as_secs_f64(),

@@ -11,6 +11,8 @@
 //! - [`DriverInNamespace`]: chromedriver and Chromium inside a laptop,
 //!   driven from here;
 //! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix;
+//!   `proof`: what shows a browser cell's link for what it is (the relay
+//!   killed under a direct link; a ping over a relayed one);
 //! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR).
 //!
 //! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
@@ -21,6 +23,7 @@ mod nat;
 mod native;
 pub mod netns;
 mod probe;
+mod proof;
 mod topology;
 
 pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Peers, Table, run_cell};
@@ -29,4 +32,5 @@ pub use nat::{Expected, NatKind};
 pub use native::run_native_cell;
 pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};
 pub use probe::{NatBehaviour, probe};
+pub use proof::{FIRST_MESSAGE_BOUND, RelayDead, RelayedLink};
 pub use topology::{Lab, RELAY_IP, Site};

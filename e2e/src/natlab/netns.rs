@@ -243,7 +243,7 @@ pub fn check_prerequisites() -> anyhow::Result<()> {
         Ok(())
     } else {
         bail!(
-            "the NAT lab cannot run here; missing: {}. Set NATLAB_SKIP=1 to skip it on purpose.",
+            "the NAT lab cannot run here; missing: {}. Build and run the tests with NATLAB_SKIP=1 to skip it on purpose (they are then reported as skipped).",
             missing.join(", ")
         )
     }

@@ -332,3 +332,72 @@ pub async fn echo(
     })
     .await
 }
+
+/// The protocol of [`serve_count`].
+pub const COUNT: StreamProtocol = StreamProtocol::new("/test/count/1.0.0");
+
+/// How one `COUNT` stream ended: the bytes it carried in, and whether it
+/// ended cleanly (`Ok`) or was cut (`Err`, with the error).
+pub type Counted = (u64, Result<(), String>);
+
+/// Makes `swarm` read every `COUNT` stream to its end, discarding the
+/// bytes; reports, per stream, how many arrived and how it ended.
+pub fn serve_count(swarm: &PeerSwarm) -> futures::channel::mpsc::UnboundedReceiver<Counted> {
+    let mut incoming = swarm
+        .behaviour()
+        .stream
+        .new_control()
+        .accept(COUNT)
+        .expect("accept count");
+    let (report, reports) = futures::channel::mpsc::unbounded();
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let report = report.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let mut total = 0u64;
+                let end = loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) => break Ok(()),
+                        Ok(read) => total += read as u64,
+                        Err(error) => break Err(error.to_string()),
+                    }
+                };
+                let _ = report.unbounded_send((total, end));
+            });
+        }
+    });
+    reports
+}
+
+/// Opens a `COUNT` stream to `target` and writes `total` bytes to it in
+/// `chunk`-byte writes, then closes it; the error that cut it, if any.
+pub async fn send_count(
+    swarm: &mut PeerSwarm,
+    target: PeerId,
+    total: usize,
+    chunk: usize,
+) -> Result<(), String> {
+    let mut control = swarm.behaviour().stream.new_control();
+    drive(swarm, async {
+        let mut stream = control
+            .open_stream(target, COUNT)
+            .await
+            .map_err(|error| error.to_string())?;
+        let bytes = vec![0x5a; chunk];
+        let mut sent = 0;
+        while sent < total {
+            let now = chunk.min(total - sent);
+            stream
+                .write_all(&bytes[..now])
+                .await
+                .map_err(|error| format!("after {sent} bytes: {error}"))?;
+            sent += now;
+        }
+        stream
+            .close()
+            .await
+            .map_err(|error| format!("closing after {sent} bytes: {error}"))
+    })
+    .await
+}
