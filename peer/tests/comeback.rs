@@ -339,3 +339,38 @@ async fn comes_back_direct(transport: &str) {
 async fn a_restarted_peer_goes_direct_again_over_tcp() {
     comes_back_direct("tcp").await;
 }
+
+/// A peer that freezes (SIGSTOP: its kernel still acknowledges TCP, so
+/// nothing but silence gives it away) loses its connections within
+/// [`GONE_BOUND`]: `chat-peer` pings each connection every second and
+/// closes one unanswered for 5 s, rather than show it `direct` until an
+/// idle timeout that a TCP connection never reaches.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_peer_s_connections_are_closed_once_its_pings_go_unanswered() {
+    let relay = TestRelay::start(&[]).await;
+    let relay_addr = relay.addr("tcp");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut a = ChatPeer::spawn("a", &relay_addr, &dir.path().join("a.key"));
+    let mut b = ChatPeer::spawn("b", &relay_addr, &dir.path().join("b.key"));
+    let since = a.reserved().max(b.reserved());
+    direct(&mut a, &mut b, since);
+    direct_only(&mut a, &mut b);
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &b.child.id().to_string()])
+        .status()
+        .expect("kill -STOP runs");
+    assert!(stopped.success(), "kill -STOP b: {stopped}");
+    let frozen = Instant::now();
+    let b_id = b.id.clone();
+    a.until(GONE_BOUND, "rid of the frozen peer's connections", |a| {
+        let open = a.open.get(&b_id).copied().unwrap_or_default();
+        open.direct == 0 && open.relayed == 0
+    });
+    println!(
+        "a closed its connections to the frozen b after {:?}",
+        frozen.elapsed()
+    );
+    drop((a, b));
+    relay.relay.shutdown().await;
+}
