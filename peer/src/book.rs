@@ -1,6 +1,12 @@
 //! What this peer knows of the others. Bounded: at most [`MAX_PEERS`]
 //! entries; when full, the peer seen longest ago that is not connected
 //! makes room, and a newcomer is dropped if every entry is connected.
+//!
+//! A peer whose connections all closed and that announces itself again is
+//! news, like a newcomer (perhaps it restarted with the same key): it
+//! missed our announcements and gets a fresh chance to connect and go
+//! direct. A connection whose pings stopped being answered is reported
+//! ([`PeerBook::silent`]) so the node closes it instead of trusting it.
 
 use std::{
     collections::HashMap,
@@ -18,11 +24,13 @@ pub const PEER_EXPIRY: Duration = Duration::from_secs(3 * crate::ANNOUNCE_INTERV
 /// Longest agent string kept from identify.
 const MAX_AGENT_LEN: usize = 128;
 
-/// One open connection: its path and since when it is open.
+/// One open connection: its path, since when it is open, and when a ping
+/// on it was last answered (its opening counts as one).
 #[derive(Debug, Clone, Copy)]
 pub struct Link {
     pub path: Path,
     pub since: Instant,
+    pub answered: Instant,
 }
 
 #[derive(Debug)]
@@ -34,6 +42,9 @@ pub struct Entry {
     pub agent: Option<String>,
     pub discovered: bool,
     pub dialing: bool,
+    /// Every connection to the peer closed since its last announcement:
+    /// its next one is news.
+    pub lost: bool,
 }
 
 impl Entry {
@@ -46,6 +57,7 @@ impl Entry {
             agent: None,
             discovered: false,
             dialing: false,
+            lost: false,
         }
     }
 
@@ -104,16 +116,20 @@ impl PeerBook {
         Some(self.peers.entry(peer).or_insert_with(|| Entry::new(now)))
     }
 
-    /// Records an announcement. Returns whether it is the first one.
+    /// Records an announcement. Returns whether it is news: the peer's
+    /// first, or its first since every connection to it closed (a peer
+    /// that comes back, perhaps restarted, missed our announcements, and
+    /// must not wait a whole period for one to connect again).
     pub fn on_record(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: Instant) -> bool {
         let Some(entry) = self.entry(peer, now) else {
             return false;
         };
-        let first = !entry.discovered;
+        let news = !entry.discovered || (entry.lost && entry.connections.is_empty());
         entry.addrs = addrs;
         entry.last_seen = now;
         entry.discovered = true;
-        first
+        entry.lost = false;
+        news
     }
 
     pub fn on_dialing(&mut self, peer: PeerId, now: Instant) {
@@ -136,10 +152,14 @@ impl PeerBook {
         now: Instant,
     ) {
         if let Some(entry) = self.entry(peer, now) {
-            entry
-                .connections
-                .insert(connection, Link { path, since: now });
+            let link = Link {
+                path,
+                since: now,
+                answered: now,
+            };
+            entry.connections.insert(connection, link);
             entry.dialing = false;
+            entry.lost = false;
             entry.last_seen = now;
         }
     }
@@ -149,6 +169,9 @@ impl PeerBook {
         let entry = self.peers.get_mut(peer)?;
         let best = entry.path();
         let path = entry.connections.remove(&connection).map(|link| link.path);
+        if path.is_some() && entry.connections.is_empty() {
+            entry.lost = true;
+        }
         if entry.path() != best {
             // The round trip measured on the best path says nothing of the
             // one left.
@@ -166,14 +189,34 @@ impl PeerBook {
     /// takes the peer's best path: while a relayed connection outlives the
     /// direct one (see [`PeerBook::relayed_to_close`]), its pings would
     /// show a relay's round trip next to the word "direct".
-    pub fn on_rtt(&mut self, peer: &PeerId, connection: ConnectionId, rtt: Duration) {
+    pub fn on_rtt(&mut self, peer: &PeerId, connection: ConnectionId, rtt: Duration, now: Instant) {
         let Some(entry) = self.peers.get_mut(peer) else {
             return;
         };
-        let path = entry.connections.get(&connection).map(|link| link.path);
-        if path.is_some() && path == entry.path() {
+        let best = entry.path();
+        let Some(link) = entry.connections.get_mut(&connection) else {
+            return;
+        };
+        link.answered = now;
+        if Some(link.path) == best {
             entry.rtt = Some(rtt);
         }
+    }
+
+    /// The connections whose pings have gone unanswered for longer than
+    /// `silence` at `now`: the peer is gone (killed, frozen, cut off) or the
+    /// path broke, and the connection must not pass for a live one.
+    pub fn silent(&self, now: Instant, silence: Duration) -> Vec<(PeerId, ConnectionId)> {
+        self.peers
+            .iter()
+            .flat_map(|(peer, entry)| {
+                entry
+                    .connections
+                    .iter()
+                    .filter(move |(_, link)| now.saturating_duration_since(link.answered) > silence)
+                    .map(move |(id, _)| (*peer, *id))
+            })
+            .collect()
     }
 
     /// The relayed connections to close at `now`: those of peers also
@@ -338,11 +381,11 @@ mod tests {
         );
         let rtt = |ms| Some(Duration::from_millis(ms));
         book.on_connected(peer, relayed, Path::Relayed, now);
-        book.on_rtt(&peer, relayed, Duration::from_millis(80));
+        book.on_rtt(&peer, relayed, Duration::from_millis(80), now);
         assert_eq!(book.get(&peer).and_then(|e| e.rtt), rtt(80));
         book.on_connected(peer, direct, Path::Direct, now);
-        book.on_rtt(&peer, direct, Duration::from_millis(2));
-        book.on_rtt(&peer, relayed, Duration::from_millis(90));
+        book.on_rtt(&peer, direct, Duration::from_millis(2), now);
+        book.on_rtt(&peer, relayed, Duration::from_millis(90), now);
         assert_eq!(
             book.get(&peer).and_then(|e| e.rtt),
             rtt(2),
@@ -352,5 +395,47 @@ mod tests {
         assert_eq!(book.get(&peer).and_then(|e| e.rtt), rtt(2), "still direct");
         book.on_disconnected(&peer, direct);
         assert_eq!(book.get(&peer).and_then(|e| e.rtt), None);
+    }
+
+    #[test]
+    fn a_peer_that_lost_every_connection_and_announces_again_is_news() {
+        let now = Instant::now();
+        let mut book = PeerBook::default();
+        let peer = PeerId::random();
+        let id = ConnectionId::new_unchecked;
+        assert!(book.on_record(peer, vec![], now), "first record");
+        book.on_connected(peer, id(1), Path::Relayed, now);
+        book.on_connected(peer, id(2), Path::Direct, now);
+        assert!(!book.on_record(peer, vec![], now), "connected: not news");
+        book.on_disconnected(&peer, id(1));
+        assert!(!book.on_record(peer, vec![], now), "still reached directly");
+        book.on_disconnected(&peer, id(2));
+        assert!(book.on_record(peer, vec![], now), "it came back");
+        assert!(!book.on_record(peer, vec![], now), "news once");
+        // Reconnected before its record arrived: nothing to catch up on.
+        book.on_disconnected(&peer, id(3));
+        book.on_connected(peer, id(4), Path::Relayed, now);
+        book.on_disconnected(&peer, id(4));
+        book.on_connected(peer, id(5), Path::Relayed, now);
+        assert!(!book.on_record(peer, vec![], now));
+    }
+
+    #[test]
+    fn connections_whose_pings_go_unanswered_are_silent() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let silence = Duration::from_secs(3);
+        let mut book = PeerBook::default();
+        let peer = PeerId::random();
+        let (relayed, direct) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        book.on_connected(peer, relayed, Path::Relayed, t0);
+        book.on_connected(peer, direct, Path::Direct, secs(1));
+        assert!(book.silent(secs(3), silence).is_empty(), "new connections");
+        book.on_rtt(&peer, direct, Duration::from_millis(1), secs(3));
+        assert_eq!(book.silent(secs(5), silence), vec![(peer, relayed)]);
+        assert_eq!(book.silent(secs(7), silence).len(), 2);
     }
 }

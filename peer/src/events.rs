@@ -65,7 +65,9 @@ pub enum Event {
         reason: String,
     },
     Reachability(Reachability),
-    /// A peer announced itself on the discovery topic for the first time.
+    /// A peer announced itself on the discovery topic for the first time,
+    /// or for the first time since every connection to it closed (it came
+    /// back, perhaps restarted).
     Discovered {
         peer: PeerId,
         addrs: Vec<Multiaddr>,

@@ -78,6 +78,9 @@ struct Node {
     /// Fires when the next relayed connection to a peer reached directly
     /// has had its grace ([`RELAYED_GRACE`]).
     close_relayed: Timer,
+    /// A connection without a ping answer for this long is closed as dead
+    /// ([`pings::link_silence`]).
+    link_silence: Duration,
 }
 
 impl Node {

@@ -138,7 +138,10 @@ impl Node {
                     self.close_relayed_after_grace();
                 }
                 _ = announce.tick() => self.on_announce_tick(),
-                _ = housekeeping.tick() => self.expire_pings(),
+                _ = housekeeping.tick() => {
+                    self.expire_pings();
+                    self.close_silent_connections();
+                }
             }
         }
         tracing::debug!("peer shutting down");

@@ -51,7 +51,9 @@ impl Config {
             listen_port: 0,
             force_private: false,
             hole_punching: true,
-            ping_interval: Duration::from_secs(5),
+            // Often enough that a dead connection is noticed within
+            // seconds (`link_silence`); a ping is a few dozen bytes.
+            ping_interval: Duration::from_secs(1),
         }
     }
 }
@@ -162,6 +164,7 @@ impl Peer {
             relay_retry: Timer::default(),
             announce_soon: Timer::default(),
             close_relayed: Timer::default(),
+            link_silence: super::pings::link_silence(config.ping_interval),
         };
         // Everything the node logs, the swarm's own lines included, names
         // the node: two peers in one process (the tests) stay apart.

@@ -13,6 +13,16 @@ use crate::events::Event;
 pub const MAX_PENDING_PINGS: usize = 16;
 /// How long a ping asked for may take, dial included.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slack over three ping intervals before a connection counts as dead (a
+/// slow relayed round trip delays the next ping by as much).
+const SILENCE_SLACK: Duration = Duration::from_secs(2);
+
+/// How long a connection may go without a ping answer before it is closed
+/// as dead: three missed pings plus [`SILENCE_SLACK`] (5 s at the default
+/// 1 s interval).
+pub fn link_silence(ping_interval: Duration) -> Duration {
+    ping_interval * 3 + SILENCE_SLACK
+}
 
 impl Node {
     pub(super) fn request_ping(&mut self, peer: PeerId) {
@@ -68,13 +78,32 @@ impl Node {
                 return tracing::debug!(peer = %peer, %connection, %error, "ping failed");
             }
         };
-        self.book.on_rtt(&peer, connection, rtt);
+        self.book.on_rtt(&peer, connection, rtt, Instant::now());
         let Some(path) = self.book.path_of(&peer, connection) else {
             return tracing::debug!(peer = %peer, %connection, "ping on a connection not in the book");
         };
         let best = self.book.get(&peer).and_then(|entry| entry.path());
         if Some(path) == best && self.pings.remove(&peer).is_some() {
             self.emit(Event::Ping { peer, path, rtt });
+        }
+    }
+
+    /// Closes the connections to peers whose pings went unanswered for
+    /// [`link_silence`]: a peer that was killed, froze or lost its network
+    /// says no goodbye, and its connections would otherwise pass for live
+    /// ones until an idle or transport timeout (never, for TCP without
+    /// traffic), keeping its entry `direct` with an old round trip and
+    /// the peer from being dialed again when it comes back.
+    pub(super) fn close_silent_connections(&mut self) {
+        for (peer, connection) in self.book.silent(Instant::now(), self.link_silence) {
+            if self.swarm.close_connection(connection) {
+                tracing::info!(
+                    peer = %peer,
+                    %connection,
+                    silence = ?self.link_silence,
+                    "closing a connection whose pings go unanswered"
+                );
+            }
         }
     }
 

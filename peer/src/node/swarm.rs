@@ -78,7 +78,13 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
                     identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
                         .with_agent_version(AGENT_VERSION.to_owned()),
                 ),
-                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+                // A ping unanswered for the silence bound is as good as
+                // failed: the connection is closed then anyway.
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(ping_interval)
+                        .with_timeout(super::pings::link_silence(ping_interval)),
+                ),
                 gossipsub,
                 wake: chat_protocol::wake::Behaviour::default(),
             })
