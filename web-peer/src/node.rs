@@ -639,6 +639,7 @@ impl Node {
                 link: entry.link(),
                 rtt: entry.rtt,
                 direct_failed: entry.direct_given_up().map(str::to_owned),
+                relayed: entry.relayed_connections().len(),
             };
             self.emit(event);
         }
