@@ -12,7 +12,9 @@
 //   direct        the direct WebRTC connection with it is up
 //   chat          the message is shown (in the receiving page only)
 // Runs alternate ours and js-libp2p, so whatever else the machine does falls
-// on both alike.
+// on both alike. All runs are made once over each relay address given (the
+// relay's /ws one and its /webrtc-direct one): both pages of a run reach
+// the relay over that transport, ours and js-libp2p's alike.
 //
 // Part 4, browser-to-browser throughput. After the last run of each kind,
 // the first page runs perf (`/perf/1.0.0`) transfers with the second over
@@ -21,7 +23,9 @@
 // only, `repeats` times each, timed in the page.
 //
 // Usage: node browser-pair.mjs <our page URL> <js chat page file>
-//          <relay /ws multiaddr> <relay STUN URL> <runs> <perf MB> <perf repeats>
+//          <relay multiaddrs, comma-separated> <relay STUN URL> <runs> <perf MB> <perf repeats>
+// The perf transfers (over the direct link, whichever transport reached
+// the relay) run with the first relay address only.
 // Prints rows `metric<TAB>ours<TAB>reference<TAB>ratio`; logs go to
 // standard error. BENCH_PAIR_ONLY=ours (or js) runs one kind only, to look
 // into it.
@@ -36,21 +40,25 @@ const RUN_TIMEOUT_MS = 60000
 const PERF_TIMEOUT_MS = 180000
 const MESSAGE = 'hello from the benchmark'
 
-const [ourUrl, jsPage, relayWs, stun, runsArg, megabytesArg, repeatsArg] = process.argv.slice(2)
-if (ourUrl == null || jsPage == null || relayWs == null || stun == null) {
-  console.error('usage: node browser-pair.mjs <our page URL> <js chat page file> <relay /ws multiaddr> <relay STUN URL> [runs] [perf MB] [perf repeats]')
+const [ourUrl, jsPage, relaysArg, stun, runsArg, megabytesArg, repeatsArg] = process.argv.slice(2)
+if (ourUrl == null || jsPage == null || relaysArg == null || stun == null) {
+  console.error('usage: node browser-pair.mjs <our page URL> <js chat page file> <relay multiaddrs, comma-separated> <relay STUN URL> [runs] [perf MB] [perf repeats]')
   process.exit(2)
 }
+const relays = relaysArg.split(',').filter((addr) => addr !== '')
+const transportOf = (relay) => relay.includes('/webrtc-direct/') ? 'WebRTC-direct' : relay.includes('/ws') ? 'WebSocket' : relay
 const runs = Number(runsArg ?? 10)
 const perfBytes = Number(megabytesArg ?? 32) * 1e6
 const repeats = Number(repeatsArg ?? 3)
 
-// How each page is opened, read and driven.
-const KINDS = {
+// How each page is opened, read and driven, reaching the relay at `relay`.
+const kinds = (relay) => ({
   ours: {
     url: `${ourUrl.replace(/\/?$/, '/')}?bench`,
-    // Connect can be clicked once the relay address is prefilled.
+    // Connect can be clicked once the relay address is prefilled; the
+    // address of the transport under test replaces it, as if pasted.
     ready: "document.getElementById('relay-addr').value !== ''",
+    setRelay: `document.getElementById('relay-addr').value = ${JSON.stringify(relay)}`,
     peerId: "return document.getElementById('self-peer-id').textContent",
     send: `document.getElementById('chat-input').value = arguments[0];
            document.getElementById('send').click()`,
@@ -58,13 +66,14 @@ const KINDS = {
   },
   js: {
     // A file:// URL: a secure context, as WebCrypto needs.
-    url: `${pathToFileURL(resolve(jsPage))}?relay=${encodeURIComponent(relayWs)}&ice=${encodeURIComponent(stun)}`,
+    url: `${pathToFileURL(resolve(jsPage))}?relay=${encodeURIComponent(relay)}&ice=${encodeURIComponent(stun)}`,
     ready: "!document.getElementById('connect').disabled",
+    setRelay: null,
     peerId: "return document.getElementById('peer-id').textContent",
     send: 'window.jsChat.send(arguments[0])',
     perf: 'window.jsChat.perf'
   }
-}
+})
 
 // Polls in the page every 5 ms until `condition` holds.
 const WAIT = `
@@ -143,8 +152,8 @@ async function check (result) {
 
 // One run of `kind`: two browsers, Connect in both, the marks of each;
 // with `perf`, the transfers too.
-async function pairRun (driver, kind, withPerf) {
-  const page = KINDS[kind]
+async function pairRun (driver, relay, kind, withPerf) {
+  const page = kinds(relay)[kind]
   const a = await openBrowser(driver, PERF_TIMEOUT_MS)
   let b
   try {
@@ -154,6 +163,7 @@ async function pairRun (driver, kind, withPerf) {
     for (const browser of [a, b]) await check(await browser.runAsync(WAIT, page.ready, RUN_TIMEOUT_MS))
     const idA = await a.run(page.peerId)
     const idB = await b.run(page.peerId)
+    if (page.setRelay != null) for (const browser of [a, b]) await browser.run(page.setRelay)
     await a.run(SEND_WHEN_LISTED, idB, MESSAGE, page.send, RUN_TIMEOUT_MS)
     await a.run("document.getElementById('connect').click()")
     await b.run("document.getElementById('connect').click()")
@@ -184,20 +194,25 @@ async function pairRun (driver, kind, withPerf) {
 }
 
 const driver = await startChromedriver()
-const results = { ours: [], js: [] }
-const failures = { ours: 0, js: 0 }
+// Per relay address: the runs of each kind, and how many failed.
+const byRelay = relays.map(() => ({ results: { ours: [], js: [] }, failures: { ours: 0, js: 0 } }))
 try {
-  for (let i = 0; i < runs; i++) {
-    const order = (i % 2 === 0 ? ['ours', 'js'] : ['js', 'ours']).filter((k) => (process.env.BENCH_PAIR_ONLY ?? k) === k)
-    for (const kind of order) {
-      try {
-        const result = await pairRun(driver, kind, i >= runs - 2 && results[kind].every((r) => r.upload == null))
-        results[kind].push(result)
-        const [pa, pb] = result.pages
-        console.error(`run ${i + 1}/${runs} ${kind}: relay ${pa['relay-connected'].toFixed(0)}/${pb['relay-connected'].toFixed(0)} ms, reserved ${pa.reserved.toFixed(0)}/${pb.reserved.toFixed(0)} ms, listed ${pa['peer-listed'].toFixed(0)}/${pb['peer-listed'].toFixed(0)} ms, direct ${pa.direct.toFixed(0)}/${pb.direct.toFixed(0)} ms, chat ${result.chat.toFixed(0)} ms`)
-      } catch (err) {
-        failures[kind]++
-        console.error(`run ${i + 1}/${runs} ${kind} failed: ${err.message}`)
+  for (const [r, relay] of relays.entries()) {
+    const { results, failures } = byRelay[r]
+    const transport = transportOf(relay)
+    for (let i = 0; i < runs; i++) {
+      const order = (i % 2 === 0 ? ['ours', 'js'] : ['js', 'ours']).filter((k) => (process.env.BENCH_PAIR_ONLY ?? k) === k)
+      for (const kind of order) {
+        try {
+          const withPerf = r === 0 && i >= runs - 2 && results[kind].every((run) => run.upload == null)
+          const result = await pairRun(driver, relay, kind, withPerf)
+          results[kind].push(result)
+          const [pa, pb] = result.pages
+          console.error(`${transport} run ${i + 1}/${runs} ${kind}: relay ${pa['relay-connected'].toFixed(0)}/${pb['relay-connected'].toFixed(0)} ms, reserved ${pa.reserved.toFixed(0)}/${pb.reserved.toFixed(0)} ms, listed ${pa['peer-listed'].toFixed(0)}/${pb['peer-listed'].toFixed(0)} ms, direct ${pa.direct.toFixed(0)}/${pb.direct.toFixed(0)} ms, chat ${result.chat.toFixed(0)} ms`)
+        } catch (err) {
+          failures[kind]++
+          console.error(`${transport} run ${i + 1}/${runs} ${kind} failed: ${err.message}`)
+        }
       }
     }
   }
@@ -222,19 +237,24 @@ function row (metric, values, unit, digits, suffix) {
   console.log(`${metric}, ${note} / js-libp2p pages\t${unit(mo)}\t${unit(mj)}\t${(mo / mj).toFixed(2)}`)
 }
 
-const perPage = (kind, moment) => results[kind].flatMap((r) => r.pages.map((p) => p[moment]))
-const failedRuns = failures.ours + failures.js > 0 ? `; failed runs: ours ${failures.ours}, js ${failures.js}` : ''
-for (const [moment, label] of [
-  ['relay-connected', 'relay connection up'],
-  ['reserved', 'reservation held'],
-  ['peer-listed', 'the other peer listed'],
-  ['direct', 'direct WebRTC connection up']
-]) {
-  row(`browser link, Connect to ${label}, both pages of ${runs} runs${failedRuns}`,
-    { ours: perPage('ours', moment), js: perPage('js', moment) }, ms, 0, 'ms')
+for (const [r, relay] of relays.entries()) {
+  const { results, failures } = byRelay[r]
+  const over = `relay over ${transportOf(relay)}`
+  const perPage = (kind, moment) => results[kind].flatMap((r) => r.pages.map((p) => p[moment]))
+  const failedRuns = failures.ours + failures.js > 0 ? `; failed runs: ours ${failures.ours}, js ${failures.js}` : ''
+  for (const [moment, label] of [
+    ['relay-connected', 'relay connection up'],
+    ['reserved', 'reservation held'],
+    ['peer-listed', 'the other peer listed'],
+    ['direct', 'direct WebRTC connection up']
+  ]) {
+    row(`browser link (${over}), Connect to ${label}, both pages of ${runs} runs${failedRuns}`,
+      { ours: perPage('ours', moment), js: perPage('js', moment) }, ms, 0, 'ms')
+  }
+  row(`browser link (${over}), Connect to the first chat message shown, receiving page of ${runs} runs${failedRuns}`,
+    { ours: results.ours.map((r) => r.chat), js: results.js.map((r) => r.chat) }, ms, 0, 'ms')
 }
-row(`browser link, Connect to the first chat message shown, receiving page of ${runs} runs${failedRuns}`,
-  { ours: results.ours.map((r) => r.chat), js: results.js.map((r) => r.chat) }, ms, 0, 'ms')
+const { results } = byRelay[0]
 const perfRuns = (kind, direction) => results[kind].flatMap((r) => r[direction] ?? [])
 for (const direction of ['upload', 'download']) {
   row(`browser-to-browser throughput, perf ${direction} of ${perfBytes / 1e6} MB on one stream of the direct WebRTC connection`,

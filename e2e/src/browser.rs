@@ -146,6 +146,70 @@ impl Browser {
             .unwrap_or_default())
     }
 
+    /// What the page reported as broken so far: `console.error` calls,
+    /// uncaught exceptions and unhandled promise rejections, in order.
+    /// The first 200 are kept, whatever the page logs besides.
+    pub async fn page_errors(&self) -> anyhow::Result<Vec<String>> {
+        let value = self
+            .client
+            .execute("return window.__e2eErrors || [];", vec![])
+            .await
+            .context("read the page's errors")?;
+        Ok(value
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|line| line.as_str().unwrap_or_default().to_owned())
+                    .filter(|line| is_page_error(line))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Fails, listing them, if the page reported any error (see
+    /// [`Browser::page_errors`]). A page's flow is only as good as its
+    /// console: an exception thrown from a callback shows nowhere else.
+    pub async fn check_no_page_errors(&self) -> anyhow::Result<()> {
+        let errors = self
+            .page_errors()
+            .await
+            .with_context(|| format!("browser {}: read its console", self.name))?;
+        anyhow::ensure!(
+            errors.is_empty(),
+            "browser {}: the page reported {} error(s), expected none:\n{}",
+            self.name,
+            errors.len(),
+            errors.join("\n")
+        );
+        Ok(())
+    }
+
+    /// The page's User Timing marks named `browser-chat:...` (see
+    /// `web-peer/src/ui/marks.rs`), each as its name without the prefix
+    /// and its time in milliseconds after `browser-chat:connect` (the
+    /// latest Connect click), in the order they happened. Empty before
+    /// Connect.
+    pub async fn marks(&self) -> anyhow::Result<Vec<(String, f64)>> {
+        let value = self
+            .client
+            .execute(
+                "const marks = performance.getEntriesByType('mark')\n                   .filter((m) => m.name.startsWith('browser-chat:'));\n                 const connect = marks.find((m) => m.name === 'browser-chat:connect');\n                 if (!connect) return [];\n                 return marks.sort((x, y) => x.startTime - y.startTime)\n                   .map((m) => [m.name.slice('browser-chat:'.length), m.startTime - connect.startTime]);",
+                vec![],
+            )
+            .await
+            .with_context(|| format!("browser {}: read the marks", self.name))?;
+        Ok(value
+            .as_array()
+            .map(|marks| {
+                marks
+                    .iter()
+                    .filter_map(|mark| Some((mark[0].as_str()?.to_owned(), mark[1].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The chat page's state (see [`PageState`]).
     pub async fn snapshot(&self) -> anyhow::Result<PageState> {
         let value = self
@@ -263,14 +327,18 @@ impl Browser {
         )
     }
 
-    /// Ends the session (and the browser).
+    /// Ends the session (and the browser). An error, after closing, if the
+    /// page reported errors ([`Browser::check_no_page_errors`]): every test
+    /// that closes its browsers this way fails on an uncaught page error.
     pub async fn close(mut self) -> anyhow::Result<()> {
+        let page_errors = self.check_no_page_errors().await;
         self.closed = true;
         self.client
             .clone()
             .close()
             .await
-            .context("close the session")
+            .context("close the session")?;
+        page_errors
     }
 }
 
@@ -290,6 +358,15 @@ impl Drop for Browser {
             Duration::from_secs(10),
         );
     }
+}
+
+/// Whether a line of [`Browser::console`] is an error: its level (the
+/// word after the time) is `error`, `uncaught` or `unhandledrejection`.
+fn is_page_error(line: &str) -> bool {
+    matches!(
+        line.split(' ').nth(1),
+        Some("error" | "uncaught" | "unhandledrejection")
+    )
 }
 
 /// A Chrome DevTools Protocol command through chromedriver.
@@ -323,6 +400,9 @@ const CONSOLE_HOOK: &str = r#"(() => {
   if (window.__e2eConsole) return;
   const log = [];
   window.__e2eConsole = log;
+  // Errors are also kept apart, so that chatty logs cannot push them out.
+  const errors = [];
+  window.__e2eErrors = errors;
   const show = (a) => {
     if (a instanceof Error) return a.stack || String(a);
     if (typeof a === 'object' && a !== null) { try { return JSON.stringify(a); } catch (_) { return String(a); } }
@@ -330,8 +410,10 @@ const CONSOLE_HOOK: &str = r#"(() => {
   };
   const push = (level, args) => {
     try {
-      log.push(new Date().toISOString().slice(11, 23) + ' ' + level + ' ' + Array.from(args).map(show).join(' '));
+      const line = new Date().toISOString().slice(11, 23) + ' ' + level + ' ' + Array.from(args).map(show).join(' ');
+      log.push(line);
       if (log.length > 1000) log.splice(0, log.length - 1000);
+      if (['error', 'uncaught', 'unhandledrejection'].includes(level) && errors.length < 200) errors.push(line);
     } catch (_) {}
   };
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
@@ -341,3 +423,26 @@ const CONSOLE_HOOK: &str = r#"(() => {
   window.addEventListener('error', (e) => push('uncaught', [e.message + ' at ' + e.filename + ':' + e.lineno]));
   window.addEventListener('unhandledrejection', (e) => push('unhandledrejection', [e.reason]));
 })();"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_errors_are_errors_uncaught_exceptions_and_rejections() {
+        for line in [
+            "10:00:00.000 error something failed",
+            "10:00:00.000 uncaught Error: closure invoked recursively or after being dropped at x.js:1",
+            "10:00:00.000 unhandledrejection \"nope\"",
+        ] {
+            assert!(is_page_error(line), "{line:?} is an error");
+        }
+        for line in [
+            "10:00:00.000 log the word error in a log line",
+            "10:00:00.000 warn slow",
+            "",
+        ] {
+            assert!(!is_page_error(line), "{line:?} is not an error");
+        }
+    }
+}

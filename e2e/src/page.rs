@@ -16,7 +16,7 @@ use crate::{Browser, Check, wait_until};
 /// | `#notice` | latest error or notice in plain words; `hidden` attribute when none |
 /// | `#self-peer-id`, `#self-addr` | own peer id; own circuit address (empty until the reservation is accepted) |
 /// | `#copy-addr` | button |
-/// | `#peers li[data-peer-id]` | one per discovered peer, with `.peer-name` and `.peer-state[data-state]` |
+/// | `#peers li[data-peer-id]` | one per discovered peer, with `.peer-name` and `.peer-state[data-state][data-relayed]` (relayed connections still open) |
 /// | `#dial-addr`, `#dial` | input and button |
 /// | `#chat-input`, `#send` | text input (Enter sends) and button |
 /// | `#chat-log li[data-from]` | one per message, with `.chat-sender`, `.chat-time`, `.chat-text` |
@@ -50,6 +50,9 @@ pub struct PeerEntry {
     pub peer_id: String,
     pub name: String,
     pub state: Option<String>,
+    /// `.peer-state[data-relayed]`: relayed connections to the peer still
+    /// open (`None` when the page does not say).
+    pub relayed: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +84,9 @@ impl PageState {
                     peer_id: peer["id"].as_str().unwrap_or_default().to_owned(),
                     name: peer["name"].as_str().unwrap_or_default().to_owned(),
                     state: peer["state"].as_str().map(str::to_owned),
+                    relayed: peer["relayed"]
+                        .as_str()
+                        .and_then(|count| count.parse().ok()),
                 })
                 .collect(),
             chat: list("chat")
@@ -152,10 +158,12 @@ impl fmt::Display for PageState {
         for peer in &self.peers {
             writeln!(
                 f,
-                "    {} name={:?} state={}",
+                "    {} name={:?} state={} relayed={}",
                 peer.peer_id,
                 peer.name,
-                peer.state.as_deref().unwrap_or("(none)")
+                peer.state.as_deref().unwrap_or("(none)"),
+                peer.relayed
+                    .map_or_else(|| "(none)".to_owned(), |count| count.to_string())
             )?;
         }
         let skip = self.chat.len().saturating_sub(10);
@@ -223,6 +231,7 @@ return {
     id: item.getAttribute('data-peer-id'),
     name: text(item.querySelector('.peer-name')),
     state: attr(item.querySelector('.peer-state'), 'data-state'),
+    relayed: attr(item.querySelector('.peer-state'), 'data-relayed'),
   })),
   chat: Array.from(document.querySelectorAll('#chat-log li')).map((item) => ({
     from: item.getAttribute('data-from'),
@@ -293,13 +302,14 @@ mod tests {
             "status": "connected", "statusText": "Connected",
             "noticeVisible": false, "noticeText": "",
             "relayAddr": "/ip4/127.0.0.1/tcp/2/ws/p2p/R", "selfPeerId": "A", "selfAddr": "x",
-            "peers": [{ "id": "B", "name": "bee", "state": "relayed" }],
+            "peers": [{ "id": "B", "name": "bee", "state": "relayed", "relayed": "1" }],
             "chat": [{ "from": "B", "sender": "bee", "time": "12:00", "text": "hi" }],
             "events": ["connected"], "missing": ["#dial"],
         });
         let page = PageState::from_json("A", &value);
         assert!(page.is_connected());
         assert!(page.lists_peer("B") && !page.lists_peer("C"));
+        assert_eq!(page.peers[0].relayed, Some(1));
         assert!(page.has_message("B", "hi") && !page.has_message("A", "hi"));
         let text = page.to_string();
         for expected in [

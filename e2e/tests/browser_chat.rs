@@ -1,6 +1,9 @@
-//! Two headless Chromium pages chat through the relay, upgrade to a direct
-//! WebRTC link, keep chatting over it while the relay process is killed,
-//! and reconnect when it is back.
+//! Two headless Chromium pages connect to the relay, over WebSocket in one
+//! test and over WebRTC-direct in the other, with the same expectations:
+//! they chat through the relay, upgrade to a direct WebRTC link, keep
+//! chatting over it while the relay process is killed, and reconnect when
+//! it is back. Neither page may report an error on its console (an
+//! exception thrown from a callback, say) at any time.
 //!
 //! Needs the built page (`scripts/build-page` writes `dist/`), chromedriver
 //! and Chromium. Screenshots, the chromedriver log and, on failure, a
@@ -8,32 +11,73 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+
 use e2e::{
     Browser, Check, ChromeDriver, PageRelay, PageState, RelayPorts, RelayProcess, TIMEOUT,
     wait_page, wait_pages, wait_until,
 };
 
-/// Artifact names start with this.
-const PREFIX: &str = "browser_chat";
 /// The page reconnects with backoff after the relay comes back.
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Each step a user waits for (the other page listed, the direct link, a
+/// chat message arriving) comes within this, whichever transport the
+/// pages reach the relay over: over WebSocket each takes well under a
+/// second on loopback. Slack for a busy machine, yet far below the 10 s
+/// and more that a stalled stream waits for some unrelated event.
+const STEP_TIMEOUT: Duration = Duration::from_secs(8);
 /// Not a multiaddr: the port is not a number.
 const MALFORMED_ADDR: &str = "/ip4/127.0.0.1/tcp/notaport/ws";
 
+/// How the pages reach the relay.
+#[derive(Debug, Clone, Copy)]
+enum RelayTransport {
+    WebSocket,
+    WebRtcDirect,
+}
+
+impl RelayTransport {
+    /// Artifact names start with this.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::WebSocket => "browser_chat_ws",
+            Self::WebRtcDirect => "browser_chat_webrtc_direct",
+        }
+    }
+
+    /// Whether `addr` (one the relay printed) is of this transport.
+    fn is_of(self, addr: &str) -> bool {
+        match self {
+            Self::WebSocket => addr.contains("/ws/"),
+            Self::WebRtcDirect => addr.contains("/webrtc-direct/certhash/"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
+async fn two_pages_chat_over_a_websocket_relay_and_again_after_it_restarts() {
+    two_pages_chat(RelayTransport::WebSocket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_chat_over_a_webrtc_direct_relay_and_again_after_it_restarts() {
+    two_pages_chat(RelayTransport::WebRtcDirect).await;
+}
+
+async fn two_pages_chat(transport: RelayTransport) {
+    let prefix = transport.prefix();
     let PageRelay {
         process: relay,
         ports,
         args: relay_args,
         state_dir: _state_dir,
-    } = PageRelay::start(PREFIX, &[])
+    } = PageRelay::start(prefix, &[])
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
 
     // Declared after the relay: dropped (browsers first, then chromedriver)
     // before it, even when the test panics.
-    let driver = ChromeDriver::start(PREFIX)
+    let driver = ChromeDriver::start(prefix)
         .await
         .expect("chromedriver starts");
     let a = Browser::open(&driver, "A").await.expect("browser A opens");
@@ -42,6 +86,7 @@ async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
     let mut test = Scenario {
         a: &a,
         b: &b,
+        transport,
         ports,
         relay_args,
         relay: Some(relay),
@@ -51,11 +96,20 @@ async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
         .as_ref()
         .map(|relay| relay.log_path.clone())
         .unwrap_or_default();
-    if let Err(error) = test.run().await {
-        let a_report = a.save_failure_report(PREFIX).await;
-        let b_report = b.save_failure_report(PREFIX).await;
+    let outcome = match test.run().await {
+        // The whole flow, the relay's restart included, without an error
+        // on either page.
+        Ok(()) => match a.check_no_page_errors().await {
+            Ok(()) => b.check_no_page_errors().await,
+            error => error,
+        },
+        error => error,
+    };
+    if let Err(error) = outcome {
+        let a_report = a.save_failure_report(prefix).await;
+        let b_report = b.save_failure_report(prefix).await;
         panic!(
-            "{error:#}\n\nartifacts:\n{a_report}\n{b_report}\nchromedriver log: {}\nrelay log: {}",
+            "over {transport:?}: {error:#}\n\nartifacts:\n{a_report}\n{b_report}\nchromedriver log: {}\nrelay log: {}",
             driver.log_path().display(),
             relay_log.display()
         );
@@ -70,6 +124,7 @@ async fn two_pages_chat_through_the_relay_and_again_after_it_restarts() {
 struct Scenario<'a> {
     a: &'a Browser,
     b: &'a Browser,
+    transport: RelayTransport,
     ports: RelayPorts,
     relay_args: Vec<String>,
     relay: Option<RelayProcess>,
@@ -78,6 +133,7 @@ struct Scenario<'a> {
 impl Scenario<'_> {
     async fn run(&mut self) -> anyhow::Result<()> {
         let (a, b) = (self.a, self.b);
+        let prefix = self.transport.prefix();
         let relay = self.relay.as_ref().expect("the relay runs");
         let relay_peer_id = relay.peer_id.clone();
         let relay_addrs = relay.multiaddrs.clone();
@@ -130,10 +186,22 @@ impl Scenario<'_> {
             },
         )
         .await?;
-        a.screenshot(PREFIX, "malformed-address").await?;
-        a.fill("#relay-addr", &prefilled).await?;
+        a.screenshot(prefix, "malformed-address").await?;
 
-        // Both connect and get a circuit address.
+        // Both connect over the transport under test, as a user who pasted
+        // the relay's address of that kind.
+        let relay_addr = relay_addrs
+            .iter()
+            .find(|addr| self.transport.is_of(addr))
+            .with_context(|| {
+                format!(
+                    "the relay printed no {:?} address: {relay_addrs:?}",
+                    self.transport
+                )
+            })?
+            .clone();
+        a.fill("#relay-addr", &relay_addr).await?;
+        b.fill("#relay-addr", &relay_addr).await?;
         a.click("#connect").await?;
         b.click("#connect").await?;
         let (page_a, page_b) = wait_connected(a, b, TIMEOUT).await?;
@@ -155,16 +223,19 @@ impl Scenario<'_> {
             );
         }
 
-        wait_discovered(a, b, &id_a, &id_b).await?;
+        wait_discovered(a, b, &id_a, &id_b, STEP_TIMEOUT).await?;
         // They upgrade to a direct browser-to-browser WebRTC connection.
-        wait_direct(a, b, &id_a, &id_b).await?;
-        chat(a, b, &id_a, "first").await?;
-        chat(b, a, &id_b, "first").await?;
-        a.screenshot(PREFIX, "after-first-chat").await?;
-        b.screenshot(PREFIX, "after-first-chat").await?;
+        wait_direct(a, b, &id_a, &id_b, STEP_TIMEOUT).await?;
+        chat(a, b, &id_a, "first", STEP_TIMEOUT).await?;
+        chat(b, a, &id_b, "first", STEP_TIMEOUT).await?;
+        a.screenshot(prefix, "after-first-chat").await?;
+        b.screenshot(prefix, "after-first-chat").await?;
+        for page in [a, b] {
+            print_marks(page, self.transport).await?;
+        }
 
-        // The relayed connection between them gives way to the direct one,
-        // on one page or the other (whichever closes it first).
+        // The relayed connections between them give way to the direct
+        // one: a page closes them, and then neither page holds one.
         wait_until(
             "a page closes its relayed connection to the other",
             TIMEOUT,
@@ -183,6 +254,23 @@ impl Scenario<'_> {
             },
         )
         .await?;
+        for (page, other, name) in [(a, &id_b, "B"), (b, &id_a, "A")] {
+            wait_page(
+                page,
+                &format!("#peers shows {name} ({other}) direct, with no relayed connection left"),
+                TIMEOUT,
+                |state| {
+                    let peer = state.peers.iter().find(|peer| peer.peer_id == *other);
+                    match peer.map(|peer| (peer.state.as_deref(), peer.relayed)) {
+                        Some((Some("direct"), Some(0))) => None,
+                        found => Some(format!(
+                            "{name}'s (link state, relayed connections) is {found:?}"
+                        )),
+                    }
+                },
+            )
+            .await?;
+        }
 
         // The relay process is killed: both pages notice.
         let relay = self.relay.take().expect("the relay runs");
@@ -200,14 +288,14 @@ impl Scenario<'_> {
         .await?;
 
         // The direct link does not need the relay: chat flows both ways.
-        wait_direct(a, b, &id_a, &id_b).await?;
-        chat(a, b, &id_a, "relay down").await?;
-        chat(b, a, &id_b, "relay down").await?;
-        a.screenshot(PREFIX, "relay-down").await?;
+        wait_direct(a, b, &id_a, &id_b, TIMEOUT).await?;
+        chat(a, b, &id_a, "relay down", STEP_TIMEOUT).await?;
+        chat(b, a, &id_b, "relay down", STEP_TIMEOUT).await?;
+        a.screenshot(prefix, "relay-down").await?;
 
         // It comes back on the same ports with the same identity: both
         // pages reconnect by themselves and chat again.
-        let relay = RelayProcess::start(PREFIX, &self.relay_args).await?;
+        let relay = RelayProcess::start(prefix, &self.relay_args).await?;
         anyhow::ensure!(
             relay.peer_id == relay_peer_id,
             "the restarted relay has peer id {}, not {relay_peer_id}",
@@ -215,11 +303,11 @@ impl Scenario<'_> {
         );
         self.relay = Some(relay);
         wait_connected(a, b, RECONNECT_TIMEOUT).await?;
-        wait_discovered(a, b, &id_a, &id_b).await?;
-        chat(a, b, &id_a, "after the restart").await?;
-        chat(b, a, &id_b, "after the restart").await?;
-        a.screenshot(PREFIX, "end").await?;
-        b.screenshot(PREFIX, "end").await?;
+        wait_discovered(a, b, &id_a, &id_b, TIMEOUT).await?;
+        chat(a, b, &id_a, "after the restart", STEP_TIMEOUT).await?;
+        chat(b, a, &id_b, "after the restart", STEP_TIMEOUT).await?;
+        a.screenshot(prefix, "end").await?;
+        b.screenshot(prefix, "end").await?;
         Ok(())
     }
 }
@@ -251,12 +339,18 @@ async fn wait_connected(
 }
 
 /// Each page shows the other on a direct (WebRTC) link.
-async fn wait_direct(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {
+async fn wait_direct(
+    a: &Browser,
+    b: &Browser,
+    id_a: &str,
+    id_b: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     for (page, other, name) in [(a, id_b, "B"), (b, id_a, "A")] {
         wait_page(
             page,
             &format!("#peers shows {name} ({other}) as direct"),
-            TIMEOUT,
+            timeout,
             |state| {
                 let peer = state.peers.iter().find(|peer| peer.peer_id == other);
                 match peer.and_then(|peer| peer.state.as_deref()) {
@@ -270,12 +364,18 @@ async fn wait_direct(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow
     Ok(())
 }
 
-async fn wait_discovered(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> anyhow::Result<()> {
-    wait_page(a, &format!("#peers lists B ({id_b})"), TIMEOUT, |page| {
+async fn wait_discovered(
+    a: &Browser,
+    b: &Browser,
+    id_a: &str,
+    id_b: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_page(a, &format!("#peers lists B ({id_b})"), timeout, |page| {
         (!page.lists_peer(id_b)).then(|| format!("#peers does not list {id_b}"))
     })
     .await?;
-    wait_page(b, &format!("#peers lists A ({id_a})"), TIMEOUT, |page| {
+    wait_page(b, &format!("#peers lists A ({id_a})"), timeout, |page| {
         (!page.lists_peer(id_a)).then(|| format!("#peers does not list {id_a}"))
     })
     .await?;
@@ -284,7 +384,13 @@ async fn wait_discovered(a: &Browser, b: &Browser, id_a: &str, id_b: &str) -> an
 
 /// `from` types a unique message and presses Enter; it shows up in `to`'s
 /// chat log, attributed to `from_id`.
-async fn chat(from: &Browser, to: &Browser, from_id: &str, round: &str) -> anyhow::Result<()> {
+async fn chat(
+    from: &Browser,
+    to: &Browser,
+    from_id: &str,
+    round: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
@@ -298,7 +404,7 @@ async fn chat(from: &Browser, to: &Browser, from_id: &str, round: &str) -> anyho
     );
     let text = &text;
     let sent = std::time::Instant::now();
-    wait_until(&what, TIMEOUT, || async move {
+    wait_until(&what, timeout, || async move {
         let receiver = to.snapshot().await?;
         if receiver.has_message(from_id, text) {
             eprintln!(
@@ -317,4 +423,21 @@ async fn chat(from: &Browser, to: &Browser, from_id: &str, round: &str) -> anyho
         )))
     })
     .await
+}
+
+/// Prints when each mark of `page` came, after its Connect click: the
+/// moments the benchmarks measure, for a look at a run.
+async fn print_marks(page: &Browser, transport: RelayTransport) -> anyhow::Result<()> {
+    let marks = page.marks().await?;
+    let line = marks
+        .iter()
+        .map(|(name, after)| {
+            // Peer marks end in the other's peer id: the moment is enough.
+            let moment = name.split(' ').next().unwrap_or(name);
+            format!("{moment} {after:.0} ms")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!("marks of page {} over {transport:?}: {line}", page.name);
+    Ok(())
 }

@@ -84,6 +84,9 @@ pub enum Event {
         rtt: Option<Duration>,
         /// Why a direct connection was given up on, if it was.
         direct_failed: Option<String>,
+        /// Relayed connections to the peer still open (0 once the direct
+        /// link has replaced them).
+        relayed: usize,
     },
     PeerGone {
         peer: PeerId,

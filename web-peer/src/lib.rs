@@ -6,15 +6,17 @@
 //! - [`relay_addr`]: reading the relay address a user pasted;
 //! - [`peers`]: what this peer knows of the others (bounded);
 //! - [`backoff`]: reconnect delays;
+//! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain.
 //!
-//! The first four compile natively as well, so their tests run with the
+//! The first five compile natively as well, so their tests run with the
 //! workspace's.
 
+pub mod announce;
 pub mod backoff;
 pub mod events;
 pub mod peers;

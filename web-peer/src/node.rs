@@ -27,12 +27,12 @@ use libp2p::{
         DialError, NetworkBehaviour, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
-    webrtc_websys, websocket_websys, yamux,
+    websocket_websys, yamux,
 };
 use web_time::Instant;
 
 use crate::{
-    ANNOUNCE_INTERVAL,
+    ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
     events::{Command, Event, RelayStatus},
     peers::{Link, Path, PeerBook, short},
@@ -196,7 +196,11 @@ impl Node {
             })
             .map_err(|e| setup(&e))?
             .with_other_transport(|key| {
-                webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+                // WebRTC-direct to the relay through the `/webrtc` crate's
+                // data channels, not libp2p-webrtc-websys's: see
+                // `libp2p_webrtc_p2p::direct` for the stalls and the
+                // callback errors those had.
+                libp2p_webrtc_p2p::direct::Transport::new(key.clone())
                     .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
             })
             .map_err(|e| setup(&e))?
@@ -707,22 +711,15 @@ impl Node {
         }
     }
 
-    /// This peer's circuit addresses, the one through the address the
-    /// user connected to the relay with first: it is known to be reachable
-    /// from a browser, unlike some of the relay's other addresses.
+    /// This peer's circuit addresses that a browser can dial (see
+    /// [`announce`]), the one through the relay address the user connected
+    /// with first.
     fn circuit_addrs(&self) -> Vec<Multiaddr> {
-        let me = *self.swarm.local_peer_id();
-        let mut addrs: Vec<Multiaddr> = self
-            .swarm
-            .listeners()
-            .filter(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit))
-            .map(|addr| with_peer_id(addr, me))
-            .collect();
-        if let Some(relay) = &self.relay {
-            let preferred = relay.addr.addr.to_vec();
-            addrs.sort_by_key(|addr| !addr.to_vec().starts_with(&preferred));
-        }
-        addrs
+        announce::announced_addrs(
+            self.swarm.listeners(),
+            *self.swarm.local_peer_id(),
+            self.relay.as_ref().map(|relay| &relay.addr.addr),
+        )
     }
 
     fn emit_peer(&mut self, peer: &PeerId) {
@@ -732,6 +729,7 @@ impl Node {
                 link: entry.link(),
                 rtt: entry.rtt,
                 direct_failed: entry.direct_given_up().map(str::to_owned),
+                relayed: entry.relayed_connections().len(),
             };
             self.emit(event);
         }
@@ -1077,14 +1075,6 @@ impl Node {
             self.peers
                 .on_direct_failed(&peer, error.to_string(), Instant::now());
         }
-    }
-}
-
-/// `addr` ending in `/p2p/<peer>`.
-fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    match addr.iter().last() {
-        Some(Protocol::P2p(_)) => addr.clone(),
-        _ => addr.clone().with(Protocol::P2p(peer)),
     }
 }
 

@@ -31,17 +31,32 @@ struct Inner {
     /// Woken by streams that receive data nobody waits for.
     waker: ConnectionWaker,
     closed: bool,
+    /// Ends the connection as soon as ICE reports `disconnected`.
+    end_on_disconnect: bool,
 }
 
 impl Connection {
     /// Wraps a peer connection whose ICE and DTLS have completed.
     pub fn new(peer_connection: PeerConnection) -> Self {
+        Self::with_end_on_disconnect(peer_connection, false)
+    }
+
+    /// A WebRTC-direct connection to a server: lost once ICE reports
+    /// `disconnected`, since a server that stops answering its consent
+    /// checks has gone (the page then reconnects at once, instead of
+    /// holding a dead connection until the browser calls it `failed`).
+    pub(crate) fn to_server(peer_connection: PeerConnection) -> Self {
+        Self::with_end_on_disconnect(peer_connection, true)
+    }
+
+    fn with_end_on_disconnect(peer_connection: PeerConnection, end_on_disconnect: bool) -> Self {
         Self {
             inner: SendWrapper::new(Inner {
                 peer_connection,
                 drop_listeners: FuturesUnordered::new(),
                 waker: ConnectionWaker::default(),
                 closed: false,
+                end_on_disconnect,
             }),
         }
     }
@@ -95,6 +110,9 @@ impl StreamMuxer for Connection {
             if let Err(error) = result {
                 tracing::debug!(%error, "could not reset a dropped stream");
             }
+        }
+        if self.inner.end_on_disconnect && self.inner.peer_connection.is_disconnected() {
+            return Poll::Ready(Err(Error::Closed));
         }
         // A failed or closed peer connection ends the libp2p connection.
         match self

@@ -83,6 +83,9 @@ impl Shared {
 /// The browser's callbacks, kept alive as long as any handle.
 struct Callbacks {
     channel: RtcDataChannel,
+    /// Whether the channel outlives its handles (see
+    /// [`PollDataChannel::new_kept_open`]).
+    keep_open: bool,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_open: Closure<dyn FnMut(web_sys::Event)>,
     _on_close: Closure<dyn FnMut(web_sys::Event)>,
@@ -95,7 +98,9 @@ impl Drop for Callbacks {
         self.channel.set_onopen(None);
         self.channel.set_onclose(None);
         self.channel.set_onbufferedamountlow(None);
-        self.channel.close();
+        if !self.keep_open {
+            self.channel.close();
+        }
     }
 }
 
@@ -109,6 +114,25 @@ pub struct PollDataChannel {
 
 impl PollDataChannel {
     pub(crate) fn new(channel: RtcDataChannel, connection: ConnectionWaker) -> Self {
+        Self::with_keep_open(channel, connection, false)
+    }
+
+    /// A handle that never closes the channel itself, neither on close
+    /// nor on drop (its callbacks are still unset when the last handle
+    /// goes): for WebRTC-direct's handshake channel 0. Closing it frees
+    /// stream id 0, and Chromium gives that id to the next channel the
+    /// page opens, which the server still takes for the handshake's: the
+    /// page's first libp2p stream (its gossipsub stream, say) then fails
+    /// protocol negotiation. The channel closes with its peer connection.
+    pub(crate) fn new_kept_open(channel: RtcDataChannel, connection: ConnectionWaker) -> Self {
+        Self::with_keep_open(channel, connection, true)
+    }
+
+    fn with_keep_open(
+        channel: RtcDataChannel,
+        connection: ConnectionWaker,
+        keep_open: bool,
+    ) -> Self {
         channel.set_binary_type(RtcDataChannelType::Arraybuffer);
         channel.set_buffered_amount_low_threshold(MAX_BUFFERED_AMOUNT / 2);
         let shared = Rc::new(RefCell::new(Shared {
@@ -161,6 +185,7 @@ impl PollDataChannel {
             shared,
             _callbacks: Rc::new(Callbacks {
                 channel,
+                keep_open,
                 _on_message: on_message,
                 _on_open: on_open,
                 _on_close: on_close,
@@ -230,7 +255,9 @@ impl AsyncWrite for PollDataChannel {
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.channel.close();
+        if !self._callbacks.keep_open {
+            self.channel.close();
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -19,6 +19,12 @@ pub enum Error {
     Closed,
     #[error("too many WebRTC dials at once")]
     Busy,
+    #[error("cannot read our own certificate's fingerprint: {0}")]
+    Fingerprint(#[from] crate::direct_sdp::FingerprintError),
+    #[error("the Noise handshake with the server failed")]
+    Noise(#[source] libp2p_webrtc_utils::noise::Error),
+    #[error("no WebRTC-direct connection within {} s", .0.as_secs())]
+    Timeout(std::time::Duration),
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -34,6 +34,12 @@
 //!   behaviour opens and accepts the signaling streams (through
 //!   `libp2p-stream`, on the relayed connections) and runs each exchange.
 //! - [`addr`]: `/webrtc` addresses.
+//! - `direct` (browser): WebRTC-direct (`/webrtc-direct/certhash/...`),
+//!   a browser dialing a server such as the relay, on the same peer
+//!   connection, data channel and connection code; [`direct_sdp`] is its
+//!   SDP text handling. It replaces `libp2p-webrtc-websys`, whose data
+//!   channels stalled protocols and left freed callbacks behind (see the
+//!   module's docs).
 //!
 //! # Supported, and not
 //!
@@ -54,8 +60,12 @@
 //! (non-browser) peers, which have no `RTCPeerConnection`.
 
 pub mod addr;
+pub mod direct_sdp;
 mod error;
 pub mod signaling;
+
+#[cfg(target_arch = "wasm32")]
+pub mod direct;
 
 #[cfg(target_arch = "wasm32")]
 mod behaviour;

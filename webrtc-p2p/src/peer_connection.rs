@@ -159,12 +159,28 @@ impl PeerConnection {
 
     /// Creates the offer (its SDP) and sets it as the local description.
     pub async fn offer(&self) -> Result<String, Error> {
+        self.offer_edited(str::to_owned).await
+    }
+
+    /// Creates the offer, sets `edit` of its SDP as the local description
+    /// and returns that.
+    pub(crate) async fn offer_edited(
+        &self,
+        edit: impl FnOnce(&str) -> String,
+    ) -> Result<String, Error> {
         let offer = JsFuture::from(self.inner.create_offer())
             .await
             .map_err(Error::js("create an offer"))?;
-        let sdp = sdp_of(&offer)?;
+        let sdp = edit(&sdp_of(&offer)?);
         self.set_local_description(RtcSdpType::Offer, &sdp).await?;
         Ok(sdp)
+    }
+
+    /// The SDP of the local description, once one is set.
+    pub(crate) fn local_sdp(&self) -> Option<String> {
+        self.inner
+            .local_description()
+            .map(|description| description.sdp())
     }
 
     /// Creates the answer (its SDP) and sets it as the local description.
@@ -245,6 +261,13 @@ impl PeerConnection {
         }
     }
 
+    /// Whether ICE lost its path for now (`disconnected`): a browser peer
+    /// may come back, a WebRTC-direct server that stopped answering does
+    /// not, and the browser would wait 30 s and more to call it `failed`.
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.inner.connection_state() == RtcPeerConnectionState::Disconnected
+    }
+
     /// Ready once the state is no longer [`LinkState::Connecting`], or
     /// changes from `Connected`, whichever comes first after `from`.
     pub fn poll_state_change(&self, cx: &mut Context<'_>, from: LinkState) -> Poll<LinkState> {
@@ -262,6 +285,16 @@ impl PeerConnection {
         init.set_negotiated(false);
         self.inner
             .create_data_channel_with_data_channel_dict(label, &init)
+    }
+
+    /// The data channel WebRTC-direct runs its Noise handshake on:
+    /// negotiated out of band, with id 0, as its specification says.
+    pub(crate) fn create_handshake_channel(&self) -> RtcDataChannel {
+        let init = RtcDataChannelInit::new();
+        init.set_negotiated(true);
+        init.set_id(0);
+        self.inner
+            .create_data_channel_with_data_channel_dict("", &init)
     }
 
     pub fn poll_inbound_channel(&self, cx: &mut Context<'_>) -> Poll<RtcDataChannel> {

@@ -26,8 +26,20 @@ impl Stream {
         channel: RtcDataChannel,
         connection: ConnectionWaker,
     ) -> (Self, DropListener) {
-        let (inner, drop_listener) =
-            libp2p_webrtc_utils::Stream::new(PollDataChannel::new(channel, connection));
+        Self::from_channel(PollDataChannel::new(channel, connection))
+    }
+
+    /// A stream on WebRTC-direct's handshake channel, which stays open
+    /// after the stream is closed (see [`PollDataChannel::new_kept_open`]).
+    pub(crate) fn handshake(channel: RtcDataChannel) -> (Self, DropListener) {
+        Self::from_channel(PollDataChannel::new_kept_open(
+            channel,
+            ConnectionWaker::default(),
+        ))
+    }
+
+    fn from_channel(channel: PollDataChannel) -> (Self, DropListener) {
+        let (inner, drop_listener) = libp2p_webrtc_utils::Stream::new(channel);
         (
             Self {
                 inner: SendWrapper::new(inner),

@@ -2,7 +2,8 @@
 // the benchmarks' reference for our page (bench/browser-pair.mjs). It does
 // what ours does, the js-libp2p way, with the same wire formats:
 //
-// - on Connect, it dials the relay (`?relay=<multiaddr>`, over /ws) and,
+// - on Connect, it dials the relay (`?relay=<multiaddr>`, over /ws or
+//   /webrtc-direct) and,
 //   listening on `/p2p-circuit` and `/webrtc`, reserves a slot;
 // - it announces its circuit addresses in a discovery record on
 //   `_peer-discovery._p2p._pubsub` (the `Peer { publicKey, addrs }` record
@@ -31,7 +32,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
-import { webRTC } from '@libp2p/webrtc'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -209,6 +210,7 @@ async function start () {
     transports: [
       webSockets(),
       webRTC({ rtcConfiguration: { iceServers } }),
+      webRTCDirect(),
       circuitRelayTransport()
     ],
     connectionEncrypters: [noise()],

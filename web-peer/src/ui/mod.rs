@@ -178,7 +178,8 @@ impl Ui {
                 link,
                 rtt,
                 direct_failed,
-            } => self.render_peer(&peer, &link, rtt, direct_failed.as_deref())?,
+                relayed,
+            } => self.render_peer(&peer, &link, rtt, direct_failed.as_deref(), relayed)?,
             Event::PeerGone { peer } => {
                 if let Some(item) = self.peer_item(&peer)? {
                     item.remove();
@@ -230,6 +231,7 @@ impl Ui {
         link: &Link,
         rtt: Option<std::time::Duration>,
         direct_failed: Option<&str>,
+        relayed: usize,
     ) -> Result<(), JsValue> {
         let item = match self.peer_item(peer)? {
             Some(item) => item,
@@ -266,6 +268,9 @@ impl Ui {
             }
             state.set_text_content(Some(&text));
             state.set_attribute("data-state", link.name())?;
+            // For tests and the curious: whether a relayed connection is
+            // still open beside the direct one.
+            state.set_attribute("data-relayed", &relayed.to_string())?;
             match (link, direct_failed) {
                 (Link::Unreachable(reason), _) => state.set_attribute("title", reason)?,
                 (Link::Connected(_), Some(reason)) => state.set_attribute("title", reason)?,

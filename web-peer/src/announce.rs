@@ -1,0 +1,114 @@
+//! Which of this page's addresses its discovery record carries.
+//!
+//! The relay client reports a circuit address through every address the
+//! relay has, its TCP and QUIC ones included, and the `/webrtc` transport a
+//! twin of each. A browser can open none through TCP or QUIC, and the other
+//! browsers are the ones reading the record: it carries only circuits
+//! through the relay's `/ws`, `/wss` and `/webrtc-direct` addresses, and
+//! their `/webrtc` twins.
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+
+/// The addresses to announce among `listeners`: circuit addresses a
+/// browser can dial, each ending in `/p2p/<me>`, those through `preferred`
+/// (the relay address the user connected with, known to be reachable from
+/// a browser) first.
+pub fn announced_addrs<'a>(
+    listeners: impl IntoIterator<Item = &'a Multiaddr>,
+    me: PeerId,
+    preferred: Option<&Multiaddr>,
+) -> Vec<Multiaddr> {
+    let mut addrs: Vec<Multiaddr> = listeners
+        .into_iter()
+        .filter(|addr| is_browser_dialable_circuit(addr))
+        .map(|addr| with_peer_id(addr, me))
+        .collect();
+    if let Some(preferred) = preferred {
+        let preferred = preferred.to_vec();
+        addrs.sort_by_key(|addr| !addr.to_vec().starts_with(&preferred));
+    }
+    addrs
+}
+
+/// Whether `addr` is a circuit address (plain or `/webrtc`) whose relay
+/// part a browser can dial: it goes over `/ws`, `/wss` or `/webrtc-direct`.
+pub fn is_browser_dialable_circuit(addr: &Multiaddr) -> bool {
+    let mut relay_part = addr.iter().take_while(|p| *p != Protocol::P2pCircuit);
+    let browser_transport = relay_part.any(|p| {
+        matches!(
+            p,
+            Protocol::Ws(_) | Protocol::Wss(_) | Protocol::WebRTCDirect
+        )
+    });
+    browser_transport && addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// `addr` ending in `/p2p/<peer>`.
+pub fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    match addr.iter().last() {
+        Some(Protocol::P2p(_)) => addr.clone(),
+        _ => addr.clone().with(Protocol::P2p(peer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELAY: &str = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    const CERTHASH: &str = "uEiDikp5KVUgkLta1EjUN-IKbHk-dUBg8VzKgf5nXxLK46w";
+
+    fn addr(text: &str) -> Multiaddr {
+        text.parse().expect("a multiaddr")
+    }
+
+    #[test]
+    fn only_circuits_through_browser_transports_are_announced_the_connected_one_first() {
+        let me = PeerId::random();
+        let ws = format!("/ip4/203.0.113.7/tcp/4002/ws/p2p/{RELAY}");
+        let direct =
+            format!("/ip4/203.0.113.7/udp/4003/webrtc-direct/certhash/{CERTHASH}/p2p/{RELAY}");
+        let listeners = [
+            addr(&format!(
+                "/ip4/203.0.113.7/tcp/4001/p2p/{RELAY}/p2p-circuit"
+            )),
+            addr(&format!(
+                "/ip4/203.0.113.7/tcp/4001/p2p/{RELAY}/p2p-circuit/webrtc"
+            )),
+            addr(&format!(
+                "/ip4/203.0.113.7/udp/4004/quic-v1/p2p/{RELAY}/p2p-circuit"
+            )),
+            addr(&format!("{ws}/p2p-circuit")),
+            addr(&format!("{ws}/p2p-circuit/webrtc")),
+            addr(&format!(
+                "/dns/relay.example/tcp/443/wss/p2p/{RELAY}/p2p-circuit"
+            )),
+            addr(&format!("{direct}/p2p-circuit")),
+            addr(&format!("{direct}/p2p-circuit/webrtc")),
+            // Not a circuit: never ours to announce.
+            addr(&ws),
+            addr("/webrtc"),
+        ];
+        let announced = announced_addrs(&listeners, me, Some(&addr(&direct)));
+        let expected: Vec<Multiaddr> = [
+            format!("{direct}/p2p-circuit/p2p/{me}"),
+            format!("{direct}/p2p-circuit/webrtc/p2p/{me}"),
+            format!("{ws}/p2p-circuit/p2p/{me}"),
+            format!("{ws}/p2p-circuit/webrtc/p2p/{me}"),
+            format!("/dns/relay.example/tcp/443/wss/p2p/{RELAY}/p2p-circuit/p2p/{me}"),
+        ]
+        .iter()
+        .map(|text| addr(text))
+        .collect();
+        assert_eq!(announced, expected);
+    }
+
+    #[test]
+    fn ws_after_the_circuit_does_not_make_a_tcp_relay_dialable() {
+        // Only the relay's own part counts.
+        let tricky = addr(&format!(
+            "/ip4/203.0.113.7/tcp/4001/p2p/{RELAY}/p2p-circuit/ws"
+        ));
+        assert!(!is_browser_dialable_circuit(&tricky));
+    }
+}
