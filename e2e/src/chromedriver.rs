@@ -2,7 +2,7 @@
 //! it outside fantoccini.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -11,12 +11,12 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::{Check, artifacts_dir, free_tcp_port, sanitize, tail_of_file, wait_until};
+use crate::{Check, artifacts_dir, sanitize, tail_of_file, wait_until};
 
 // chromedriver
 
-/// A chromedriver process on a free loopback port, killed (with the
-/// browsers it started) on drop.
+/// A chromedriver process on a loopback port of its own choosing, killed
+/// (with the browsers it started) on drop.
 #[derive(Debug)]
 pub struct ChromeDriver {
     child: Child,
@@ -29,14 +29,19 @@ impl ChromeDriver {
     /// `chromedriver` on the PATH) logging to
     /// `<repo>/artifacts/<log_name>-chromedriver.log`, and waits until it
     /// answers `/status` as ready.
+    ///
+    /// chromedriver binds port 0 and says which port it got: a port picked
+    /// free here and released would be a race with every other process
+    /// binding ports meanwhile (other tests, relays, browsers).
     pub async fn start(log_name: &str) -> anyhow::Result<Self> {
-        Self::start_wrapped(log_name, &[], free_tcp_port()?).await
+        Self::start_wrapped(log_name, &[], 0).await
     }
 
     /// Like [`ChromeDriver::start`], but runs chromedriver through
     /// `wrapper` (a command that runs the rest of its command line
     /// elsewhere, such as `ip netns exec <ns>`; empty: none), listening on
-    /// `port` there. This process talks to it at 127.0.0.1:`port`: when the
+    /// `port` there (0: a port it picks and reports). This process talks to
+    /// it at 127.0.0.1:`port`: when the
     /// wrapper moves it out of reach, the caller keeps a bridge there (the
     /// NAT lab's [`crate::natlab::DriverInNamespace`]).
     pub async fn start_wrapped(
@@ -55,14 +60,36 @@ impl ChromeDriver {
             }
             None => Command::new(&binary),
         };
-        let child = command
+        let mut child = command
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log_path.display()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if port == 0 {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
+        let port = match child.stdout.take() {
+            Some(stdout) => {
+                match tokio::task::spawn_blocking(move || reported_port(stdout)).await {
+                    Ok(Ok(port)) => port,
+                    Ok(Err(error)) => {
+                        let _ = child.kill();
+                        return Err(
+                            error.context(format!("chromedriver's log: {}", log_path.display()))
+                        );
+                    }
+                    Err(error) => {
+                        let _ = child.kill();
+                        bail!("reading chromedriver's output failed: {error}");
+                    }
+                }
+            }
+            None => port,
+        };
         let mut driver = Self {
             child,
             port,
@@ -108,6 +135,39 @@ impl ChromeDriver {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+}
+
+/// Reads chromedriver's standard output until it says which port it
+/// listens on ("ChromeDriver was started successfully on port 46173."),
+/// then lets the rest of its output go to a thread that discards it, so
+/// that chromedriver never blocks on a full pipe.
+fn reported_port(stdout: std::process::ChildStdout) -> anyhow::Result<u16> {
+    let mut lines = BufReader::new(stdout);
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines
+            .read_line(&mut line)
+            .context("read chromedriver's output")?
+            == 0
+        {
+            bail!(
+                "chromedriver ended its output without saying its port:\n{}",
+                seen.join("")
+            );
+        }
+        if let Some(port) = line
+            .trim_end()
+            .strip_suffix('.')
+            .and_then(|line| line.rsplit_once("started successfully on port "))
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+        {
+            std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+            return Ok(port);
+        }
+        seen.push(line.clone());
     }
 }
 

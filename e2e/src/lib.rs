@@ -45,7 +45,7 @@ pub use chat_peer::ChatPeerProcess;
 pub use chromedriver::ChromeDriver;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry, wait_page, wait_pages};
-pub use ports::{RelayPorts, free_tcp_port, free_udp_port, relay_args};
+pub use ports::{RelayPorts, relay_args};
 pub use relay_process::{PageRelay, RelayProcess, chat_peer_binary, relay_binary};
 
 /// How often a wait looks again.

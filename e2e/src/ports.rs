@@ -1,29 +1,11 @@
 //! Ports: the relay's, read back from what it printed after binding port
-//! 0, and its arguments for them; free ports for other programs.
+//! 0, and its arguments for them. Nothing here picks a "free" port and
+//! releases it: every program the tests start binds port 0 and reports
+//! what it got (the relay prints its addresses, chromedriver its port).
 
-use std::{
-    net::{Ipv4Addr, TcpListener, UdpSocket},
-    path::Path,
-};
+use std::path::Path;
 
 use anyhow::Context as _;
-
-/// A free TCP port on 127.0.0.1 (free when this returns, and released: another
-/// process may take it before the caller binds it; prefer letting the
-/// program bind port 0 and report it, as the relay does).
-pub fn free_tcp_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// A free UDP port on 127.0.0.1 (free when this returns, and released: see
-/// [`free_tcp_port`]).
-pub fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
 
 /// A relay's ports on 127.0.0.1. A browser test's relay binds port 0
 /// for each and prints what it got ([`RelayPorts::from_printed`]); a
