@@ -11,23 +11,31 @@
 //! - [`behaviour`]: the composed libp2p behaviour;
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
+//! - [`refusals`]: refusals logged at a bounded rate and counted;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`authorized_relay`]: the relay behaviour that denies the others;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
-//! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics.
+//! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
+//! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
+//! - [`sockets`]: the HTTP and STUN sockets, one per listen IP.
 
 pub mod addresses;
 pub mod authorized;
 pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
+pub mod fd_budget;
 pub mod gossip;
 pub mod http;
+pub mod http_listener;
 pub mod limits;
 pub mod metrics;
+pub mod refusals;
 pub mod server;
+pub mod sockets;
 pub mod state;
 pub mod stun;
 

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -146,6 +148,7 @@ fn corrupt_identity_key_is_refused_with_one_line_naming_the_file_and_left_untouc
     std::fs::create_dir(&state_dir).expect("state dir");
     let key = state_dir.join("identity.key");
     std::fs::write(&key, b"not a key").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
     let output = run_failing(&mut relay_command(&state_dir));
     let line = error_line(&output);
@@ -153,10 +156,38 @@ fn corrupt_identity_key_is_refused_with_one_line_naming_the_file_and_left_untouc
         line.contains(&key.display().to_string()),
         "error does not name the file: {line}"
     );
+    assert!(line.contains("not a valid libp2p identity key"), "{line}");
     assert_eq!(std::fs::read(&key).expect("key still there"), b"not a key");
     assert!(
         !state_dir.join("webrtc-certificate.pem").exists(),
         "a failed start stored a certificate"
+    );
+}
+
+#[test]
+fn a_key_others_may_read_is_refused_with_the_chmod_that_fixes_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state_dir = dir.path().join("state");
+    // A first start creates the key, private.
+    let mut child = relay_command(&state_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    assert!(first.starts_with("Relay "), "{first}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let key = state_dir.join("identity.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = run_failing(&mut relay_command(&state_dir));
+    let line = error_line(&output);
+    assert!(
+        line.contains(&format!("chmod 600 {}", key.display())),
+        "{line}"
     );
 }
 
