@@ -260,6 +260,7 @@ impl Relay {
             metrics: relay_metrics.clone(),
             reservations_per_ip,
             reservations: HashSet::new(),
+            refusals: refusals.clone(),
         };
         event_loop.await_listen_addrs(pending_listeners).await?;
 
@@ -275,9 +276,14 @@ impl Relay {
             .clone();
         let router = http::router(shared, options.page_dir.clone());
         let mut tasks = vec![
-            tokio::spawn(async move {
-                event_loop.run(shutdown_rx).await;
-                let _ = stop_http.send(true);
+            tokio::spawn({
+                let refusals = refusals.clone();
+                async move {
+                    let flush_refusals = refusals.flush_every();
+                    event_loop.run(shutdown_rx).await;
+                    flush_refusals.abort();
+                    let _ = stop_http.send(true);
+                }
             }),
             tokio::spawn(http_listener::serve(
                 http_listeners,
@@ -421,6 +427,8 @@ struct EventLoop {
     /// Peers holding a reservation, for the gauge. Bounded by the relay's
     /// `max_reservations`.
     reservations: HashSet<PeerId>,
+    /// Logs refusals at a bounded rate and counts them all.
+    refusals: Refusals,
 }
 
 impl EventLoop {
@@ -562,7 +570,9 @@ impl EventLoop {
                 src_peer_id,
                 status,
             } => {
-                tracing::info!(peer = %src_peer_id, ?status, "reservation denied");
+                self.refusals.refused("reservation", || {
+                    format!("reservation of {src_peer_id} denied ({status:?})")
+                });
             }
             relay::Event::ReservationClosed { src_peer_id }
             | relay::Event::ReservationTimedOut { src_peer_id } => {
@@ -580,7 +590,9 @@ impl EventLoop {
                 dst_peer_id,
                 status,
             } => {
-                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
+                self.refusals.refused("circuit", || {
+                    format!("circuit from {src_peer_id} to {dst_peer_id} denied ({status:?})")
+                });
             }
             relay::Event::CircuitClosed {
                 src_peer_id,
