@@ -233,6 +233,14 @@ impl Relay {
         });
         let mut pending_listeners = Vec::new();
         for (flag, what, addr) in listeners {
+            if what == "WebRTC-direct" && webrtc_would_clash(&ips, &addr, options.webrtc_port) {
+                tracing::info!(
+                    %addr,
+                    "WebRTC-direct listens on IPv4 only: libp2p-webrtc binds `::` dual-stack, \
+                     which would take the IPv4 port too (IPv6 browsers use WebSocket)"
+                );
+                continue;
+            }
             let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|error| StartError::Listen {
@@ -390,6 +398,16 @@ fn fit_to_descriptors(
         metrics.set_limit(name, value);
     }
     (limits, http)
+}
+
+/// Whether a WebRTC-direct listener on `addr` would fail to bind:
+/// libp2p-webrtc binds its UDP socket without `IPV6_V6ONLY`, so one on
+/// `[::]:port` takes `0.0.0.0:port` too, and clashes with the IPv4
+/// listener on the same fixed port (port 0 gives each its own).
+fn webrtc_would_clash(ips: &[std::net::IpAddr], addr: &Multiaddr, port: u16) -> bool {
+    port != 0
+        && matches!(addr.iter().next(), Some(libp2p::multiaddr::Protocol::Ip6(ip)) if ip.is_unspecified())
+        && ips.iter().any(|ip| ip.is_ipv4() && ip.is_unspecified())
 }
 
 /// libp2p-quic enables rustls's `aws-lc-rs` provider and other libp2p
