@@ -313,6 +313,7 @@ fn raised_limits(peers: usize) -> Vec<String> {
         format!("--max-connections={most}"),
         format!("--max-connections-per-ip={most}"),
         "--max-pending-connections=1024".to_owned(),
+        "--max-pending-per-ip=1024".to_owned(),
     ]
 }
 
@@ -332,6 +333,7 @@ fn rust_libp2p_default_limits() -> Vec<String> {
         format!("--max-connections={unlimited}"),
         format!("--max-connections-per-ip={unlimited}"),
         format!("--max-pending-connections={unlimited}"),
+        format!("--max-pending-per-ip={unlimited}"),
     ]
 }
 
