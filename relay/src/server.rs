@@ -679,3 +679,23 @@ impl EventLoop {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = info;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webrtc_direct_skips_only_the_dual_stack_twin_of_a_fixed_ipv4_port() {
+        let both: Vec<std::net::IpAddr> = vec![[0, 0, 0, 0].into(), [0u16; 8].into()];
+        let any6: Multiaddr = "/ip6/::/udp/4003/webrtc-direct".parse().expect("valid");
+        let any4: Multiaddr = "/ip4/0.0.0.0/udp/4003/webrtc-direct"
+            .parse()
+            .expect("valid");
+        let loopback6: Multiaddr = "/ip6/::1/udp/4003/webrtc-direct".parse().expect("valid");
+        assert!(webrtc_would_clash(&both, &any6, 4003));
+        assert!(!webrtc_would_clash(&both, &any4, 4003));
+        assert!(!webrtc_would_clash(&both, &loopback6, 4003));
+        assert!(!webrtc_would_clash(&both, &any6, 0), "port 0: each its own");
+        assert!(!webrtc_would_clash(&both[1..], &any6, 4003), "IPv6 alone");
+    }
+}
