@@ -139,8 +139,10 @@ async fn discover_and_chat(fixture: &mut Fixture) -> anyhow::Result<()> {
 
 /// The classic case: a home machine listed in a private relay's authorized
 /// peers file, and a browser elsewhere, a guest. The guest is refused a
-/// reservation with `PERMISSION_DENIED`, yet reaches the home machine
-/// through a circuit the relay serves itself, and they chat.
+/// reservation with `PERMISSION_DENIED` and gets no gossip from the relay
+/// (no discovery records), yet, dialing the home machine's circuit address
+/// by hand, reaches it through a circuit the relay serves itself, and they
+/// chat over that circuit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_private_relay_a_guest_page_reaches_the_listed_native_peer_and_they_chat() {
     let list_dir = tempfile::tempdir().expect("temp dir for the authorized peers file");
@@ -159,6 +161,7 @@ async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> an
         page,
         native,
         ports,
+        relay,
         ..
     } = fixture;
     // Listed while connected, as an operator would: the relay applies the
@@ -190,7 +193,17 @@ async fn guest_reaches_home(fixture: &mut Fixture, list: &std::path::Path) -> an
     );
     let page_id = state.self_peer_id;
 
-    // The page dials the home machine's circuit address: a guest's circuit.
+    // The page dials the home machine's circuit address, pasted by hand (a
+    // guest hears no records from a private relay): a guest's circuit.
+    let relay_ws = relay.multiaddr("ws", "127.0.0.1").ok_or_else(|| {
+        anyhow::anyhow!("the relay printed no /ws address: {:?}", relay.multiaddrs)
+    })?;
+    page.fill(
+        "#dial-addr",
+        &format!("{relay_ws}/p2p-circuit/p2p/{native_id}"),
+    )
+    .await?;
+    page.click("#dial").await?;
     wait_page(
         page,
         &format!("#peers shows {native_id} connected through the relay"),

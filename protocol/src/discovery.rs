@@ -6,6 +6,21 @@
 //! not signed; the gossipsub message carrying it is (strict signing), and a
 //! record is only valid when that signature's author is the peer the record
 //! describes. [`PeerRecord::decode_signed`] checks exactly that.
+//!
+//! # The dial rule
+//!
+//! A record is a claim anybody can make, so its addresses are not dialed
+//! as they stand: a forged `/ip4/VICTIM/tcp/80/ws/p2p/<relay>/p2p-circuit`
+//! would make every browser that reads it open a socket to VICTIM. A peer
+//! dials only the circuits a record names through a relay it trusts
+//! ([`TrustedRelays`]: the relay it connected to, and those that relay
+//! vouches for), plain or as their `/webrtc` twin, and it reaches that
+//! relay by the address it itself uses for it, never by the host and port
+//! in the record ([`PeerRecord::circuits_via`]). The relay refuses to
+//! forward a record with any other address ([`PeerRecord::check_circuits`]),
+//! so both sides apply one rule.
+
+use std::collections::HashMap;
 
 use libp2p::{Multiaddr, PeerId, identity::PublicKey, multiaddr::Protocol};
 use prost::Message as _;
@@ -49,6 +64,111 @@ pub enum RecordError {
         described: PeerId,
         publisher: PeerId,
     },
+    #[error("address #{index} of the discovery record is not one peers dial: {reason}")]
+    Undialable { index: usize, reason: AddrRefusal },
+}
+
+/// Why a record's address is not one a peer dials (see the module's dial
+/// rule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrRefusal {
+    #[error("{addr} is not a circuit address (`.../p2p/<relay>/p2p-circuit`)")]
+    NotACircuit { addr: Multiaddr },
+    #[error("{addr} goes through relay {relay}, which is not trusted")]
+    UntrustedRelay { addr: Multiaddr, relay: PeerId },
+    #[error("{addr} has more after `/p2p-circuit` than `/webrtc` and the peer's id")]
+    UnexpectedTail { addr: Multiaddr },
+}
+
+/// A circuit named by a record: through which relay, and whether it is the
+/// `/webrtc` twin (a direct browser-to-browser connection signaled over
+/// that circuit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Circuit {
+    pub relay: PeerId,
+    pub webrtc: bool,
+}
+
+impl Circuit {
+    /// Reads `addr`, an address of `peer`, as
+    /// `<any>/p2p/<relay>/p2p-circuit[/webrtc][/p2p/<peer>]`. What comes
+    /// before `/p2p/<relay>` is ignored: a peer reaches the relay its own
+    /// way. `trusted` says which relays may carry the circuit.
+    pub fn parse(
+        addr: &Multiaddr,
+        peer: PeerId,
+        trusted: impl Fn(&PeerId) -> bool,
+    ) -> Result<Self, AddrRefusal> {
+        let protocols: Vec<Protocol> = addr.iter().collect();
+        let not_a_circuit = || AddrRefusal::NotACircuit { addr: addr.clone() };
+        let at = protocols
+            .iter()
+            .position(|p| *p == Protocol::P2pCircuit)
+            .ok_or_else(not_a_circuit)?;
+        let relay = match at.checked_sub(1).map(|before| &protocols[before]) {
+            Some(Protocol::P2p(relay)) => *relay,
+            _ => return Err(not_a_circuit()),
+        };
+        if !trusted(&relay) {
+            return Err(AddrRefusal::UntrustedRelay {
+                addr: addr.clone(),
+                relay,
+            });
+        }
+        let webrtc = match &protocols[at + 1..] {
+            [] => false,
+            [Protocol::P2p(id)] if *id == peer => false,
+            [Protocol::WebRTC] => true,
+            [Protocol::WebRTC, Protocol::P2p(id)] if *id == peer => true,
+            _ => return Err(AddrRefusal::UnexpectedTail { addr: addr.clone() }),
+        };
+        Ok(Self { relay, webrtc })
+    }
+
+    /// The address that dials this circuit to `peer` over `relay_addr`,
+    /// the address this peer itself uses for the relay.
+    pub fn via(&self, relay_addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+        let mut addr = relay_addr.clone();
+        if addr.iter().last() != Some(Protocol::P2p(self.relay)) {
+            addr.push(Protocol::P2p(self.relay));
+        }
+        addr.push(Protocol::P2pCircuit);
+        if self.webrtc {
+            addr.push(Protocol::WebRTC);
+        }
+        addr.with(Protocol::P2p(peer))
+    }
+}
+
+/// The relays a peer dials circuits through, each with the address the
+/// peer itself reaches it by: the relay it connected to and, once relays
+/// federate, the relays that one vouches for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedRelays {
+    relays: HashMap<PeerId, Multiaddr>,
+}
+
+impl TrustedRelays {
+    /// Trusts `relay`, reached at `addr`.
+    pub fn insert(&mut self, relay: PeerId, addr: Multiaddr) {
+        self.relays.insert(relay, addr);
+    }
+
+    pub fn contains(&self, relay: &PeerId) -> bool {
+        self.relays.contains_key(relay)
+    }
+
+    pub fn addr_of(&self, relay: &PeerId) -> Option<&Multiaddr> {
+        self.relays.get(relay)
+    }
+}
+
+impl FromIterator<(PeerId, Multiaddr)> for TrustedRelays {
+    fn from_iter<I: IntoIterator<Item = (PeerId, Multiaddr)>>(iter: I) -> Self {
+        Self {
+            relays: iter.into_iter().collect(),
+        }
+    }
 }
 
 /// The protobuf message, as declared in `discovery.proto`.
@@ -144,6 +264,32 @@ impl PeerRecord {
             Some(Protocol::P2p(_)) => addr.clone(),
             _ => addr.clone().with(Protocol::P2p(peer_id)),
         })
+    }
+
+    /// The addresses to dial this record's peer at: its circuits through
+    /// `trusted` relays, each rewritten to reach the relay by the address
+    /// we use for it. Every other address is left out.
+    pub fn circuits_via<'a>(
+        &'a self,
+        trusted: &'a TrustedRelays,
+    ) -> impl Iterator<Item = Multiaddr> + 'a {
+        let peer = self.peer_id();
+        self.addrs.iter().filter_map(move |addr| {
+            let circuit = Circuit::parse(addr, peer, |relay| trusted.contains(relay)).ok()?;
+            let relay_addr = trusted.addr_of(&circuit.relay)?;
+            Some(circuit.via(relay_addr, peer))
+        })
+    }
+
+    /// Checks that every address is one a peer trusting `trusted` relays
+    /// would dial: what the relay forwards, pages use.
+    pub fn check_circuits(&self, trusted: impl Fn(&PeerId) -> bool) -> Result<(), RecordError> {
+        let peer = self.peer_id();
+        for (index, addr) in self.addrs.iter().enumerate() {
+            Circuit::parse(addr, peer, &trusted)
+                .map_err(|reason| RecordError::Undialable { index, reason })?;
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), RecordError> {
@@ -316,6 +462,81 @@ mod tests {
                 bare.with(Protocol::P2p(peer))
             ]
         );
+    }
+
+    fn parse(text: &str) -> Multiaddr {
+        text.parse().expect("valid multiaddr")
+    }
+
+    #[test]
+    fn circuits_through_a_trusted_relay_are_dialed_over_our_own_relay_address() {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let relay = PeerId::random();
+        let ours = parse(&format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{relay}"));
+        let trusted: TrustedRelays = [(relay, ours.clone())].into_iter().collect();
+        let record = PeerRecord::new(
+            key.public(),
+            vec![
+                // The host and port in the record are the forger's choice:
+                // they are replaced by ours.
+                parse(&format!(
+                    "/ip4/192.0.2.9/tcp/80/ws/p2p/{relay}/p2p-circuit/p2p/{peer}"
+                )),
+                parse(&format!("/p2p/{relay}/p2p-circuit/webrtc")),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(
+            record.circuits_via(&trusted).collect::<Vec<_>>(),
+            vec![
+                parse(&format!("{ours}/p2p-circuit/p2p/{peer}")),
+                parse(&format!("{ours}/p2p-circuit/webrtc/p2p/{peer}")),
+            ]
+        );
+        assert_eq!(record.check_circuits(|id| *id == relay), Ok(()));
+    }
+
+    #[test]
+    fn bare_hosts_untrusted_relays_and_odd_tails_are_not_dialed_and_refused() {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let relay = PeerId::random();
+        let stranger = PeerId::random();
+        let trusted: TrustedRelays = [(
+            relay,
+            parse(&format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}")),
+        )]
+        .into_iter()
+        .collect();
+        let refused = [
+            parse("/ip4/127.0.0.1/tcp/8080/ws"),
+            parse(&format!("/ip4/10.0.0.1/tcp/22/p2p/{peer}")),
+            parse(&format!("/ip4/1.2.3.4/udp/1/webrtc-direct/p2p/{peer}")),
+            parse(&format!(
+                "/ip4/1.2.3.4/tcp/1/p2p/{stranger}/p2p-circuit/p2p/{peer}"
+            )),
+            parse("/p2p-circuit/webrtc"),
+            parse(&format!("/p2p/{relay}/p2p-circuit/ip4/10.0.0.1/tcp/22")),
+            parse(&format!(
+                "/p2p/{relay}/p2p-circuit/p2p/{stranger}/p2p-circuit"
+            )),
+        ];
+        for addr in refused {
+            let record = PeerRecord::new(key.public(), vec![addr.clone()]).expect("valid");
+            assert_eq!(
+                record.circuits_via(&trusted).count(),
+                0,
+                "{addr} was dialable"
+            );
+            assert!(
+                matches!(
+                    record.check_circuits(|id| *id == relay),
+                    Err(RecordError::Undialable { index: 0, .. })
+                ),
+                "{addr} passed the relay's check"
+            );
+        }
     }
 
     #[test]

@@ -8,3 +8,7 @@ pub const DISCOVERY: &str = "_peer-discovery._p2p._pubsub";
 
 /// Chat messages ([`crate::ChatMessage`]): UTF-8 text, one message each.
 pub const CHAT: &str = "browser-chat/1";
+
+/// Every topic of the network: the relay accepts subscriptions to these
+/// only.
+pub const ALL: [&str; 2] = [DISCOVERY, CHAT];

@@ -36,6 +36,8 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId, relay};
 
+use crate::refusals::Refusals;
+
 /// Largest file read: a peer id is 52 characters, so this holds thousands
 /// of lines with comments, and a mistaken path (a disk image, say) is
 /// refused rather than read into memory.
@@ -228,12 +230,17 @@ impl AuthorizedPeers {
     /// reservations (and renewals) of peers not in the file. Put it first:
     /// the relay stops at the first limiter that says no, so a denied peer
     /// does not use up the rate limits of the others.
-    pub fn reservation_limiter(&self) -> Box<dyn relay::RateLimiter> {
+    pub fn reservation_limiter(&self, refusals: Refusals) -> Box<dyn relay::RateLimiter> {
         let this = self.clone();
         Box::new(move |peer: PeerId, addr: &Multiaddr, _now| {
             let allowed = this.is_authorized(&peer);
             if !allowed {
-                tracing::info!(%peer, remote = %addr, file = %this.path.display(), "reservation denied: peer is not in the authorized peers file");
+                refusals.refused("reservation-not-authorized", || {
+                    format!(
+                        "reservation of {peer} ({addr}) denied: not in the authorized peers file {}",
+                        this.path.display()
+                    )
+                });
             }
             allowed
         })
@@ -241,12 +248,17 @@ impl AuthorizedPeers {
 
     /// A limiter for `relay::Config::circuit_src_rate_limiters` that denies
     /// circuits opened by peers not in the file.
-    pub fn circuit_limiter(&self) -> Box<dyn relay::RateLimiter> {
+    pub fn circuit_limiter(&self, refusals: Refusals) -> Box<dyn relay::RateLimiter> {
         let this = self.clone();
         Box::new(move |peer: PeerId, addr: &Multiaddr, _now| {
             let allowed = this.is_authorized(&peer);
             if !allowed {
-                tracing::info!(%peer, remote = %addr, file = %this.path.display(), "circuit denied: source peer is not in the authorized peers file");
+                refusals.refused("circuit-not-authorized", || {
+                    format!(
+                        "circuit from {peer} ({addr}) denied: not in the authorized peers file {}",
+                        this.path.display()
+                    )
+                });
             }
             allowed
         })

@@ -13,7 +13,7 @@
 //!   guest may still reach a listed peer, and [`guests`] serves those
 //!   circuits itself, with `libp2p-relay`'s checks and limits.
 //!
-//! Every refusal is logged with its reason.
+//! Every refusal is counted and logged at a rate ([`crate::refusals`]).
 //!
 //! The file can change while peers are connected. Every
 //! [`RECHECK_INTERVAL`] the list is re-read if it changed, and the
@@ -73,6 +73,7 @@ use crate::{
         stop_handler::{OpenStop, StopOpener},
     },
     behaviour::Access,
+    refusals::Refusals,
 };
 
 /// How often the file is checked for an edit that changes whose
@@ -96,6 +97,7 @@ pub struct AuthorizedRelay {
     to_close: VecDeque<(PeerId, ConnectionId)>,
     /// Refusals to report; one per guest request, drained by the next poll.
     events: VecDeque<relay::Event>,
+    refusals: Refusals,
 }
 
 #[derive(Debug)]
@@ -125,6 +127,7 @@ impl AuthorizedRelay {
         relay: relay::Behaviour,
         access: Option<Access>,
         guests: Option<GuestCircuits>,
+        refusals: Refusals,
     ) -> Self {
         let checked_version = access.as_ref().map_or(0, |access| access.peers.version());
         Self {
@@ -140,6 +143,7 @@ impl AuthorizedRelay {
             checked_version,
             to_close: VecDeque::new(),
             events: VecDeque::new(),
+            refusals,
         }
     }
 
@@ -239,7 +243,9 @@ impl AuthorizedRelay {
                 None => drop(stream),
             },
             GuestRequest::Denied(Request::Reserve) => {
-                tracing::info!(%peer, %remote, %file, "reservation denied (PERMISSION_DENIED): peer is not in the authorized peers file");
+                self.refusals.refused("reservation-not-authorized", || {
+                    format!("reservation of {peer} ({remote}) denied (PERMISSION_DENIED): not in the authorized peers file {file}")
+                });
                 self.events.push_back(relay::Event::ReservationReqDenied {
                     src_peer_id: peer,
                     status: relay::StatusCode::PermissionDenied,
@@ -247,7 +253,9 @@ impl AuthorizedRelay {
             }
             GuestRequest::Denied(Request::Connect { dst }) => {
                 let dst_text = dst.map(|dst| dst.to_string()).unwrap_or_default();
-                tracing::info!(%peer, dst = %dst_text, %remote, %file, "circuit denied (PERMISSION_DENIED): source peer is not in the authorized peers file");
+                self.refusals.refused("circuit-not-authorized", || {
+                    format!("circuit from {peer} ({remote}) to {dst_text} denied (PERMISSION_DENIED): not in the authorized peers file {file}")
+                });
                 if let Some(dst) = dst {
                     self.events.push_back(relay::Event::CircuitReqDenied {
                         src_peer_id: peer,

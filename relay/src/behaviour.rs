@@ -3,7 +3,7 @@
 use libp2p::{
     autonat,
     connection_limits::{self, ConnectionLimits},
-    gossipsub, identify,
+    identify,
     identity::Keypair,
     ping, relay,
     swarm::NetworkBehaviour,
@@ -17,8 +17,11 @@ use crate::{
         guests::{GuestCircuits, GuestLimits},
     },
     config::Limits,
-    gossip::{self, GossipConfigError},
+    dial_policy::GlobalDialsOnly,
+    gossip::{self, GossipConfigError, Gossipsub, ProjectTopics},
     limits::{ConnectionLimitsPerPrefix, ReservationsPerIp},
+    members_only::MembersOnly,
+    refusals::Refusals,
 };
 
 /// Sent in identify, so peers and operators see what they talk to.
@@ -31,14 +34,29 @@ pub struct Behaviour {
     // behaviour has counted it.
     per_prefix_limits: ConnectionLimitsPerPrefix,
     connection_limits: connection_limits::Behaviour,
+    /// The relay dials global unicast addresses only.
+    global_dials_only: GlobalDialsOnly,
     /// Circuit relay v2; in private relay mode, unlisted peers are denied.
     pub relay: AuthorizedRelay,
-    pub gossipsub: gossipsub::Behaviour,
+    /// Discovery and chat; in private relay mode, for listed peers only.
+    pub gossipsub: MembersOnly<Gossipsub>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     /// AutoNAT v2 server: native peers ask the relay to dial them back, to
-    /// learn whether they are reachable directly.
-    pub autonat: autonat::v2::server::Behaviour,
+    /// learn whether they are reachable directly. In private relay mode,
+    /// for listed peers only.
+    pub autonat: MembersOnly<autonat::v2::server::Behaviour>,
+}
+
+/// What the behaviour counts and how strict it is, beside its limits.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub refusals: Refusals,
+    /// Counts subscriptions to topics that are not the network's.
+    pub refused_subscriptions: prometheus_client::metrics::counter::Counter,
+    /// Whether AutoNAT may dial back loopback, private and other
+    /// non-global addresses (tests on one machine).
+    pub dial_back_non_global: bool,
 }
 
 /// Private relay mode: who may reserve, and whether circuits are limited
@@ -56,6 +74,7 @@ impl Behaviour {
         per_prefix_limits: ConnectionLimitsPerPrefix,
         reservations_per_ip: &ReservationsPerIp,
         access: Option<&Access>,
+        policy: &Policy,
     ) -> Result<Self, GossipConfigError> {
         let connection_limits = ConnectionLimits::default()
             .with_max_established(Some(limits.max_connections))
@@ -63,25 +82,38 @@ impl Behaviour {
         // Handshakes are bounded per listener and per prefix by
         // `per_prefix_limits`, not here: one shared total is what one host
         // could fill for everyone.
-        let config = relay_config(limits, reservations_per_ip, access);
+        let config = relay_config(limits, reservations_per_ip, access, &policy.refusals);
         let guests = access
             .filter(|access| !access.circuits_too)
             .map(|_| guest_circuits(limits, &config));
+        let members = access.map(|access| access.peers.clone());
         Ok(Self {
             per_prefix_limits,
             connection_limits: connection_limits::Behaviour::new(connection_limits),
+            global_dials_only: GlobalDialsOnly::new(
+                policy.dial_back_non_global,
+                policy.refusals.clone(),
+            ),
             relay: AuthorizedRelay::new(
                 relay::Behaviour::new(keypair.public().to_peer_id(), config),
                 access.cloned(),
                 guests,
+                policy.refusals.clone(),
             ),
-            gossipsub: gossip::behaviour(keypair, limits.max_connections as usize)?,
+            gossipsub: MembersOnly::new(
+                gossip::behaviour(
+                    keypair,
+                    limits.max_connections as usize,
+                    ProjectTopics::new(policy.refused_subscriptions.clone()),
+                )?,
+                members.clone(),
+            ),
             identify: identify::Behaviour::new(
                 identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
                     .with_agent_version(AGENT_VERSION.to_owned()),
             ),
             ping: ping::Behaviour::default(),
-            autonat: autonat::v2::server::Behaviour::default(),
+            autonat: MembersOnly::new(autonat::v2::server::Behaviour::default(), members),
         })
     }
 }
@@ -125,6 +157,7 @@ fn relay_config(
     limits: &Limits,
     reservations_per_ip: &ReservationsPerIp,
     access: Option<&Access>,
+    refusals: &Refusals,
 ) -> relay::Config {
     let (reservations, reservation_interval) = per_minute(limits.reservation_rate_per_ip);
     let (circuits, circuit_interval) = per_minute(limits.circuit_rate_per_ip);
@@ -149,11 +182,11 @@ fn relay_config(
     if let Some(access) = access {
         config
             .reservation_rate_limiters
-            .insert(0, access.peers.reservation_limiter());
+            .insert(0, access.peers.reservation_limiter(refusals.clone()));
         if access.circuits_too {
             config
                 .circuit_src_rate_limiters
-                .insert(0, access.peers.circuit_limiter());
+                .insert(0, access.peers.circuit_limiter(refusals.clone()));
         }
     }
     // Last: it counts a reservation only once every other check has passed.

@@ -86,6 +86,12 @@ pub struct Options {
     )]
     pub authorized_circuits_only: bool,
 
+    /// Let AutoNAT dial back loopback, private, link-local and other
+    /// non-global addresses. For tests on one machine only: on a public
+    /// relay it lets anybody aim the relay at its own network.
+    #[arg(long, env = "RELAY_DIAL_BACK_NON_GLOBAL")]
+    pub dial_back_non_global: bool,
+
     #[command(flatten)]
     pub limits: Limits,
 
@@ -196,6 +202,25 @@ pub struct Limits {
     /// Most bytes one circuit carries (both directions) before it is closed.
     #[arg(long, env = "RELAY_MAX_CIRCUIT_BYTES", default_value_t = 1 << 20)]
     pub max_circuit_bytes: u64,
+
+    /// Chat messages the relay forwards per minute for one peer (a burst of
+    /// as many); the excess is dropped.
+    #[arg(long, env = "RELAY_CHAT_RATE_PER_PEER", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_rate_per_peer: u32,
+
+    /// Chat messages the relay forwards per minute for one IP address
+    /// (IPv6: one /64), over all its peers.
+    #[arg(long, env = "RELAY_CHAT_RATE_PER_IP", default_value_t = 240, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_rate_per_ip: u32,
+
+    /// Discovery records the relay forwards per minute for one peer.
+    #[arg(long, env = "RELAY_DISCOVERY_RATE_PER_PEER", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub discovery_rate_per_peer: u32,
+
+    /// Discovery records the relay forwards per minute for one IP address
+    /// (IPv6: one /64), over all its peers.
+    #[arg(long, env = "RELAY_DISCOVERY_RATE_PER_IP", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub discovery_rate_per_ip: u32,
 
     /// Established connections, over all peers.
     #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = 2048)]
@@ -335,6 +360,27 @@ mod tests {
             .listen_ips();
         assert_eq!(defaults[0], IpAddr::from([0, 0, 0, 0]));
         assert_eq!(defaults.len(), if host_has_ipv6() { 2 } else { 1 });
+    }
+
+    #[test]
+    fn gossip_rates_have_defaults_and_refuse_zero() {
+        let options = Options::try_parse_from(["relay"]).expect("defaults");
+        assert_eq!(
+            (
+                options.limits.chat_rate_per_peer,
+                options.limits.chat_rate_per_ip,
+                options.limits.discovery_rate_per_peer,
+                options.limits.discovery_rate_per_ip,
+            ),
+            (60, 240, 30, 300)
+        );
+        assert!(!options.dial_back_non_global);
+        let error = Options::try_parse_from(["relay", "--chat-rate-per-peer", "0"])
+            .expect_err("zero refused");
+        assert!(
+            error.to_string().contains("--chat-rate-per-peer"),
+            "{error}"
+        );
     }
 
     #[test]

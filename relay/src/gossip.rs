@@ -5,17 +5,37 @@
 //! A message the relay rejects is not forwarded and counts against the peer
 //! that sent it (peer scoring: one invalid message puts it below the
 //! graylist threshold for a while, repeated ones for longer).
+//!
+//! What else bounds gossip:
+//! - [`budget`]: how many messages per topic the relay forwards for one peer
+//!   and one address; the excess is dropped, not held;
+//! - [`ProjectTopics`]: peers may subscribe to the network's topics only,
+//!   so a peer cannot make the relay track topics nobody uses;
+//! - a discovery record must list only circuits through this relay (the
+//!   dial rule of [`chat_protocol::discovery`]), so what the relay forwards
+//!   is what pages dial.
 
-use std::time::Duration;
+pub mod budget;
+
+use std::{collections::HashSet, time::Duration};
 
 use chat_protocol::{ChatMessage, PeerRecord, topics};
 use libp2p::{
+    PeerId,
     gossipsub::{
-        self, IdentTopic, MessageAcceptance, MessageAuthenticity, PeerScoreParams,
-        PeerScoreThresholds, TopicHash, TopicScoreParams, ValidationMode,
+        self, IdentTopic, IdentityTransform, MessageAcceptance, MessageAuthenticity,
+        PeerScoreParams, PeerScoreThresholds, TopicHash, TopicScoreParams, TopicSubscriptionFilter,
+        ValidationMode,
     },
     identity::Keypair,
 };
+use prometheus_client::metrics::counter::Counter;
+
+/// The relay's gossipsub, with its subscription filter.
+pub type Gossipsub = gossipsub::Behaviour<IdentityTransform, ProjectTopics>;
+
+/// Most topics one peer may be subscribed to at the relay: the network's.
+pub const MAX_TOPICS_PER_PEER: usize = topics::ALL.len();
 
 /// Largest gossipsub frame accepted from a peer. The application payloads
 /// are far smaller (see `chat_protocol`); this leaves room for a batch of
@@ -34,7 +54,8 @@ pub struct GossipConfigError(String);
 pub fn behaviour(
     keypair: &Keypair,
     max_peers: usize,
-) -> Result<gossipsub::Behaviour, GossipConfigError> {
+    topics_filter: ProjectTopics,
+) -> Result<Gossipsub, GossipConfigError> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
@@ -43,13 +64,16 @@ pub fn behaviour(
         .heartbeat_interval(Duration::from_secs(1))
         .build()
         .map_err(|error| GossipConfigError(error.to_string()))?;
-    let mut gossipsub =
-        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), config)
-            .map_err(|error| GossipConfigError(error.to_owned()))?;
+    let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        MessageAuthenticity::Signed(keypair.clone()),
+        config,
+        topics_filter,
+    )
+    .map_err(|error| GossipConfigError(error.to_owned()))?;
     gossipsub
         .with_peer_score(score_params(), score_thresholds())
         .map_err(GossipConfigError)?;
-    for topic in [topics::DISCOVERY, topics::CHAT] {
+    for topic in topics::ALL {
         gossipsub
             .subscribe(&IdentTopic::new(topic))
             .map_err(|error| GossipConfigError(error.to_string()))?;
@@ -75,7 +99,7 @@ fn score_params() -> PeerScoreParams {
         ..TopicScoreParams::default()
     };
     PeerScoreParams {
-        topics: [topics::DISCOVERY, topics::CHAT]
+        topics: topics::ALL
             .into_iter()
             .map(|name| (IdentTopic::new(name).hash(), topic.clone()))
             .collect(),
@@ -111,13 +135,49 @@ impl Verdict {
     }
 }
 
-/// Validates one message received on `topic`.
-pub fn validate(message: &gossipsub::Message) -> Verdict {
+/// Accepts subscriptions to the network's topics ([`topics::ALL`]) only,
+/// and counts the others it refuses.
+#[derive(Debug, Clone)]
+pub struct ProjectTopics {
+    allowed: HashSet<TopicHash>,
+    refused: Counter,
+}
+
+impl ProjectTopics {
+    /// `refused` counts the subscriptions refused.
+    pub fn new(refused: Counter) -> Self {
+        Self {
+            allowed: topics::ALL.iter().map(|topic| hash(topic)).collect(),
+            refused,
+        }
+    }
+}
+
+impl TopicSubscriptionFilter for ProjectTopics {
+    /// Asked for this relay's own subscriptions and, through the default
+    /// filters, for each topic a peer subscribes to; so a peer holds at
+    /// most [`MAX_TOPICS_PER_PEER`] topics here.
+    fn can_subscribe(&mut self, topic: &TopicHash) -> bool {
+        let allowed = self.allowed.contains(topic);
+        if !allowed {
+            self.refused.inc();
+        }
+        allowed
+    }
+}
+
+/// Validates one message received on `topic`. A discovery record must list
+/// only circuits through the relays in `trusted` (this relay's own id,
+/// until relays federate).
+pub fn validate(message: &gossipsub::Message, trusted: &[PeerId]) -> Verdict {
     let topic = &message.topic;
     let result = if *topic == hash(topics::DISCOVERY) {
-        PeerRecord::decode_signed(&message.data, message.source.as_ref())
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+        match PeerRecord::decode_signed(&message.data, message.source.as_ref()) {
+            Ok(record) => record
+                .check_circuits(|relay| trusted.contains(relay))
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
     } else if *topic == hash(topics::CHAT) {
         ChatMessage::decode(&message.data)
             .map(|_| ())
@@ -148,9 +208,15 @@ fn hash(topic: &str) -> TopicHash {
 
 #[cfg(test)]
 mod tests {
-    use libp2p::PeerId;
-
     use super::*;
+
+    /// This relay's id in the tests.
+    fn relay() -> PeerId {
+        Keypair::ed25519_from_bytes([1; 32])
+            .expect("valid secret")
+            .public()
+            .to_peer_id()
+    }
 
     fn message(topic: &str, source: Option<PeerId>, data: Vec<u8>) -> gossipsub::Message {
         gossipsub::Message {
@@ -165,11 +231,10 @@ mod tests {
     fn record_signed_by_the_peer_it_describes_is_accepted() {
         let key = Keypair::generate_ed25519();
         let record = PeerRecord::new(key.public(), vec![]).expect("valid");
-        let verdict = validate(&message(
-            topics::DISCOVERY,
-            Some(record.peer_id()),
-            record.encode(),
-        ));
+        let verdict = validate(
+            &message(topics::DISCOVERY, Some(record.peer_id()), record.encode()),
+            &[relay()],
+        );
         assert_eq!(verdict, Verdict::Accept);
     }
 
@@ -182,7 +247,7 @@ mod tests {
         let oversized = message(topics::DISCOVERY, Some(record.peer_id()), vec![0; 5000]);
         for message in [forged, garbage, oversized] {
             assert!(
-                matches!(validate(&message), Verdict::Reject(_)),
+                matches!(validate(&message, &[relay()]), Verdict::Reject(_)),
                 "{message:?}"
             );
         }
@@ -192,21 +257,68 @@ mod tests {
     fn chat_messages_are_checked_for_length_and_text() {
         let source = Some(PeerId::random());
         assert_eq!(
-            validate(&message(topics::CHAT, source, b"hi".to_vec())),
+            validate(&message(topics::CHAT, source, b"hi".to_vec()), &[]),
             Verdict::Accept
         );
         assert!(matches!(
-            validate(&message(topics::CHAT, source, vec![b'a'; 5000])),
+            validate(&message(topics::CHAT, source, vec![b'a'; 5000]), &[]),
             Verdict::Reject(_)
         ));
         assert!(matches!(
-            validate(&message(topics::CHAT, source, vec![0xff])),
+            validate(&message(topics::CHAT, source, vec![0xff]), &[]),
             Verdict::Reject(_)
         ));
     }
 
     #[test]
+    fn records_must_list_circuits_through_this_relay_only() {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let publish = |addr: &str| {
+            let record = PeerRecord::new(key.public(), vec![addr.parse().expect("valid")])
+                .expect("valid record");
+            validate(
+                &message(topics::DISCOVERY, Some(peer), record.encode()),
+                &[relay()],
+            )
+        };
+        let ours = format!(
+            "/ip4/127.0.0.1/tcp/1/ws/p2p/{}/p2p-circuit/webrtc/p2p/{peer}",
+            relay()
+        );
+        assert_eq!(publish(&ours), Verdict::Accept);
+        let other = PeerId::random();
+        for refused in [
+            "/ip4/127.0.0.1/tcp/8080/ws".to_owned(),
+            format!("/ip4/169.254.169.254/tcp/80/p2p/{peer}"),
+            format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{other}/p2p-circuit/p2p/{peer}"),
+        ] {
+            assert!(
+                matches!(publish(&refused), Verdict::Reject(_)),
+                "{refused} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_networks_topics_may_be_subscribed() {
+        let refused = Counter::default();
+        let mut filter = ProjectTopics::new(refused.clone());
+        for topic in topics::ALL {
+            assert!(filter.can_subscribe(&hash(topic)), "{topic}");
+        }
+        assert!(!filter.can_subscribe(&hash("spam-1")));
+        assert!(!filter.can_subscribe(&hash("spam-2")));
+        assert_eq!(refused.get(), 2);
+    }
+
+    #[test]
     fn behaviour_builds_with_scoring() {
-        behaviour(&Keypair::generate_ed25519(), 2048).expect("valid configuration");
+        behaviour(
+            &Keypair::generate_ed25519(),
+            2048,
+            ProjectTopics::new(Counter::default()),
+        )
+        .expect("valid configuration");
     }
 }

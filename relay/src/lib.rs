@@ -14,6 +14,9 @@
 //! - [`refusals`]: refusals logged at a bounded rate and counted;
 //! - [`authorized`]: private relay mode, the peers allowed to reserve;
 //! - [`authorized_relay`]: the relay behaviour that denies the others;
+//! - [`members_only`]: gossip and AutoNAT for listed peers only, in
+//!   private mode;
+//! - [`dial_policy`]: the relay dials global unicast addresses only;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
@@ -27,11 +30,13 @@ pub mod authorized;
 pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
+pub mod dial_policy;
 pub mod fd_budget;
 pub mod gossip;
 pub mod http;
 pub mod http_listener;
 pub mod limits;
+pub mod members_only;
 pub mod metrics;
 pub mod refusals;
 pub mod server;

@@ -34,8 +34,11 @@ pub struct RelayMetrics {
     pub circuits: Gauge,
     /// Established connections now.
     pub connections: Gauge,
-    /// Gossip messages validated, by topic and verdict (accepted, rejected).
+    /// Gossip messages validated, by topic and verdict (accepted, rejected,
+    /// over_peer_budget, over_ip_budget).
     pub gossip_messages: Family<GossipLabels, Counter>,
+    /// Subscriptions to topics other than the network's, refused.
+    pub gossip_subscriptions_refused: Counter,
     /// STUN binding requests answered.
     pub stun_responses: Counter,
     /// Incoming connections in their handshake now, by listener.
@@ -68,8 +71,13 @@ impl RelayMetrics {
         );
         registry.register(
             "gossip_messages",
-            "Gossipsub messages validated by the relay, by topic and verdict",
+            "Gossipsub messages the relay received, by topic and verdict (accepted, rejected, over_peer_budget, over_ip_budget)",
             metrics.gossip_messages.clone(),
+        );
+        registry.register(
+            "gossip_subscriptions_refused",
+            "Subscriptions to topics other than the network's, refused",
+            metrics.gossip_subscriptions_refused.clone(),
         );
         registry.register(
             "stun_responses",

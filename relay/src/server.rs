@@ -6,8 +6,8 @@
 //! every listener has reported its addresses, so the caller can print them.
 
 use std::{
-    collections::HashSet,
-    net::SocketAddr,
+    collections::{HashMap, HashSet},
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -28,10 +28,13 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use crate::{
     addresses::{self, ExternalHost},
     authorized::{AuthorizedError, AuthorizedPeers},
-    behaviour::{Access, Behaviour, BehaviourEvent},
-    config::Options,
+    behaviour::{Access, Behaviour, BehaviourEvent, Policy},
+    config::{Limits, Options},
     fd_budget::{self, FdShares},
-    gossip::{self, Verdict},
+    gossip::{
+        self, Verdict,
+        budget::{GossipBudget, Rate, TopicRates},
+    },
     http::{self, RelayInfo, SharedState},
     http_listener::{self, HttpLimits},
     limits::{ConnectionLimitsPerPrefix, PrefixLimits, ReservationsPerIp},
@@ -140,6 +143,11 @@ impl Relay {
         let relay_metrics = RelayMetrics::register(&mut registry);
         let refusals = Refusals::default();
         refusals.register(&mut registry);
+        let policy = Policy {
+            refusals: refusals.clone(),
+            refused_subscriptions: relay_metrics.gossip_subscriptions_refused.clone(),
+            dial_back_non_global: options.dial_back_non_global,
+        };
         let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
         let certificate = loaded.certificate;
         let (limits, http_limits) = fit_to_descriptors(&options, &relay_metrics);
@@ -160,6 +168,7 @@ impl Relay {
             per_prefix,
             &reservations_per_ip,
             access.as_ref(),
+            &policy,
         )
         .map_err(|e| swarm_error(&e))?;
         let max_websocket_frame = listener_limits.max_websocket_frame;
@@ -268,6 +277,9 @@ impl Relay {
             metrics: relay_metrics.clone(),
             reservations_per_ip,
             reservations: HashSet::new(),
+            gossip_budget: gossip_budget(&limits),
+            peer_ips: HashMap::new(),
+            trusted_relays: vec![peer_id],
             refusals: refusals.clone(),
         };
         event_loop.await_listen_addrs(pending_listeners).await?;
@@ -421,6 +433,34 @@ fn install_crypto_provider() {
     }
 }
 
+fn gossip_budget(limits: &Limits) -> GossipBudget {
+    let rates = |per_peer, per_ip| TopicRates {
+        per_peer: Rate {
+            per_minute: per_peer,
+        },
+        per_ip: Rate { per_minute: per_ip },
+    };
+    GossipBudget::new(
+        rates(limits.chat_rate_per_peer, limits.chat_rate_per_ip),
+        rates(limits.discovery_rate_per_peer, limits.discovery_rate_per_ip),
+    )
+}
+
+/// The IP address a connection comes from, unless it is relayed.
+fn remote_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    if addr
+        .iter()
+        .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
+    {
+        return None;
+    }
+    match addr.iter().next()? {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(ip.into()),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    }
+}
+
 fn tcp_port(port: u16) -> libp2p::multiaddr::Protocol<'static> {
     libp2p::multiaddr::Protocol::Tcp(port)
 }
@@ -445,6 +485,12 @@ struct EventLoop {
     /// Peers holding a reservation, for the gauge. Bounded by the relay's
     /// `max_reservations`.
     reservations: HashSet<PeerId>,
+    gossip_budget: GossipBudget,
+    /// The address each connected peer last connected from, for the
+    /// per-address gossip budget. One entry per connected peer.
+    peer_ips: HashMap<PeerId, IpAddr>,
+    /// Relays whose circuits a discovery record may list: this one.
+    trusted_relays: Vec<PeerId>,
     /// Logs refusals at a bounded rate and counts them all.
     refusals: Refusals,
 }
@@ -546,9 +592,21 @@ impl EventLoop {
             } => {
                 self.metrics.connections.inc();
                 tracing::debug!(%peer_id, remote = %endpoint.get_remote_address(), "connection established");
+                if let Some(ip) = remote_ip(endpoint.get_remote_address()) {
+                    self.peer_ips.insert(peer_id, ip);
+                }
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                cause,
+                num_established,
+                ..
+            } => {
                 self.metrics.connections.dec();
+                if num_established == 0 {
+                    self.peer_ips.remove(&peer_id);
+                    self.gossip_budget.forget(&peer_id);
+                }
                 tracing::debug!(%peer_id, ?cause, "connection closed");
             }
             SwarmEvent::IncomingConnectionError {
@@ -584,10 +642,12 @@ impl EventLoop {
                 tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
                 self.reservations.insert(*src_peer_id);
             }
+            // Private mode's denials (PERMISSION_DENIED) are counted where
+            // they are made.
             relay::Event::ReservationReqDenied {
                 src_peer_id,
                 status,
-            } => {
+            } if !matches!(status, relay::StatusCode::PermissionDenied) => {
                 self.refusals.refused("reservation", || {
                     format!("reservation of {src_peer_id} denied ({status:?})")
                 });
@@ -607,7 +667,7 @@ impl EventLoop {
                 src_peer_id,
                 dst_peer_id,
                 status,
-            } => {
+            } if !matches!(status, relay::StatusCode::PermissionDenied) => {
                 self.refusals.refused("circuit", || {
                     format!("circuit from {src_peer_id} to {dst_peer_id} denied ({status:?})")
                 });
@@ -637,29 +697,51 @@ impl EventLoop {
         else {
             return;
         };
-        let verdict = gossip::validate(&message);
-        let label = match &verdict {
-            Verdict::Accept => "accepted",
-            Verdict::Reject(reason) => {
-                tracing::info!(from = %propagation_source, source = ?message.source, topic = %message.topic, %reason, "rejected gossip message");
-                "rejected"
+        let topic = gossip::topic_label(&message.topic);
+        let ip = self.peer_ips.get(&propagation_source).copied();
+        let budget =
+            self.gossip_budget
+                .spend(topic, propagation_source, ip, std::time::Instant::now());
+        let (verdict, label) = match budget {
+            // Dropped, not held, and no penalty: a peer behind a busy
+            // address is not at fault for its neighbours.
+            Err(over) => {
+                self.refusals.refused("gossip-over-budget", || {
+                    format!(
+                        "{topic} message from {propagation_source} ({ip:?}) dropped: over the {} budget",
+                        over.label()
+                    )
+                });
+                let label = match over {
+                    gossip::budget::OverBudget::Peer => "over_peer_budget",
+                    gossip::budget::OverBudget::Ip => "over_ip_budget",
+                };
+                (gossipsub::MessageAcceptance::Ignore, label)
             }
+            Ok(()) => match gossip::validate(&message, &self.trusted_relays) {
+                Verdict::Accept => (gossipsub::MessageAcceptance::Accept, "accepted"),
+                Verdict::Reject(reason) => {
+                    self.refusals.refused("gossip-rejected", || {
+                        format!(
+                            "{topic} message from {propagation_source} (author {:?}) rejected: {reason}",
+                            message.source
+                        )
+                    });
+                    (gossipsub::MessageAcceptance::Reject, "rejected")
+                }
+            },
         };
         self.metrics
             .gossip_messages
             .get_or_create(&GossipLabels {
-                topic: gossip::topic_label(&message.topic),
+                topic,
                 verdict: label,
             })
             .inc();
         self.swarm
             .behaviour_mut()
             .gossipsub
-            .report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                verdict.acceptance(),
-            );
+            .report_message_validation_result(&message_id, &propagation_source, verdict);
     }
 
     fn publish_info(&self) {

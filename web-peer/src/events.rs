@@ -27,6 +27,9 @@ pub enum Command {
         download: u64,
         reply: oneshot::Sender<Result<Duration, String>>,
     },
+    /// Serve `/perf/1.0.0` to directly connected peers, within a total
+    /// budget: only a page opened for benchmarking (`?bench`) does.
+    ServePerf,
 }
 
 /// The node's connection to its relay.

@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
-use chat_protocol::{ChatMessage, PeerRecord, perf, report, topics, wake};
+use chat_protocol::{
+    ChatMessage, PeerRecord, discovery::TrustedRelays, perf, report, topics, wake,
+};
 use futures::{
     FutureExt as _, StreamExt as _,
     channel::{mpsc, oneshot},
     future::{Fuse, FusedFuture as _, LocalBoxFuture},
-    stream::FuturesUnordered,
+    stream::{FuturesUnordered, LocalBoxStream},
 };
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
@@ -65,6 +67,11 @@ const PERF_LIMITS: perf::Limits = perf::Limits {
     max_receive: 128 << 20,
 };
 
+/// Bytes the perf server moves (both ways) over the page's life, after
+/// which it refuses streams: a benchmark run moves a few hundred MB. The
+/// streams in flight may pass it by at most their [`PERF_LIMITS`].
+const MAX_PERF_SERVED_BYTES: u64 = 2 << 30;
+
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
 pub const EVENT_QUEUE: usize = 1024;
@@ -114,10 +121,13 @@ pub struct Node {
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
     streams: libp2p_stream::Control,
-    perf_incoming: futures::stream::Fuse<libp2p_stream::IncomingStreams>,
+    /// Perf streams from peers: none until [`Command::ServePerf`].
+    perf_incoming: futures::stream::Fuse<LocalBoxStream<'static, (PeerId, libp2p::Stream)>>,
     /// Perf transfers in flight, both ways (at most [`MAX_PERF_TRANSFERS`]);
-    /// each ends with a line for the event log.
-    perf_transfers: FuturesUnordered<LocalBoxFuture<'static, String>>,
+    /// each ends with a line for the event log and the bytes it served.
+    perf_transfers: FuturesUnordered<LocalBoxFuture<'static, (String, u64)>>,
+    /// Bytes served so far (see [`MAX_PERF_SERVED_BYTES`]).
+    perf_served: u64,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -130,7 +140,7 @@ enum Step {
     Reconnect,
     CloseRelayed,
     PerfStream(PeerId, libp2p::Stream),
-    PerfDone(String),
+    PerfDone(String, u64),
 }
 
 /// Announcements wait this long, so that a burst of address changes (a
@@ -212,11 +222,7 @@ impl Node {
                 .subscribe(&IdentTopic::new(topic))
                 .map_err(|e| setup(&e))?;
         }
-        let mut streams = swarm.behaviour().stream.new_control();
-        let perf_incoming = streams
-            .accept(perf::PROTOCOL)
-            .map_err(|e| setup(&e))?
-            .fuse();
+        let streams = swarm.behaviour().stream.new_control();
         Ok(Self {
             swarm,
             public_key,
@@ -231,8 +237,9 @@ impl Node {
             dropped_events: 0,
             ice_servers,
             streams,
-            perf_incoming,
+            perf_incoming: futures::stream::pending().boxed_local().fuse(),
             perf_transfers: FuturesUnordered::new(),
+            perf_served: 0,
         })
     }
 
@@ -251,7 +258,7 @@ impl Node {
                 _ = &mut self.announce_timer => Step::AnnounceSoon,
                 _ = &mut self.close_relayed_timer => Step::CloseRelayed,
                 (peer, stream) = self.perf_incoming.select_next_some() => Step::PerfStream(peer, stream),
-                line = self.perf_transfers.select_next_some() => Step::PerfDone(line),
+                (line, served) = self.perf_transfers.select_next_some() => Step::PerfDone(line, served),
             };
             match step {
                 Step::Command(Some(command)) => self.on_command(command),
@@ -270,7 +277,10 @@ impl Node {
                 Step::Reconnect => self.dial_relay(),
                 Step::CloseRelayed => self.close_relayed(),
                 Step::PerfStream(peer, stream) => self.serve_perf(peer, stream),
-                Step::PerfDone(line) => self.log(line),
+                Step::PerfDone(line, served) => {
+                    self.perf_served = self.perf_served.saturating_add(served);
+                    self.log(line);
+                }
             }
         }
     }
@@ -316,6 +326,18 @@ impl Node {
                 download,
                 reply,
             } => self.start_perf(peer, upload, download, reply),
+            Command::ServePerf => self.serve_perf_streams(),
+        }
+    }
+
+    /// Starts taking perf streams (a page opened for benchmarking).
+    fn serve_perf_streams(&mut self) {
+        match self.streams.accept(perf::PROTOCOL) {
+            Ok(incoming) => {
+                self.perf_incoming = incoming.boxed_local().fuse();
+                self.log("serving /perf/1.0.0 to directly connected peers (benchmark page)");
+            }
+            Err(error) => self.log(format!("cannot serve /perf/1.0.0: {error}")),
         }
     }
 
@@ -339,6 +361,8 @@ impl Node {
             Some("not connected directly")
         } else if self.perf_transfers.len() >= MAX_PERF_TRANSFERS {
             Some("too many transfers at once")
+        } else if self.perf_served >= MAX_PERF_SERVED_BYTES {
+            Some("the page's perf budget is spent")
         } else {
             None
         };
@@ -352,13 +376,21 @@ impl Node {
         self.perf_transfers.push(
             async move {
                 match perf::serve(stream, PERF_LIMITS).await {
-                    Ok(served) => format!(
-                        "perf: {} bytes from {}, {} bytes sent back",
-                        served.received,
-                        short(&peer),
-                        served.sent
+                    Ok(served) => (
+                        format!(
+                            "perf: {} bytes from {}, {} bytes sent back",
+                            served.received,
+                            short(&peer),
+                            served.sent
+                        ),
+                        served.received.saturating_add(served.sent),
                     ),
-                    Err(error) => format!("perf stream from {}: {error}", short(&peer)),
+                    // What a failed stream moved is not known: count it
+                    // as its limits, the most it could have.
+                    Err(error) => (
+                        format!("perf stream from {}: {error}", short(&peer)),
+                        PERF_LIMITS.max_send + PERF_LIMITS.max_receive,
+                    ),
                 }
             }
             .boxed_local(),
@@ -406,7 +438,7 @@ impl Node {
                     Err(error) => format!("perf with {} failed: {error}", short(&peer)),
                 };
                 let _ = reply.send(result);
-                line
+                (line, 0)
             }
             .boxed_local(),
         );
@@ -874,7 +906,8 @@ impl Node {
             return;
         }
         let known = self.peers.get(&peer).is_some();
-        let should_dial = self.peers.on_record(&record, Instant::now());
+        let trusted = self.trusted_relays();
+        let should_dial = self.peers.on_record(&record, &trusted, Instant::now());
         if !known {
             // A newcomer missed our earlier announcements: repeat ours now
             // rather than at the next period.
@@ -886,16 +919,36 @@ impl Node {
             ));
         }
         if should_dial {
-            // Relayed first; the direct upgrade follows once it is up.
-            let relayed = record
-                .dialable_addrs()
-                .filter(|addr| !is_webrtc(addr))
-                .collect();
+            // Relayed first; the direct upgrade follows once it is up. Only
+            // what the dial rule kept (see `PeerBook::on_record`), never
+            // the record's own addresses.
+            let relayed = self
+                .peers
+                .get(&peer)
+                .map(|entry| {
+                    entry
+                        .addrs
+                        .iter()
+                        .filter(|addr| !is_webrtc(addr))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
             self.dial_peer(peer, relayed);
         } else {
             self.try_direct(peer);
             self.emit_peer(&peer);
         }
+    }
+
+    /// The relays whose circuits this page dials, each by the address the
+    /// page reaches it at: the relay it connected to. (Relays it vouches
+    /// for join here once relays federate.)
+    fn trusted_relays(&self) -> TrustedRelays {
+        self.relay
+            .iter()
+            .map(|relay| (relay.addr.peer_id, relay.addr.addr.clone()))
+            .collect()
     }
 
     /// Closes relayed connections after [`RELAYED_GRACE_MS`], unless a

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use chat_protocol::PeerRecord;
+use chat_protocol::{PeerRecord, discovery::TrustedRelays};
 use libp2p::{Multiaddr, PeerId, swarm::ConnectionId};
 use web_time::Instant;
 
@@ -152,11 +152,22 @@ impl PeerBook {
 
     /// Records an announcement. Returns whether the peer should be dialed:
     /// it is new, or not connected and not being dialed.
-    pub fn on_record(&mut self, record: &PeerRecord, now: Instant) -> bool {
+    ///
+    /// Of its addresses only those the dial rule of
+    /// [`chat_protocol::discovery`] allows are kept: circuits through a
+    /// `trusted` relay and their `/webrtc` twins, rewritten to reach the
+    /// relay the way we do. A forged record cannot make the page open a
+    /// socket anywhere else.
+    pub fn on_record(
+        &mut self,
+        record: &PeerRecord,
+        trusted: &TrustedRelays,
+        now: Instant,
+    ) -> bool {
         let Some(peer) = self.entry(record.peer_id(), now) else {
             return false;
         };
-        peer.addrs = record.dialable_addrs().collect();
+        peer.addrs = record.circuits_via(trusted).collect();
         peer.last_seen = now;
         !peer.is_connected() && !peer.dialing
     }
@@ -280,18 +291,53 @@ mod tests {
         PeerRecord::new(Keypair::generate_ed25519().public(), vec![]).expect("valid")
     }
 
+    fn trusted() -> TrustedRelays {
+        TrustedRelays::default()
+    }
+
+    #[test]
+    fn only_circuits_through_our_relay_are_kept_and_over_our_address() {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let relay = PeerId::random();
+        let ours: Multiaddr = format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{relay}")
+            .parse()
+            .expect("valid");
+        let trusted: TrustedRelays = [(relay, ours.clone())].into_iter().collect();
+        let record = PeerRecord::new(
+            key.public(),
+            [
+                "/ip4/127.0.0.1/tcp/9/ws".to_owned(),
+                format!("/ip4/192.0.2.1/tcp/80/ws/p2p/{relay}/p2p-circuit/webrtc"),
+            ]
+            .iter()
+            .map(|addr| addr.parse().expect("valid"))
+            .collect(),
+        )
+        .expect("valid");
+        let mut book = PeerBook::default();
+        book.on_record(&record, &trusted, Instant::now());
+        let expected: Multiaddr = format!("{ours}/p2p-circuit/webrtc/p2p/{peer}")
+            .parse()
+            .expect("valid");
+        assert_eq!(
+            book.get(&peer).map(|p| p.addrs.clone()),
+            Some(vec![expected])
+        );
+    }
+
     #[test]
     fn a_new_record_is_dialed_once_and_a_connected_peer_is_not_redialed() {
         let mut book = PeerBook::default();
         let now = Instant::now();
         let record = record();
         let peer = record.peer_id();
-        assert!(book.on_record(&record, now));
+        assert!(book.on_record(&record, &trusted(), now));
         book.on_dialing(peer, now);
-        assert!(!book.on_record(&record, now), "already dialing");
+        assert!(!book.on_record(&record, &trusted(), now), "already dialing");
         assert_eq!(book.get(&peer).map(Peer::link), Some(Link::Dialing));
         book.on_connected(peer, ConnectionId::new_unchecked(1), Path::Relayed, now);
-        assert!(!book.on_record(&record, now));
+        assert!(!book.on_record(&record, &trusted(), now));
         assert_eq!(
             book.get(&peer).map(Peer::link),
             Some(Link::Connected(Path::Relayed))
@@ -323,7 +369,7 @@ mod tests {
         let mut book = PeerBook::default();
         let now = Instant::now();
         let record = record();
-        book.on_record(&record, now);
+        book.on_record(&record, &trusted(), now);
         book.on_dialing(record.peer_id(), now);
         book.on_dial_failed(&record.peer_id(), "no route".into());
         assert_eq!(
@@ -331,7 +377,7 @@ mod tests {
             Some(Link::Unreachable("no route".into()))
         );
         assert!(
-            book.on_record(&record, now),
+            book.on_record(&record, &trusted(), now),
             "a later announcement tries again"
         );
     }
@@ -342,7 +388,7 @@ mod tests {
         let start = Instant::now();
         let record = record();
         let peer = record.peer_id();
-        book.on_record(&record, start);
+        book.on_record(&record, &trusted(), start);
         assert!(book.start_direct_attempt(&peer, start));
         assert!(!book.start_direct_attempt(&peer, start), "one at a time");
         let mut now = start;
@@ -382,8 +428,8 @@ mod tests {
         let mut book = PeerBook::default();
         let start = Instant::now();
         let (silent, connected) = (record(), record());
-        book.on_record(&silent, start);
-        book.on_record(&connected, start);
+        book.on_record(&silent, &trusted(), start);
+        book.on_record(&connected, &trusted(), start);
         book.on_connected(
             connected.peer_id(),
             ConnectionId::new_unchecked(1),
@@ -403,9 +449,9 @@ mod tests {
         let mut book = PeerBook::default();
         let start = Instant::now();
         let first = record();
-        book.on_record(&first, start);
+        book.on_record(&first, &trusted(), start);
         for i in 1..MAX_PEERS as u64 + 5 {
-            book.on_record(&record(), start + Duration::from_millis(i));
+            book.on_record(&record(), &trusted(), start + Duration::from_millis(i));
         }
         assert_eq!(book.len(), MAX_PEERS);
         assert!(

@@ -17,19 +17,6 @@ pub(super) fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
-/// The relay a circuit address goes through.
-pub(super) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
-    let mut relay = None;
-    for protocol in addr.iter() {
-        match protocol {
-            Protocol::P2p(id) => relay = Some(id),
-            Protocol::P2pCircuit => return relay,
-            _ => {}
-        }
-    }
-    None
-}
-
 /// Whether this node has a transport for `addr`: TCP or QUIC, directly or
 /// through a relay reached that way; not the browsers' WebRTC and
 /// WebSocket.
@@ -71,15 +58,5 @@ mod tests {
         assert!(!is_usable(&addr(&format!(
             "/ip4/1.2.3.4/tcp/4002/ws/p2p/{relay}/p2p-circuit/webrtc/p2p/{peer}"
         ))));
-        assert_eq!(
-            relay_of(&addr(&format!(
-                "/ip4/1.2.3.4/tcp/4002/ws/p2p/{relay}/p2p-circuit/p2p/{peer}"
-            ))),
-            Some(relay)
-        );
-        assert_eq!(
-            relay_of(&addr(&format!("/ip4/1.2.3.4/tcp/1/p2p/{peer}"))),
-            None
-        );
     }
 }

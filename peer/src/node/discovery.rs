@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use chat_protocol::{PeerRecord, topics};
+use chat_protocol::{PeerRecord, discovery::Circuit, topics};
 use libp2p::{
     Multiaddr, PeerId,
     gossipsub::{self, IdentTopic, MessageAcceptance},
@@ -13,7 +13,7 @@ use libp2p::{
 
 use super::{
     Node,
-    addrs::{is_circuit, is_usable, relay_of, with_peer_id},
+    addrs::{is_circuit, with_peer_id},
 };
 use crate::{events::Event, names::short};
 
@@ -46,8 +46,10 @@ impl Node {
         }
     }
 
-    /// Publishes this peer's discovery record: its circuit addresses and,
-    /// unless private, the direct addresses AutoNAT confirmed.
+    /// Publishes this peer's discovery record: its circuit addresses only.
+    /// By the dial rule of [`chat_protocol::discovery`] nobody dials a
+    /// bare host and port from a record, and the relay refuses records
+    /// that list one; a direct path comes from DCUtR over the circuit.
     pub(super) fn announce(&mut self) {
         let me = *self.swarm.local_peer_id();
         let mut addrs: Vec<Multiaddr> = self
@@ -58,14 +60,6 @@ impl Node {
             .collect();
         if addrs.is_empty() {
             return;
-        }
-        if !self.force_private {
-            addrs.extend(
-                self.swarm
-                    .external_addresses()
-                    .filter(|addr| !is_circuit(addr))
-                    .map(|addr| with_peer_id(addr, me)),
-            );
         }
         addrs.truncate(chat_protocol::MAX_RECORD_ADDRS);
         let record = match PeerRecord::new(self.public_key.clone(), addrs) {
@@ -100,34 +94,34 @@ impl Node {
         }
     }
 
+    /// By the dial rule of [`chat_protocol::discovery`]: the circuits
+    /// through our relay the peer announced, reached by our own address for
+    /// the relay (never a host and port from the record). A native peer
+    /// has no `/webrtc`, so that is one address, tried even when the record
+    /// names none; the direct path comes from DCUtR.
     pub(super) fn dial_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
-        let via_our_relay = self
-            .relay_addr
-            .clone()
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(peer));
-        let mut addrs = Vec::new();
         let announced = self
             .book
             .get(&peer)
             .map(|e| e.addrs.as_slice())
             .unwrap_or(&[]);
+        let mut addrs: Vec<Multiaddr> = Vec::new();
         for addr in announced {
-            let candidate = if relay_of(addr) == Some(self.relay_id) {
-                // Whatever transport the peer reached the relay with, we
-                // reach it with ours.
-                via_our_relay.clone()
-            } else if is_usable(addr) {
-                addr.clone()
-            } else {
+            let Ok(circuit) = Circuit::parse(addr, peer, |relay| *relay == self.relay_id) else {
                 continue;
             };
-            if !addrs.contains(&candidate) {
+            let candidate = circuit.via(&self.relay_addr, peer);
+            if !circuit.webrtc && !addrs.contains(&candidate) {
                 addrs.push(candidate);
             }
         }
         if addrs.is_empty() {
-            addrs.push(via_our_relay);
+            addrs.push(
+                self.relay_addr
+                    .clone()
+                    .with(Protocol::P2pCircuit)
+                    .with(Protocol::P2p(peer)),
+            );
         }
         addrs
     }

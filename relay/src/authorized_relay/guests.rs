@@ -296,7 +296,8 @@ where
     }
 
     fn refuse(&mut self, src: PeerId, dst: PeerId, mut hop: S, status: Status, reason: &str) {
-        tracing::info!(%src, %dst, ?status, %reason, "guest circuit refused");
+        // Counted (and logged at a rate) as the relay event below.
+        tracing::debug!(%src, %dst, ?status, %reason, "guest circuit refused");
         self.actions
             .push_back(GuestAction::Event(relay::Event::CircuitReqDenied {
                 src_peer_id: src,

@@ -6,6 +6,9 @@
 //!   transfer (`/perf/1.0.0`) with a peer this page reaches directly (over
 //!   WebRTC, its relayed connection closed); a Promise of the time it took,
 //!   in milliseconds, measured in the page.
+//!
+//! Only such a page serves `/perf/1.0.0` to others: any other page does
+//! not speak the protocol at all, so a peer cannot make it send bytes.
 
 use futures::channel::{mpsc, oneshot};
 use libp2p::PeerId;
@@ -20,6 +23,10 @@ pub fn install(commands: mpsc::Sender<Command>) -> Result<(), JsValue> {
     if !web_sys::UrlSearchParams::new_with_str(&search)?.has("bench") {
         return Ok(());
     }
+    commands
+        .clone()
+        .try_send(Command::ServePerf)
+        .map_err(|_| JsValue::from_str("the node does not take commands"))?;
     let perf = Closure::<dyn FnMut(String, f64, f64) -> js_sys::Promise>::new(
         move |peer: String, upload: f64, download: f64| {
             let commands = commands.clone();
