@@ -12,7 +12,6 @@ use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
     convert::Infallible,
     hash::Hash,
-    net::IpAddr,
     sync::{Arc, Mutex},
     task::{Context, Poll},
 };
@@ -29,7 +28,7 @@ use libp2p::{
 use prometheus_client::metrics::{family::Family, gauge::Gauge};
 
 use crate::{
-    addresses::{IpPrefix, ip_of, prefix_of, transport_of},
+    addresses::{IpPrefix, prefix_of, transport_of},
     metrics::ListenerLabels,
     refusals::Refusals,
 };
@@ -295,8 +294,10 @@ pub struct ReservationsPerIp {
 #[derive(Debug)]
 struct ReservationTable {
     max: usize,
-    per_ip: HashMap<IpAddr, HashSet<PeerId>>,
-    ip_of_peer: HashMap<PeerId, IpAddr>,
+    /// Keyed by prefix (an IPv4 address or an IPv6 /64), as every
+    /// per-address limit of the relay.
+    per_ip: HashMap<IpPrefix, HashSet<PeerId>>,
+    ip_of_peer: HashMap<PeerId, IpPrefix>,
 }
 
 impl ReservationsPerIp {
@@ -317,7 +318,9 @@ impl ReservationsPerIp {
     }
 
     fn try_reserve(&self, peer: PeerId, addr: &Multiaddr) -> bool {
-        let Some(ip) = ip_of(addr) else { return true };
+        let Some(ip) = prefix_of(addr) else {
+            return true;
+        };
         let mut table = self
             .inner
             .lock()
@@ -370,7 +373,7 @@ impl ReservationsPerIp {
 }
 
 impl ReservationTable {
-    fn release_ip(&mut self, peer: PeerId, ip: IpAddr) {
+    fn release_ip(&mut self, peer: PeerId, ip: IpPrefix) {
         if let Entry::Occupied(mut peers) = self.per_ip.entry(ip) {
             peers.get_mut().remove(&peer);
             if peers.get().is_empty() {
@@ -401,6 +404,13 @@ mod tests {
         assert!(
             limit.try_reserve(c, &from("192.0.2.2")),
             "another IP is not affected"
+        );
+        let v6 = |ip: &str| -> Multiaddr { format!("/ip6/{ip}/tcp/5000").parse().expect("valid") };
+        let limit_v6 = ReservationsPerIp::new(1);
+        assert!(limit_v6.try_reserve(a, &v6("2001:db8:1:2::1")));
+        assert!(
+            !limit_v6.try_reserve(b, &v6("2001:db8:1:2::2")),
+            "another address of the same /64 is the same host"
         );
         assert!(
             limit.try_reserve(a, &from("192.0.2.1")),
