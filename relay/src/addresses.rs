@@ -75,11 +75,56 @@ fn is_dns_name(value: &str) -> bool {
         && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
+/// The unit per-address limits count by: one IPv4 address, or one IPv6
+/// /64. A /64 is what one customer (one home, one VM) is handed, so keying
+/// on the whole IPv6 address would give one attacker 2^64 budgets.
+/// IPv4-mapped IPv6 addresses (what a dual-stack socket reports for IPv4
+/// peers) count as the IPv4 address they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpPrefix {
+    V4(std::net::Ipv4Addr),
+    /// The first 64 bits of the address.
+    V6Slash64(u64),
+}
+
+impl IpPrefix {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(v4),
+                None => Self::V6Slash64((v6.to_bits() >> 64) as u64),
+            },
+        }
+    }
+}
+
+impl fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V4(ip) => write!(f, "{ip}"),
+            Self::V6Slash64(high) => {
+                let ip = std::net::Ipv6Addr::from_bits(u128::from(*high) << 64);
+                write!(f, "{ip}/64")
+            }
+        }
+    }
+}
+
+/// The prefix of the IP address `addr` starts with, if it starts with one.
+pub fn prefix_of(addr: &Multiaddr) -> Option<IpPrefix> {
+    ip_of(addr).map(IpPrefix::of)
+}
+
 /// `addr` with its host replaced by `host`, if it starts with an IP.
 pub fn with_host(addr: &Multiaddr, host: &ExternalHost) -> Option<Multiaddr> {
     let mut parts = addr.iter();
-    match parts.next()? {
-        Protocol::Ip4(_) | Protocol::Ip6(_) => {}
+    // An IP of one family takes the place of a listen address of the same
+    // family only: the IPv6 listener's port may differ from the IPv4 one's.
+    match (parts.next()?, host) {
+        (Protocol::Ip4(_), ExternalHost::Ip(IpAddr::V6(_)))
+        | (Protocol::Ip6(_), ExternalHost::Ip(IpAddr::V4(_))) => return None,
+        (Protocol::Ip4(_) | Protocol::Ip6(_), _) => {}
         _ => return None,
     }
     Some(std::iter::once(host.protocol()).chain(parts).collect())
@@ -119,6 +164,11 @@ pub fn dialable(
     let mut all: Vec<Multiaddr> = Vec::new();
     // External addresses first: on a cloud VM they are the ones to paste.
     for addr in external.chain(listen_addrs.iter().cloned()) {
+        // An IPv6 link-local address needs an interface to be dialed,
+        // which a multiaddr cannot name.
+        if matches!(ip_of(&addr), Some(IpAddr::V6(ip)) if ip.is_unicast_link_local()) {
+            continue;
+        }
         let addr = with_peer_id(&addr, peer_id);
         if !all.contains(&addr) {
             all.push(addr);
@@ -170,6 +220,28 @@ mod tests {
 
     fn addr(s: &str) -> Multiaddr {
         s.parse().expect("valid multiaddr")
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_a_prefix_and_mapped_ipv4_is_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            IpPrefix::of(ip("2001:db8:1:2::1")),
+            IpPrefix::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            IpPrefix::of(ip("2001:db8:1:2::1")),
+            IpPrefix::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            IpPrefix::of(ip("::ffff:192.0.2.7")),
+            IpPrefix::of(ip("192.0.2.7"))
+        );
+        assert_ne!(IpPrefix::of(ip("192.0.2.7")), IpPrefix::of(ip("192.0.2.8")));
+        assert_eq!(
+            IpPrefix::of(ip("2001:db8:1:2::1")).to_string(),
+            "2001:db8:1:2::/64"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::{
     config::Limits,
     dial_policy::GlobalDialsOnly,
     gossip::{self, GossipConfigError, Gossipsub, ProjectTopics},
-    limits::{PerIpConnectionLimit, ReservationsPerIp},
+    limits::{ConnectionLimitsPerPrefix, ReservationsPerIp},
     members_only::MembersOnly,
     refusals::Refusals,
 };
@@ -32,7 +32,7 @@ pub const AGENT_VERSION: &str = concat!("browser-chat-relay/", env!("CARGO_PKG_V
 pub struct Behaviour {
     // The limits come first: they deny a connection before any other
     // behaviour has counted it.
-    per_ip_limit: PerIpConnectionLimit,
+    per_prefix_limits: ConnectionLimitsPerPrefix,
     connection_limits: connection_limits::Behaviour,
     /// The relay dials global unicast addresses only.
     global_dials_only: GlobalDialsOnly,
@@ -71,21 +71,24 @@ impl Behaviour {
     pub fn new(
         keypair: &Keypair,
         limits: &Limits,
+        per_prefix_limits: ConnectionLimitsPerPrefix,
         reservations_per_ip: &ReservationsPerIp,
         access: Option<&Access>,
         policy: &Policy,
     ) -> Result<Self, GossipConfigError> {
         let connection_limits = ConnectionLimits::default()
             .with_max_established(Some(limits.max_connections))
-            .with_max_established_per_peer(Some(limits.max_connections_per_peer))
-            .with_max_pending_incoming(Some(limits.max_pending_connections));
+            .with_max_established_per_peer(Some(limits.max_connections_per_peer));
+        // Handshakes are bounded per listener and per prefix by
+        // `per_prefix_limits`, not here: one shared total is what one host
+        // could fill for everyone.
         let config = relay_config(limits, reservations_per_ip, access, &policy.refusals);
         let guests = access
             .filter(|access| !access.circuits_too)
             .map(|_| guest_circuits(limits, &config));
         let members = access.map(|access| access.peers.clone());
         Ok(Self {
-            per_ip_limit: PerIpConnectionLimit::new(limits.max_connections_per_ip),
+            per_prefix_limits,
             connection_limits: connection_limits::Behaviour::new(connection_limits),
             global_dials_only: GlobalDialsOnly::new(
                 policy.dial_back_non_global,

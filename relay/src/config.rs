@@ -41,9 +41,11 @@ pub struct Options {
     #[arg(long, env = "RELAY_HTTP_PORT", default_value_t = 8000)]
     pub http_port: u16,
 
-    /// IP address every listener binds to.
-    #[arg(long, env = "RELAY_LISTEN_IP", default_value = "0.0.0.0")]
-    pub listen_ip: IpAddr,
+    /// IP address the listeners bind to (repeatable, or comma-separated).
+    /// Without it: `0.0.0.0` and `::`, both families, where the host has
+    /// IPv6 (IPv4 only where it has not).
+    #[arg(long = "listen-ip", env = "RELAY_LISTEN_IP", value_delimiter = ',')]
+    pub listen_ips: Vec<IpAddr>,
 
     /// Public IP address or DNS name of this machine (repeatable), for
     /// machines behind a cloud provider's 1:1 NAT. Added to the printed and
@@ -92,6 +94,69 @@ pub struct Options {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub listener_limits: ListenerLimits,
+}
+
+impl Options {
+    /// The IPs to listen on: those given, or both families' unspecified
+    /// addresses (IPv6 only where the host can bind it).
+    pub fn listen_ips(&self) -> Vec<IpAddr> {
+        if !self.listen_ips.is_empty() {
+            let mut ips = self.listen_ips.clone();
+            ips.dedup();
+            return ips;
+        }
+        let mut ips = vec![IpAddr::from([0, 0, 0, 0])];
+        if host_has_ipv6() {
+            ips.push(IpAddr::from([0u16; 8]));
+        }
+        ips
+    }
+}
+
+/// Whether the host can bind an IPv6 socket at all (a kernel booted with
+/// `ipv6.disable=1`, or a container without IPv6, cannot).
+fn host_has_ipv6() -> bool {
+    std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
+}
+
+/// Bounds on the listeners themselves: what one host may hold open before
+/// it has said who it is. Defaults and reasons are in the README's limits
+/// table and threat model.
+#[derive(Debug, Clone, Args)]
+pub struct ListenerLimits {
+    /// Seconds an incoming libp2p connection has to finish its handshake
+    /// (WebSocket upgrade, Noise or TLS/DTLS, multiplexer) on any listener.
+    #[arg(long, env = "RELAY_HANDSHAKE_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub handshake_timeout: SecsDuration,
+
+    /// Incoming connections still in their handshake from one IPv4
+    /// address or IPv6 /64, on each listener.
+    #[arg(long, env = "RELAY_MAX_PENDING_PER_IP", default_value_t = 8)]
+    pub max_pending_per_ip: usize,
+
+    /// Largest WebSocket frame (and message) accepted, bytes.
+    #[arg(long, env = "RELAY_MAX_WEBSOCKET_FRAME", default_value_t = 256 * 1024)]
+    pub max_websocket_frame: usize,
+
+    /// Seconds an HTTP client has to send a request's headers (also the
+    /// longest an idle keep-alive connection is kept).
+    #[arg(long, env = "RELAY_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub http_header_timeout: SecsDuration,
+
+    /// HTTP connections open at once, from everyone.
+    #[arg(long, env = "RELAY_MAX_HTTP_CONNECTIONS", default_value_t = 512)]
+    pub max_http_connections: usize,
+
+    /// HTTP connections open at once from one IPv4 address or IPv6 /64.
+    #[arg(long, env = "RELAY_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 16)]
+    pub max_http_connections_per_ip: usize,
+
+    /// STUN binding responses per second to one IPv4 address or IPv6 /64.
+    #[arg(long, env = "RELAY_STUN_RATE_PER_IP", default_value_t = crate::stun::DEFAULT_MAX_RESPONSES_PER_PREFIX)]
+    pub stun_rate_per_ip: u32,
 }
 
 /// Resource limits. Defaults, and the reason for each, are tabled in the
@@ -169,11 +234,12 @@ pub struct Limits {
     #[arg(long, env = "RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     pub max_connections_per_ip: usize,
 
-    /// Incoming connections still in their handshake.
+    /// Incoming connections still in their handshake, on each listener.
     #[arg(long, env = "RELAY_MAX_PENDING_CONNECTIONS", default_value_t = 128)]
     pub max_pending_connections: u32,
 
-    /// STUN binding responses per second, over all clients.
+    /// STUN binding responses per second, over all clients (a backstop
+    /// behind --stun-rate-per-ip against spoofed sources).
     #[arg(long, env = "RELAY_STUN_RATE", default_value_t = crate::stun::DEFAULT_MAX_RESPONSES_PER_SECOND)]
     pub stun_rate: u32,
 }
@@ -272,6 +338,28 @@ mod tests {
             options.authorized_peers.as_deref(),
             Some(std::path::Path::new("peers.txt"))
         );
+    }
+
+    #[test]
+    fn listen_ip_is_repeatable_and_defaults_to_both_families_where_possible() {
+        let options =
+            Options::try_parse_from(["relay", "--listen-ip", "127.0.0.1", "--listen-ip", "::1"])
+                .expect("valid");
+        assert_eq!(
+            options.listen_ips(),
+            vec![
+                IpAddr::from([127, 0, 0, 1]),
+                "::1".parse::<IpAddr>().expect("ip")
+            ]
+        );
+        let options =
+            Options::try_parse_from(["relay", "--listen-ip", "127.0.0.1,::1"]).expect("valid");
+        assert_eq!(options.listen_ips().len(), 2);
+        let defaults = Options::try_parse_from(["relay"])
+            .expect("valid")
+            .listen_ips();
+        assert_eq!(defaults[0], IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(defaults.len(), if host_has_ipv6() { 2 } else { 1 });
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
-//! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics.
+//! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
+//! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
+//! - [`sockets`]: the HTTP and STUN sockets, one per listen IP.
 
 pub mod addresses;
 pub mod authorized;
@@ -28,13 +31,16 @@ pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
 pub mod dial_policy;
+pub mod fd_budget;
 pub mod gossip;
 pub mod http;
+pub mod http_listener;
 pub mod limits;
 pub mod members_only;
 pub mod metrics;
 pub mod refusals;
 pub mod server;
+pub mod sockets;
 pub mod state;
 pub mod stun;
 

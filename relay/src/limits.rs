@@ -1,7 +1,9 @@
-//! Per-IP limits that rust-libp2p does not provide out of the box.
+//! Per-address limits that rust-libp2p does not provide out of the box.
 //!
-//! - [`PerIpConnectionLimit`]: a behaviour that denies an inbound connection
-//!   when its IP address already has the maximum number of established ones.
+//! - [`ConnectionLimitsPerPrefix`]: a behaviour that bounds, per listener
+//!   and per source prefix (an IPv4 address or an IPv6 /64), the
+//!   connections still in their handshake, and per prefix the established
+//!   ones, so that no one host can fill the budget everyone else needs.
 //! - [`ReservationsPerIp`]: a relay "rate limiter" that counts the peers
 //!   holding a reservation behind each IP address, so one address cannot
 //!   take every slot (total, per-peer and rate limits are `libp2p-relay`'s).
@@ -9,7 +11,7 @@
 use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
     convert::Infallible,
-    net::IpAddr,
+    hash::Hash,
     sync::{Arc, Mutex},
     task::{Context, Poll},
 };
@@ -23,51 +25,67 @@ use libp2p::{
         NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
     },
 };
+use prometheus_client::metrics::{family::Family, gauge::Gauge};
 
-use crate::addresses::ip_of;
+use crate::{
+    addresses::{IpPrefix, prefix_of, transport_of},
+    metrics::ListenerLabels,
+    refusals::Refusals,
+};
 
-/// Denies inbound connections beyond `max` per remote IP address.
+/// The bounds [`ConnectionLimitsPerPrefix`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct PrefixLimits {
+    /// Connections in their handshake on one listener, from everyone.
+    pub max_pending_per_listener: usize,
+    /// Connections in their handshake from one prefix, on each listener.
+    pub max_pending_per_prefix: usize,
+    /// Established connections from one prefix.
+    pub max_established_per_prefix: usize,
+}
+
+/// Denies an inbound connection when its listener already has the most
+/// handshakes it may run at once, when its source prefix has the most
+/// handshakes one prefix may run on that listener, or (once established)
+/// the most established connections one prefix may have.
+///
+/// Handshakes are bounded per listener so that a flood on one transport
+/// leaves the others alone, and per prefix so that one host fills only a
+/// small part of its listener's budget. Each handshake also has a deadline
+/// (the swarm's connection timeout, `--handshake-timeout`).
 #[derive(Debug)]
-pub struct PerIpConnectionLimit {
-    max: usize,
-    per_ip: HashMap<IpAddr, usize>,
-    by_connection: HashMap<ConnectionId, IpAddr>,
+pub struct ConnectionLimitsPerPrefix {
+    limits: PrefixLimits,
+    pending: Counts<(&'static str, Option<IpPrefix>)>,
+    pending_per_listener: Counts<&'static str>,
+    established: Counts<IpPrefix>,
+    pending_by_connection: HashMap<ConnectionId, (&'static str, Option<IpPrefix>)>,
+    established_by_connection: HashMap<ConnectionId, IpPrefix>,
+    pending_gauge: Family<ListenerLabels, Gauge>,
+    refusals: Refusals,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{ip} already has {max} connections, the most one IP address may have")]
-pub struct PerIpLimitExceeded {
-    pub ip: IpAddr,
-    pub max: usize,
-}
+/// How many of something each key has; a key at zero is removed, so the
+/// map holds only keys with live connections (bounded by the listeners'
+/// limits).
+#[derive(Debug)]
+struct Counts<K>(HashMap<K, usize>);
 
-impl PerIpConnectionLimit {
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            per_ip: HashMap::new(),
-            by_connection: HashMap::new(),
-        }
+impl<K: Hash + Eq> Counts<K> {
+    fn new() -> Self {
+        Self(HashMap::new())
     }
 
-    fn check(&self, remote_addr: &Multiaddr) -> Result<Option<IpAddr>, ConnectionDenied> {
-        let Some(ip) = ip_of(remote_addr) else {
-            return Ok(None);
-        };
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max {
-            return Err(ConnectionDenied::new(PerIpLimitExceeded {
-                ip,
-                max: self.max,
-            }));
-        }
-        Ok(Some(ip))
+    fn get(&self, key: &K) -> usize {
+        self.0.get(key).copied().unwrap_or(0)
     }
 
-    fn forget(&mut self, connection_id: ConnectionId) {
-        let Some(ip) = self.by_connection.remove(&connection_id) else {
-            return;
-        };
-        if let Entry::Occupied(mut count) = self.per_ip.entry(ip) {
+    fn add(&mut self, key: K) {
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    fn remove(&mut self, key: K) {
+        if let Entry::Occupied(mut count) = self.0.entry(key) {
             *count.get_mut() -= 1;
             if *count.get() == 0 {
                 count.remove();
@@ -76,18 +94,132 @@ impl PerIpConnectionLimit {
     }
 }
 
-impl NetworkBehaviour for PerIpConnectionLimit {
+#[derive(Debug, thiserror::Error)]
+pub enum PrefixLimitExceeded {
+    #[error("{prefix} already has {max} connections, the most one address may have")]
+    Established { prefix: IpPrefix, max: usize },
+    #[error("{prefix} already has {max} handshakes in progress on the {listener} listener")]
+    PendingPerPrefix {
+        prefix: IpPrefix,
+        listener: &'static str,
+        max: usize,
+    },
+    #[error("the {listener} listener already has {max} handshakes in progress")]
+    PendingPerListener { listener: &'static str, max: usize },
+}
+
+impl ConnectionLimitsPerPrefix {
+    pub fn new(
+        limits: PrefixLimits,
+        pending_gauge: Family<ListenerLabels, Gauge>,
+        refusals: Refusals,
+    ) -> Self {
+        Self {
+            limits,
+            pending: Counts::new(),
+            pending_per_listener: Counts::new(),
+            established: Counts::new(),
+            pending_by_connection: HashMap::new(),
+            established_by_connection: HashMap::new(),
+            pending_gauge,
+            refusals,
+        }
+    }
+
+    fn check_pending(
+        &self,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(&'static str, Option<IpPrefix>), PrefixLimitExceeded> {
+        let listener = transport_of(local_addr);
+        let prefix = prefix_of(remote_addr);
+        let max = self.limits.max_pending_per_listener;
+        if self.pending_per_listener.get(&listener) >= max {
+            return Err(PrefixLimitExceeded::PendingPerListener { listener, max });
+        }
+        if let Some(prefix) = prefix {
+            let max = self.limits.max_pending_per_prefix;
+            if self.pending.get(&(listener, Some(prefix))) >= max {
+                return Err(PrefixLimitExceeded::PendingPerPrefix {
+                    prefix,
+                    listener,
+                    max,
+                });
+            }
+        }
+        Ok((listener, prefix))
+    }
+
+    fn check_established(
+        &self,
+        remote_addr: &Multiaddr,
+    ) -> Result<Option<IpPrefix>, PrefixLimitExceeded> {
+        let Some(prefix) = prefix_of(remote_addr) else {
+            return Ok(None);
+        };
+        let max = self.limits.max_established_per_prefix;
+        if self.established.get(&prefix) >= max {
+            return Err(PrefixLimitExceeded::Established { prefix, max });
+        }
+        Ok(Some(prefix))
+    }
+
+    fn deny(&self, exceeded: PrefixLimitExceeded) -> ConnectionDenied {
+        let kind = match exceeded {
+            PrefixLimitExceeded::Established { .. } => "connections-per-ip",
+            PrefixLimitExceeded::PendingPerPrefix { .. } => "handshakes-per-ip",
+            PrefixLimitExceeded::PendingPerListener { .. } => "handshakes-per-listener",
+        };
+        self.refusals
+            .refused(kind, || format!("connection refused: {exceeded}"));
+        ConnectionDenied::new(exceeded)
+    }
+
+    fn gauge(&self, listener: &'static str) -> Gauge {
+        self.pending_gauge
+            .get_or_create(&ListenerLabels { listener })
+            .clone()
+    }
+
+    fn end_handshake(&mut self, connection_id: ConnectionId) {
+        let Some((listener, prefix)) = self.pending_by_connection.remove(&connection_id) else {
+            return;
+        };
+        self.pending.remove((listener, prefix));
+        self.pending_per_listener.remove(listener);
+        self.gauge(listener).dec();
+    }
+
+    fn forget(&mut self, connection_id: ConnectionId) {
+        self.end_handshake(connection_id);
+        if let Some(prefix) = self.established_by_connection.remove(&connection_id) {
+            self.established.remove(prefix);
+        }
+    }
+}
+
+impl NetworkBehaviour for ConnectionLimitsPerPrefix {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
     fn handle_pending_inbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
-        _local_addr: &Multiaddr,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        // Refuse early, before the handshake costs anything.
-        self.check(remote_addr).map(|_| ())
+        // Refuse early, before the handshake costs anything: a prefix at
+        // its bound of established connections may not start another.
+        self.check_established(remote_addr)
+            .map_err(|exceeded| self.deny(exceeded))?;
+        let key = self
+            .check_pending(local_addr, remote_addr)
+            .map_err(|exceeded| self.deny(exceeded))?;
+        self.pending.add(key);
+        self.pending_per_listener.add(key.0);
+        self.pending_by_connection.insert(connection_id, key);
+        self.gauge(key.0).inc();
+        Ok(())
     }
 
     fn handle_established_inbound_connection(
@@ -97,10 +229,14 @@ impl NetworkBehaviour for PerIpConnectionLimit {
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        // Check again: several handshakes from one IP may have raced.
-        if let Some(ip) = self.check(remote_addr)? {
-            *self.per_ip.entry(ip).or_default() += 1;
-            self.by_connection.insert(connection_id, ip);
+        self.end_handshake(connection_id);
+        // Check again: several handshakes from one prefix may have raced.
+        if let Some(prefix) = self
+            .check_established(remote_addr)
+            .map_err(|exceeded| self.deny(exceeded))?
+        {
+            self.established.add(prefix);
+            self.established_by_connection.insert(connection_id, prefix);
         }
         Ok(dummy::ConnectionHandler)
     }
@@ -121,7 +257,8 @@ impl NetworkBehaviour for PerIpConnectionLimit {
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
                 self.forget(connection_id)
             }
-            // Another behaviour denied a connection this one had counted.
+            // A handshake failed or timed out, or another behaviour denied
+            // a connection this one had counted.
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
                 self.forget(connection_id)
             }
@@ -157,8 +294,10 @@ pub struct ReservationsPerIp {
 #[derive(Debug)]
 struct ReservationTable {
     max: usize,
-    per_ip: HashMap<IpAddr, HashSet<PeerId>>,
-    ip_of_peer: HashMap<PeerId, IpAddr>,
+    /// Keyed by prefix (an IPv4 address or an IPv6 /64), as every
+    /// per-address limit of the relay.
+    per_ip: HashMap<IpPrefix, HashSet<PeerId>>,
+    ip_of_peer: HashMap<PeerId, IpPrefix>,
 }
 
 impl ReservationsPerIp {
@@ -179,7 +318,9 @@ impl ReservationsPerIp {
     }
 
     fn try_reserve(&self, peer: PeerId, addr: &Multiaddr) -> bool {
-        let Some(ip) = ip_of(addr) else { return true };
+        let Some(ip) = prefix_of(addr) else {
+            return true;
+        };
         let mut table = self
             .inner
             .lock()
@@ -232,7 +373,7 @@ impl ReservationsPerIp {
 }
 
 impl ReservationTable {
-    fn release_ip(&mut self, peer: PeerId, ip: IpAddr) {
+    fn release_ip(&mut self, peer: PeerId, ip: IpPrefix) {
         if let Entry::Occupied(mut peers) = self.per_ip.entry(ip) {
             peers.get_mut().remove(&peer);
             if peers.get().is_empty() {
@@ -264,6 +405,13 @@ mod tests {
             limit.try_reserve(c, &from("192.0.2.2")),
             "another IP is not affected"
         );
+        let v6 = |ip: &str| -> Multiaddr { format!("/ip6/{ip}/tcp/5000").parse().expect("valid") };
+        let limit_v6 = ReservationsPerIp::new(1);
+        assert!(limit_v6.try_reserve(a, &v6("2001:db8:1:2::1")));
+        assert!(
+            !limit_v6.try_reserve(b, &v6("2001:db8:1:2::2")),
+            "another address of the same /64 is the same host"
+        );
         assert!(
             limit.try_reserve(a, &from("192.0.2.1")),
             "a renewal is not a new peer"
@@ -277,38 +425,126 @@ mod tests {
         assert_eq!(limit.len(), 3);
     }
 
+    fn limit(
+        pending_per_listener: usize,
+        pending_per_prefix: usize,
+        established: usize,
+    ) -> ConnectionLimitsPerPrefix {
+        ConnectionLimitsPerPrefix::new(
+            PrefixLimits {
+                max_pending_per_listener: pending_per_listener,
+                max_pending_per_prefix: pending_per_prefix,
+                max_established_per_prefix: established,
+            },
+            Family::default(),
+            Refusals::default(),
+        )
+    }
+
+    fn id(n: usize) -> ConnectionId {
+        ConnectionId::new_unchecked(n)
+    }
+
     #[test]
-    fn connections_per_ip_are_bounded_and_released() {
-        let mut limit = PerIpConnectionLimit::new(1);
+    fn connections_per_prefix_are_bounded_and_released() {
+        let mut limit = limit(100, 100, 1);
         let addr = from("192.0.2.1");
         let local = from("127.0.0.1");
-        let first = ConnectionId::new_unchecked(1);
         assert!(
             limit
-                .handle_pending_inbound_connection(first, &local, &addr)
+                .handle_pending_inbound_connection(id(1), &local, &addr)
                 .is_ok()
         );
         assert!(
             limit
-                .handle_established_inbound_connection(first, PeerId::random(), &local, &addr)
+                .handle_established_inbound_connection(id(1), PeerId::random(), &local, &addr)
                 .is_ok()
         );
-        let second = ConnectionId::new_unchecked(2);
         assert!(
             limit
-                .handle_pending_inbound_connection(second, &local, &addr)
+                .handle_pending_inbound_connection(id(2), &local, &addr)
                 .is_err()
         );
         assert!(
             limit
-                .handle_pending_inbound_connection(second, &local, &from("192.0.2.9"))
+                .handle_pending_inbound_connection(id(2), &local, &from("192.0.2.9"))
                 .is_ok()
         );
-        limit.forget(first);
+        limit.forget(id(1));
         assert!(
             limit
-                .handle_pending_inbound_connection(second, &local, &addr)
+                .handle_pending_inbound_connection(id(3), &local, &addr)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn handshakes_are_bounded_per_prefix_and_per_listener() {
+        let mut limit = limit(3, 2, 100);
+        let ws: Multiaddr = "/ip4/127.0.0.1/tcp/4002/ws".parse().expect("valid");
+        let tcp = from("127.0.0.1");
+        let attacker: Multiaddr = "/ip6/2001:db8:1:2::1/tcp/5000".parse().expect("valid");
+        let same_64: Multiaddr = "/ip6/2001:db8:1:2::9999/tcp/5000".parse().expect("valid");
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(1), &ws, &attacker)
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(2), &ws, &same_64)
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(3), &ws, &same_64)
+                .is_err(),
+            "a third handshake from one /64 on one listener"
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(4), &tcp, &attacker)
+                .is_ok(),
+            "another listener has its own budget"
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(5), &ws, &from("192.0.2.1"))
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(6), &ws, &from("192.0.2.2"))
+                .is_err(),
+            "the listener's total is reached"
+        );
+        // A failed handshake frees its slots; an established one too.
+        limit.on_swarm_event(FromSwarm::ListenFailure(ListenFailure {
+            local_addr: &ws,
+            send_back_addr: &attacker,
+            error: &libp2p::swarm::ListenError::Aborted,
+            connection_id: id(1),
+            peer_id: None,
+        }));
+        assert!(
+            limit
+                .handle_established_inbound_connection(id(2), PeerId::random(), &ws, &same_64)
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(7), &ws, &attacker)
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(8), &ws, &attacker)
+                .is_ok()
+        );
+        assert!(
+            limit
+                .handle_pending_inbound_connection(id(9), &ws, &attacker)
+                .is_err()
         );
     }
 }

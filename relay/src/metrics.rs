@@ -13,6 +13,19 @@ pub struct GossipLabels {
     pub verdict: &'static str,
 }
 
+/// Which listener a connection came in on (`tcp`, `websocket`, `quic`,
+/// `webrtc-direct`, `http`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub listener: &'static str,
+}
+
+/// One configured limit, by its flag's name without the dashes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: &'static str,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RelayMetrics {
     /// Reservations held now.
@@ -28,6 +41,13 @@ pub struct RelayMetrics {
     pub gossip_subscriptions_refused: Counter,
     /// STUN binding requests answered.
     pub stun_responses: Counter,
+    /// Incoming connections in their handshake now, by listener.
+    pub pending_connections: Family<ListenerLabels, Gauge>,
+    /// HTTP connections open now.
+    pub http_connections: Gauge,
+    /// The limits in force (after fitting them to the file descriptors
+    /// the process may open), so a dashboard can show use against bound.
+    pub limits: Family<LimitLabels, Gauge>,
 }
 
 impl RelayMetrics {
@@ -64,6 +84,28 @@ impl RelayMetrics {
             "STUN binding requests answered",
             metrics.stun_responses.clone(),
         );
+        registry.register(
+            "pending_connections",
+            "Incoming connections in their handshake now, by listener",
+            metrics.pending_connections.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "HTTP connections open now",
+            metrics.http_connections.clone(),
+        );
+        registry.register(
+            "limit",
+            "The limits in force, by name (see the README's limits table)",
+            metrics.limits.clone(),
+        );
         metrics
+    }
+
+    /// Shows one limit in `/metrics` as `relay_limit{limit="<name>"}`.
+    pub fn set_limit(&self, limit: &'static str, value: u64) {
+        self.limits
+            .get_or_create(&LimitLabels { limit })
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
     }
 }

@@ -23,23 +23,26 @@ use libp2p::{
     tcp, websocket, yamux,
 };
 use prometheus_client::registry::Registry;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
     addresses::{self, ExternalHost},
     authorized::{AuthorizedError, AuthorizedPeers},
     behaviour::{Access, Behaviour, BehaviourEvent, Policy},
     config::{Limits, Options},
+    fd_budget::{self, FdShares},
     gossip::{
         self, Verdict,
         budget::{GossipBudget, Rate, TopicRates},
     },
     http::{self, RelayInfo, SharedState},
-    limits::ReservationsPerIp,
+    http_listener::{self, HttpLimits},
+    limits::{ConnectionLimitsPerPrefix, PrefixLimits, ReservationsPerIp},
     metrics::{GossipLabels, RelayMetrics},
     refusals::Refusals,
+    sockets,
     state::{self, StateError},
-    stun::StunServer,
+    stun::{StunLimits, StunServer},
 };
 
 /// How long a connection without open streams is kept.
@@ -74,8 +77,13 @@ pub struct Relay {
     /// Every dialable address, each ending in `/p2p/<peer id>`.
     pub multiaddrs: Vec<Multiaddr>,
     pub stun_urls: Vec<String>,
+    /// The first HTTP address (of the first `--listen-ip`).
     pub http_addr: SocketAddr,
+    /// The first STUN address.
     pub stun_addr: SocketAddr,
+    /// One HTTP and one STUN address per listen IP.
+    pub http_addrs: Vec<SocketAddr>,
+    pub stun_addrs: Vec<SocketAddr>,
     /// Whether the identity came from `--secret-key-seed`.
     pub seeded_identity: bool,
     shutdown: oneshot::Sender<()>,
@@ -95,22 +103,41 @@ impl Relay {
         };
         let keypair = loaded.keypair;
         let peer_id = keypair.public().to_peer_id();
-        let ip = options.listen_ip;
+        let ips = options.listen_ips();
+        let listener_limits = options.listener_limits.clone();
 
         // Bind the sockets the relay owns itself first: a port in use must
-        // fail the start before anything is stored.
-        let stun_addr = SocketAddr::new(ip, options.stun_port);
-        let stun = StunServer::bind(stun_addr, options.limits.stun_rate)
-            .await
-            .map_err(|error| listen_error("--stun-port", stun_addr, error))?;
-        let http_addr = SocketAddr::new(ip, options.http_port);
-        let http_listener = TcpListener::bind(http_addr)
-            .await
-            .map_err(|error| listen_error("--http-port", http_addr, error))?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|error| listen_error("--http-port", http_addr, error))?;
-        let stun_addr = stun.local_addr();
+        // fail the start before anything is stored. With port 0, every
+        // family gets the port the first one was given, so that one STUN
+        // URL port and one page port serve both.
+        let stun_limits = StunLimits {
+            per_second: options.limits.stun_rate,
+            per_prefix_per_second: listener_limits.stun_rate_per_ip,
+        };
+        let mut stun_servers = Vec::new();
+        let mut stun_port = options.stun_port;
+        for ip in &ips {
+            let addr = SocketAddr::new(*ip, stun_port);
+            let server = StunServer::bind(addr, stun_limits)
+                .await
+                .map_err(|error| listen_error("--stun-port", addr, error))?;
+            stun_port = server.local_addr().port();
+            stun_servers.push(server);
+        }
+        let stun_addrs: Vec<SocketAddr> = stun_servers.iter().map(StunServer::local_addr).collect();
+        let mut http_listeners = Vec::new();
+        let mut http_addrs = Vec::new();
+        let mut http_port = options.http_port;
+        for ip in &ips {
+            let addr = SocketAddr::new(*ip, http_port);
+            let listener = sockets::bind_tcp(addr)
+                .and_then(|listener| Ok((listener.local_addr()?, listener)))
+                .map_err(|error| listen_error("--http-port", addr, error))?;
+            http_port = listener.0.port();
+            http_addrs.push(listener.0);
+            http_listeners.push(listener.1);
+        }
+        let (http_addr, stun_addr) = (http_addrs[0], stun_addrs[0]);
 
         let mut registry = Registry::default();
         let relay_metrics = RelayMetrics::register(&mut registry);
@@ -123,17 +150,28 @@ impl Relay {
         };
         let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
         let certificate = loaded.certificate;
-        let limits = options.limits.clone();
+        let (limits, http_limits) = fit_to_descriptors(&options, &relay_metrics);
         let swarm_error = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
         let websocket_noise = noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?;
+        let per_prefix = ConnectionLimitsPerPrefix::new(
+            PrefixLimits {
+                max_pending_per_listener: limits.max_pending_connections as usize,
+                max_pending_per_prefix: listener_limits.max_pending_per_ip,
+                max_established_per_prefix: limits.max_connections_per_ip,
+            },
+            relay_metrics.pending_connections.clone(),
+            refusals.clone(),
+        );
         let behaviour = Behaviour::new(
             &keypair,
             &limits,
+            per_prefix,
             &reservations_per_ip,
             access.as_ref(),
             &policy,
         )
         .map_err(|e| swarm_error(&e))?;
+        let max_websocket_frame = listener_limits.max_websocket_frame;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -144,12 +182,15 @@ impl Relay {
             .map_err(|e| swarm_error(&e))?
             .with_quic()
             .with_other_transport(|_| {
-                websocket::Config::new(tcp::tokio::Transport::new(
+                let mut websocket = websocket::Config::new(tcp::tokio::Transport::new(
                     tcp::Config::default().nodelay(true),
-                ))
-                .upgrade(Version::V1Lazy)
-                .authenticate(websocket_noise)
-                .multiplex(yamux::Config::default())
+                ));
+                // libp2p's default is 256 MiB a frame, buffered whole.
+                websocket.set_max_data_size(max_websocket_frame);
+                websocket
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(websocket_noise)
+                    .multiplex(yamux::Config::default())
             })
             .map_err(|e| swarm_error(&e))?
             .with_other_transport(|key| {
@@ -163,39 +204,52 @@ impl Relay {
             .with_swarm_config(|config| {
                 config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
             })
+            // The handshake deadline of every transport: until it is met,
+            // a connection holds one of its listener's pending slots.
+            .with_connection_timeout(listener_limits.handshake_timeout.0)
             .build();
         let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
 
-        let listeners = [
-            (
-                "--port",
-                "TCP",
-                Multiaddr::from(ip).with(tcp_port(options.port)),
-            ),
-            (
-                "--quic-port",
-                "QUIC",
-                Multiaddr::from(ip)
-                    .with(libp2p::multiaddr::Protocol::Udp(options.quic_port))
-                    .with(libp2p::multiaddr::Protocol::QuicV1),
-            ),
-            (
-                "--websocket-port",
-                "WebSocket",
-                Multiaddr::from(ip)
-                    .with(tcp_port(options.websocket_port))
-                    .with(libp2p::multiaddr::Protocol::Ws("/".into())),
-            ),
-            (
-                "--webrtc-port",
-                "WebRTC-direct",
-                Multiaddr::from(ip)
-                    .with(libp2p::multiaddr::Protocol::Udp(options.webrtc_port))
-                    .with(libp2p::multiaddr::Protocol::WebRTCDirect),
-            ),
-        ];
+        let listeners = ips.iter().flat_map(|&ip| {
+            [
+                (
+                    "--port",
+                    "TCP",
+                    Multiaddr::from(ip).with(tcp_port(options.port)),
+                ),
+                (
+                    "--quic-port",
+                    "QUIC",
+                    Multiaddr::from(ip)
+                        .with(libp2p::multiaddr::Protocol::Udp(options.quic_port))
+                        .with(libp2p::multiaddr::Protocol::QuicV1),
+                ),
+                (
+                    "--websocket-port",
+                    "WebSocket",
+                    Multiaddr::from(ip)
+                        .with(tcp_port(options.websocket_port))
+                        .with(libp2p::multiaddr::Protocol::Ws("/".into())),
+                ),
+                (
+                    "--webrtc-port",
+                    "WebRTC-direct",
+                    Multiaddr::from(ip)
+                        .with(libp2p::multiaddr::Protocol::Udp(options.webrtc_port))
+                        .with(libp2p::multiaddr::Protocol::WebRTCDirect),
+                ),
+            ]
+        });
         let mut pending_listeners = Vec::new();
         for (flag, what, addr) in listeners {
+            if what == "WebRTC-direct" && webrtc_would_clash(&ips, &addr, options.webrtc_port) {
+                tracing::info!(
+                    %addr,
+                    "WebRTC-direct listens on IPv4 only: libp2p-webrtc binds `::` dual-stack, \
+                     which would take the IPv4 port too (IPv6 browsers use WebSocket)"
+                );
+                continue;
+            }
             let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|error| StartError::Listen {
@@ -241,30 +295,36 @@ impl Relay {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         let router = http::router(shared, options.page_dir.clone());
-        let mut stop_stun = http_stopped.clone();
-        let tasks = vec![
-            tokio::spawn(async move {
-                let flush_refusals = refusals.flush_every();
-                event_loop.run(shutdown_rx).await;
-                flush_refusals.abort();
-                let _ = stop_http.send(true);
-            }),
-            tokio::spawn(async move {
-                let mut stopped = http_stopped;
-                let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                });
-                if let Err(error) = serve.await {
-                    tracing::error!(%error, "HTTP server failed");
+        let mut tasks = vec![
+            tokio::spawn({
+                let refusals = refusals.clone();
+                async move {
+                    let flush_refusals = refusals.flush_every();
+                    event_loop.run(shutdown_rx).await;
+                    flush_refusals.abort();
+                    let _ = stop_http.send(true);
                 }
             }),
-            tokio::spawn(async move {
+            tokio::spawn(http_listener::serve(
+                http_listeners,
+                router,
+                http_limits,
+                relay_metrics.http_connections.clone(),
+                refusals.clone(),
+                http_stopped.clone(),
+            )),
+        ];
+        for stun in stun_servers {
+            let mut stop_stun = http_stopped.clone();
+            let answered = relay_metrics.stun_responses.clone();
+            let refusals = refusals.clone();
+            tasks.push(tokio::spawn(async move {
                 tokio::select! {
-                    _ = stun.run(relay_metrics.stun_responses.clone()) => {}
+                    _ = stun.run(answered, refusals) => {}
                     _ = stop_stun.wait_for(|stop| *stop) => {}
                 }
-            }),
-        ];
+            }));
+        }
 
         Ok(Self {
             peer_id,
@@ -272,6 +332,8 @@ impl Relay {
             stun_urls: info.stun_urls,
             http_addr,
             stun_addr,
+            http_addrs,
+            stun_addrs,
             seeded_identity: options.secret_key_seed.is_some(),
             shutdown,
             tasks,
@@ -286,6 +348,78 @@ impl Relay {
             let _ = task.await;
         }
     }
+}
+
+/// The limits that hold file descriptors, fitted to what the process may
+/// open (see [`fd_budget`]), and shown in `/metrics` with the other limits
+/// this module adds.
+fn fit_to_descriptors(
+    options: &Options,
+    metrics: &RelayMetrics,
+) -> (crate::config::Limits, HttpLimits) {
+    let mut limits = options.limits.clone();
+    let listener = &options.listener_limits;
+    let asked = FdShares {
+        max_connections: u64::from(limits.max_connections),
+        max_pending_per_listener: u64::from(limits.max_pending_connections),
+        max_http_connections: listener.max_http_connections as u64,
+    };
+    let nofile = fd_budget::raise_nofile_limit();
+    let fitted = asked.fit(nofile);
+    if fitted != asked {
+        tracing::warn!(
+            nofile,
+            needed = asked.needed(),
+            max_connections = fitted.max_connections,
+            max_pending_connections = fitted.max_pending_per_listener,
+            max_http_connections = fitted.max_http_connections,
+            "the limits need more file descriptors than RLIMIT_NOFILE allows: shrunk to fit; \
+             raise LimitNOFILE (deploy/relay.service) or `ulimit -n` to keep them"
+        );
+    }
+    limits.max_connections = u32::try_from(fitted.max_connections).unwrap_or(u32::MAX);
+    limits.max_pending_connections =
+        u32::try_from(fitted.max_pending_per_listener).unwrap_or(u32::MAX);
+    let http = HttpLimits {
+        header_timeout: listener.http_header_timeout.0,
+        max_connections: fitted.max_http_connections as usize,
+        max_connections_per_prefix: listener.max_http_connections_per_ip,
+    };
+    for (name, value) in [
+        ("nofile", nofile),
+        ("max_connections", fitted.max_connections),
+        ("max_pending_connections", fitted.max_pending_per_listener),
+        ("max_pending_per_ip", listener.max_pending_per_ip as u64),
+        (
+            "handshake_timeout_seconds",
+            listener.handshake_timeout.0.as_secs(),
+        ),
+        ("max_websocket_frame", listener.max_websocket_frame as u64),
+        ("max_http_connections", fitted.max_http_connections),
+        (
+            "max_http_connections_per_ip",
+            listener.max_http_connections_per_ip as u64,
+        ),
+        (
+            "http_header_timeout_seconds",
+            listener.http_header_timeout.0.as_secs(),
+        ),
+        ("stun_rate", u64::from(limits.stun_rate)),
+        ("stun_rate_per_ip", u64::from(listener.stun_rate_per_ip)),
+    ] {
+        metrics.set_limit(name, value);
+    }
+    (limits, http)
+}
+
+/// Whether a WebRTC-direct listener on `addr` would fail to bind:
+/// libp2p-webrtc binds its UDP socket without `IPV6_V6ONLY`, so one on
+/// `[::]:port` takes `0.0.0.0:port` too, and clashes with the IPv4
+/// listener on the same fixed port (port 0 gives each its own).
+fn webrtc_would_clash(ips: &[std::net::IpAddr], addr: &Multiaddr, port: u16) -> bool {
+    port != 0
+        && matches!(addr.iter().next(), Some(libp2p::multiaddr::Protocol::Ip6(ip)) if ip.is_unspecified())
+        && ips.iter().any(|ip| ip.is_ipv4() && ip.is_unspecified())
 }
 
 /// libp2p-quic enables rustls's `aws-lc-rs` provider and other libp2p
@@ -625,5 +759,25 @@ impl EventLoop {
             .info
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = info;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webrtc_direct_skips_only_the_dual_stack_twin_of_a_fixed_ipv4_port() {
+        let both: Vec<std::net::IpAddr> = vec![[0, 0, 0, 0].into(), [0u16; 8].into()];
+        let any6: Multiaddr = "/ip6/::/udp/4003/webrtc-direct".parse().expect("valid");
+        let any4: Multiaddr = "/ip4/0.0.0.0/udp/4003/webrtc-direct"
+            .parse()
+            .expect("valid");
+        let loopback6: Multiaddr = "/ip6/::1/udp/4003/webrtc-direct".parse().expect("valid");
+        assert!(webrtc_would_clash(&both, &any6, 4003));
+        assert!(!webrtc_would_clash(&both, &any4, 4003));
+        assert!(!webrtc_would_clash(&both, &loopback6, 4003));
+        assert!(!webrtc_would_clash(&both, &any6, 0), "port 0: each its own");
+        assert!(!webrtc_would_clash(&both[1..], &any6, 4003), "IPv6 alone");
     }
 }

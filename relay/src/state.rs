@@ -35,6 +35,10 @@ pub enum StateError {
     Unwritable { path: PathBuf, source: io::Error },
     #[error("cannot generate a WebRTC certificate: {0}")]
     Generate(String),
+    #[error(
+        "{path} is open to other users (mode {mode:03o}) and holds or guards the relay's secret keys; make it private: `chmod {fix:o} {path}`"
+    )]
+    TooOpen { path: PathBuf, mode: u32, fix: u32 },
 }
 
 /// A file to create once the relay is known to start.
@@ -56,6 +60,13 @@ pub struct LoadedState {
 /// missing. With `seed`, the identity is the deterministic development one
 /// of the rust-libp2p examples and is not stored.
 pub fn load(dir: &Path, seed: Option<u8>) -> Result<LoadedState, StateError> {
+    // The directory may be listed by others (a temporary directory often
+    // is), but not written: whoever can write it can swap the key. The
+    // keys themselves must be the relay's alone.
+    check_mode(dir, 0o022, 0o700)?;
+    for file in [IDENTITY_FILE, CERTIFICATE_FILE] {
+        check_mode(&dir.join(file), 0o077, 0o600)?;
+    }
     let mut pending = Vec::new();
 
     let keypair = match seed {
@@ -109,6 +120,33 @@ pub fn load(dir: &Path, seed: Option<u8>) -> Result<LoadedState, StateError> {
         certificate,
         pending,
     })
+}
+
+/// Refuses a state directory or file whose mode has any of the `forbidden`
+/// bits for the group or others: a key anyone on the machine can copy, or
+/// replace, is not the relay's alone. A path that does not exist yet is
+/// fine: it is created private.
+fn check_mode(path: &Path, forbidden: u32, fix: u32) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Unreadable {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & forbidden != 0 {
+        return Err(StateError::TooOpen {
+            path: path.to_owned(),
+            mode,
+            fix,
+        });
+    }
+    Ok(())
 }
 
 /// The development identity of the rust-libp2p examples: an ed25519 key
@@ -211,10 +249,40 @@ mod tests {
     }
 
     #[test]
+    fn a_state_directory_or_key_others_may_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state_dir = dir.path().join("state");
+        let loaded = load(&state_dir, None).expect("first load");
+        store(&state_dir, loaded.pending).expect("store");
+
+        fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let error = load(&state_dir, None).expect_err("a world-writable directory");
+        let message = error.to_string();
+        assert!(message.contains("mode 777"), "{message}");
+        assert!(message.contains("chmod 700"), "{message}");
+        fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(
+            load(&state_dir, None).is_ok(),
+            "a directory others may list"
+        );
+
+        let key = state_dir.join(IDENTITY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let message = load(&state_dir, None)
+            .expect_err("a group-readable key")
+            .to_string();
+        assert!(message.contains("mode 640"), "{message}");
+        assert!(message.contains("chmod 600"), "{message}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(load(&state_dir, None).is_ok());
+    }
+
+    #[test]
     fn corrupt_identity_is_refused_and_left_untouched() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(IDENTITY_FILE);
-        fs::write(&path, b"garbage").expect("write");
+        write_new(&path, b"garbage").expect("write");
         let error = load(dir.path(), None).expect_err("corrupt key");
         assert!(
             matches!(error, StateError::CorruptIdentity { .. }),
@@ -227,8 +295,8 @@ mod tests {
     #[test]
     fn corrupt_certificate_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
-        fs::write(
-            dir.path().join(CERTIFICATE_FILE),
+        write_new(
+            &dir.path().join(CERTIFICATE_FILE),
             b"-----BEGIN NOTHING-----",
         )
         .expect("write");

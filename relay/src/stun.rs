@@ -7,9 +7,15 @@
 //!
 //! This is an unauthenticated binding service: it answers every well-formed
 //! Binding request with the source address it came from, and silently drops
-//! everything else. Since a UDP responder can be abused for reflection (spoofed
-//! source addresses), responses are capped by a global token bucket.
+//! everything else. Since a UDP responder can be abused for reflection
+//! (spoofed source addresses), it never amplifies: an answer is no larger
+//! than the request plus the mapped address (optional attributes are left
+//! out when they do not fit). Answers are budgeted per source prefix (an
+//! IPv4 address or an IPv6 /64), so one sender cannot use up what every
+//! browser needs, with a global budget behind it as a backstop against
+//! sources spread over many prefixes.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -17,8 +23,18 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+use crate::{addresses::IpPrefix, refusals::Refusals};
+
 /// Upper bound on responses per second, across all clients (anti-reflection).
 pub const DEFAULT_MAX_RESPONSES_PER_SECOND: u32 = 2000;
+/// Responses per second to one IPv4 address or IPv6 /64. A browser's ICE
+/// agent sends a handful of requests per STUN server while it gathers
+/// (retransmits included); a NAT shared by a few dozen users stays under it.
+pub const DEFAULT_MAX_RESPONSES_PER_PREFIX: u32 = 20;
+/// Prefixes whose budgets are remembered at once. A prefix idle for a
+/// second has a full bucket again and is forgotten; when the table is full
+/// of busy prefixes, requests from new ones are dropped.
+pub const MAX_TRACKED_PREFIXES: usize = 16_384;
 
 const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: u32 = 0x2112_A442;
@@ -30,6 +46,8 @@ const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 const ATTR_SOFTWARE: u16 = 0x8022;
 const ATTR_FINGERPRINT: u16 = 0x8028;
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
+/// The FINGERPRINT attribute: 4 bytes of header, a 4-byte CRC.
+const FINGERPRINT_LEN: usize = 8;
 
 const FAMILY_IPV4: u8 = 0x01;
 const FAMILY_IPV6: u8 = 0x02;
@@ -103,22 +121,42 @@ pub fn binding_response(request: &[u8], source: SocketAddr) -> Result<Vec<u8>, S
         xor_port,
         &xor_addr[..addr_len],
     );
-    // Some older clients only read the plain MAPPED-ADDRESS.
-    push_address(
-        &mut out,
-        ATTR_MAPPED_ADDRESS,
-        family,
-        port,
-        &addr[..addr_len],
-    );
-    push_attribute(&mut out, ATTR_SOFTWARE, SOFTWARE.as_bytes());
+    // No amplification: the answer may be as large as the request plus
+    // the one attribute it exists for, and no larger. The optional
+    // attributes follow in order of use while they fit: FINGERPRINT (what
+    // a client that sent one may check), MAPPED-ADDRESS (for older clients
+    // that only read it), SOFTWARE.
+    let address_attribute_len = 4 + 4 + addr_len;
+    let budget = request.len() + address_attribute_len;
+    let with_fingerprint = out.len() + FINGERPRINT_LEN <= budget;
+    let room = budget - out.len() - if with_fingerprint { FINGERPRINT_LEN } else { 0 };
+    let mut used = 0;
+    if used + address_attribute_len <= room {
+        push_address(
+            &mut out,
+            ATTR_MAPPED_ADDRESS,
+            family,
+            port,
+            &addr[..addr_len],
+        );
+        used += address_attribute_len;
+    }
+    if used + 4 + padded(SOFTWARE.len()) <= room {
+        push_attribute(&mut out, ATTR_SOFTWARE, SOFTWARE.as_bytes());
+    }
 
-    // The CRC covers the header whose length already counts the 8-byte
-    // FINGERPRINT attribute that follows it.
-    let body_len = out.len() - HEADER_LEN + 8;
-    set_length(&mut out, body_len);
-    let crc = fingerprint(&out);
-    push_attribute(&mut out, ATTR_FINGERPRINT, &crc.to_be_bytes());
+    if with_fingerprint {
+        // The CRC covers the header whose length already counts the 8-byte
+        // FINGERPRINT attribute that follows it.
+        let body_len = out.len() - HEADER_LEN + FINGERPRINT_LEN;
+        set_length(&mut out, body_len);
+        let crc = fingerprint(&out);
+        push_attribute(&mut out, ATTR_FINGERPRINT, &crc.to_be_bytes());
+    } else {
+        let body_len = out.len() - HEADER_LEN;
+        set_length(&mut out, body_len);
+    }
+    debug_assert!(out.len() <= budget);
     Ok(out)
 }
 
@@ -211,9 +249,10 @@ fn push_address(out: &mut Vec<u8>, attr_type: u16, family: u8, port: u16, addr: 
     push_attribute(out, attr_type, &value[..4 + addr.len()]);
 }
 
-/// Global token bucket: at most one second's worth of responses in a burst,
-/// refilled continuously at `rate` per second. Global rather than per client
-/// because spoofed sources make per-client state useless against reflection.
+/// Token bucket: at most one second's worth of responses in a burst,
+/// refilled continuously at `rate` per second. One per source prefix, and
+/// one over all of them (spoofed sources spread over many prefixes would
+/// get past per-prefix budgets alone).
 #[derive(Debug)]
 struct TokenBucket {
     rate: f64,
@@ -231,6 +270,13 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket would be full at `now`: it then behaves as a new
+    /// one, and may be forgotten.
+    fn is_full_at(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.rate
+    }
+
     /// `now` is a parameter so tests can drive time without tokio's test-util.
     fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -245,26 +291,92 @@ impl TokenBucket {
     }
 }
 
+/// Budgets per source prefix, bounded to [`MAX_TRACKED_PREFIXES`].
+#[derive(Debug)]
+struct PrefixBudgets {
+    per_second: u32,
+    buckets: HashMap<IpPrefix, TokenBucket>,
+    last_sweep: Instant,
+}
+
+/// Why a well-formed request was not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverBudget {
+    Prefix,
+    TooManyPrefixes,
+    Global,
+}
+
+impl PrefixBudgets {
+    fn new(per_second: u32, now: Instant) -> Self {
+        Self {
+            per_second,
+            buckets: HashMap::new(),
+            last_sweep: now,
+        }
+    }
+
+    fn try_take(&mut self, prefix: IpPrefix, now: Instant) -> Result<(), OverBudget> {
+        if !self.buckets.contains_key(&prefix) && self.buckets.len() >= MAX_TRACKED_PREFIXES {
+            // At most one sweep a second: a flood of new prefixes must not
+            // make every request walk the table.
+            if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
+                self.last_sweep = now;
+                self.buckets.retain(|_, bucket| !bucket.is_full_at(now));
+            }
+            if self.buckets.len() >= MAX_TRACKED_PREFIXES {
+                return Err(OverBudget::TooManyPrefixes);
+            }
+        }
+        let per_second = self.per_second;
+        let bucket = self
+            .buckets
+            .entry(prefix)
+            .or_insert_with(|| TokenBucket::new(per_second, now));
+        if bucket.try_take(now) {
+            Ok(())
+        } else {
+            Err(OverBudget::Prefix)
+        }
+    }
+}
+
+/// The budgets a [`StunServer`] answers within.
+#[derive(Debug, Clone, Copy)]
+pub struct StunLimits {
+    /// Responses per second over all clients.
+    pub per_second: u32,
+    /// Responses per second to one IPv4 address or IPv6 /64.
+    pub per_prefix_per_second: u32,
+}
+
 /// UDP STUN Binding responder. A budget of 0 responses per second answers nothing.
 #[derive(Debug)]
 pub struct StunServer {
     socket: UdpSocket,
     local_addr: SocketAddr,
     limiter: TokenBucket,
+    per_prefix: PrefixBudgets,
 }
 
 impl StunServer {
     /// Binds the UDP socket (tokio). Errors are std::io::Error (caller names the flag in its message).
     ///
-    /// Binding `[::]:port` gives a dual-stack socket where the OS allows it
-    /// (Linux default); IPv4 peers then show up as IPv4-mapped addresses.
-    pub async fn bind(addr: SocketAddr, max_responses_per_second: u32) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind(addr).await?;
+    /// An IPv6 address is bound IPv6-only, so that an IPv4 socket on the
+    /// same port can sit beside it (the relay listens on both families).
+    pub async fn bind(addr: SocketAddr, limits: StunLimits) -> std::io::Result<Self> {
+        let socket = UdpSocket::from_std(crate::sockets::bind_udp(addr)?)?;
+        Self::new(socket, limits)
+    }
+
+    fn new(socket: UdpSocket, limits: StunLimits) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
+        let now = Instant::now();
         Ok(Self {
             socket,
             local_addr,
-            limiter: TokenBucket::new(max_responses_per_second, Instant::now()),
+            limiter: TokenBucket::new(limits.per_second, now),
+            per_prefix: PrefixBudgets::new(limits.per_prefix_per_second, now),
         })
     }
 
@@ -272,8 +384,9 @@ impl StunServer {
         self.local_addr
     }
 
-    /// Serves until the future is dropped. Counts answered requests in the given counter.
-    pub async fn run(mut self, answered: Counter) {
+    /// Serves until the future is dropped. Counts answered requests in the
+    /// given counter, and refused ones in `refusals`.
+    pub async fn run(mut self, answered: Counter, refusals: Refusals) {
         tracing::info!(addr = %self.local_addr, "STUN server listening");
         // Binding requests are tiny; a larger datagram gets truncated here and
         // then fails the length check, which is what we want.
@@ -298,8 +411,21 @@ impl StunServer {
             };
             // Checked after parsing so junk traffic does not eat the budget
             // (it gets no answer, so it amplifies nothing).
-            if !self.limiter.try_take(Instant::now()) {
-                tracing::trace!(%source, "STUN response budget exhausted, dropping request");
+            if let Err(over) = self.take_budget(source, Instant::now()) {
+                let prefix = IpPrefix::of(source.ip());
+                match over {
+                    OverBudget::Prefix => refusals.refused("stun-per-ip", || {
+                        format!("STUN request from {source} dropped: {prefix} is over its budget")
+                    }),
+                    OverBudget::TooManyPrefixes => refusals.refused("stun-prefixes", || {
+                        format!(
+                            "STUN request from {source} dropped: {MAX_TRACKED_PREFIXES} other prefixes are busy"
+                        )
+                    }),
+                    OverBudget::Global => refusals.refused("stun-global", || {
+                        format!("STUN request from {source} dropped: the global budget is used up")
+                    }),
+                };
                 continue;
             }
             match self.socket.send_to(&response, source).await {
@@ -308,6 +434,17 @@ impl StunServer {
                 }
                 Err(error) => tracing::debug!(%source, %error, "STUN send failed"),
             }
+        }
+    }
+
+    /// The prefix's budget first: a sender over its share does not take
+    /// from the global budget.
+    fn take_budget(&mut self, source: SocketAddr, now: Instant) -> Result<(), OverBudget> {
+        self.per_prefix.try_take(IpPrefix::of(source.ip()), now)?;
+        if self.limiter.try_take(now) {
+            Ok(())
+        } else {
+            Err(OverBudget::Global)
         }
     }
 }
@@ -356,6 +493,16 @@ mod tests {
     }
 
     fn parse(msg: &[u8]) -> Parsed {
+        let parsed = parse_unfingerprinted(msg);
+        // FINGERPRINT must be last and cover everything before it.
+        let (t, v) = parsed.attrs.last().expect("attributes");
+        assert_eq!(*t, ATTR_FINGERPRINT);
+        let expected = crc32fast::hash(&msg[..msg.len() - 8]) ^ 0x5354_554E;
+        assert_eq!(v[..], expected.to_be_bytes());
+        parsed
+    }
+
+    fn parse_unfingerprinted(msg: &[u8]) -> Parsed {
         assert!(
             msg.len() >= 20 && msg.len().is_multiple_of(4),
             "bad size {}",
@@ -379,11 +526,6 @@ mod tests {
             msg.len(),
             "attributes must end exactly at the message end"
         );
-        // FINGERPRINT must be last and cover everything before it.
-        let (t, v) = attrs.last().expect("attributes");
-        assert_eq!(*t, ATTR_FINGERPRINT);
-        let expected = crc32fast::hash(&msg[..msg.len() - 8]) ^ 0x5354_554E;
-        assert_eq!(v[..], expected.to_be_bytes());
         Parsed {
             msg_type: u16::from_be_bytes([msg[0], msg[1]]),
             tx_id: msg[8..20].to_vec(),
@@ -432,21 +574,79 @@ mod tests {
         }
     }
 
+    /// A header-only request gets XOR-MAPPED-ADDRESS alone (no room for
+    /// more); one with room gets every attribute.
     fn check_round_trip(source: SocketAddr, expected: SocketAddr) {
         let tx = random_tx_id();
-        let response = binding_response(&binding_request(tx), source).expect("valid request");
-        let p = parse(&response);
+        let request = binding_request(tx);
+        let response = binding_response(&request, source).expect("valid request");
+        let p = parse_unfingerprinted(&response);
         assert_eq!(p.msg_type, 0x0101);
         assert_eq!(p.tx_id, tx);
         assert_eq!(
             decode_xor_address(attr(&p, ATTR_XOR_MAPPED_ADDRESS), &tx),
             expected
         );
+        assert_eq!(p.attrs.len(), 1, "only the mapped address fits");
+
+        let big = padded_request(tx, 64);
+        let p = parse(&binding_response(&big, source).expect("valid request"));
         assert_eq!(
             decode_plain_address(attr(&p, ATTR_MAPPED_ADDRESS)),
             expected
         );
         assert_eq!(attr(&p, ATTR_SOFTWARE), SOFTWARE.as_bytes());
+    }
+
+    /// A Binding request with an unknown attribute of `value_len` bytes.
+    fn padded_request(tx_id: [u8; 12], value_len: u16) -> Vec<u8> {
+        let mut m = binding_request(tx_id);
+        m[2..4].copy_from_slice(&(4 + value_len).to_be_bytes());
+        m.extend_from_slice(&[0x7f, 0xfe]);
+        m.extend_from_slice(&value_len.to_be_bytes());
+        m.resize(m.len() + usize::from(value_len), 0);
+        m
+    }
+
+    /// Size of the mapped-address attribute for the source's family.
+    fn mapped_len(source: SocketAddr) -> usize {
+        let ip = match source.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if ip.is_ipv4() { 12 } else { 24 }
+    }
+
+    #[test]
+    fn answers_are_never_larger_than_the_request_plus_the_mapped_address() {
+        let sources: [SocketAddr; 3] = [
+            "203.0.113.7:5000".parse().expect("addr"),
+            "[2001:db8::1]:5000".parse().expect("addr"),
+            "[::ffff:198.51.100.2]:4000".parse().expect("addr"),
+        ];
+        let mut requests = vec![binding_request(random_tx_id()), hex(RFC5769_REQUEST)];
+        for value_len in [0u16, 4, 8, 12, 20, 40, 100] {
+            requests.push(padded_request(random_tx_id(), value_len));
+        }
+        for source in sources {
+            for request in &requests {
+                let response = binding_response(request, source).expect("valid");
+                assert!(
+                    response.len() <= request.len() + mapped_len(source),
+                    "a {}-byte request from {source} got a {}-byte answer",
+                    request.len(),
+                    response.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_with_a_fingerprint_gets_one_back_when_it_fits() {
+        let source: SocketAddr = "203.0.113.7:5000".parse().expect("addr");
+        // The RFC 5769 request has a FINGERPRINT and room for everything.
+        let p = parse(&binding_response(&hex(RFC5769_REQUEST), source).expect("valid"));
+        assert!(p.attrs.iter().any(|(t, _)| *t == ATTR_MAPPED_ADDRESS));
     }
 
     #[test]
@@ -613,14 +813,109 @@ mod tests {
     }
 
     async fn start(budget: u32) -> (SocketAddr, Counter, tokio::task::JoinHandle<()>) {
-        let server = StunServer::bind((Ipv4Addr::LOCALHOST, 0).into(), budget)
+        start_with(StunLimits {
+            per_second: budget,
+            per_prefix_per_second: budget,
+        })
+        .await
+    }
+
+    async fn start_with(limits: StunLimits) -> (SocketAddr, Counter, tokio::task::JoinHandle<()>) {
+        let server = StunServer::bind((Ipv4Addr::LOCALHOST, 0).into(), limits)
             .await
             .expect("bind");
         let addr = server.local_addr();
         assert_ne!(addr.port(), 0);
         let counter = Counter::default();
-        let task = tokio::spawn(server.run(counter.clone()));
+        let task = tokio::spawn(server.run(counter.clone(), Refusals::default()));
         (addr, counter, task)
+    }
+
+    #[test]
+    fn the_budget_is_per_prefix_and_a_flood_from_one_leaves_the_others_theirs() {
+        let t0 = Instant::now();
+        let mut budgets = PrefixBudgets::new(3, t0);
+        let attacker = IpPrefix::of("2001:db8:1:2::1".parse().expect("ip"));
+        let same_64 = IpPrefix::of("2001:db8:1:2::ffff".parse().expect("ip"));
+        let other = IpPrefix::of("192.0.2.1".parse().expect("ip"));
+        assert_eq!(
+            (0..100)
+                .filter(|_| budgets.try_take(attacker, t0).is_ok())
+                .count(),
+            3
+        );
+        assert_eq!(budgets.try_take(same_64, t0), Err(OverBudget::Prefix));
+        assert_eq!(
+            (0..3)
+                .filter(|_| budgets.try_take(other, t0).is_ok())
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn the_prefix_table_is_bounded_and_forgets_idle_prefixes() {
+        let t0 = Instant::now();
+        let mut budgets = PrefixBudgets::new(2, t0);
+        let v4 = |n: u32| IpPrefix::of(IpAddr::from(std::net::Ipv4Addr::from_bits(n)));
+        for n in 0..MAX_TRACKED_PREFIXES as u32 {
+            assert!(budgets.try_take(v4(n), t0).is_ok());
+        }
+        let newcomer = v4(u32::MAX);
+        assert_eq!(
+            budgets.try_take(newcomer, t0),
+            Err(OverBudget::TooManyPrefixes)
+        );
+        // A second later every bucket is full again: the table is swept.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(budgets.try_take(newcomer, t1).is_ok());
+        assert!(budgets.buckets.len() <= MAX_TRACKED_PREFIXES);
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_one_address_leaves_another_address_its_answers() {
+        let (server, answered, task) = start_with(StunLimits {
+            per_second: 1000,
+            per_prefix_per_second: 3,
+        })
+        .await;
+        let attacker = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+            .await
+            .expect("bind attacker");
+        for _ in 0..50 {
+            attacker
+                .send_to(&binding_request(random_tx_id()), server)
+                .await
+                .expect("send");
+        }
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind client");
+        let tx = random_tx_id();
+        client
+            .send_to(&binding_request(tx), server)
+            .await
+            .expect("send");
+        let mut buf = [0u8; 1500];
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .expect("the other address is answered despite the flood")
+            .expect("recv");
+        assert_eq!(parse_unfingerprinted(&buf[..len]).tx_id, tx);
+        let mut attacker_replies = 0;
+        while let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(200), attacker.recv_from(&mut buf)).await
+        {
+            let (len, _) = r.expect("recv");
+            assert!(len <= 20 + 12, "answer of {len} bytes to a 20-byte request");
+            attacker_replies += 1;
+        }
+        assert_eq!(
+            attacker_replies, 3,
+            "the flooding address got more than its budget"
+        );
+        assert_eq!(answered.get(), 4);
+        task.abort();
     }
 
     #[tokio::test]
@@ -647,7 +942,7 @@ mod tests {
             .expect("response in time")
             .expect("recv");
         assert_eq!(from, server);
-        let p = parse(&buf[..len]);
+        let p = parse_unfingerprinted(&buf[..len]);
         assert_eq!(p.tx_id, tx);
         let mapped = decode_xor_address(attr(&p, ATTR_XOR_MAPPED_ADDRESS), &tx);
         assert_eq!(mapped, client.local_addr().expect("local addr"));
@@ -726,13 +1021,24 @@ mod tests {
                 let mut xor = XorMappedAddress::default();
                 xor.get_from(&m).expect("XOR-MAPPED-ADDRESS");
                 assert_eq!(SocketAddr::new(xor.ip, xor.port), source);
+                // A header and a FINGERPRINT leave room for nothing else.
                 let mut plain = MappedAddress::default();
-                plain.get_from(&m).expect("MAPPED-ADDRESS");
-                assert_eq!(SocketAddr::new(plain.ip, plain.port), source);
-                let software = TextAttribute::get_from_as(&m, stun::attributes::ATTR_SOFTWARE)
-                    .expect("SOFTWARE");
-                assert_eq!(software.text, SOFTWARE);
+                assert!(plain.get_from(&m).is_err(), "no room for MAPPED-ADDRESS");
             }
+        }
+
+        #[test]
+        fn stun_crate_reads_every_attribute_when_the_request_has_room() {
+            let source = "198.51.100.9:3478".parse::<SocketAddr>().expect("addr");
+            let request = hex(RFC5769_REQUEST);
+            let m = decode(binding_response(&request, source).expect("we accept it"));
+            FINGERPRINT.check(&m).expect("fingerprint verifies");
+            let mut plain = MappedAddress::default();
+            plain.get_from(&m).expect("MAPPED-ADDRESS");
+            assert_eq!(SocketAddr::new(plain.ip, plain.port), source);
+            let software =
+                TextAttribute::get_from_as(&m, stun::attributes::ATTR_SOFTWARE).expect("SOFTWARE");
+            assert_eq!(software.text, SOFTWARE);
         }
     }
 }

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -146,6 +148,7 @@ fn corrupt_identity_key_is_refused_with_one_line_naming_the_file_and_left_untouc
     std::fs::create_dir(&state_dir).expect("state dir");
     let key = state_dir.join("identity.key");
     std::fs::write(&key, b"not a key").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
     let output = run_failing(&mut relay_command(&state_dir));
     let line = error_line(&output);
@@ -153,10 +156,95 @@ fn corrupt_identity_key_is_refused_with_one_line_naming_the_file_and_left_untouc
         line.contains(&key.display().to_string()),
         "error does not name the file: {line}"
     );
+    assert!(line.contains("not a valid libp2p identity key"), "{line}");
     assert_eq!(std::fs::read(&key).expect("key still there"), b"not a key");
     assert!(
         !state_dir.join("webrtc-certificate.pem").exists(),
         "a failed start stored a certificate"
+    );
+}
+
+#[test]
+fn listens_on_both_families_and_prints_both_sets_of_addresses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = relay_command(&dir.path().join("state"))
+        .args(["--listen-ip", "127.0.0.1", "--listen-ip", "::1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    let started = Instant::now();
+    for line in stdout.by_ref().lines() {
+        let line = line.expect("utf-8 output");
+        let done = line.starts_with("Page: http://[::1]");
+        lines.push(line);
+        if done || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    for family in ["/ip4/127.0.0.1/", "/ip6/::1/"] {
+        for transport in ["/tcp/", "/ws/", "/webrtc-direct/", "/quic-v1/"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.starts_with(family) && line.contains(transport)),
+                "no {family}..{transport} address in {lines:?}"
+            );
+        }
+    }
+    let stun = lines
+        .iter()
+        .find(|line| line.starts_with("STUN:"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        stun.contains("stun:127.0.0.1:") && stun.contains("stun:[::1]:"),
+        "{stun}"
+    );
+    // The page answers on IPv6 as on IPv4.
+    let page = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("Page: http://[::1]:"))
+        .unwrap_or_else(|| panic!("no IPv6 page URL in {lines:?}"));
+    let port: u16 = page.trim_end_matches('/').parse().expect("port");
+    let mut stream = std::net::TcpStream::connect(("::1", port)).expect("connect over IPv6");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+}
+
+#[test]
+fn a_key_others_may_read_is_refused_with_the_chmod_that_fixes_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state_dir = dir.path().join("state");
+    // A first start creates the key, private.
+    let mut child = relay_command(&state_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    assert!(first.starts_with("Relay "), "{first}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let key = state_dir.join("identity.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = run_failing(&mut relay_command(&state_dir));
+    let line = error_line(&output);
+    assert!(
+        line.contains(&format!("chmod 600 {}", key.display())),
+        "{line}"
     );
 }
 

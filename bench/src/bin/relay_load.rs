@@ -313,6 +313,7 @@ fn raised_limits(peers: usize) -> Vec<String> {
         format!("--max-connections={most}"),
         format!("--max-connections-per-ip={most}"),
         "--max-pending-connections=1024".to_owned(),
+        "--max-pending-per-ip=1024".to_owned(),
         // Every peer announces once a round, all from one address.
         format!("--discovery-rate-per-peer={most}"),
         format!("--discovery-rate-per-ip={most}"),
@@ -335,6 +336,7 @@ fn rust_libp2p_default_limits() -> Vec<String> {
         format!("--max-connections={unlimited}"),
         format!("--max-connections-per-ip={unlimited}"),
         format!("--max-pending-connections={unlimited}"),
+        format!("--max-pending-per-ip={unlimited}"),
         // rust-libp2p's relay example has no gossip budget.
         format!("--discovery-rate-per-peer={unlimited}"),
         format!("--discovery-rate-per-ip={unlimited}"),

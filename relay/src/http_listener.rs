@@ -1,0 +1,278 @@
+//! The HTTP server's accept loop, with the bounds `axum::serve` lacks.
+//!
+//! `axum::serve` sets no timer: an idle or half-sent request holds its
+//! socket for as long as the client likes, and a few thousand of them take
+//! the descriptors the libp2p listeners need. Here every connection has a
+//! header deadline (hyper's `header_read_timeout`, which also ends an idle
+//! keep-alive connection), and the number of connections is bounded in
+//! total and per source prefix (an IPv4 address or an IPv6 /64). A
+//! connection over a bound is closed at once, before anything is read.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use axum::Router;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinSet,
+};
+
+use crate::{addresses::IpPrefix, refusals::Refusals};
+
+/// How long a connection may take to finish its response once the relay
+/// is shutting down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause after a failed `accept` (e.g. `EMFILE`), so that a persistent
+/// error does not spin a core.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Time to send a request's headers; also the idle keep-alive timeout.
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_prefix: usize,
+}
+
+/// The open connections, in total and per prefix.
+#[derive(Debug)]
+struct Table {
+    limits: HttpLimits,
+    total: usize,
+    per_prefix: HashMap<IpPrefix, usize>,
+}
+
+/// One admitted connection; dropping it frees its slot.
+#[derive(Debug)]
+struct Slot {
+    table: Arc<Mutex<Table>>,
+    prefix: IpPrefix,
+    gauge: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table.total -= 1;
+        if let Some(count) = table.per_prefix.get_mut(&self.prefix) {
+            *count -= 1;
+            if *count == 0 {
+                table.per_prefix.remove(&self.prefix);
+            }
+        }
+        self.gauge.dec();
+    }
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Total,
+    PerPrefix,
+}
+
+fn admit(table: &Arc<Mutex<Table>>, prefix: IpPrefix, gauge: &Gauge) -> Result<Slot, Refused> {
+    let mut guard = table.lock().unwrap_or_else(PoisonError::into_inner);
+    if guard.total >= guard.limits.max_connections {
+        return Err(Refused::Total);
+    }
+    let max_per_prefix = guard.limits.max_connections_per_prefix;
+    let count = guard.per_prefix.entry(prefix).or_default();
+    if *count >= max_per_prefix {
+        return Err(Refused::PerPrefix);
+    }
+    *count += 1;
+    guard.total += 1;
+    gauge.inc();
+    Ok(Slot {
+        table: table.clone(),
+        prefix,
+        gauge: gauge.clone(),
+    })
+}
+
+/// Serves `router` on every listener until `stop` turns true, then lets
+/// the open connections finish their responses (for [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    router: Router,
+    limits: HttpLimits,
+    open_connections: Gauge,
+    refusals: Refusals,
+    stop: watch::Receiver<bool>,
+) {
+    let table = Arc::new(Mutex::new(Table {
+        limits,
+        total: 0,
+        per_prefix: HashMap::new(),
+    }));
+    let mut accept_loops = JoinSet::new();
+    for listener in listeners {
+        accept_loops.spawn(accept_loop(
+            listener,
+            router.clone(),
+            table.clone(),
+            open_connections.clone(),
+            refusals.clone(),
+            stop.clone(),
+        ));
+    }
+    while accept_loops.join_next().await.is_some() {}
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    table: Arc<Mutex<Table>>,
+    gauge: Gauge,
+    refusals: Refusals,
+    mut stop: watch::Receiver<bool>,
+) {
+    let header_timeout = table
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .limits
+        .header_timeout;
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                refusals.refused("http-accept", || {
+                    format!("cannot accept an HTTP connection: {error}")
+                });
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let prefix = IpPrefix::of(remote.ip());
+        let slot = match admit(&table, prefix, &gauge) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                refuse(&refusals, refused, remote, &table);
+                continue; // Dropping `stream` closes it.
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        connections.spawn(serve_connection(
+            stream,
+            service,
+            header_timeout,
+            slot,
+            stop.clone(),
+        ));
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+fn refuse(refusals: &Refusals, refused: Refused, remote: SocketAddr, table: &Arc<Mutex<Table>>) {
+    let limits = table.lock().unwrap_or_else(PoisonError::into_inner).limits;
+    match refused {
+        Refused::Total => refusals.refused("http-connections", || {
+            format!(
+                "HTTP connection from {remote} refused: {} connections open, the most there may be",
+                limits.max_connections
+            )
+        }),
+        Refused::PerPrefix => refusals.refused("http-connections-per-ip", || {
+            format!(
+                "HTTP connection from {remote} refused: {} already has {} connections open",
+                IpPrefix::of(remote.ip()),
+                limits.max_connections_per_prefix
+            )
+        }),
+    };
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    service: TowerToHyperService<Router>,
+    header_timeout: Duration,
+    slot: Slot,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::trace!(%error, "HTTP connection ended with an error");
+            }
+        }
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+        }
+    }
+    drop(slot);
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(max: usize, per_prefix: usize) -> Arc<Mutex<Table>> {
+        Arc::new(Mutex::new(Table {
+            limits: HttpLimits {
+                header_timeout: Duration::from_secs(1),
+                max_connections: max,
+                max_connections_per_prefix: per_prefix,
+            },
+            total: 0,
+            per_prefix: HashMap::new(),
+        }))
+    }
+
+    fn prefix(ip: &str) -> IpPrefix {
+        IpPrefix::of(ip.parse().expect("ip"))
+    }
+
+    #[test]
+    fn connections_are_bounded_per_prefix_and_in_total_and_released_on_drop() {
+        let table = table(3, 2);
+        let gauge = Gauge::default();
+        let a1 = admit(&table, prefix("192.0.2.1"), &gauge).expect("first");
+        let _a2 = admit(&table, prefix("192.0.2.1"), &gauge).expect("second");
+        assert_eq!(
+            admit(&table, prefix("192.0.2.1"), &gauge).err(),
+            Some(Refused::PerPrefix)
+        );
+        let _b1 = admit(&table, prefix("2001:db8::1"), &gauge).expect("another prefix");
+        assert_eq!(
+            admit(&table, prefix("192.0.2.9"), &gauge).err(),
+            Some(Refused::Total)
+        );
+        assert_eq!(gauge.get(), 3);
+        drop(a1);
+        assert_eq!(gauge.get(), 2);
+        assert!(admit(&table, prefix("192.0.2.1"), &gauge).is_ok());
+    }
+}

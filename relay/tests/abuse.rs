@@ -1,0 +1,620 @@
+//! One host tries to keep everyone else out, against the real relay binary
+//! with its defaults (only the ports, the state and page directories and
+//! the loopback listen IP are set). Each attack comes from 127.0.0.2 (one
+//! host; the legitimate peers are 127.0.0.1), is bounded in count and
+//! time, and stops by itself.
+//!
+//! `ABUSE_RELAY_BIN=/path/to/relay` runs the same attacks against another
+//! build (e.g. main's, to see them succeed there), and `ABUSE_RELAY_ARGS`
+//! adds flags (e.g. `--max-pending-per-ip=100000`, to see an attack
+//! succeed with one bound lifted).
+
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::{TIMEOUT, connect, peer, reserve};
+use libp2p::{Multiaddr, identity::Keypair, multiaddr::Protocol};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpSocket, TcpStream},
+    sync::watch,
+    task::JoinSet,
+};
+
+/// The attacker's address: another host, as far as the relay can tell.
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// How long an attacker socket waits before reopening once the relay has
+/// closed it: fast enough to take back any slot at once, slow enough not
+/// to exhaust loopback's ports in the test's time (on a shared machine).
+const REOPEN_PAUSE: Duration = Duration::from_millis(200);
+/// The same for the thousands of HTTP sockets: about 5,000 new connections
+/// a second in all.
+const HTTP_REOPEN_PAUSE: Duration = Duration::from_secs(1);
+
+/// The relay binary under test, running until dropped.
+struct RelayProcess {
+    child: Child,
+    addrs: Vec<Multiaddr>,
+    http: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl RelayProcess {
+    /// Starts the relay with at most `nofile` file descriptors (as
+    /// `LimitNOFILE` in deploy/relay.service would), plus `extra` flags.
+    fn start(nofile: u64, extra: &[&str]) -> Self {
+        common::init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let page_dir = dir.path().join("page");
+        std::fs::create_dir(&page_dir).expect("page dir");
+        std::fs::write(
+            page_dir.join("index.html"),
+            "<!doctype html><title>chat page</title>",
+        )
+        .expect("index.html");
+        let binary =
+            std::env::var("ABUSE_RELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_relay").into());
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(binary)
+            .args([
+                "--listen-ip=127.0.0.1",
+                "--port=0",
+                "--quic-port=0",
+                "--websocket-port=0",
+                "--webrtc-port=0",
+                "--stun-port=0",
+                "--http-port=0",
+            ])
+            .arg(format!(
+                "--state-dir={}",
+                dir.path().join("state").display()
+            ))
+            .arg(format!("--page-dir={}", page_dir.display()))
+            .args(extra)
+            .args(
+                std::env::var("ABUSE_RELAY_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the relay starts");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut lines = stdout.lines();
+        let mut addrs = Vec::new();
+        let http = loop {
+            let line = lines
+                .next()
+                .expect("the relay prints its page URL")
+                .expect("utf-8 output");
+            if line.starts_with('/') {
+                addrs.push(line.parse().expect("a multiaddr"));
+            } else if let Some(url) = line.strip_prefix("Page: http://") {
+                break url
+                    .trim_end_matches('/')
+                    .parse()
+                    .expect("the page URL names an IP and port");
+            }
+        };
+        // Drain the rest, so that the relay never blocks on its stdout.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            addrs,
+            http,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self, transport: &str) -> Multiaddr {
+        self.addrs
+            .iter()
+            .find(|addr| relay::addresses::transport_of(addr) == transport)
+            .unwrap_or_else(|| panic!("no {transport} address in {:?}", self.addrs))
+            .clone()
+    }
+
+    /// The TCP socket address of a TCP or WebSocket listener.
+    fn socket_addr(&self, transport: &str) -> SocketAddr {
+        let addr = self.addr(transport);
+        let mut parts = addr.iter();
+        match (parts.next(), parts.next()) {
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => (ip, port).into(),
+            _ => panic!("{addr} is not a TCP address"),
+        }
+    }
+
+    /// `VmRSS` and `VmHWM` (the peak) of the relay, in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the relay's /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} in {status}"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    async fn get(&self, path: &str) -> Result<(u16, String), reqwest::Error> {
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?
+            .get(format!("http://{}{path}", self.http))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    }
+
+    /// One limit the relay reports in `/metrics` (`relay_limit{limit=..}`).
+    async fn limit(&self, name: &str, default: u64) -> u64 {
+        let (_, metrics) = self.get("/metrics").await.expect("/metrics answers");
+        let prefix = format!("relay_limit{{limit=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(default)
+    }
+
+    async fn metrics_lines(&self, prefix: &str) -> Vec<String> {
+        let (_, metrics) = self.get("/metrics").await.expect("/metrics answers");
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What an attack did, for the test's output.
+#[derive(Debug, Default)]
+struct AttackStats {
+    opened: AtomicUsize,
+    closed_by_relay: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// Keeps `count` sockets from [`ATTACKER`] to `target` open, each sending
+/// `payload` (nothing: idle) and never more, reopening each when the relay
+/// closes it, until `stop` turns true.
+fn hold_sockets(
+    target: SocketAddr,
+    count: usize,
+    payload: &'static [u8],
+    reopen_pause: Duration,
+    stop: &watch::Receiver<bool>,
+    stats: &Arc<AttackStats>,
+    tasks: &mut JoinSet<()>,
+) {
+    for _ in 0..count {
+        let mut stop = stop.clone();
+        let stats = stats.clone();
+        tasks.spawn(async move {
+            while !*stop.borrow() {
+                match open(target).await {
+                    Ok(mut stream) => {
+                        stats.opened.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.write_all(payload).await;
+                        let mut buf = [0u8; 1024];
+                        let closed = async {
+                            loop {
+                                match stream.read(&mut buf).await {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(_) => {}
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            _ = closed => {
+                                stats.closed_by_relay.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ = stop.wait_for(|stop| *stop) => break,
+                        }
+                    }
+                    Err(_) => {
+                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(reopen_pause) => {}
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+        });
+    }
+}
+
+async fn open(target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind((ATTACKER, 0).into())?;
+    tokio::time::timeout(Duration::from_secs(5), socket.connect(target))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// A fresh native peer connects to `addr` and reserves a slot; returns how
+/// long that took. Panics (the test fails) if it cannot within [`TIMEOUT`].
+async fn connect_and_reserve(addr: &Multiaddr) -> Duration {
+    // libp2p-webrtc's DTLS needs a process-wide rustls provider, which
+    // the relay picks in its own process (`Relay::start`); do the same here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let started = Instant::now();
+    let mut swarm = peer(Keypair::generate_ed25519());
+    if relay::addresses::transport_of(addr) == "webrtc-direct" {
+        // libp2p-webrtc dials from the UDP socket it listens on.
+        swarm
+            .listen_on("/ip4/127.0.0.1/udp/0/webrtc-direct".parse().expect("valid"))
+            .expect("listen");
+    }
+    connect(&mut swarm, addr).await;
+    reserve(&mut swarm, addr).await;
+    started.elapsed()
+}
+
+/// The soft file descriptor limit of the test itself, raised as far as it
+/// goes (the attacks hold thousands of sockets).
+fn raise_own_nofile() -> u64 {
+    relay::fd_budget::raise_nofile_limit()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_on_every_tcp_listener_do_not_keep_a_peer_from_reserving() {
+    raise_own_nofile();
+    let relay = RelayProcess::start(4096, &[]);
+    let pending_bound = relay.limit("max_pending_connections", 128).await as usize;
+    let count = 2 * pending_bound;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let stats = Arc::new(AttackStats::default());
+    let mut attack = JoinSet::new();
+    for listener in ["tcp", "websocket"] {
+        hold_sockets(
+            relay.socket_addr(listener),
+            count,
+            b"",
+            REOPEN_PAUSE,
+            &stop,
+            &stats,
+            &mut attack,
+        );
+    }
+    // Let the attack fill whatever it can.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "attack: {count} idle sockets on each TCP listener; during it: {:?}",
+        relay.metrics_lines("relay_pending_connections").await
+    );
+
+    for transport in ["tcp", "websocket", "webrtc-direct"] {
+        let took = connect_and_reserve(&relay.addr(transport)).await;
+        println!("a peer connected over {transport} and reserved in {took:?} during the attack");
+    }
+    let _ = stop_tx.send(true);
+    while attack.join_next().await.is_some() {}
+    println!(
+        "attack sockets: {} opened, {} closed by the relay, {} failed to connect",
+        stats.opened.load(Ordering::Relaxed),
+        stats.closed_by_relay.load(Ordering::Relaxed),
+        stats.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "refusals: {:?}",
+        relay.metrics_lines("relay_refusals").await
+    );
+    assert!(
+        stats.opened.load(Ordering::Relaxed) >= 2 * count,
+        "the attack did not open its sockets: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_http_connections_leave_the_page_health_and_libp2p_answering() {
+    let own_nofile = raise_own_nofile();
+    // LimitNOFILE in deploy/relay.service.
+    let relay_nofile = 4096;
+    let relay = RelayProcess::start(relay_nofile, &[]);
+    // Thousands: more than the relay's whole descriptor budget, as far as
+    // the test's own limit allows.
+    let count =
+        usize::try_from(own_nofile.saturating_sub(512).min(relay_nofile + 1024)).expect("fits") / 2;
+    assert!(
+        count >= 1000,
+        "the test may open only {own_nofile} descriptors"
+    );
+
+    let (stop_tx, stop) = watch::channel(false);
+    let stats = Arc::new(AttackStats::default());
+    let mut attack = JoinSet::new();
+    hold_sockets(
+        relay.http,
+        count,
+        b"",
+        HTTP_REOPEN_PAUSE,
+        &stop,
+        &stats,
+        &mut attack,
+    );
+    hold_sockets(
+        relay.http,
+        count,
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+        HTTP_REOPEN_PAUSE,
+        &stop,
+        &stats,
+        &mut attack,
+    );
+    // One more idle connection, from a third address, to time the deadline.
+    let http = relay.http;
+    let watched = tokio::spawn(async move {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind((Ipv4Addr::new(127, 0, 0, 3), 0).into())
+            .expect("bind");
+        let mut stream = socket.connect(http).await.expect("connect");
+        let opened = Instant::now();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await;
+        (closed.is_ok(), opened.elapsed())
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let (status, body) = relay
+        .get("/")
+        .await
+        .expect("the page answers during the attack");
+    assert_eq!(status, 200);
+    assert!(body.contains("chat page"), "{body}");
+    let (status, body) = relay
+        .get("/health")
+        .await
+        .expect("/health answers during the attack");
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "page and /health answered in {:?} during the attack",
+        started.elapsed()
+    );
+    println!(
+        "attack: {count} idle and {count} half-sent HTTP connections; open now: {:?}",
+        relay.metrics_lines("relay_http_connections").await
+    );
+    for transport in ["tcp", "websocket"] {
+        let took = connect_and_reserve(&relay.addr(transport)).await;
+        println!("a peer connected over {transport} and reserved in {took:?} during the attack");
+    }
+
+    let (closed, after) = watched.await.expect("watcher");
+    assert!(
+        closed,
+        "an idle HTTP connection was still open after {after:?}"
+    );
+    println!("an idle HTTP connection was closed after {after:?}");
+    let _ = stop_tx.send(true);
+    while attack.join_next().await.is_some() {}
+    println!(
+        "attack sockets: {} opened, {} closed by the relay, {} failed to connect",
+        stats.opened.load(Ordering::Relaxed),
+        stats.closed_by_relay.load(Ordering::Relaxed),
+        stats.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "refusals: {:?}",
+        relay.metrics_lines("relay_refusals").await
+    );
+    assert!(
+        stats.opened.load(Ordering::Relaxed) >= 2 * count,
+        "the attack did not open its sockets: {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_10_mib_websocket_frame_is_refused_without_the_relay_growing_by_it() {
+    const FRAME: usize = 10 << 20;
+    let relay = RelayProcess::start(4096, &[]);
+    let target = relay.socket_addr("websocket");
+    // Let start-up allocations settle before taking the baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss_before, peak_before) = relay.memory_kib();
+
+    let mut stream = open(target).await.expect("connect");
+    stream
+        .write_all(
+            format!(
+                "GET / HTTP/1.1\r\nHost: {target}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send the upgrade");
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(TIMEOUT, stream.read(&mut byte))
+            .await
+            .expect("the upgrade is answered")
+            .expect("read");
+        assert_eq!(n, 1, "closed during the upgrade: {response:?}");
+        response.push(byte[0]);
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+
+    // One binary frame, FIN set, masked (as from a client) with a zero key,
+    // announcing 10 MiB.
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(FRAME as u64).to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    let mut sent = 0;
+    let chunk = vec![0u8; 64 * 1024];
+    let send = async {
+        stream.write_all(&header).await?;
+        while sent < FRAME {
+            stream.write_all(&chunk).await?;
+            sent += chunk.len();
+        }
+        std::io::Result::Ok(())
+    };
+    let outcome = tokio::time::timeout(TIMEOUT, send).await;
+    // Refused: the relay closes the connection (a write fails, or it is
+    // read as closed) rather than taking the frame in.
+    let closed = match outcome {
+        Ok(Err(_)) => true,
+        Ok(Ok(())) | Err(_) => {
+            let mut buf = [0u8; 1024];
+            let read = async {
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return true,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .unwrap_or(false)
+        }
+    };
+    let (rss_after, peak_after) = relay.memory_kib();
+    println!(
+        "10 MiB frame: {sent} bytes written before the relay closed; RSS {rss_before} -> {rss_after} KiB, peak {peak_before} -> {peak_after} KiB"
+    );
+    assert!(
+        closed,
+        "the relay kept the connection with a 10 MiB frame open"
+    );
+    let grew = peak_after.saturating_sub(peak_before);
+    assert!(
+        grew < (FRAME as u64 / 1024) / 2,
+        "the relay's peak memory grew by {grew} KiB taking a {} KiB frame",
+        FRAME / 1024
+    );
+    // The relay still serves.
+    let (status, _) = relay.get("/health").await.expect("/health");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn stun_answers_one_address_within_its_budget_while_another_floods() {
+    let relay = RelayProcess::start(4096, &[]);
+    // The default, not what the relay reports: a relay started with the
+    // bound lifted (ABUSE_RELAY_ARGS) must fail this test.
+    let per_ip = relay::stun::DEFAULT_MAX_RESPONSES_PER_PREFIX as usize;
+    let (_, metrics) = relay.get("/api/relay").await.expect("/api/relay");
+    let stun_port: u16 = metrics
+        .split("stun:127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("a STUN URL in {metrics}"));
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, stun_port));
+
+    let request = |tx: u8| {
+        let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        m.extend_from_slice(&[tx; 12]);
+        m
+    };
+    let attacker = Arc::new(
+        tokio::net::UdpSocket::bind((ATTACKER, 0))
+            .await
+            .expect("bind"),
+    );
+    // The flood: 10,000 requests a second for 2 s, five times the global
+    // budget, with every answer counted and measured as it comes.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let receiver = tokio::spawn({
+        let attacker = attacker.clone();
+        let answered = answered.clone();
+        async move {
+            let mut buf = [0u8; 1500];
+            while let Ok(received) =
+                tokio::time::timeout(Duration::from_millis(500), attacker.recv_from(&mut buf)).await
+            {
+                let (len, _) = received.expect("recv");
+                assert!(len <= 20 + 12, "a {len}-byte answer to a 20-byte request");
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let flood_time = Duration::from_secs(2);
+    let flood = tokio::spawn({
+        let attacker = attacker.clone();
+        async move {
+            let started = Instant::now();
+            let mut sent = 0usize;
+            let mut ticks = tokio::time::interval(Duration::from_millis(10));
+            while started.elapsed() < flood_time {
+                ticks.tick().await;
+                for _ in 0..100 {
+                    let _ = attacker.send_to(&request(sent as u8), server).await;
+                    sent += 1;
+                }
+            }
+            sent
+        }
+    });
+
+    // Meanwhile another address asks, retransmitting as an ICE agent does,
+    // and must be answered while the flood lasts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = tokio::net::UdpSocket::bind((IpAddr::from(Ipv4Addr::LOCALHOST), 0))
+        .await
+        .expect("bind");
+    let mut buf = [0u8; 1500];
+    let asked = Instant::now();
+    let len = loop {
+        assert!(
+            asked.elapsed() < flood_time,
+            "another address got no answer during the flood"
+        );
+        client.send_to(&request(7), server).await.expect("send");
+        if let Ok(received) =
+            tokio::time::timeout(Duration::from_millis(100), client.recv_from(&mut buf)).await
+        {
+            break received.expect("recv").0;
+        }
+    };
+    assert!(len <= 20 + 12, "a {len}-byte answer to a 20-byte request");
+    println!(
+        "another address was answered {:?} into the flood",
+        asked.elapsed()
+    );
+
+    let sent = flood.await.expect("flood");
+    receiver
+        .await
+        .expect("the answers are no larger than allowed");
+    let answered = answered.load(Ordering::Relaxed);
+    println!("STUN flood: {sent} requests from one address in {flood_time:?}, {answered} answered");
+    // Its burst, what refilled during the flood, and a little slack.
+    let budget = per_ip + per_ip * flood_time.as_secs() as usize;
+    assert!(
+        answered <= budget + per_ip / 2,
+        "one address got {answered} answers for {sent} requests (budget {per_ip}/s)"
+    );
+}
