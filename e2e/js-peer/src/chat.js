@@ -310,7 +310,10 @@ async function start () {
   // with the address already known; `self:peer:update` follows up to 1 s
   // later (libp2p debounces it).
   const onAddresses = () => {
-    const first = circuitAddrs().find((ma) => ma.toString().includes('/ws/'))
+    // Through whichever browser transport reached the relay: /ws or
+    // /webrtc-direct (a circuit through its TCP or QUIC address is not
+    // one another browser could dial).
+    const first = circuitAddrs().find((ma) => /\/(ws|webrtc-direct)\//.test(ma.toString()))
     if (first != null && $('self-addr').textContent === '') {
       $('self-addr').textContent = first.toString()
       mark('reserved')
