@@ -12,6 +12,8 @@ use std::{collections::HashMap, hash::Hash, net::IpAddr, time::Instant};
 
 use libp2p::PeerId;
 
+use crate::addresses::IpPrefix;
+
 /// Most buckets kept per key kind before the full (idle) ones are dropped.
 /// Keys come from connected peers, whom the connection limits bound; this
 /// only keeps the maps from holding the idle buckets of peers long gone.
@@ -126,7 +128,7 @@ impl OverBudget {
 #[derive(Debug)]
 pub struct TopicBudget {
     per_peer: Buckets<PeerId>,
-    per_ip: Buckets<IpAddr>,
+    per_ip: Buckets<IpPrefix>,
 }
 
 impl TopicBudget {
@@ -148,7 +150,7 @@ impl TopicBudget {
         if !self.per_peer.has_token(peer, now) {
             return Err(OverBudget::Peer);
         }
-        let ip = ip.map(ip_key);
+        let ip = ip.map(IpPrefix::of);
         if let Some(ip) = ip
             && !self.per_ip.has_token(ip, now)
         {
@@ -203,17 +205,6 @@ impl GossipBudget {
     pub fn forget(&mut self, peer: &PeerId) {
         self.chat.forget(peer);
         self.discovery.forget(peer);
-    }
-}
-
-/// The key of an address: IPv4 as is, IPv6 by its /64.
-pub fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
     }
 }
 
