@@ -10,17 +10,19 @@ use libp2p::{
 };
 
 use crate::{
-    authorized::AuthorizedPeers,
-    authorized_relay::{
-        AuthorizedRelay,
-        circuit::CircuitLimit,
-        guests::{GuestCircuits, GuestLimits},
-    },
     config::Limits,
     dial_policy::GlobalDialsOnly,
     gossip::{self, GossipConfigError, Gossipsub, ProjectTopics},
     limits::{ConnectionLimitsPerPrefix, ReservationsPerIp},
-    members_only::MembersOnly,
+    private::{
+        Access,
+        authorized_relay::{
+            AuthorizedRelay,
+            circuit::CircuitLimit,
+            guests::{GuestCircuits, GuestLimits},
+        },
+        members_only::MembersOnly,
+    },
     refusals::Refusals,
 };
 
@@ -57,14 +59,6 @@ pub struct Policy {
     /// Whether AutoNAT may dial back loopback, private and other
     /// non-global addresses (tests on one machine).
     pub dial_back_non_global: bool,
-}
-
-/// Private relay mode: who may reserve, and whether circuits are limited
-/// to the same peers.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub peers: AuthorizedPeers,
-    pub circuits_too: bool,
 }
 
 impl Behaviour {

@@ -12,10 +12,9 @@
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
 //! - [`refusals`]: refusals logged at a bounded rate and counted;
-//! - [`authorized`]: private relay mode, the peers allowed to reserve;
-//! - [`authorized_relay`]: the relay behaviour that denies the others;
-//! - [`members_only`]: gossip and AutoNAT for listed peers only, in
-//!   private mode;
+//! - [`private`]: private relay mode: the peers allowed to reserve, the
+//!   relay behaviour that denies the others, gossip and AutoNAT for listed
+//!   peers only;
 //! - [`dial_policy`]: the relay dials global unicast addresses only;
 //! - [`state`]: the identity key and WebRTC certificate on disk;
 //! - [`addresses`]: the addresses it prints, advertises and serves;
@@ -26,8 +25,6 @@
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP.
 
 pub mod addresses;
-pub mod authorized;
-pub mod authorized_relay;
 pub mod behaviour;
 pub mod config;
 pub mod dial_policy;
@@ -36,8 +33,8 @@ pub mod gossip;
 pub mod http;
 pub mod http_listener;
 pub mod limits;
-pub mod members_only;
 pub mod metrics;
+pub mod private;
 pub mod refusals;
 pub mod server;
 pub mod sockets;

@@ -27,8 +27,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
     addresses::{self, ExternalHost},
-    authorized::{AuthorizedError, AuthorizedPeers},
-    behaviour::{Access, Behaviour, BehaviourEvent, Policy},
+    behaviour::{Behaviour, BehaviourEvent, Policy},
     config::{Limits, Options},
     fd_budget::{self, FdShares},
     gossip::{
@@ -39,6 +38,10 @@ use crate::{
     http_listener::{self, HttpLimits},
     limits::{ConnectionLimitsPerPrefix, PrefixLimits, ReservationsPerIp},
     metrics::{GossipLabels, RelayMetrics},
+    private::{
+        Access,
+        authorized_peers::{AuthorizedError, AuthorizedPeers},
+    },
     refusals::Refusals,
     sockets,
     state::{self, StateError},

@@ -21,7 +21,7 @@
 //! reconnects and gets the right one: a removed peer loses its reservation
 //! and circuits at once, and an added peer stops being a guest. Between two
 //! checks `libp2p-relay`'s limiters are the second line of defense (see
-//! [`crate::authorized`]).
+//! [`crate::private::authorized_peers`]).
 //!
 //! - [`protocol`]: the hop and stop messages this relay writes itself;
 //! - [`handler`]: [`GuestHop`], a guest's connection handler;
@@ -66,13 +66,13 @@ use libp2p::{
 };
 
 use crate::{
-    authorized_relay::{
+    private::Access,
+    private::authorized_relay::{
         guests::{GuestAction, GuestCircuits},
         handler::{GuestHop, GuestRequest},
         protocol::Request,
         stop_handler::{OpenStop, StopOpener},
     },
-    behaviour::Access,
     refusals::Refusals,
 };
 

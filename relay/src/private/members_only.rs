@@ -5,10 +5,10 @@
 //!
 //! The relay wraps gossipsub (a guest neither receives discovery records
 //! nor chat, nor may it publish) and AutoNAT (a guest gets no dial-backs).
-//! Guests keep what [`crate::authorized_relay`] gives them: circuits to
+//! Guests keep what [`crate::private::authorized_relay`] gives them: circuits to
 //! listed peers, when allowed.
 //!
-//! Like [`crate::authorized_relay`], a connection's handler is chosen when
+//! Like [`crate::private::authorized_relay`], a connection's handler is chosen when
 //! it is established; when the file changes, that behaviour closes the
 //! connections whose side changed, and the peer's next connection gets the
 //! right handler here too.
@@ -28,7 +28,7 @@ use libp2p::{
     },
 };
 
-use crate::authorized::AuthorizedPeers;
+use crate::private::authorized_peers::AuthorizedPeers;
 
 /// `inner`, served only to listed peers when `members` is set.
 pub struct MembersOnly<B> {

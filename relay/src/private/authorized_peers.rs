@@ -17,7 +17,7 @@
 //!
 //! # Who refuses, and with what status
 //!
-//! [`crate::authorized_relay`] answers unlisted peers `PERMISSION_DENIED`:
+//! [`crate::private::authorized_relay`] answers unlisted peers `PERMISSION_DENIED`:
 //! their connections get its guest handler, not `libp2p-relay`'s. The
 //! limiters here ([`AuthorizedPeers::reservation_limiter`],
 //! [`AuthorizedPeers::circuit_limiter`]) are `libp2p-relay`'s only

@@ -149,7 +149,7 @@ async fn pump(
 mod tests {
 
     use super::*;
-    use crate::authorized_relay::test_pipe::{Pipe, pipe};
+    use crate::private::authorized_relay::test_pipe::{Pipe, pipe};
 
     const GENEROUS: CircuitLimit = CircuitLimit {
         duration: Duration::from_secs(60),

@@ -401,8 +401,8 @@ mod tests {
     use futures::future::poll_fn;
 
     use super::*;
-    use crate::authorized_relay::protocol::StopMessage;
-    use crate::authorized_relay::test_pipe::{Pipe, pipe};
+    use crate::private::authorized_relay::protocol::StopMessage;
+    use crate::private::authorized_relay::test_pipe::{Pipe, pipe};
 
     fn guests(max_circuits_per_peer: usize) -> GuestCircuits<Pipe> {
         GuestCircuits::new(
