@@ -157,6 +157,12 @@ pub struct ListenerLimits {
     /// STUN binding responses per second to one IPv4 address or IPv6 /64.
     #[arg(long, env = "RELAY_STUN_RATE_PER_IP", default_value_t = crate::stun::DEFAULT_MAX_RESPONSES_PER_PREFIX)]
     pub stun_rate_per_ip: u32,
+
+    // --- Slow clients and floods the first limits missed (#18, part 2).
+    /// Seconds an HTTP response may wait for a client that reads nothing
+    /// before the connection is closed (any progress restarts the clock).
+    #[arg(long, env = "RELAY_HTTP_WRITE_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub http_write_timeout: SecsDuration,
 }
 
 /// Resource limits. Defaults, and the reason for each, are tabled in the

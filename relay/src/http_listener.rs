@@ -7,6 +7,9 @@
 //! keep-alive connection), and the number of connections is bounded in
 //! total and per source prefix (an IPv4 address or an IPv6 /64). A
 //! connection over a bound is closed at once, before anything is read.
+//! A response the client stops reading fails once its writes have stalled
+//! for the write deadline ([`WriteDeadline`]), so a slow reader cannot hold
+//! a slot either.
 
 use std::{
     collections::HashMap,
@@ -27,7 +30,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{addresses::IpPrefix, refusals::Refusals};
+use crate::{addresses::IpPrefix, refusals::Refusals, write_deadline::WriteDeadline};
 
 /// How long a connection may take to finish its response once the relay
 /// is shutting down.
@@ -40,6 +43,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 pub struct HttpLimits {
     /// Time to send a request's headers; also the idle keep-alive timeout.
     pub header_timeout: Duration,
+    /// Longest a response's writes may stall (the client reads nothing).
+    pub write_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_prefix: usize,
 }
@@ -138,11 +143,7 @@ async fn accept_loop(
     refusals: Refusals,
     mut stop: watch::Receiver<bool>,
 ) {
-    let header_timeout = table
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .limits
-        .header_timeout;
+    let limits = table.lock().unwrap_or_else(PoisonError::into_inner).limits;
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -174,8 +175,9 @@ async fn accept_loop(
         connections.spawn(serve_connection(
             stream,
             service,
-            header_timeout,
+            limits,
             slot,
+            refusals.clone(),
             stop.clone(),
         ));
     }
@@ -204,21 +206,32 @@ fn refuse(refusals: &Refusals, refused: Refused, remote: SocketAddr, table: &Arc
 async fn serve_connection(
     stream: TcpStream,
     service: TowerToHyperService<Router>,
-    header_timeout: Duration,
+    limits: HttpLimits,
     slot: Slot,
+    refusals: Refusals,
     mut stop: watch::Receiver<bool>,
 ) {
+    let remote = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
+    let stream = WriteDeadline::new(stream, limits.write_timeout);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(error) = result {
+                if write_stalled(&error) {
+                    refusals.refused("http-write-stalled", || {
+                        format!(
+                            "HTTP connection from {remote:?} closed: it read nothing for {:?}",
+                            limits.write_timeout
+                        )
+                    });
+                }
                 tracing::trace!(%error, "HTTP connection ended with an error");
             }
         }
@@ -228,6 +241,18 @@ async fn serve_connection(
         }
     }
     drop(slot);
+}
+
+/// Whether a connection ended because [`WriteDeadline`] gave up on it.
+fn write_stalled(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
@@ -243,6 +268,7 @@ mod tests {
         Arc::new(Mutex::new(Table {
             limits: HttpLimits {
                 header_timeout: Duration::from_secs(1),
+                write_timeout: Duration::from_secs(1),
                 max_connections: max,
                 max_connections_per_prefix: per_prefix,
             },

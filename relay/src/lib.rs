@@ -40,6 +40,7 @@ pub mod server;
 pub mod sockets;
 pub mod state;
 pub mod stun;
+pub mod write_deadline;
 
 pub use config::Options;
 pub use server::{Relay, StartError};

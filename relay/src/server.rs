@@ -385,6 +385,7 @@ fn fit_to_descriptors(
         u32::try_from(fitted.max_pending_per_listener).unwrap_or(u32::MAX);
     let http = HttpLimits {
         header_timeout: listener.http_header_timeout.0,
+        write_timeout: listener.http_write_timeout.0,
         max_connections: fitted.max_http_connections as usize,
         max_connections_per_prefix: listener.max_http_connections_per_ip,
     };
@@ -406,6 +407,10 @@ fn fit_to_descriptors(
         (
             "http_header_timeout_seconds",
             listener.http_header_timeout.0.as_secs(),
+        ),
+        (
+            "http_write_timeout_seconds",
+            listener.http_write_timeout.0.as_secs(),
         ),
         ("stun_rate", u64::from(limits.stun_rate)),
         ("stun_rate_per_ip", u64::from(listener.stun_rate_per_ip)),

@@ -126,6 +126,11 @@ impl RelayProcess {
         }
     }
 
+    /// The directory the relay serves the page from.
+    fn page_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("page")
+    }
+
     fn addr(&self, transport: &str) -> Multiaddr {
         self.addrs
             .iter()
@@ -178,6 +183,16 @@ impl RelayProcess {
             .lines()
             .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
             .unwrap_or(default)
+    }
+
+    /// `relay_refusals_total{kind="..."}`, 0 when absent.
+    async fn refusals(&self, kind: &str) -> u64 {
+        let prefix = format!("relay_refusals_total{{kind=\"{kind}\"}} ");
+        self.metrics_lines(&prefix)
+            .await
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     async fn metrics_lines(&self, prefix: &str) -> Vec<String> {
@@ -621,5 +636,254 @@ async fn stun_answers_one_address_within_its_budget_while_another_floods() {
     assert!(
         answered <= budget + per_ip / 2,
         "one address got {answered} answers for {sent} requests (budget {per_ip}/s)"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_a_large_response_is_dropped_after_the_write_deadline() {
+    // Larger than what loopback's socket buffers take in, so the relay's
+    // writes stall once they are full.
+    const ASSET: usize = 64 << 20;
+    let relay = RelayProcess::start(4096, &[]);
+    std::fs::write(relay.page_dir().join("large.bin"), vec![7u8; ASSET]).expect("asset");
+    // The default, not what the relay reports: a relay started with the
+    // deadline lifted (ABUSE_RELAY_ARGS=--http-write-timeout=1000) must
+    // fail this test.
+    let write_timeout = Duration::from_secs(10);
+    let bound = write_timeout + Duration::from_secs(20);
+
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind((ATTACKER, 0).into()).expect("bind");
+    // A small receive window, as a reader that never reads would offer.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(relay.http).await.expect("connect");
+    stream
+        .write_all(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("send the request");
+    let asked = Instant::now();
+    // Read nothing; watch the relay's count of connections it gave up on.
+    while relay.refusals("http-write-stalled").await == 0 {
+        assert!(
+            asked.elapsed() < bound,
+            "a client that read nothing of a {} MiB response was still served after {:?}",
+            ASSET >> 20,
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let dropped_after = asked.elapsed();
+    // What the kernel had buffered arrives, then the end: the response
+    // was cut, not completed.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open after the relay gave up on it"
+    );
+    println!(
+        "a client that read nothing was dropped {dropped_after:?} after its request; {received} of {ASSET} bytes had been sent"
+    );
+    assert!(
+        received < ASSET,
+        "the whole {ASSET}-byte response arrived: nothing stalled"
+    );
+}
+
+/// QUIC Initial packets, each the first flight of a new connection (a new
+/// connection id, a TLS ClientHello), from a client that never sends a
+/// second: the relay holds a handshake for each until it gives up.
+struct QuicInitials {
+    endpoint: quinn_proto::Endpoint,
+    config: quinn_proto::ClientConfig,
+    made: usize,
+}
+
+impl QuicInitials {
+    fn new() -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The server's certificate is never read (the client never reads
+        // an answer), so no roots are needed.
+        let mut crypto = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        crypto.alpn_protocols = vec![b"libp2p".to_vec()];
+        let config = quinn_proto::ClientConfig::new(Arc::new(
+            quinn_proto::crypto::rustls::QuicClientConfig::try_from(crypto).expect("QUIC TLS"),
+        ));
+        Self {
+            endpoint: Self::endpoint(),
+            config,
+            made: 0,
+        }
+    }
+
+    fn endpoint() -> quinn_proto::Endpoint {
+        quinn_proto::Endpoint::new(
+            Arc::new(quinn_proto::EndpointConfig::default()),
+            None,
+            false,
+            None,
+        )
+    }
+
+    /// The Initial datagram of a new connection to `server`.
+    fn next(&mut self, server: SocketAddr) -> Vec<u8> {
+        // The endpoint remembers every connection it made; start afresh
+        // now and then so the attacker's own memory stays small.
+        self.made += 1;
+        if self.made.is_multiple_of(1000) {
+            self.endpoint = Self::endpoint();
+        }
+        let now = std::time::Instant::now();
+        let (_, mut connection) = self
+            .endpoint
+            .connect(now, self.config.clone(), server, "l")
+            .expect("a client connection");
+        let mut datagram = Vec::new();
+        let transmit = connection
+            .poll_transmit(now, 1, &mut datagram)
+            .expect("an Initial packet");
+        datagram.truncate(transmit.size);
+        datagram
+    }
+}
+
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct QuicPeer {
+    relay_client: libp2p::relay::client::Behaviour,
+}
+
+/// A fresh native peer connects to the relay over QUIC and reserves;
+/// returns how long that took.
+async fn connect_and_reserve_over_quic(addr: &Multiaddr) -> Duration {
+    use futures::StreamExt as _;
+    let started = Instant::now();
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_quic()
+        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .expect("relay client")
+        .with_behaviour(|_, relay_client| QuicPeer { relay_client })
+        .expect("behaviour")
+        .build();
+    swarm
+        .listen_on(addr.clone().with(Protocol::P2pCircuit))
+        .expect("circuit listen address");
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match swarm.select_next_some().await {
+                libp2p::swarm::SwarmEvent::Behaviour(QuicPeerEvent::RelayClient(
+                    libp2p::relay::client::Event::ReservationReqAccepted { .. },
+                )) => return,
+                libp2p::swarm::SwarmEvent::ListenerClosed {
+                    reason: Err(error), ..
+                } => panic!("reservation over QUIC refused: {error}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no reservation over QUIC within {TIMEOUT:?}"));
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_handshake_flood_from_one_address_is_bounded_and_leaves_others_a_way_in() {
+    // Bounded: 2,000 new connections a second for 5 s.
+    const PER_SECOND: usize = 2000;
+    const FLOOD: Duration = Duration::from_secs(5);
+    let relay = RelayProcess::start(4096, &[]);
+    // The default, not what the relay reports (see the STUN test).
+    let per_ip = 8;
+    let quic = relay.addr("quic");
+    let server = {
+        let mut parts = quic.iter();
+        match (parts.next(), parts.next()) {
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => SocketAddr::from((ip, port)),
+            _ => panic!("{quic} is not a UDP address"),
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss_before, peak_before) = relay.memory_kib();
+
+    let attacker = tokio::net::UdpSocket::bind((ATTACKER, 0))
+        .await
+        .expect("bind");
+    let flood = tokio::spawn(async move {
+        let mut initials = QuicInitials::new();
+        let started = Instant::now();
+        let mut sent = 0usize;
+        let mut ticks = tokio::time::interval(Duration::from_millis(10));
+        while started.elapsed() < FLOOD {
+            ticks.tick().await;
+            for _ in 0..PER_SECOND / 100 {
+                let datagram = initials.next(server);
+                if attacker.send_to(&datagram, server).await.is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    });
+    // The attacker's handshakes in flight, as the relay counts them.
+    let watch_pending = async {
+        let mut most = 0u64;
+        let started = Instant::now();
+        while started.elapsed() < FLOOD {
+            let lines = relay
+                .metrics_lines("relay_pending_connections{listener=\"quic\"}")
+                .await;
+            let now = lines
+                .first()
+                .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0);
+            most = most.max(now);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        most
+    };
+    let reserve = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        connect_and_reserve_over_quic(&quic).await
+    };
+    let (most_pending, took) = tokio::join!(watch_pending, reserve);
+    let sent = flood.await.expect("flood");
+    println!("a peer connected over QUIC and reserved in {took:?} during the flood");
+    // Let the relay's closed handshakes drain before reading the memory.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss_after, peak_after) = relay.memory_kib();
+    println!(
+        "QUIC flood: {sent} Initial packets (one connection each) from one address in {FLOOD:?}; \
+         at most {most_pending} QUIC handshakes pending; RSS {rss_before} -> {rss_after} KiB, \
+         peak {peak_before} -> {peak_after} KiB"
+    );
+    println!(
+        "refusals: {:?}",
+        relay.metrics_lines("relay_refusals").await
+    );
+    // A debug build of the attacker makes a few hundred ClientHellos a
+    // second on a busy machine; far more than the relay's per-address
+    // handshake bound either way.
+    assert!(sent >= 1000, "the flood sent only {sent} packets");
+    // The attacker's share and the legitimate peer's one.
+    assert!(
+        most_pending <= per_ip + 1,
+        "{most_pending} QUIC handshakes pending at once, more than one address may hold ({per_ip})"
+    );
+    assert!(
+        relay.refusals("handshakes-per-ip").await > 0,
+        "the flood was never refused by the per-address handshake bound"
     );
 }

@@ -160,4 +160,34 @@ async fn connections_behind_one_ip_are_limited() {
         },
     )
     .await;
+    // The dialer sees only a dropped socket, whatever the reason: the
+    // relay's own count says which limit refused it.
+    let refusals = refusal_counts(&relay).await;
+    assert_eq!(
+        refusals,
+        vec![("connections-per-ip".to_owned(), 1)],
+        "expected exactly one refusal, by the per-IP connection limit"
+    );
+}
+
+/// `relay_refusals_total{kind}` from the relay's `/metrics`, the kinds
+/// with a count above zero, sorted.
+async fn refusal_counts(relay: &TestRelay) -> Vec<(String, u64)> {
+    let metrics = reqwest::get(relay.http_url("/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics body");
+    let mut counts: Vec<(String, u64)> = metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("relay_refusals_total{kind=\"")?;
+            let (kind, count) = rest.split_once("\"} ")?;
+            Some((kind.to_owned(), count.trim().parse().ok()?))
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    counts.sort();
+    counts
 }
