@@ -101,11 +101,29 @@ fn admit(table: &Arc<Mutex<Table>>, prefix: IpPrefix, gauge: &Gauge) -> Result<S
     })
 }
 
-/// Serves `router` on every listener until `stop` turns true, then lets
-/// the open connections finish their responses (for [`SHUTDOWN_GRACE`]).
+/// One listening socket and what it serves: the page and API, or (plain
+/// HTTP beside HTTPS) a redirect. With `tls`, every connection starts with
+/// a TLS handshake, which must end within the header deadline.
+pub struct HttpSocket {
+    pub listener: TcpListener,
+    pub router: Router,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSocket")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves every socket's router until `stop` turns true, then lets the
+/// open connections finish their responses (for [`SHUTDOWN_GRACE`]). The
+/// connection bounds count all sockets together.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
-    router: Router,
+    sockets: Vec<HttpSocket>,
     limits: HttpLimits,
     open_connections: Gauge,
     refusals: Refusals,
@@ -117,10 +135,9 @@ pub async fn serve(
         per_prefix: HashMap::new(),
     }));
     let mut accept_loops = JoinSet::new();
-    for listener in listeners {
+    for socket in sockets {
         accept_loops.spawn(accept_loop(
-            listener,
-            router.clone(),
+            socket,
             table.clone(),
             open_connections.clone(),
             refusals.clone(),
@@ -131,8 +148,11 @@ pub async fn serve(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
+    HttpSocket {
+        listener,
+        router,
+        tls,
+    }: HttpSocket,
     table: Arc<Mutex<Table>>,
     gauge: Gauge,
     refusals: Refusals,
@@ -173,6 +193,7 @@ async fn accept_loop(
         let service = TowerToHyperService::new(router.clone());
         connections.spawn(serve_connection(
             stream,
+            tls.clone(),
             service,
             header_timeout,
             slot,
@@ -203,12 +224,34 @@ fn refuse(refusals: &Refusals, refused: Refused, remote: SocketAddr, table: &Arc
 
 async fn serve_connection(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: TowerToHyperService<Router>,
     header_timeout: Duration,
     slot: Slot,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_stream(stream, service, header_timeout, stop).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_stream(stream, service, header_timeout, stop).await,
+                Ok(Err(error)) => tracing::trace!(%error, "TLS handshake failed"),
+                Err(_) => tracing::trace!("TLS handshake timed out"),
+            }
+        }
+    }
+    drop(slot);
+}
+
+async fn serve_stream<S>(
+    stream: S,
+    service: TowerToHyperService<Router>,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -227,7 +270,6 @@ async fn serve_connection(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
         }
     }
-    drop(slot);
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
