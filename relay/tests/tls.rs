@@ -81,6 +81,15 @@ async fn https_get(
     roots: &RootCertStore,
     path: &str,
 ) -> anyhow::Result<(Vec<u8>, String)> {
+    https_get_from(addr, NAME, roots, path).await
+}
+
+async fn https_get_from(
+    addr: SocketAddr,
+    name: &str,
+    roots: &RootCertStore,
+    path: &str,
+) -> anyhow::Result<(Vec<u8>, String)> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -90,7 +99,10 @@ async fn https_get(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let mut tls = connector
-        .connect(NAME.try_into().expect("server name"), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from(name.to_owned())?,
+            tcp,
+        )
         .await?;
     let shown = tls
         .get_ref()
@@ -100,7 +112,7 @@ async fn https_get(
         .map(|cert| cert.to_vec())
         .unwrap_or_default();
     tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await?;
     let mut response = Vec::new();
@@ -127,11 +139,18 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 /// A native peer that reaches the relay the way a browser does: WebSocket
 /// over TLS, trusting only `ca`.
 fn secure_websocket_peer(ca: &TestCa) -> Swarm<ping::Behaviour> {
+    secure_websocket_peer_trusting(&[ca.cert.der().to_vec()])
+}
+
+/// The same, trusting the roots given as DER.
+fn secure_websocket_peer_trusting(roots: &[Vec<u8>]) -> Swarm<ping::Behaviour> {
     let keypair = Keypair::generate_ed25519();
     let noise = noise::Config::new(&keypair).expect("noise");
     let mut tls = websocket::tls::Config::builder();
-    tls.add_trust(&websocket::tls::Certificate::new(ca.cert.der().to_vec()))
-        .expect("trust the test CA");
+    for root in roots {
+        tls.add_trust(&websocket::tls::Certificate::new(root.clone()))
+            .expect("a root to trust");
+    }
     let mut transport = websocket::Config::new(
         dns::tokio::Transport::system(tcp::tokio::Transport::new(tcp::Config::default()))
             .expect("system resolver"),
@@ -338,4 +357,213 @@ async fn a_key_that_does_not_match_the_certificate_fails_the_start_and_says_so()
         message.contains("--tls-cert") && message.contains("does not belong"),
         "{message}"
     );
+}
+
+/// Pebble, Let's Encrypt's test CA, on loopback, validating for real: it
+/// connects to the relay's HTTPS port for the TLS-ALPN-01 challenge.
+struct Pebble {
+    dir: tempfile::TempDir,
+    /// The test CA that signed Pebble's own HTTPS certificate.
+    https_ca: TestCa,
+    /// Pebble's two ports, held until the moment it starts.
+    reserved: Option<(std::net::TcpListener, std::net::TcpListener)>,
+    listen: SocketAddr,
+    management: SocketAddr,
+    child: Option<tokio::process::Child>,
+}
+
+impl Pebble {
+    /// Pebble's files and ports, so that the relay can be pointed at it
+    /// before it runs.
+    fn prepare() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let https_ca = TestCa::new();
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params
+            .signed_by(&key, &https_ca.cert, &https_ca.key)
+            .expect("Pebble's certificate");
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).expect("write");
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("write");
+        std::fs::write(dir.path().join("ca.pem"), https_ca.cert.pem()).expect("write");
+        let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for Pebble");
+        let management = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for Pebble");
+        Self {
+            listen: listen.local_addr().expect("address"),
+            management: management.local_addr().expect("address"),
+            reserved: Some((listen, management)),
+            dir,
+            https_ca,
+            child: None,
+        }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://{}/dir", self.listen)
+    }
+
+    fn https_ca_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Starts Pebble, validating on `tls_port`, issuing certificates that
+    /// live `validity_secs`.
+    fn launch(&mut self, tls_port: u16, validity_secs: u64) {
+        let config = serde_json::json!({
+            "pebble": {
+                "listenAddress": self.listen.to_string(),
+                "managementListenAddress": self.management.to_string(),
+                "certificate": self.dir.path().join("cert.pem"),
+                "privateKey": self.dir.path().join("key.pem"),
+                "httpPort": 0,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false,
+                "certificateValidityPeriod": validity_secs,
+            }
+        });
+        let config_path = self.dir.path().join("pebble.json");
+        std::fs::write(&config_path, config.to_string()).expect("write");
+        drop(self.reserved.take());
+        let log = std::fs::File::create(self.dir.path().join("pebble.log")).expect("log");
+        let child = tokio::process::Command::new("pebble")
+            .arg("-config")
+            .arg(&config_path)
+            // No random sleep before validating, no nonce refused on purpose.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("pebble runs (scripts/setup installs Debian's pebble)");
+        self.child = Some(child);
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
+    }
+
+    /// Pebble's root, which the certificates it issues chain to (made anew
+    /// on each start, so read from its management interface).
+    async fn issuing_root(&self) -> Vec<Vec<u8>> {
+        let roots = self.https_ca.roots();
+        let (_, response) = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                match https_get_from(self.management, "127.0.0.1", &roots, "/roots/0").await {
+                    Ok(answer) if answer.1.starts_with("HTTP/1.1 200") => return answer,
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("Pebble's management interface does not answer: {}", self.log()));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .expect("a body");
+        use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+        let issuing: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(body.as_bytes())
+            .map(|cert| cert.expect("PEM root").to_vec())
+            .collect();
+        assert!(!issuing.is_empty(), "no root in {response}");
+        issuing
+    }
+}
+
+/// Waits until HTTPS shows a certificate that `roots` vouch for and that
+/// is not `previous`; returns it.
+async fn wait_for_certificate(
+    https: SocketAddr,
+    roots: &RootCertStore,
+    previous: Option<&[u8]>,
+    deadline: Duration,
+    pebble: &Pebble,
+) -> Vec<u8> {
+    tokio::time::timeout(deadline, async {
+        loop {
+            if let Ok((shown, response)) = https_get(https, roots, "/health").await
+                && previous != Some(shown.as_slice())
+            {
+                assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+                return shown;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no {} certificate from Pebble within {deadline:?}; Pebble said:\n{}",
+            if previous.is_some() { "renewed" } else { "first" },
+            pebble.log()
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_certificate_from_pebble_is_served_then_renewed_without_dropping_a_wss_connection() {
+    // rustls-acme renews at two thirds of a certificate's life: 16 s here.
+    const VALIDITY_SECS: u64 = 24;
+    let mut pebble = Pebble::prepare();
+    let relay = TestRelay::start(&[
+        &format!("--domain={NAME}"),
+        "--https-port=0",
+        "--wss-port=0",
+        "--acme-contact=ops@example.org",
+        &format!("--acme-directory={}", pebble.directory()),
+        &format!("--acme-root={}", pebble.https_ca_path().display()),
+    ])
+    .await;
+    let https = relay.relay.https_addrs[0];
+    // The relay's first order finds no CA yet and is retried (after 1 s).
+    pebble.launch(https.port(), VALIDITY_SECS);
+    let issuing = pebble.issuing_root().await;
+    let mut roots = RootCertStore::empty();
+    for root in &issuing {
+        roots
+            .add(root.clone().into())
+            .expect("Pebble's root is a root");
+    }
+
+    let first = wait_for_certificate(https, &roots, None, TIMEOUT, &pebble).await;
+    // The account key and the certificate are kept, private.
+    let acme_dir = relay.dir.path().join("state").join("acme");
+    let kept: Vec<(String, u32)> = std::fs::read_dir(&acme_dir)
+        .expect("the ACME directory in the state directory")
+        .map(|entry| {
+            use std::os::unix::fs::PermissionsExt as _;
+            let entry = entry.expect("entry");
+            let mode = entry.metadata().expect("metadata").permissions().mode() & 0o777;
+            (entry.file_name().to_string_lossy().into_owned(), mode)
+        })
+        .collect();
+    assert!(
+        kept.iter().any(|(name, _)| name.starts_with("account-"))
+            && kept.iter().any(|(name, _)| name.starts_with("certificate-"))
+            && kept.iter().all(|(_, mode)| *mode == 0o600),
+        "expected an account and a certificate, mode 600, in {}: {kept:?}",
+        acme_dir.display()
+    );
+
+    // A browser-like peer connects over wss:// with that certificate and
+    // stays connected while the certificate is renewed.
+    let wss = secure_websocket_addr(&relay);
+    let mut peer = secure_websocket_peer_trusting(&issuing);
+    connect_and_ping(&mut peer, &wss).await;
+    let renewal_deadline = Duration::from_secs(VALIDITY_SECS) + TIMEOUT;
+    let second = keep_connected(
+        &mut peer,
+        wait_for_certificate(https, &roots, Some(&first), renewal_deadline, &pebble),
+    )
+    .await;
+    assert_ne!(first, second);
+    ping_again(&mut peer).await;
+    let mut newcomer = secure_websocket_peer_trusting(&issuing);
+    connect_and_ping(&mut newcomer, &wss).await;
+    relay.relay.shutdown().await;
 }
