@@ -181,8 +181,11 @@ pub fn dialable(
 /// printout can label it.
 pub fn transport_of(addr: &Multiaddr) -> &'static str {
     let mut kind = "tcp";
+    let mut tls = false;
     for protocol in addr.iter() {
         match protocol {
+            Protocol::Tls => tls = true,
+            Protocol::Ws(_) if tls => kind = "websocket-secure",
             Protocol::Ws(_) => kind = "websocket",
             Protocol::Wss(_) => kind = "websocket-secure",
             Protocol::WebRTCDirect => kind = "webrtc-direct",
@@ -333,6 +336,10 @@ mod tests {
     #[test]
     fn transports_are_named() {
         assert_eq!(transport_of(&addr("/ip4/1.2.3.4/tcp/1/ws")), "websocket");
+        assert_eq!(
+            transport_of(&addr("/dns4/relay.example.org/tcp/443/tls/ws")),
+            "websocket-secure"
+        );
         assert_eq!(transport_of(&addr("/ip4/1.2.3.4/tcp/1")), "tcp");
         assert_eq!(transport_of(&addr("/ip4/1.2.3.4/udp/1/quic-v1")), "quic");
     }

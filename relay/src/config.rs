@@ -97,6 +97,9 @@ pub struct Options {
 
     #[command(flatten)]
     pub listener_limits: ListenerLimits,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
 }
 
 impl Options {
@@ -120,6 +123,72 @@ impl Options {
 /// `ipv6.disable=1`, or a container without IPv6, cannot).
 fn host_has_ipv6() -> bool {
     std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
+}
+
+/// HTTPS and secure WebSocket, for a relay with a DNS name. Without
+/// `--domain` none of these apply and the relay serves plain HTTP and
+/// `ws://` as before.
+#[derive(Debug, Clone, Args)]
+pub struct TlsOptions {
+    /// DNS name of this relay (repeatable, or comma-separated). Turns on
+    /// HTTPS for the page and API on --https-port, secure WebSocket for
+    /// browsers on --wss-port, and redirects plain HTTP to HTTPS. The
+    /// certificate comes from ACME (--acme-directory) unless --tls-cert is
+    /// given.
+    #[arg(long = "domain", env = "RELAY_DOMAIN", value_delimiter = ',', value_parser = parse_domain)]
+    pub domains: Vec<String>,
+
+    /// PEM certificate chain to serve instead of asking an ACME CA; re-read
+    /// when it changes.
+    #[arg(long, env = "RELAY_TLS_CERT", value_name = "FILE", requires_all = ["tls_key", "domains"])]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; re-read when it changes.
+    #[arg(
+        long,
+        env = "RELAY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// TCP port of the HTTPS server (with --domain). ACME's TLS-ALPN-01
+    /// challenge reaches it, so the CA must see it as port 443.
+    #[arg(long, env = "RELAY_HTTPS_PORT", default_value_t = 443)]
+    pub https_port: u16,
+
+    /// TCP port of the secure WebSocket listener (`/tls/ws`, with --domain).
+    #[arg(long, env = "RELAY_WSS_PORT", default_value_t = 4443)]
+    pub wss_port: u16,
+
+    /// ACME directory to get certificates from.
+    #[arg(long, env = "RELAY_ACME_DIRECTORY", value_name = "URL", default_value = crate::tls::acme::LETS_ENCRYPT)]
+    pub acme_directory: String,
+
+    /// Contact e-mail for the ACME account (repeatable; optional), where
+    /// the CA sends expiry warnings.
+    #[arg(
+        long = "acme-contact",
+        env = "RELAY_ACME_CONTACT",
+        value_delimiter = ','
+    )]
+    pub acme_contacts: Vec<String>,
+
+    /// Extra PEM root to trust for the ACME directory's own HTTPS (a
+    /// private or test CA such as Pebble).
+    #[arg(long, env = "RELAY_ACME_ROOT", value_name = "FILE")]
+    pub acme_root: Option<PathBuf>,
+}
+
+/// A `--domain`: a DNS name (not an IP address), lower-cased.
+fn parse_domain(value: &str) -> Result<String, String> {
+    match value.parse::<ExternalHost>() {
+        Ok(ExternalHost::Dns(name)) => Ok(name),
+        Ok(ExternalHost::Ip(_)) => Err(format!(
+            "'{value}' is an IP address; certificates are for DNS names"
+        )),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// Bounds on the listeners themselves: what one host may hold open before
@@ -387,6 +456,36 @@ mod tests {
             error.to_string().contains("--chat-rate-per-peer"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn tls_flags_need_a_domain_and_each_other() {
+        let defaults = Options::try_parse_from(["relay"]).expect("no TLS flag is required");
+        assert!(defaults.tls.domains.is_empty());
+        assert_eq!(defaults.tls.https_port, 443);
+        let error = Options::try_parse_from(["relay", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .expect_err("a certificate needs the name it is for");
+        assert!(error.to_string().contains("--domain"), "{error}");
+        let error =
+            Options::try_parse_from(["relay", "--domain", "a.example", "--tls-cert", "c.pem"])
+                .expect_err("a certificate needs its key");
+        assert!(error.to_string().contains("--tls-key"), "{error}");
+        let error = Options::try_parse_from(["relay", "--domain", "192.0.2.1"])
+            .expect_err("an IP is not a domain");
+        assert!(error.to_string().contains("--domain"), "{error}");
+        let options = Options::try_parse_from([
+            "relay",
+            "--domain",
+            "Chat.Example.org,relay.example.org",
+            "--acme-contact",
+            "ops@example.org",
+        ])
+        .expect("valid");
+        assert_eq!(
+            options.tls.domains,
+            ["chat.example.org", "relay.example.org"]
+        );
+        assert_eq!(options.tls.acme_directory, crate::tls::acme::LETS_ENCRYPT);
     }
 
     #[test]

@@ -106,11 +106,29 @@ fn admit(table: &Arc<Mutex<Table>>, prefix: IpPrefix, gauge: &Gauge) -> Result<S
     })
 }
 
-/// Serves `router` on every listener until `stop` turns true, then lets
-/// the open connections finish their responses (for [`SHUTDOWN_GRACE`]).
+/// One listening socket and what it serves: the page and API, or (plain
+/// HTTP beside HTTPS) a redirect. With `tls`, every connection starts with
+/// a TLS handshake, which must end within the header deadline.
+pub struct HttpSocket {
+    pub listener: TcpListener,
+    pub router: Router,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSocket")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves every socket's router until `stop` turns true, then lets the
+/// open connections finish their responses (for [`SHUTDOWN_GRACE`]). The
+/// connection bounds count all sockets together.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
-    router: Router,
+    sockets: Vec<HttpSocket>,
     limits: HttpLimits,
     open_connections: Gauge,
     refusals: Refusals,
@@ -122,10 +140,9 @@ pub async fn serve(
         per_prefix: HashMap::new(),
     }));
     let mut accept_loops = JoinSet::new();
-    for listener in listeners {
+    for socket in sockets {
         accept_loops.spawn(accept_loop(
-            listener,
-            router.clone(),
+            socket,
             table.clone(),
             open_connections.clone(),
             refusals.clone(),
@@ -136,8 +153,11 @@ pub async fn serve(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
+    HttpSocket {
+        listener,
+        router,
+        tls,
+    }: HttpSocket,
     table: Arc<Mutex<Table>>,
     gauge: Gauge,
     refusals: Refusals,
@@ -174,6 +194,7 @@ async fn accept_loop(
         let service = TowerToHyperService::new(router.clone());
         connections.spawn(serve_connection(
             stream,
+            tls.clone(),
             service,
             limits,
             slot,
@@ -205,42 +226,73 @@ fn refuse(refusals: &Refusals, refused: Refused, remote: SocketAddr, table: &Arc
 
 async fn serve_connection(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: TowerToHyperService<Router>,
     limits: HttpLimits,
     slot: Slot,
     refusals: Refusals,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let remote = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
+    // Below TLS, so that a reader that stalls the handshake's writes is
+    // given up on too.
+    let stream = WriteDeadline::new(stream, limits.write_timeout);
+    let served = match tls {
+        None => serve_stream(stream, service, limits.header_timeout, stop).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_stream(stream, service, limits.header_timeout, stop).await,
+                Ok(Err(error)) => {
+                    tracing::trace!(%error, "TLS handshake failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::trace!("TLS handshake timed out");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(error) = served {
+        if write_stalled(&error) {
+            refusals.refused("http-write-stalled", || {
+                format!(
+                    "HTTP connection from {remote:?} closed: it read nothing for {:?}",
+                    limits.write_timeout
+                )
+            });
+        }
+        tracing::trace!(%error, "HTTP connection ended with an error");
+    }
+    drop(slot);
+}
+
+/// Serves HTTP/1.1 on `stream` until the client is done or `stop` is set.
+async fn serve_stream<S>(
+    stream: S,
+    service: TowerToHyperService<Router>,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(header_timeout)
         .keep_alive(true);
-    let stream = WriteDeadline::new(stream, limits.write_timeout);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                if write_stalled(&error) {
-                    refusals.refused("http-write-stalled", || {
-                        format!(
-                            "HTTP connection from {remote:?} closed: it read nothing for {:?}",
-                            limits.write_timeout
-                        )
-                    });
-                }
-                tracing::trace!(%error, "HTTP connection ended with an error");
-            }
-        }
+        result = connection.as_mut() => result,
         _ = stopped(&mut stop) => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+            Ok(())
         }
     }
-    drop(slot);
 }
 
 /// Whether a connection ended because [`WriteDeadline`] gave up on it.

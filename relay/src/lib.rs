@@ -22,7 +22,8 @@
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
-//! - [`sockets`]: the HTTP and STUN sockets, one per listen IP.
+//! - [`sockets`]: the HTTP and STUN sockets, one per listen IP;
+//! - [`tls`]: HTTPS and secure WebSocket for a relay with a domain name.
 
 pub mod addresses;
 pub mod behaviour;
@@ -40,6 +41,7 @@ pub mod server;
 pub mod sockets;
 pub mod state;
 pub mod stun;
+pub mod tls;
 pub mod write_deadline;
 
 pub use config::Options;

@@ -75,6 +75,7 @@ fn print_addresses(relay: &Relay) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "Relay {} is up.", relay.peer_id)?;
     for (transport, heading) in [
+        ("websocket-secure", "For browsers (secure WebSocket):"),
         ("websocket", "For browsers (WebSocket):"),
         ("webrtc-direct", "For browsers (WebRTC-direct):"),
         ("tcp", "For native peers (TCP):"),
@@ -90,6 +91,17 @@ fn print_addresses(relay: &Relay) -> std::io::Result<()> {
         }
     }
     writeln!(out, "STUN: {}", relay.stun_urls.join(" "))?;
+    if let Some(https) = relay.https_addrs.first() {
+        // With a domain, the page is on the name (plain HTTP redirects).
+        let port = match https.port() {
+            443 => String::new(),
+            port => format!(":{port}"),
+        };
+        for domain in &relay.domains {
+            writeln!(out, "Page: https://{domain}{port}/")?;
+        }
+        return out.flush();
+    }
     let http_port = relay.http_addr.port();
     for host in page_hosts(relay) {
         writeln!(out, "Page: http://{host}:{http_port}/")?;

@@ -15,7 +15,11 @@ use std::{
 use futures::StreamExt as _;
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
-    core::{muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
+    core::{
+        muxing::StreamMuxerBox,
+        transport::{ListenerId, OptionalTransport},
+        upgrade::Version,
+    },
     gossipsub, identify,
     metrics::Recorder as _,
     noise, relay,
@@ -35,7 +39,7 @@ use crate::{
         budget::{GossipBudget, Rate, TopicRates},
     },
     http::{self, RelayInfo, SharedState},
-    http_listener::{self, HttpLimits},
+    http_listener::{self, HttpLimits, HttpSocket},
     limits::{ConnectionLimitsPerPrefix, PrefixLimits, ReservationsPerIp},
     metrics::{GossipLabels, RelayMetrics},
     private::{
@@ -46,6 +50,11 @@ use crate::{
     sockets,
     state::{self, StateError},
     stun::{StunLimits, StunServer},
+    tls::{
+        self, Tls, TlsError,
+        redirect::{self, HttpsTarget},
+        transport::{SecureWebSocket, TlsTcp},
+    },
 };
 
 /// How long a connection without open streams is kept.
@@ -59,6 +68,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error("--authorized-peers: {0}")]
     Authorized(#[from] AuthorizedError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error(
         "cannot listen on {addr} ({flag}): {reason}; is another relay running? Pick another port with {flag}"
     )]
@@ -86,6 +97,11 @@ pub struct Relay {
     pub stun_addr: SocketAddr,
     /// One HTTP and one STUN address per listen IP.
     pub http_addrs: Vec<SocketAddr>,
+    /// With `--domain`: one HTTPS address per listen IP (the plain HTTP
+    /// ones then redirect here).
+    pub https_addrs: Vec<SocketAddr>,
+    /// `--domain`'s names, the first being the one to print.
+    pub domains: Vec<String>,
     pub stun_addrs: Vec<SocketAddr>,
     /// Whether the identity came from `--secret-key-seed`.
     pub seeded_identity: bool,
@@ -108,6 +124,7 @@ impl Relay {
         let peer_id = keypair.public().to_peer_id();
         let ips = options.listen_ips();
         let listener_limits = options.listener_limits.clone();
+        let tls = Tls::start(&options.tls, &options.state_dir)?;
 
         // Bind the sockets the relay owns itself first: a port in use must
         // fail the start before anything is stored. With port 0, every
@@ -141,6 +158,20 @@ impl Relay {
             http_listeners.push(listener.1);
         }
         let (http_addr, stun_addr) = (http_addrs[0], stun_addrs[0]);
+        let mut https_listeners = Vec::new();
+        let mut https_addrs = Vec::new();
+        if tls.is_some() {
+            let mut https_port = options.tls.https_port;
+            for ip in &ips {
+                let addr = SocketAddr::new(*ip, https_port);
+                let listener = sockets::bind_tcp(addr)
+                    .and_then(|listener| Ok((listener.local_addr()?, listener)))
+                    .map_err(|error| listen_error("--https-port", addr, error))?;
+                https_port = listener.0.port();
+                https_addrs.push(listener.0);
+                https_listeners.push(listener.1);
+            }
+        }
 
         let mut registry = Registry::default();
         let relay_metrics = RelayMetrics::register(&mut registry);
@@ -156,6 +187,26 @@ impl Relay {
         let (limits, http_limits) = fit_to_descriptors(&options, &relay_metrics);
         let swarm_error = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
         let websocket_noise = noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?;
+        let max_websocket_frame = listener_limits.max_websocket_frame;
+        // With a domain: `/tls/ws` for browsers, its TLS terminated below
+        // libp2p-websocket so the certificate can be renewed in place.
+        let secure_websocket = match &tls {
+            Some(tls) => {
+                let acceptor = futures_rustls::TlsAcceptor::from(tls.websocket_config()?);
+                let mut websocket = websocket::Config::new(TlsTcp::new(
+                    tcp::Config::default().nodelay(true),
+                    acceptor,
+                ));
+                websocket.set_max_data_size(max_websocket_frame);
+                OptionalTransport::some(
+                    SecureWebSocket::new(websocket)
+                        .upgrade(Version::V1Lazy)
+                        .authenticate(noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?)
+                        .multiplex(yamux::Config::default()),
+                )
+            }
+            None => OptionalTransport::none(),
+        };
         let per_prefix = ConnectionLimitsPerPrefix::new(
             PrefixLimits {
                 max_pending_per_listener: limits.max_pending_connections as usize,
@@ -174,7 +225,6 @@ impl Relay {
             &policy,
         )
         .map_err(|e| swarm_error(&e))?;
-        let max_websocket_frame = listener_limits.max_websocket_frame;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -196,6 +246,8 @@ impl Relay {
                     .multiplex(yamux::Config::default())
             })
             .map_err(|e| swarm_error(&e))?
+            .with_other_transport(|_| secure_websocket)
+            .map_err(|e| swarm_error(&e))?
             .with_other_transport(|key| {
                 libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
                     .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
@@ -213,7 +265,18 @@ impl Relay {
             .build();
         let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
 
+        let secure_websocket_port = tls.as_ref().map(|_| options.tls.wss_port);
         let listeners = ips.iter().flat_map(|&ip| {
+            let secure_websocket = secure_websocket_port.map(|port| {
+                (
+                    "--wss-port",
+                    "secure WebSocket",
+                    Multiaddr::from(ip)
+                        .with(tcp_port(port))
+                        .with(libp2p::multiaddr::Protocol::Tls)
+                        .with(libp2p::multiaddr::Protocol::Ws("/".into())),
+                )
+            });
             [
                 (
                     "--port",
@@ -242,6 +305,8 @@ impl Relay {
                         .with(libp2p::multiaddr::Protocol::WebRTCDirect),
                 ),
             ]
+            .into_iter()
+            .chain(secure_websocket)
         });
         let mut pending_listeners = Vec::new();
         for (flag, what, addr) in listeners {
@@ -274,6 +339,7 @@ impl Relay {
             swarm,
             external_hosts: options.external_addresses.clone(),
             listen_addrs: Vec::new(),
+            secure_addrs: Vec::new(),
             stun_addr,
             shared: shared.clone(),
             libp2p_metrics,
@@ -284,7 +350,14 @@ impl Relay {
             peer_ips: HashMap::new(),
             trusted_relays: vec![peer_id],
             refusals: refusals.clone(),
+            tls: None,
         };
+        let domains = tls
+            .as_ref()
+            .map(|tls| tls.domains.clone())
+            .unwrap_or_default();
+        let https_config = tls.as_ref().map(Tls::https_config).transpose()?;
+        event_loop.tls = tls;
         event_loop.await_listen_addrs(pending_listeners).await?;
 
         // Every port is bound: now the new identity and certificate may be kept.
@@ -298,6 +371,16 @@ impl Relay {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         let router = http::router(shared, options.page_dir.clone());
+        let http_sockets = http_sockets(
+            http_listeners,
+            https_listeners,
+            router,
+            https_config,
+            HttpsTarget {
+                domains: domains.clone(),
+                https_port: https_addrs.first().map_or(443, SocketAddr::port),
+            },
+        );
         let mut tasks = vec![
             tokio::spawn({
                 let refusals = refusals.clone();
@@ -309,8 +392,7 @@ impl Relay {
                 }
             }),
             tokio::spawn(http_listener::serve(
-                http_listeners,
-                router,
+                http_sockets,
                 http_limits,
                 relay_metrics.http_connections.clone(),
                 refusals.clone(),
@@ -336,6 +418,8 @@ impl Relay {
             http_addr,
             stun_addr,
             http_addrs,
+            https_addrs,
+            domains,
             stun_addrs,
             seeded_identity: options.secret_key_seed.is_some(),
             shutdown,
@@ -351,6 +435,41 @@ impl Relay {
             let _ = task.await;
         }
     }
+}
+
+/// What each HTTP socket serves: without TLS, the page and API on the
+/// plain sockets; with it, the page and API over HTTPS, and a redirect to
+/// HTTPS on the plain sockets.
+fn http_sockets(
+    http: Vec<tokio::net::TcpListener>,
+    https: Vec<tokio::net::TcpListener>,
+    router: axum::Router,
+    https_config: Option<Arc<rustls::ServerConfig>>,
+    target: HttpsTarget,
+) -> Vec<HttpSocket> {
+    let Some(config) = https_config else {
+        return http
+            .into_iter()
+            .map(|listener| HttpSocket {
+                listener,
+                router: router.clone(),
+                tls: None,
+            })
+            .collect();
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let redirect = redirect::router(target);
+    let plain = http.into_iter().map(|listener| HttpSocket {
+        listener,
+        router: redirect.clone(),
+        tls: None,
+    });
+    let secure = https.into_iter().map(|listener| HttpSocket {
+        listener,
+        router: router.clone(),
+        tls: Some(acceptor.clone()),
+    });
+    plain.chain(secure).collect()
 }
 
 /// The limits that hold file descriptors, fitted to what the process may
@@ -485,6 +604,9 @@ struct EventLoop {
     swarm: Swarm<Behaviour>,
     external_hosts: Vec<ExternalHost>,
     listen_addrs: Vec<Multiaddr>,
+    /// The secure WebSocket listener's addresses under the domain names
+    /// (browsers dial these; the IP forms are not advertised).
+    secure_addrs: Vec<Multiaddr>,
     stun_addr: SocketAddr,
     shared: Arc<SharedState>,
     libp2p_metrics: libp2p::metrics::Metrics,
@@ -501,6 +623,9 @@ struct EventLoop {
     trusted_relays: Vec<PeerId>,
     /// Logs refusals at a bounded rate and counts them all.
     refusals: Refusals,
+    /// With `--domain`; kept here so its certificate task lives as long as
+    /// the swarm.
+    tls: Option<Tls>,
 }
 
 impl EventLoop {
@@ -572,6 +697,16 @@ impl EventLoop {
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
         self.libp2p_metrics.record(&event);
         match event {
+            SwarmEvent::NewListenAddr { address, .. } if tls::is_secure_websocket(&address) => {
+                tracing::debug!(%address, "listening");
+                for advertised in self.tls.iter().flat_map(|tls| tls.advertised(&address)) {
+                    if !self.secure_addrs.contains(&advertised) {
+                        self.swarm.add_external_address(advertised.clone());
+                        self.secure_addrs.push(advertised);
+                    }
+                }
+                self.publish_info();
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");
                 self.swarm.add_external_address(address.clone());
@@ -755,7 +890,18 @@ impl EventLoop {
     fn publish_info(&self) {
         let peer_id = *self.swarm.local_peer_id();
         let info = RelayInfo {
-            multiaddrs: addresses::dialable(&self.listen_addrs, &self.external_hosts, peer_id),
+            // The secure addresses first: a page served over https can use
+            // only those, and it prefills the first on its host.
+            multiaddrs: self
+                .secure_addrs
+                .iter()
+                .map(|addr| addresses::with_peer_id(addr, peer_id))
+                .chain(addresses::dialable(
+                    &self.listen_addrs,
+                    &self.external_hosts,
+                    peer_id,
+                ))
+                .collect(),
             stun_urls: addresses::stun_urls(
                 &self.listen_addrs,
                 &self.external_hosts,
