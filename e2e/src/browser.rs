@@ -304,22 +304,40 @@ impl Browser {
     }
 
     /// Replaces the value of the input at `css` as a user would: clears
-    /// it, then types `text`.
+    /// it, then types `text`. Typing takes a while (Firefox sends key by
+    /// key), and a page may fill the input meanwhile (the relay address is
+    /// prefilled once `/api/relay` answers, if the input is empty): the
+    /// value is checked afterwards and typed again if it is not `text`.
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let input = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .with_context(|| format!("browser {}: find {css}", self.name))?;
-        input
-            .clear()
-            .await
-            .with_context(|| format!("browser {}: clear {css}", self.name))?;
-        input
-            .send_keys(text)
-            .await
-            .with_context(|| format!("browser {}: type into {css}", self.name))?;
-        Ok(())
+        const ATTEMPTS: usize = 3;
+        let mut value = String::new();
+        for _ in 0..ATTEMPTS {
+            let input = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .with_context(|| format!("browser {}: find {css}", self.name))?;
+            input
+                .clear()
+                .await
+                .with_context(|| format!("browser {}: clear {css}", self.name))?;
+            input
+                .send_keys(text)
+                .await
+                .with_context(|| format!("browser {}: type into {css}", self.name))?;
+            value = input
+                .prop("value")
+                .await
+                .with_context(|| format!("browser {}: read {css}'s value", self.name))?
+                .unwrap_or_default();
+            if value == text {
+                return Ok(());
+            }
+        }
+        anyhow::bail!(
+            "browser {}: typed {text:?} into {css} {ATTEMPTS} times, and it holds {value:?}",
+            self.name
+        )
     }
 
     /// Presses Enter in the element at `css`.
