@@ -1,5 +1,6 @@
-// browser-pair: two pages in headless Chromium meet through the relay, ours
-// against the js-libp2p chat page (e2e/js-peer/chat.html), in the same run.
+// browser-pair: two pages in headless Chromium (or Firefox, with
+// BENCH_BROWSER=firefox) meet through the relay, ours against the js-libp2p
+// chat page (e2e/js-peer/chat.html) in the same browser, in the same run.
 //
 // Part 3, time to a direct browser link. Each run opens two fresh browsers
 // on the same page, clicks Connect in both, and has the first send a chat
@@ -33,7 +34,7 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { median, openBrowser, spread, startChromedriver } from './webdriver.mjs'
+import { METRIC_PREFIX, median, openBrowser, spread, startDriver } from './webdriver.mjs'
 
 // Bound on one run's wait for all its marks, and on one perf transfer.
 const RUN_TIMEOUT_MS = 60000
@@ -203,7 +204,7 @@ async function pairRun (driver, relay, kind, withPerf) {
   }
 }
 
-const driver = await startChromedriver()
+const driver = await startDriver()
 // Per relay address: the runs of each kind, and how many failed.
 const byRelay = relays.map(() => ({ results: { ours: [], js: [] }, failures: { ours: 0, js: 0 } }))
 try {
@@ -240,17 +241,17 @@ const mbps = (value) => `${value.toFixed(1)} MB/s`
 function row (metric, values, unit, digits, suffix, noReference = null) {
   const { ours, js } = values
   if (ours.length > 0 && js.length === 0 && noReference != null) {
-    console.log(`${metric}, median of ${ours.length} (${spread(ours, digits)} ${suffix})\t${unit(median(ours))}\t${noReference}\t-`)
+    console.log(`${METRIC_PREFIX}${metric}, median of ${ours.length} (${spread(ours, digits)} ${suffix})\t${unit(median(ours))}\t${noReference}\t-`)
     return
   }
   if (ours.length === 0 || js.length === 0) {
     const missing = ours.length === 0 ? 'ours' : 'js-libp2p'
-    console.log(`${metric}\t- (failed: no ${missing} result, see the log above)\t-\t-`)
+    console.log(`${METRIC_PREFIX}${metric}\t- (failed: no ${missing} result, see the log above)\t-\t-`)
     return
   }
   const [mo, mj] = [median(ours), median(js)]
   const note = `median of ${ours.length} (ours ${spread(ours, digits)}, js ${spread(js, digits)} ${suffix})`
-  console.log(`${metric}, ${note} / js-libp2p pages\t${unit(mo)}\t${unit(mj)}\t${(mo / mj).toFixed(2)}`)
+  console.log(`${METRIC_PREFIX}${metric}, ${note} / js-libp2p pages\t${unit(mo)}\t${unit(mj)}\t${(mo / mj).toFixed(2)}`)
 }
 
 for (const [r, relay] of relays.entries()) {

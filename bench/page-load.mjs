@@ -1,8 +1,9 @@
-// page-load: time until a page is interactive in headless Chromium, ours
-// against the js-libp2p page, several loads each, median reported.
+// page-load: time until a page is interactive in headless Chromium (or
+// Firefox, with BENCH_BROWSER=firefox), ours against the js-libp2p page in
+// the same browser, several loads each, median reported.
 //
-// It speaks WebDriver to chromedriver through webdriver.mjs (Node's
-// own fetch, no npm package). Each load gets a new browser with
+// It speaks WebDriver to chromedriver or geckodriver through webdriver.mjs
+// (Node's own fetch, no npm package). Each load gets a new browser with
 // a fresh profile: a cold load, nothing cached.
 //
 // "Interactive" is the moment the page's libp2p node is up and a user can
@@ -18,7 +19,7 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { median, openBrowser, spread, startChromedriver } from './webdriver.mjs'
+import { METRIC_PREFIX, median, openBrowser, spread, startDriver } from './webdriver.mjs'
 
 // Bound on one load: a page not interactive by then counts as a failure.
 const LOAD_TIMEOUT_MS = 30000
@@ -61,7 +62,7 @@ async function timeToInteractive (driver, url, condition) {
   }
 }
 
-const driver = await startChromedriver()
+const driver = await startDriver()
 try {
   const ours = []
   const theirs = []
@@ -74,7 +75,7 @@ try {
   }
   const oursMedian = median(ours)
   const theirsMedian = median(theirs)
-  console.log(`time to interactive, median of ${loads} cold loads (ours ${spread(ours)} ms, js ${spread(theirs)} ms) / js-libp2p page\t${oursMedian.toFixed(0)} ms\t${theirsMedian.toFixed(0)} ms\t${(oursMedian / theirsMedian).toFixed(2)}`)
+  console.log(`${METRIC_PREFIX}time to interactive, median of ${loads} cold loads (ours ${spread(ours)} ms, js ${spread(theirs)} ms) / js-libp2p page\t${oursMedian.toFixed(0)} ms\t${theirsMedian.toFixed(0)} ms\t${(oursMedian / theirsMedian).toFixed(2)}`)
 } finally {
   driver.stop()
 }

@@ -1,6 +1,8 @@
-// WebDriver (plain JSON over HTTP) to chromedriver with Node's own fetch,
-// for the browser benchmarks (page-load.mjs, browser-pair.mjs): no npm
-// package. Every session is a new headless Chromium with a fresh profile.
+// WebDriver (plain JSON over HTTP) to chromedriver or geckodriver with
+// Node's own fetch, for the browser benchmarks (page-load.mjs,
+// browser-pair.mjs): no npm package. Every session is a new headless
+// browser with a fresh profile: Chromium, or Firefox with
+// BENCH_BROWSER=firefox.
 
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -15,6 +17,25 @@ export const CHROMIUM_ARGS = [
   '--disable-features=WebRtcHideLocalIpsWithMdns',
   '--window-size=1200,900'
 ]
+
+// Firefox's preferences, as the e2e tests set them (e2e/src/firefox.rs):
+// host candidates with their IP, no background requests.
+export const FIREFOX_PREFS = {
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'browser.safebrowsing.update.enabled': false,
+  'app.update.enabled': false,
+  'datareporting.policy.dataSubmissionEnabled': false
+}
+
+// The browser under test: BENCH_BROWSER, chromium by default.
+export const BROWSER = process.env.BENCH_BROWSER ?? 'chromium'
+if (!['chromium', 'firefox'].includes(BROWSER)) {
+  throw new Error(`BENCH_BROWSER must be chromium or firefox, not ${BROWSER}`)
+}
+// Prefixed to the metrics of a Firefox run, so its rows stand apart.
+export const METRIC_PREFIX = BROWSER === 'firefox' ? '[Firefox] ' : ''
 
 function freePort () {
   return new Promise((resolve, reject) => {
@@ -40,10 +61,10 @@ async function call (port, method, path, body) {
   return json.value
 }
 
-// A chromedriver child process on a free port; `stop()` kills it.
-export async function startChromedriver () {
+// A WebDriver server child process on a free port; `stop()` kills it.
+async function startServer (binary, args) {
   const port = await freePort()
-  const child = spawn(process.env.CHROMEDRIVER ?? 'chromedriver', [`--port=${port}`], { stdio: 'ignore' })
+  const child = spawn(binary, [...args(port)], { stdio: 'ignore' })
   const deadline = Date.now() + 20000
   while (Date.now() < deadline) {
     try {
@@ -53,37 +74,72 @@ export async function startChromedriver () {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   child.kill()
-  throw new Error(`chromedriver did not answer on port ${port}`)
+  throw new Error(`${binary} did not answer on port ${port}`)
+}
+
+// The driver of BROWSER. chromedriver runs every session; geckodriver runs
+// one session at a time, so each Firefox gets one of its own (started by
+// openBrowser) and this one starts nothing.
+export async function startDriver () {
+  if (BROWSER === 'firefox') return { stop: () => {} }
+  return startServer(process.env.CHROMEDRIVER ?? 'chromedriver', (port) => [`--port=${port}`])
+}
+
+function capabilities (profile, timeoutMs) {
+  const timeouts = { script: timeoutMs, pageLoad: timeoutMs }
+  if (BROWSER === 'firefox') {
+    return {
+      'moz:firefoxOptions': {
+        binary: process.env.FIREFOX ?? '/usr/bin/firefox-esr',
+        args: ['-headless', '-profile', profile],
+        prefs: FIREFOX_PREFS
+      },
+      timeouts
+    }
+  }
+  return {
+    'goog:chromeOptions': {
+      binary: process.env.CHROMIUM ?? '/usr/bin/chromium',
+      args: [...CHROMIUM_ARGS, `--user-data-dir=${profile}`]
+    },
+    timeouts
+  }
 }
 
 // One browser: `goto(url)`, `run(script, ...args)` (synchronous script),
 // `runAsync(script, ...args)` (the last argument is the callback), `close()`.
 export async function openBrowser (driver, timeoutMs) {
-  const profile = mkdtempSync(join(tmpdir(), 'bench-chromium-'))
+  const profile = mkdtempSync(join(tmpdir(), `bench-${BROWSER}-`))
+  let server = driver
   let session
   try {
-    session = await call(driver.port, 'POST', '/session', {
-      capabilities: {
-        alwaysMatch: {
-          'goog:chromeOptions': {
-            binary: process.env.CHROMIUM ?? '/usr/bin/chromium',
-            args: [...CHROMIUM_ARGS, `--user-data-dir=${profile}`]
-          },
-          timeouts: { script: timeoutMs, pageLoad: timeoutMs }
-        }
-      }
+    if (BROWSER === 'firefox') {
+      // --websocket-port: not the default 9222, which Firefoxes side by
+      // side would fight over.
+      server = await startServer(process.env.GECKODRIVER ?? 'geckodriver',
+        (port) => [`--port=${port}`, '--websocket-port=0'])
+    }
+    session = await call(server.port, 'POST', '/session', {
+      capabilities: { alwaysMatch: capabilities(profile, timeoutMs) }
     })
+    if (BROWSER === 'firefox') {
+      // Chromium's --window-size; Firefox 153 has no such flag.
+      await call(server.port, 'POST', `/session/${session.sessionId}/window/rect`, { width: 1200, height: 900 })
+    }
   } catch (err) {
+    if (server !== driver) server.stop()
     rmSync(profile, { recursive: true, force: true })
     throw err
   }
   const id = session.sessionId
+  const port = server.port
   return {
-    goto: (url) => call(driver.port, 'POST', `/session/${id}/url`, { url }),
-    run: (script, ...args) => call(driver.port, 'POST', `/session/${id}/execute/sync`, { script, args }),
-    runAsync: (script, ...args) => call(driver.port, 'POST', `/session/${id}/execute/async`, { script, args }),
+    goto: (url) => call(port, 'POST', `/session/${id}/url`, { url }),
+    run: (script, ...args) => call(port, 'POST', `/session/${id}/execute/sync`, { script, args }),
+    runAsync: (script, ...args) => call(port, 'POST', `/session/${id}/execute/async`, { script, args }),
     async close () {
-      await call(driver.port, 'DELETE', `/session/${id}`).catch(() => {})
+      await call(port, 'DELETE', `/session/${id}`).catch(() => {})
+      if (server !== driver) server.stop()
       rmSync(profile, { recursive: true, force: true })
     }
   }

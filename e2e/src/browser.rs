@@ -1,4 +1,4 @@
-//! A headless Chromium session over WebDriver.
+//! A headless browser session (Chromium or Firefox) over WebDriver.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -7,16 +7,14 @@ use fantoccini::{Client, ClientBuilder, Locator, wd::WebDriverCompatibleCommand}
 use serde_json::{Value, json};
 
 use crate::{
-    ChromeDriver, PageState,
-    chromedriver::{find_binary, http_request_blocking},
-    page::SNAPSHOT_SCRIPT,
-    sanitize, save_artifact, save_screenshot, tail, tail_of_file,
+    BrowserKind, Driver, PageState, chromedriver::http_request_blocking, firefox,
+    page::SNAPSHOT_SCRIPT, sanitize, save_artifact, save_screenshot, tail, tail_of_file,
 };
 
-/// The flags every browser session gets (plus `--user-data-dir`).
+/// The flags every Chromium session gets (plus `--user-data-dir`).
 /// `WebRtcHideLocalIpsWithMdns` is off so ICE candidates carry real IPs
 /// (loopback and namespace addresses) instead of `.local` names no resolver
-/// here answers.
+/// here answers. Firefox's counterparts: [`crate::FIREFOX_PREFS`].
 pub const CHROMIUM_ARGS: &[&str] = &[
     "--headless",
     "--no-sandbox",
@@ -30,60 +28,90 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--window-size=1200,900",
 ];
 
-/// One headless Chromium, with its own fresh profile, driven over
+/// One headless browser, with its own fresh profile, driven over
 /// WebDriver. Its session (and so the browser) is closed on drop, even
 /// when a test panics.
 #[derive(Debug)]
 pub struct Browser {
     /// A short name for messages and artifact files ("A", "B").
     pub name: String,
+    pub kind: BrowserKind,
     pub client: Client,
     session_id: String,
     driver_port: u16,
     closed: bool,
-    // Dropped after the session is closed (fields drop in order).
+    // Dropped after the session is closed (fields drop in order): the
+    // driver this browser owns, if any, then the profile.
+    own_driver: Option<Driver>,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    /// Opens a session with [`CHROMIUM_ARGS`].
-    pub async fn open(driver: &ChromeDriver, name: &str) -> anyhow::Result<Self> {
+    /// Opens a session of `driver`'s browser with its default arguments
+    /// ([`CHROMIUM_ARGS`], [`crate::FIREFOX_ARGS`]).
+    pub async fn open(driver: &Driver, name: &str) -> anyhow::Result<Self> {
         Self::open_with_args(driver, name, &[]).await
     }
 
-    /// Opens a session with [`CHROMIUM_ARGS`] plus `extra_args`; the browser
-    /// binary is `$CHROMIUM`, else /usr/bin/chromium.
+    /// Starts a driver for a `kind` browser of its own (logging to
+    /// `<repo>/artifacts/<log_name>-<name>-<driver>.log`) and opens a
+    /// session on it; the driver goes with the browser. Firefox needs this:
+    /// geckodriver runs one session at a time.
+    pub async fn launch(kind: BrowserKind, log_name: &str, name: &str) -> anyhow::Result<Self> {
+        let driver = Driver::start_for(kind, &format!("{log_name}-{name}")).await?;
+        let mut browser = Self::open(&driver, name).await?;
+        browser.own_driver = Some(driver);
+        Ok(browser)
+    }
+
+    /// The log of the driver this browser owns ([`Browser::launch`]).
+    pub fn driver_log(&self) -> Option<PathBuf> {
+        self.own_driver
+            .as_ref()
+            .map(|driver| driver.log_path().to_path_buf())
+    }
+
+    /// Opens a session with the default arguments plus `extra_args` on the
+    /// browser's command line; the browser binary is
+    /// [`BrowserKind::binary`].
     pub async fn open_with_args(
-        driver: &ChromeDriver,
+        driver: &Driver,
         name: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        let binary = find_binary("CHROMIUM", &["/usr/bin/chromium"], "chromium")
-            .context("Chromium is not installed (Debian: chromium; scripts/setup installs it)")?;
+        let kind = driver.kind();
         let profile = tempfile::Builder::new()
-            .prefix(&format!("e2e-chromium-{}-", sanitize(name)))
+            .prefix(&format!("e2e-{}-{}-", kind.name(), sanitize(name)))
             .tempdir()
             .context("temp dir for the browser profile")?;
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|arg| (*arg).to_owned()).collect();
-        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
-        args.push(format!("--user-data-dir={}", profile.path().display()));
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": binary,
-                "args": args,
-            },
-        });
+        let capabilities = match kind {
+            BrowserKind::Chromium => {
+                let binary = kind.binary()?;
+                let mut args: Vec<String> =
+                    CHROMIUM_ARGS.iter().map(|arg| (*arg).to_owned()).collect();
+                args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+                args.push(format!("--user-data-dir={}", profile.path().display()));
+                json!({
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": binary,
+                        "args": args,
+                    },
+                })
+            }
+            BrowserKind::Firefox => firefox::capabilities(profile.path(), extra_args)?,
+        };
         let Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal");
         };
+        let driver_name = kind.driver_name();
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&driver.url())
             .await
             .with_context(|| {
                 format!(
-                    "browser {name}: chromedriver did not start a Chromium session; its log {}:\n{}",
+                    "browser {name}: {driver_name} did not start a {kind} session; its log {}:\n{}",
                     driver.log_path().display(),
                     tail_of_file(driver.log_path(), 40)
                 )
@@ -92,31 +120,60 @@ impl Browser {
             .session_id()
             .await
             .context("session id")?
-            .ok_or_else(|| anyhow!("chromedriver gave no session id"))?;
+            .ok_or_else(|| anyhow!("{driver_name} gave no session id"))?;
         let browser = Self {
             name: name.to_owned(),
+            kind,
             client,
             session_id,
             driver_port: driver.port(),
             closed: false,
+            own_driver: None,
             _profile: profile,
         };
         browser.record_console().await?;
+        if kind == BrowserKind::Firefox {
+            // As Chromium's `--window-size`: screenshots of one size.
+            browser
+                .client
+                .set_window_size(1200, 900)
+                .await
+                .context("set Firefox's window size")?;
+        }
         Ok(browser)
     }
 
     /// Installs, for every document this session loads from now on, a hook
     /// that keeps the last 1000 console lines, uncaught errors and
     /// unhandled rejections in `window.__e2eConsole` (see
-    /// [`Browser::console`]).
+    /// [`Browser::console`]): through Chrome's DevTools protocol in
+    /// Chromium, through WebDriver BiDi in Firefox.
     async fn record_console(&self) -> anyhow::Result<()> {
-        self.client
-            .issue_cmd(Cdp {
-                cmd: "Page.addScriptToEvaluateOnNewDocument",
-                params: json!({ "source": CONSOLE_HOOK }),
-            })
-            .await
-            .context("install the console recorder (CDP)")?;
+        match self.kind {
+            BrowserKind::Chromium => {
+                self.client
+                    .issue_cmd(Cdp {
+                        cmd: "Page.addScriptToEvaluateOnNewDocument",
+                        params: json!({ "source": CONSOLE_HOOK }),
+                    })
+                    .await
+                    .context("install the console recorder (CDP)")?;
+            }
+            BrowserKind::Firefox => {
+                let url = self
+                    .client
+                    .capabilities()
+                    .and_then(|capabilities| capabilities.get("webSocketUrl"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        anyhow!("geckodriver's session has no webSocketUrl (WebDriver BiDi)")
+                    })?
+                    .to_owned();
+                firefox::install_console_hook(&url, CONSOLE_HOOK)
+                    .await
+                    .context("install the console recorder (WebDriver BiDi)")?;
+            }
+        }
         Ok(())
     }
 
@@ -247,22 +304,40 @@ impl Browser {
     }
 
     /// Replaces the value of the input at `css` as a user would: clears
-    /// it, then types `text`.
+    /// it, then types `text`. Typing takes a while (Firefox sends key by
+    /// key), and a page may fill the input meanwhile (the relay address is
+    /// prefilled once `/api/relay` answers, if the input is empty): the
+    /// value is checked afterwards and typed again if it is not `text`.
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let input = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .with_context(|| format!("browser {}: find {css}", self.name))?;
-        input
-            .clear()
-            .await
-            .with_context(|| format!("browser {}: clear {css}", self.name))?;
-        input
-            .send_keys(text)
-            .await
-            .with_context(|| format!("browser {}: type into {css}", self.name))?;
-        Ok(())
+        const ATTEMPTS: usize = 3;
+        let mut value = String::new();
+        for _ in 0..ATTEMPTS {
+            let input = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .with_context(|| format!("browser {}: find {css}", self.name))?;
+            input
+                .clear()
+                .await
+                .with_context(|| format!("browser {}: clear {css}", self.name))?;
+            input
+                .send_keys(text)
+                .await
+                .with_context(|| format!("browser {}: type into {css}", self.name))?;
+            value = input
+                .prop("value")
+                .await
+                .with_context(|| format!("browser {}: read {css}'s value", self.name))?
+                .unwrap_or_default();
+            if value == text {
+                return Ok(());
+            }
+        }
+        anyhow::bail!(
+            "browser {}: typed {text:?} into {css} {ATTEMPTS} times, and it holds {value:?}",
+            self.name
+        )
     }
 
     /// Presses Enter in the element at `css`.
@@ -404,7 +479,9 @@ const CONSOLE_HOOK: &str = r#"(() => {
   const errors = [];
   window.__e2eErrors = errors;
   const show = (a) => {
-    if (a instanceof Error) return a.stack || String(a);
+    // Chromium's stack starts with "Error: message"; Firefox's is the
+    // frames alone, so the message is added where the stack lacks it.
+    if (a instanceof Error) { const text = String(a); return a.stack && a.stack.includes(text) ? a.stack : text + (a.stack ? '\n' + a.stack : ''); }
     if (typeof a === 'object' && a !== null) { try { return JSON.stringify(a); } catch (_) { return String(a); } }
     return String(a);
   };

@@ -1,9 +1,11 @@
-//! A chromedriver child process, and the plain HTTP it takes to talk to
-//! it outside fantoccini.
+//! A WebDriver server child process (chromedriver for Chromium,
+//! geckodriver for Firefox), and the plain HTTP it takes to talk to it
+//! outside fantoccini.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -11,20 +13,26 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::{Check, artifacts_dir, sanitize, tail_of_file, wait_until};
+use crate::{BrowserKind, Check, artifacts_dir, sanitize, tail, tail_of_file, wait_until};
 
-// chromedriver
+/// The name the Chromium-only tests know the driver by.
+pub type ChromeDriver = Driver;
 
-/// A chromedriver process on a loopback port of its own choosing, killed
-/// (with the browsers it started) on drop.
+/// A WebDriver server on a loopback port of its own choosing, killed (with
+/// the browsers it started) on drop.
+///
+/// chromedriver runs any number of sessions; geckodriver runs one at a
+/// time, so each Firefox needs a driver of its own
+/// ([`crate::Browser::launch`] starts one with its browser).
 #[derive(Debug)]
-pub struct ChromeDriver {
+pub struct Driver {
+    kind: BrowserKind,
     child: Child,
     port: u16,
     log_path: PathBuf,
 }
 
-impl ChromeDriver {
+impl Driver {
     /// Starts chromedriver (`$CHROMEDRIVER`, else /usr/bin/chromedriver, else
     /// `chromedriver` on the PATH) logging to
     /// `<repo>/artifacts/<log_name>-chromedriver.log`, and waits until it
@@ -34,24 +42,47 @@ impl ChromeDriver {
     /// free here and released would be a race with every other process
     /// binding ports meanwhile (other tests, relays, browsers).
     pub async fn start(log_name: &str) -> anyhow::Result<Self> {
-        Self::start_wrapped(log_name, &[], 0).await
+        Self::start_for(BrowserKind::Chromium, log_name).await
     }
 
-    /// Like [`ChromeDriver::start`], but runs chromedriver through
-    /// `wrapper` (a command that runs the rest of its command line
-    /// elsewhere, such as `ip netns exec <ns>`; empty: none), listening on
-    /// `port` there (0: a port it picks and reports). This process talks to
-    /// it at 127.0.0.1:`port`: when the
-    /// wrapper moves it out of reach, the caller keeps a bridge there (the
-    /// NAT lab's [`crate::natlab::DriverInNamespace`]).
+    /// Starts the driver of `kind`'s browser, as [`Driver::start`] does
+    /// chromedriver's (geckodriver: `$GECKODRIVER`, else
+    /// `~/.cargo/bin/geckodriver`, else the PATH; its log, with Firefox's
+    /// own output and the page's console, in
+    /// `<repo>/artifacts/<log_name>-geckodriver.log`).
+    pub async fn start_for(kind: BrowserKind, log_name: &str) -> anyhow::Result<Self> {
+        Self::start_wrapped_for(kind, log_name, &[], 0, 0).await
+    }
+
+    /// Like [`Driver::start`], but runs chromedriver through `wrapper` (see
+    /// [`Driver::start_wrapped_for`]).
     pub async fn start_wrapped(
         log_name: &str,
         wrapper: &[String],
         port: u16,
     ) -> anyhow::Result<Self> {
-        let binary = find_binary("CHROMEDRIVER", &["/usr/bin/chromedriver"], "chromedriver")
-            .context("chromedriver is not installed (Debian: chromium-driver; scripts/setup installs it)")?;
-        let log_path = artifacts_dir()?.join(sanitize(&format!("{log_name}-chromedriver.log")));
+        Self::start_wrapped_for(BrowserKind::Chromium, log_name, wrapper, port, 0).await
+    }
+
+    /// Like [`Driver::start_for`], but runs the driver through `wrapper` (a
+    /// command that runs the rest of its command line elsewhere, such as
+    /// `ip netns exec <ns>`; empty: none), listening on `port` there (0: a
+    /// port it picks and reports). This process talks to it at
+    /// 127.0.0.1:`port`: when the wrapper moves it out of reach, the caller
+    /// keeps a bridge there (the NAT lab's
+    /// [`crate::natlab::DriverInNamespace`]). `bidi_port` is where Firefox
+    /// listens for WebDriver BiDi (0: a port it picks; the session's
+    /// `webSocketUrl` says which); chromedriver ignores it.
+    pub async fn start_wrapped_for(
+        kind: BrowserKind,
+        log_name: &str,
+        wrapper: &[String],
+        port: u16,
+        bidi_port: u16,
+    ) -> anyhow::Result<Self> {
+        let binary = kind.driver_binary()?;
+        let driver_name = kind.driver_name();
+        let log_path = artifacts_dir()?.join(sanitize(&format!("{log_name}-{driver_name}.log")));
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -60,49 +91,72 @@ impl ChromeDriver {
             }
             None => Command::new(&binary),
         };
+        command.stdin(Stdio::null());
+        match kind {
+            BrowserKind::Chromium => {
+                command
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--log-path={}", log_path.display()))
+                    .stdout(if port == 0 {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stderr(Stdio::null());
+            }
+            BrowserKind::Firefox => {
+                // geckodriver logs to its standard output, and Firefox's
+                // output (the page's console among it, see
+                // `crate::firefox`) goes there too: all into the log file.
+                let log = std::fs::File::create(&log_path)
+                    .with_context(|| format!("create {}", log_path.display()))?;
+                command
+                    .arg(format!("--port={port}"))
+                    // Not the default 9222: Firefoxes side by side would
+                    // fight over it.
+                    .arg(format!("--websocket-port={bidi_port}"))
+                    .arg("--log=info")
+                    .stdout(log.try_clone().context("log file handle")?)
+                    .stderr(log)
+                    // Its own process group, so that drop ends Firefox and
+                    // its content processes with it (see `Drop`).
+                    .process_group(0);
+            }
+        }
         let mut child = command
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log_path.display()))
-            .stdin(Stdio::null())
-            .stdout(if port == 0 {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let port = match child.stdout.take() {
-            Some(stdout) => {
-                match tokio::task::spawn_blocking(move || reported_port(stdout)).await {
-                    Ok(Ok(port)) => port,
-                    Ok(Err(error)) => {
-                        let _ = child.kill();
-                        return Err(
-                            error.context(format!("chromedriver's log: {}", log_path.display()))
-                        );
-                    }
-                    Err(error) => {
-                        let _ = child.kill();
-                        bail!("reading chromedriver's output failed: {error}");
-                    }
-                }
+        let reported = match (kind, child.stdout.take()) {
+            (BrowserKind::Chromium, Some(stdout)) => {
+                tokio::task::spawn_blocking(move || reported_port(stdout))
+                    .await
+                    .map_err(|error| anyhow!("reading chromedriver's output failed: {error}"))
+                    .and_then(|port| port)
             }
-            None => port,
+            (BrowserKind::Firefox, _) if port == 0 => geckodriver_port(&mut child, &log_path).await,
+            _ => Ok(port),
+        };
+        let port = match reported {
+            Ok(port) => port,
+            Err(error) => {
+                let _ = child.kill();
+                return Err(error.context(format!("{driver_name}'s log: {}", log_path.display())));
+            }
         };
         let mut driver = Self {
+            kind,
             child,
             port,
             log_path,
         };
-        let what = format!("chromedriver answers on port {port}");
+        let what = format!("{driver_name} answers on port {port}");
         let status = wait_until(&what, Duration::from_secs(20), || {
             let exited = driver.child.try_wait();
             let log_path = driver.log_path.clone();
             async move {
                 if let Ok(Some(status)) = exited {
                     bail!(
-                        "chromedriver exited ({status}); its log {}:\n{}",
+                        "{driver_name} exited ({status}); its log {}:\n{}",
                         log_path.display(),
                         tail_of_file(&log_path, 40)
                     );
@@ -122,6 +176,11 @@ impl ChromeDriver {
                 Err(error)
             }
         }
+    }
+
+    /// The browser this driver drives.
+    pub fn kind(&self) -> BrowserKind {
+        self.kind
     }
 
     /// The WebDriver endpoint, `http://127.0.0.1:<port>`.
@@ -171,16 +230,66 @@ fn reported_port(stdout: std::process::ChildStdout) -> anyhow::Result<u16> {
     }
 }
 
-impl Drop for ChromeDriver {
+/// Reads geckodriver's log until it says where it listens
+/// ("geckodriver\tINFO\tListening on 127.0.0.1:38261").
+async fn geckodriver_port(child: &mut Child, log_path: &Path) -> anyhow::Result<u16> {
+    let what = "geckodriver says which port it listens on";
+    wait_until(what, Duration::from_secs(20), || {
+        let exited = child.try_wait();
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        async move {
+            if let Ok(Some(status)) = exited {
+                bail!("geckodriver exited ({status}):\n{}", tail(&log, 40));
+            }
+            Ok(match listening_port(&log) {
+                Some(port) => Check::Done(port),
+                None => Check::NotYet(format!("its log so far:\n{}", tail(&log, 10))),
+            })
+        }
+    })
+    .await
+}
+
+/// The port of the first "Listening on <ip>:<port>" line of geckodriver's log.
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines().find_map(|line| {
+        let (_, address) = line.split_once("Listening on ")?;
+        address.trim().rsplit_once(':')?.1.parse().ok()
+    })
+}
+
+impl Drop for Driver {
     fn drop(&mut self) {
-        // A graceful shutdown quits the browsers it still runs; kill it
-        // after, in case it did not answer.
-        let _ = http_request_blocking(self.port, "GET", "/shutdown", None, Duration::from_secs(5));
+        match self.kind {
+            BrowserKind::Chromium => {
+                // A graceful shutdown quits the browsers it still runs; kill
+                // it after, in case it did not answer.
+                let _ = http_request_blocking(
+                    self.port,
+                    "GET",
+                    "/shutdown",
+                    None,
+                    Duration::from_secs(5),
+                );
+            }
+            BrowserKind::Firefox => {
+                // geckodriver has no shutdown command, and Firefox outlives
+                // a killed geckodriver: end the whole process group it
+                // leads (Firefox and its content processes), politely
+                // first. By its id: it is ours.
+                let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
         for _ in 0..30 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if self.kind == BrowserKind::Firefox {
+            let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -272,4 +381,19 @@ pub(crate) fn http_request_blocking(
         bail!("{method} {path}: {status_line}: {body}");
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geckodriver_port_is_read_from_its_log() {
+        let log = "1700000000000\tgeckodriver\tINFO\tListening on 127.0.0.1:38261\n";
+        assert_eq!(listening_port(log), Some(38261));
+        assert_eq!(
+            listening_port("1700000000000\tgeckodriver\tINFO\tstarting\n"),
+            None
+        );
+    }
 }

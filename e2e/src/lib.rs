@@ -1,30 +1,38 @@
-//! Harness for the end-to-end tests: the built page in headless Chromium,
-//! driven over WebDriver (chromedriver + fantoccini), against the relay
-//! binary run as its own process.
+//! Harness for the end-to-end tests: the built page in headless Chromium
+//! or Firefox, driven over WebDriver (chromedriver or geckodriver +
+//! fantoccini), against the relay binary run as its own process.
 //!
 //! - [`RelayPorts`], [`relay_args`]: the ports a relay on 127.0.0.1 bound
 //!   (port 0) and printed, so it can be killed and started again where
 //!   pages expect it;
 //! - [`RelayProcess`]: the relay binary as a child process, read back from
 //!   what it prints, killed with SIGKILL on request and on drop;
-//! - [`ChromeDriver`]: a chromedriver child process, killed on drop;
+//! - [`Driver`] (alias [`ChromeDriver`]): a chromedriver or geckodriver
+//!   child process, killed on drop (with its browser);
+//! - [`BrowserKind`]: Chromium or Firefox, their binaries and drivers;
 //! - [`ChatPeerProcess`]: the native peer (`chat-peer --json chat`) as a
 //!   child process: its output parsed, its input written, killed on drop;
 //! - [`JsPeer`]: the js-libp2p peer page (`e2e/js-peer/`) in a browser;
-//! - [`Browser`]: one headless Chromium session with its own fresh profile,
-//!   closed on drop; it records the page's console for failure reports;
+//! - [`Browser`]: one headless Chromium or Firefox session with its own
+//!   fresh profile, closed on drop; it records the page's console (and so
+//!   its uncaught errors) in either browser;
 //! - [`wait_until`] and [`Check`]: every wait polls a condition until a
 //!   deadline and fails saying what it expected and what it saw instead;
 //! - [`PageState`]: one snapshot of the chat page's DOM contract (the
 //!   selectors are listed there), read in a single script call;
+//! - [`lan_ipv4`]: this machine's LAN address, where a relay listens for
+//!   Firefox, which refuses WebRTC to loopback;
 //! - [`natlab`]: the NAT lab, two laptops behind NATs and a relay in
 //!   network namespaces (root only).
 //!
 //! Nothing here sleeps as an assertion: sleeps only space out polls.
 
 mod browser;
+mod browser_kind;
 mod chat_peer;
 mod chromedriver;
+mod firefox;
+mod host;
 mod js_peer;
 pub mod natlab;
 mod page;
@@ -41,8 +49,11 @@ use anyhow::{Context as _, bail};
 use fantoccini::Client;
 
 pub use browser::{Browser, CHROMIUM_ARGS};
+pub use browser_kind::BrowserKind;
 pub use chat_peer::ChatPeerProcess;
-pub use chromedriver::ChromeDriver;
+pub use chromedriver::{ChromeDriver, Driver};
+pub use firefox::{FIREFOX_ARGS, FIREFOX_PREFS};
+pub use host::lan_ipv4;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry, wait_page, wait_pages};
 pub use ports::{RelayPorts, relay_args};

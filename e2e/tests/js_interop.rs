@@ -1,48 +1,65 @@
 //! Interoperability with js-libp2p: our page and a js-libp2p page (libp2p
 //! 3.x with `@libp2p/webrtc`, from npm) connect over `/webrtc` through our
 //! relay, in both directions, and exchange data on a stream of the direct
-//! connection.
+//! connection. Our page runs in Chromium in one test and in Firefox in the
+//! other; the js-libp2p page runs in Chromium in both.
 //!
 //! Needs the built page (`scripts/build-page`), the built js-libp2p peer
-//! (`scripts/build-js-peer`), chromedriver and Chromium.
+//! (`scripts/build-js-peer`), chromedriver and Chromium, geckodriver and
+//! Firefox.
 
 use e2e::{
-    Browser, Check, ChromeDriver, JsPeer, PageRelay, PageState, RelayPorts, RelayProcess, TIMEOUT,
+    Browser, BrowserKind, Check, ChromeDriver, JsPeer, PageRelay, PageState, RelayPorts,
+    RelayProcess, TIMEOUT,
 };
 
-const PREFIX: &str = "js_interop";
 /// Pings per direction, on one stream.
 const PING_ROUNDS: u32 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_page_and_a_js_libp2p_page_connect_over_webrtc_in_both_directions() {
+    interop("js_interop", BrowserKind::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_page_in_firefox_and_a_js_libp2p_page_connect_over_webrtc_in_both_directions() {
+    interop("js_interop_firefox", BrowserKind::Firefox).await;
+}
+
+/// Our page in a `kind` browser, the js-libp2p page in Chromium.
+async fn interop(prefix: &str, kind: BrowserKind) {
     e2e::js_peer_page().unwrap_or_else(|error| panic!("{error:#}"));
     let PageRelay {
         process: relay,
         ports,
         state_dir: _state_dir,
         ..
-    } = PageRelay::start(PREFIX, &[])
+    } = PageRelay::start(prefix, &[])
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
 
-    let driver = ChromeDriver::start(PREFIX)
+    let driver = ChromeDriver::start(prefix)
         .await
         .expect("chromedriver starts");
-    let rust = Browser::open(&driver, "rust").await.expect("browser opens");
+    let rust = match kind {
+        BrowserKind::Chromium => Browser::open(&driver, "rust").await,
+        BrowserKind::Firefox => Browser::launch(kind, prefix, "rust").await,
+    }
+    .unwrap_or_else(|error| panic!("{kind} opens: {error:#}"));
     let js = Browser::open(&driver, "js").await.expect("browser opens");
     let js_peer = JsPeer { browser: &js };
 
-    if let Err(error) = run(&relay, &ports, &rust, js_peer).await {
-        let rust_report = rust.save_failure_report(PREFIX).await;
-        let js_report = js.save_failure_report(PREFIX).await;
+    if let Err(error) = run(&relay, &ports, &rust, js_peer, prefix).await {
+        let rust_report = rust.save_failure_report(prefix).await;
+        let js_report = js.save_failure_report(prefix).await;
         let js_state = match js_peer.state().await {
             Ok(state) => state.to_string(),
             Err(error) => format!("(cannot read the js-libp2p page: {error:#})"),
         };
         panic!(
-            "{error:#}\n\n{js_state}\nartifacts:\n{rust_report}\n{js_report}\nchromedriver log: {}\nrelay log: {}",
+            "our page in {kind}: {error:#}\n\n{js_state}\nartifacts:\n{rust_report}\n{js_report}\nchromedriver log: {}\nour browser's driver log: {:?}\nrelay log: {}",
             driver.log_path().display(),
+            rust.driver_log(),
             relay.log_path.display()
         );
     }
@@ -56,6 +73,7 @@ async fn run(
     ports: &RelayPorts,
     rust: &Browser,
     js: JsPeer<'_>,
+    prefix: &str,
 ) -> anyhow::Result<()> {
     let relay_ws = relay
         .multiaddr("ws", "127.0.0.1")
@@ -112,7 +130,7 @@ async fn run(
         "rust -> js: direct over {}, js pinged rust {PING_ROUNDS} times: {:?} ms",
         ping.connection.remote_addr, ping.rtts
     );
-    rust.screenshot(PREFIX, "rust-dialed-js").await?;
+    rust.screenshot(prefix, "rust-dialed-js").await?;
 
     // Start over: js hangs up, and our page sees the link go.
     js.hang_up(&our_id).await?;
@@ -139,7 +157,7 @@ async fn run(
         "js -> rust: direct over {}, js pinged rust {PING_ROUNDS} times: {:?} ms",
         ping.connection.remote_addr, ping.rtts
     );
-    rust.screenshot(PREFIX, "js-dialed-rust").await?;
+    rust.screenshot(prefix, "js-dialed-rust").await?;
     Ok(())
 }
 

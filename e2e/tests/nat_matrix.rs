@@ -10,7 +10,8 @@
 //!   or stays relayed, shows the link for what it is (direct: the relay is
 //!   killed and a message typed at once, chat and perf still cross both
 //!   ways; relayed: a ping crosses the circuit, direct attempts failed),
-//!   and chats; then, for some pairs, two native peers
+//!   and chats; then the home × home cell again with Firefox on laptop A
+//!   (Chromium on B); then, for some pairs, two native peers
 //!   (`chat-peer`) do the same with DCUtR and ping. The table is printed
 //!   and a cell that misses its expectation fails the test.
 //!
@@ -19,7 +20,8 @@
 //! skip happens when the tests are built (`e2e/build.rs`): they are then
 //! marked ignored, and nextest counts them as skipped (`--status-level
 //! skip` lists them), never as passed.
-//! `NATLAB_CELLS=home-symmetric,native:home-home` runs only those cells
+//! `NATLAB_CELLS=home-symmetric,firefox:home-home,native:home-home` runs
+//! only those cells
 //! (`scripts/natlab home symmetric` runs one by hand). Logs of each cell:
 //! `artifacts/natlab-<a>-<b>-*`.
 
@@ -108,7 +110,9 @@ async fn every_pair_of_nat_kinds_chats_and_goes_direct_where_hole_punching_can()
             NatKind::expected(a, b)
         );
         let outcome = match peers {
-            Peers::Browsers => natlab::run_cell(index, a, b, &setup).await,
+            Peers::Browsers | Peers::FirefoxChromium => {
+                natlab::run_browser_cell(index, peers, a, b, &setup).await
+            }
             Peers::Native => natlab::run_native_cell(index, a, b, &setup).await,
         };
         eprintln!(
@@ -157,20 +161,25 @@ const NATIVE_CELLS: [(NatKind, NatKind); 5] = [
 ];
 
 /// Browsers on every unordered pair of kinds (A's kind first in
-/// [`NatKind::ALL`] order), then native peers on [`NATIVE_CELLS`]; or the
-/// cells `NATLAB_CELLS` names (`a-b` for browsers, `native:a-b`).
+/// [`NatKind::ALL`] order), Firefox and Chromium behind two home routers
+/// (the common case, with both WebRTC stacks), then native peers on
+/// [`NATIVE_CELLS`]; or the cells `NATLAB_CELLS` names (`a-b` for
+/// Chromium on both laptops, `firefox:a-b`, `native:a-b`).
 fn cells_to_run() -> anyhow::Result<Vec<(Peers, NatKind, NatKind)>> {
     if let Ok(list) = std::env::var("NATLAB_CELLS") {
         return list
             .split(',')
             .map(|cell| {
                 let cell = cell.trim();
-                let (peers, pair) = match cell.strip_prefix("native:") {
-                    Some(pair) => (Peers::Native, pair),
-                    None => (Peers::Browsers, cell),
+                let (peers, pair) = if let Some(pair) = cell.strip_prefix("native:") {
+                    (Peers::Native, pair)
+                } else if let Some(pair) = cell.strip_prefix("firefox:") {
+                    (Peers::FirefoxChromium, pair)
+                } else {
+                    (Peers::Browsers, cell)
                 };
                 let (a, b) = pair.split_once('-').ok_or_else(|| {
-                    anyhow::anyhow!("NATLAB_CELLS: {cell:?} is not [native:]<kind>-<kind>")
+                    anyhow::anyhow!("NATLAB_CELLS: {cell:?} is not [native:|firefox:]<kind>-<kind>")
                 })?;
                 Ok((peers, a.parse()?, b.parse()?))
             })
@@ -186,6 +195,7 @@ fn cells_to_run() -> anyhow::Result<Vec<(Peers, NatKind, NatKind)>> {
             cells.push((Peers::Browsers, a, b));
         }
     }
+    cells.push((Peers::FirefoxChromium, NatKind::Home, NatKind::Home));
     cells.extend(NATIVE_CELLS.map(|(a, b)| (Peers::Native, a, b)));
     Ok(cells)
 }
@@ -200,6 +210,7 @@ fn the_matrix_covers_every_pair_of_nat_kinds_once() {
         .iter()
         .map(|(peers, a, b)| match peers {
             Peers::Browsers => format!("{a}-{b}"),
+            Peers::FirefoxChromium => format!("firefox:{a}-{b}"),
             Peers::Native => format!("native:{a}-{b}"),
         })
         .collect();
@@ -213,6 +224,7 @@ fn the_matrix_covers_every_pair_of_nat_kinds_once() {
             "home-home",
             "home-symmetric",
             "symmetric-symmetric",
+            "firefox:home-home",
             "native:none-none",
             "native:home-home",
             "native:open-home",

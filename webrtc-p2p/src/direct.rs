@@ -168,10 +168,21 @@ async fn dial(
     // Noise closes the stream when done (FIN, FIN_ACK); channel 0 itself
     // stays open as long as the peer connection (see `Stream::handshake`).
     let (stream, _reset_on_drop) = Stream::handshake(handshake_channel);
-    let peer =
+    let noise =
         libp2p_webrtc_utils::noise::outbound(keypair, stream, server_fingerprint, own_fingerprint)
-            .await
-            .map_err(Error::Noise)?;
+            .await;
+    let peer = match noise {
+        Ok(peer) => peer,
+        // ICE or DTLS failed, so the browser closed channel 0 under Noise,
+        // which reads an end of file: say what really happened. Firefox
+        // gets here 5 s into a dial of a loopback server (it makes no
+        // WebRTC connections to loopback), where it used to report "the
+        // Noise handshake with the server failed: eof".
+        Err(_) if peer_connection.state() == LinkState::Failed => {
+            return Err(Error::ServerUnreachable { server });
+        }
+        Err(error) => return Err(Error::Noise(error)),
+    };
 
     // Channel 0 opened, so DTLS and SCTP are up; the state may lag by a task.
     if peer_connection.state() != LinkState::Connected {

@@ -25,6 +25,20 @@ pub enum Error {
     Noise(#[source] libp2p_webrtc_utils::noise::Error),
     #[error("no WebRTC-direct connection within {} s", .0.as_secs())]
     Timeout(std::time::Duration),
+    #[error("ICE found no path to the server at {server}{}", loopback_hint(server))]
+    ServerUnreachable { server: std::net::SocketAddr },
+}
+
+/// What to tell someone who dialed a loopback server: Firefox never
+/// completes WebRTC with a loopback address (Chromium does), a trap when a
+/// relay runs on the same machine as the browser.
+fn loopback_hint(server: &std::net::SocketAddr) -> &'static str {
+    if server.ip().is_loopback() {
+        " (a loopback address: Firefox makes no WebRTC connections to loopback; \
+         use the server's LAN or public address)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

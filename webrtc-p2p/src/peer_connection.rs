@@ -107,6 +107,11 @@ impl PeerConnection {
                             }));
                         }
                     }
+                    // Firefox ends gathering twice: an empty candidate (the
+                    // end of the m-line's generation), then `null` (the end
+                    // of gathering); Chromium sends `null` alone. The remote
+                    // hears the end once.
+                    _ if shared.gathering_done => return,
                     _ => {
                         shared.gathering_done = true;
                         shared.candidates.push_back(None);

@@ -1,7 +1,8 @@
-//! In a real browser (headless Chromium, through wasm-bindgen-test): two
-//! peer connections in one page, signaled through this crate's codec and
-//! order checks, connect, and carry framed libp2p streams over data
-//! channels in both directions.
+//! In a real browser (headless Chromium or Firefox, through
+//! wasm-bindgen-test): a peer connection ends its local candidates once,
+//! and two peer connections in one page, signaled through this crate's
+//! codec and order checks, connect, and carry framed libp2p streams over
+//! data channels in both directions.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -92,6 +93,34 @@ async fn connect_pair() -> (PeerConnection, PeerConnection) {
     }
     init.close();
     (a, b)
+}
+
+#[wasm_bindgen_test]
+async fn local_candidates_end_once_whichever_way_the_browser_signals_it() {
+    let peer = PeerConnection::new(&[]).expect("a peer connection");
+    let _channel = peer.create_data_channel("init");
+    peer.offer().await.expect("offer");
+    let mut ends = 0;
+    let mut candidates = 0;
+    // Until the end of gathering, then half a second longer: Firefox
+    // signals the end a second time right after the first.
+    loop {
+        let next = futures::future::select(
+            Box::pin(poll_fn(|cx| peer.poll_local_candidate(cx))),
+            Box::pin(gloo_timers::future::sleep(
+                std::time::Duration::from_millis(if peer.gathering_done() { 500 } else { 10_000 }),
+            )),
+        )
+        .await;
+        match next {
+            futures::future::Either::Left((Some(_), _)) => candidates += 1,
+            futures::future::Either::Left((None, _)) => ends += 1,
+            futures::future::Either::Right(_) => break,
+        }
+    }
+    assert!(peer.gathering_done(), "gathering did not end within 10 s");
+    assert!(candidates > 0, "no local candidate was gathered");
+    assert_eq!(ends, 1, "the end of candidates came {ends} times");
 }
 
 #[wasm_bindgen_test]

@@ -1,5 +1,6 @@
 //! One cell of the matrix: a fresh lab with routers of two NAT kinds, the
-//! relay on the internet, a headless Chromium on each laptop; the pages
+//! relay on the internet, a headless browser on each laptop (Chromium on
+//! both, or Firefox on A and Chromium on B); the pages
 //! connect, discover each other, go direct or stay relayed, show that the
 //! link is what it says (see `proof.rs`), and chat.
 
@@ -16,7 +17,8 @@ use super::{
     proof::{self, RelayDead, RelayedLink},
 };
 use crate::{
-    Browser, POLL, PageState, RelayProcess, TIMEOUT, artifacts_dir, save_artifact, wait_pages,
+    Browser, BrowserKind, POLL, PageState, RelayProcess, TIMEOUT, artifacts_dir, save_artifact,
+    wait_pages,
 };
 
 /// How long the pages get to go direct. On a lab without latency the first
@@ -34,14 +36,29 @@ pub(super) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 pub enum Peers {
     /// A headless Chromium with the page: WebRTC through ICE.
     Browsers,
+    /// A headless Firefox with the page on laptop A, Chromium on laptop B:
+    /// the two WebRTC stacks through NATs.
+    FirefoxChromium,
     /// `chat-peer`: TCP and QUIC, DCUtR hole punching.
     Native,
+}
+
+impl Peers {
+    /// The browsers on laptops A and B; `None` for native peers.
+    pub fn browsers(self) -> Option<(BrowserKind, BrowserKind)> {
+        match self {
+            Self::Browsers => Some((BrowserKind::Chromium, BrowserKind::Chromium)),
+            Self::FirefoxChromium => Some((BrowserKind::Firefox, BrowserKind::Chromium)),
+            Self::Native => None,
+        }
+    }
 }
 
 impl fmt::Display for Peers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Browsers => "browsers",
+            Self::FirefoxChromium => "firefox",
             Self::Native => "native",
         })
     }
@@ -103,9 +120,9 @@ impl CellOutcome {
 
     /// A direct browser cell must have survived the relay's death.
     fn relay_dead_failures(&self) -> Vec<String> {
-        match (&self.relay_dead, self.peers, self.link.as_str()) {
+        match (&self.relay_dead, self.peers.browsers(), self.link.as_str()) {
             (Some(dead), _, _) => dead.failures(),
-            (None, Peers::Browsers, "direct") => {
+            (None, Some(_), "direct") => {
                 vec!["the relay was not killed once the link was direct".to_owned()]
             }
             (None, _, _) => Vec::new(),
@@ -146,6 +163,7 @@ impl CellOutcome {
     pub fn prefix(&self) -> String {
         match self.peers {
             Peers::Browsers => format!("natlab-{}-{}", self.a, self.b),
+            Peers::FirefoxChromium => format!("natlab-firefox-{}-{}", self.a, self.b),
             Peers::Native => format!("natlab-native-{}-{}", self.a, self.b),
         }
     }
@@ -164,8 +182,20 @@ pub struct CellSetup {
 /// relay's, each chromedriver's, each Chromium's and each page's console;
 /// on failure also a screenshot and the page state of each browser.
 pub async fn run_cell(index: usize, a: NatKind, b: NatKind, setup: &CellSetup) -> CellOutcome {
+    run_browser_cell(index, Peers::Browsers, a, b, setup).await
+}
+
+/// Runs one cell with the browsers of `peers` (see [`run_cell`]; the logs
+/// of a Firefox cell go to `artifacts/natlab-firefox-<a>-<b>-*`).
+pub async fn run_browser_cell(
+    index: usize,
+    peers: Peers,
+    a: NatKind,
+    b: NatKind,
+    setup: &CellSetup,
+) -> CellOutcome {
     let started = Instant::now();
-    let mut outcome = CellOutcome::new(Peers::Browsers, a, b);
+    let mut outcome = CellOutcome::new(peers, a, b);
     if let Err(error) = run(index, setup, &mut outcome).await {
         outcome.error = Some(format!("{error:#}"));
     }
@@ -176,6 +206,10 @@ pub async fn run_cell(index: usize, a: NatKind, b: NatKind, setup: &CellSetup) -
 async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyhow::Result<()> {
     let (a, b) = (outcome.a, outcome.b);
     let prefix = outcome.prefix();
+    let (kind_a, kind_b) = outcome
+        .peers
+        .browsers()
+        .context("a browser cell needs browsers")?;
     // Locals drop in reverse order: the browsers first, then the drivers,
     // the relay and, last, the lab (killing whatever is left inside it).
     let lab = Lab::create(&format!("c{index}"), a, b).context("build the lab")?;
@@ -183,8 +217,8 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
     // Side by side: each takes a second or so on two cores.
     let (log_a, log_b) = (format!("{prefix}-A"), format!("{prefix}-B"));
     let (driver_a, driver_b) = tokio::try_join!(
-        DriverInNamespace::start(&lab.a.host, &log_a),
-        DriverInNamespace::start(&lab.b.host, &log_b),
+        DriverInNamespace::start_for(kind_a, &lab.a.host, &log_a),
+        DriverInNamespace::start_for(kind_b, &lab.b.host, &log_b),
     )?;
     let (browser_a, browser_b) = tokio::try_join!(
         open_browser(&driver_a, &prefix, "A"),
@@ -229,19 +263,26 @@ async fn open_browser(
     prefix: &str,
     name: &str,
 ) -> anyhow::Result<Browser> {
-    let chromium_log = artifacts_dir()?.join(format!("{prefix}-{name}-chromium.log"));
-    let log_file = format!("--log-file={}", chromium_log.display());
-    // The lab has no DNS: a laptop's lookups reach no server, and
-    // Chromium's first tab waited for them, 8 to 13 s per session. The page
-    // is addressed by IP, so every name fails at once instead.
-    let no_name_lookups = format!("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {RELAY_IP}");
-    Browser::open_with_args(
-        driver,
-        name,
-        &["--enable-logging", &log_file, &no_name_lookups],
-    )
-    .await
-    .with_context(|| format!("open browser {name}"))
+    let args = match driver.kind() {
+        BrowserKind::Chromium => {
+            let chromium_log = artifacts_dir()?.join(format!("{prefix}-{name}-chromium.log"));
+            let log_file = format!("--log-file={}", chromium_log.display());
+            // The lab has no DNS: a laptop's lookups reach no server, and
+            // Chromium's first tab waited for them, 8 to 13 s per session.
+            // The page is addressed by IP, so every name fails at once
+            // instead.
+            let no_name_lookups =
+                format!("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {RELAY_IP}");
+            vec!["--enable-logging".to_owned(), log_file, no_name_lookups]
+        }
+        // Firefox's own output goes to geckodriver's log; its background
+        // requests are off (`crate::FIREFOX_PREFS`).
+        BrowserKind::Firefox => Vec::new(),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Browser::open_with_args(driver, name, &args)
+        .await
+        .with_context(|| format!("open browser {name}"))
 }
 
 async fn save_console(browser: &Browser, prefix: &str) {

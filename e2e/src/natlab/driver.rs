@@ -1,5 +1,6 @@
-//! chromedriver (and so Chromium) inside a laptop's namespace, driven from
-//! this process, which stays in the machine's own namespace.
+//! chromedriver or geckodriver (and so Chromium or Firefox) inside a
+//! laptop's namespace, driven from this process, which stays in the
+//! machine's own namespace.
 //!
 //! The laptop has no link to this namespace, on purpose. To reach the
 //! driver, a bridge listens on 127.0.0.1:<port> here and, for each
@@ -22,35 +23,60 @@ use std::{
 use anyhow::Context as _;
 
 use super::{Netns, netns::enter};
-use crate::ChromeDriver;
+use crate::{BrowserKind, Driver};
 
-/// chromedriver running inside a namespace, reachable here through a
-/// bridge at [`ChromeDriver::url`]; use it as a [`ChromeDriver`].
+/// A WebDriver server running inside a namespace, reachable here through a
+/// bridge at [`Driver::url`]; use it as a [`Driver`].
 #[derive(Debug)]
 pub struct DriverInNamespace {
-    /// Declared first: shut down (through the bridge) before the bridge goes.
-    driver: ChromeDriver,
+    /// Declared first: shut down (through the bridge) before the bridges go.
+    driver: Driver,
     _bridge: Bridge,
+    /// Firefox's WebDriver BiDi port, which the session's `webSocketUrl`
+    /// names (the console recorder is installed through it).
+    _bidi_bridge: Option<Bridge>,
 }
 
 impl DriverInNamespace {
     /// Starts chromedriver in `netns`, logging to
     /// `<repo>/artifacts/<log_name>-chromedriver.log`.
     pub async fn start(netns: &Netns, log_name: &str) -> anyhow::Result<Self> {
+        Self::start_for(BrowserKind::Chromium, netns, log_name).await
+    }
+
+    /// Starts the driver of a `kind` browser in `netns`, logging to
+    /// `<repo>/artifacts/<log_name>-<driver>.log`.
+    pub async fn start_for(
+        kind: BrowserKind,
+        netns: &Netns,
+        log_name: &str,
+    ) -> anyhow::Result<Self> {
         let bridge = Bridge::start(netns)?;
-        // The namespace is fresh, so the bridge's port number is free there.
-        let driver = ChromeDriver::start_wrapped(log_name, &netns.wrapper(), bridge.port).await?;
+        let bidi_bridge = match kind {
+            BrowserKind::Chromium => None,
+            BrowserKind::Firefox => Some(Bridge::start(netns)?),
+        };
+        // The namespace is fresh, so the bridges' port numbers are free there.
+        let driver = Driver::start_wrapped_for(
+            kind,
+            log_name,
+            &netns.wrapper(),
+            bridge.port,
+            bidi_bridge.as_ref().map_or(0, |bridge| bridge.port),
+        )
+        .await?;
         Ok(Self {
             driver,
             _bridge: bridge,
+            _bidi_bridge: bidi_bridge,
         })
     }
 }
 
 impl Deref for DriverInNamespace {
-    type Target = ChromeDriver;
+    type Target = Driver;
 
-    fn deref(&self) -> &ChromeDriver {
+    fn deref(&self) -> &Driver {
         &self.driver
     }
 }

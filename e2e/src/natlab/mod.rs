@@ -1,6 +1,7 @@
 //! The NAT lab: two laptops behind home routers of chosen NAT kinds and a
 //! relay on a make-believe internet, built from network namespaces on this
-//! machine, with a real headless Chromium on each laptop.
+//! machine, with a real headless browser on each laptop (Chromium, or
+//! Firefox on laptop A in the `firefox:` cells).
 //!
 //! - [`Netns`]: a namespace, removed with what runs in it on drop, on a
 //!   signal ([`remove_on_signal`]) or by the next run ([`remove_stale`]);
@@ -8,9 +9,10 @@
 //! - [`NatKind`]: what each router does (an nftables ruleset) and the
 //!   link two kinds should allow ([`NatKind::expected`]);
 //! - [`probe`]: a UDP check of a router's mapping and filtering;
-//! - [`DriverInNamespace`]: chromedriver and Chromium inside a laptop,
-//!   driven from here;
-//! - [`run_cell`] and [`Table`]: one cell of the matrix, and the matrix;
+//! - [`DriverInNamespace`]: chromedriver and Chromium (or geckodriver and
+//!   Firefox) inside a laptop, driven from here;
+//! - [`run_cell`], [`run_browser_cell`] and [`Table`]: one cell of the
+//!   matrix, and the matrix;
 //!   `proof`: what shows a browser cell's link for what it is (the relay
 //!   killed under a direct link; a ping over a relayed one);
 //! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR).
@@ -26,7 +28,10 @@ mod probe;
 mod proof;
 mod topology;
 
-pub use cell::{CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Peers, Table, run_cell};
+pub use cell::{
+    CellOutcome, CellSetup, DIRECT_TIMEOUT, MESSAGES_EACH_WAY, Peers, Table, run_browser_cell,
+    run_cell,
+};
 pub use driver::DriverInNamespace;
 pub use nat::{Expected, NatKind};
 pub use native::run_native_cell;
