@@ -43,6 +43,7 @@ pub mod server;
 pub mod sockets;
 pub mod state;
 pub mod stun;
+pub mod webrtc_direct_guard;
 pub mod write_deadline;
 
 pub use config::Options;
