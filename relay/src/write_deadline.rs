@@ -157,10 +157,7 @@ mod tests {
         // Nobody reads now: the buffer fills and the write fails, not
         // before the deadline.
         let started = Instant::now();
-        let error = writer
-            .write_all(&[2; 64])
-            .await
-            .expect_err("nobody reads");
+        let error = writer.write_all(&[2; 64]).await.expect_err("nobody reads");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
         assert!(started.elapsed() >= DEADLINE);
     }
