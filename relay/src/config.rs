@@ -232,6 +232,12 @@ pub struct ListenerLimits {
     /// before the connection is closed (any progress restarts the clock).
     #[arg(long, env = "RELAY_HTTP_WRITE_TIMEOUT", default_value = "10", value_parser = parse_secs)]
     pub http_write_timeout: SecsDuration,
+
+    /// Source addresses of unfinished connections a WebRTC-direct listener
+    /// may remember before it is opened again (libp2p-webrtc keeps each
+    /// one for the listener's life; its connections drop on a restart).
+    #[arg(long, env = "RELAY_MAX_WEBRTC_UNFINISHED_ADDRESSES", default_value_t = crate::webrtc_direct_guard::DEFAULT_MAX_UNFINISHED_ADDRESSES)]
+    pub max_webrtc_unfinished_addresses: u64,
 }
 
 /// Resource limits. Defaults, and the reason for each, are tabled in the

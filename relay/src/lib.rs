@@ -23,7 +23,9 @@
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP;
-//! - [`tls`]: HTTPS and secure WebSocket for a relay with a domain name.
+//! - [`tls`]: HTTPS and secure WebSocket for a relay with a domain name;
+//! - [`webrtc_direct_guard`]: a bound on what libp2p-webrtc's UDP mux
+//!   remembers about strangers.
 
 pub mod addresses;
 pub mod behaviour;
@@ -42,6 +44,7 @@ pub mod sockets;
 pub mod state;
 pub mod stun;
 pub mod tls;
+pub mod webrtc_direct_guard;
 pub mod write_deadline;
 
 pub use config::Options;

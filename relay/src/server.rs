@@ -55,10 +55,14 @@ use crate::{
         redirect::{self, HttpsTarget},
         transport::{SecureWebSocket, TlsTcp},
     },
+    webrtc_direct_guard::{self, Restart, UnfinishedAddresses},
 };
 
 /// How long a connection without open streams is kept.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How soon a WebRTC-direct listener closed for a restart is tried again
+/// when its port is not free yet.
+const WEBRTC_RELISTEN_RETRY: Duration = Duration::from_millis(100);
 /// How long start-up waits for the transports to report their addresses.
 const LISTEN_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -177,6 +181,10 @@ impl Relay {
         let relay_metrics = RelayMetrics::register(&mut registry);
         let refusals = Refusals::default();
         refusals.register(&mut registry);
+        let unfinished_webrtc = UnfinishedAddresses::new(
+            listener_limits.max_webrtc_unfinished_addresses,
+            &mut registry,
+        );
         let policy = Policy {
             refusals: refusals.clone(),
             refused_subscriptions: relay_metrics.gossip_subscriptions_refused.clone(),
@@ -309,6 +317,7 @@ impl Relay {
             .chain(secure_websocket)
         });
         let mut pending_listeners = Vec::new();
+        let mut webrtc_listeners = HashMap::new();
         for (flag, what, addr) in listeners {
             if what == "WebRTC-direct" && webrtc_would_clash(&ips, &addr, options.webrtc_port) {
                 tracing::info!(
@@ -325,6 +334,9 @@ impl Relay {
                     addr: addr.to_string(),
                     reason: error.to_string(),
                 })?;
+            if what == "WebRTC-direct" {
+                webrtc_listeners.insert(id, addr.clone());
+            }
             pending_listeners.push((id, flag, what, addr));
         }
 
@@ -351,6 +363,10 @@ impl Relay {
             trusted_relays: vec![peer_id],
             refusals: refusals.clone(),
             tls: None,
+            unfinished_webrtc,
+            webrtc_listeners,
+            restarting_webrtc: HashMap::new(),
+            relisten_webrtc: Vec::new(),
         };
         let domains = tls
             .as_ref()
@@ -531,6 +547,10 @@ fn fit_to_descriptors(
             "http_write_timeout_seconds",
             listener.http_write_timeout.0.as_secs(),
         ),
+        (
+            "max_webrtc_unfinished_addresses",
+            listener.max_webrtc_unfinished_addresses,
+        ),
         ("stun_rate", u64::from(limits.stun_rate)),
         ("stun_rate_per_ip", u64::from(listener.stun_rate_per_ip)),
     ] {
@@ -626,6 +646,15 @@ struct EventLoop {
     /// With `--domain`; kept here so its certificate task lives as long as
     /// the swarm.
     tls: Option<Tls>,
+    /// What libp2p-webrtc's mux remembers per WebRTC-direct listener (see
+    /// [`webrtc_direct_guard`]).
+    unfinished_webrtc: UnfinishedAddresses,
+    /// The WebRTC-direct listeners, with the address each was asked for.
+    webrtc_listeners: HashMap<ListenerId, Multiaddr>,
+    /// Listeners being closed to be opened again, and what on.
+    restarting_webrtc: HashMap<ListenerId, Multiaddr>,
+    /// Closed, to be opened again (retried until the old socket is gone).
+    relisten_webrtc: Vec<Multiaddr>,
 }
 
 impl EventLoop {
@@ -680,11 +709,15 @@ impl EventLoop {
     }
 
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let mut relisten_retry = tokio::time::interval(WEBRTC_RELISTEN_RETRY);
         loop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.handle(event),
+                _ = relisten_retry.tick(), if !self.relisten_webrtc.is_empty() => {
+                    self.relisten_webrtc();
+                }
             }
         }
         tracing::info!("shutting down: closing all connections");
@@ -707,8 +740,18 @@ impl EventLoop {
                 }
                 self.publish_info();
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
                 tracing::debug!(%address, "listening");
+                if let Some(listen_addr) = self
+                    .webrtc_listeners
+                    .get(&listener_id)
+                    .and_then(|requested| webrtc_direct_guard::with_port_of(requested, &address))
+                {
+                    self.unfinished_webrtc.listening(listener_id, listen_addr);
+                }
                 self.swarm.add_external_address(address.clone());
                 for host in &self.external_hosts {
                     if let Some(external) = addresses::with_host(&address, host) {
@@ -726,13 +769,30 @@ impl EventLoop {
             }
             SwarmEvent::ListenerError { error, .. } => tracing::warn!(%error, "listener error"),
             SwarmEvent::ListenerClosed {
-                addresses, reason, ..
+                listener_id,
+                addresses,
+                reason,
             } => {
-                tracing::error!(?addresses, ?reason, "listener closed")
+                if let Some(listen_addr) = self.restarting_webrtc.remove(&listener_id) {
+                    tracing::debug!(
+                        ?addresses,
+                        "WebRTC-direct listener closed, to be opened again"
+                    );
+                    self.relisten_webrtc.push(listen_addr);
+                    self.relisten_webrtc();
+                } else {
+                    tracing::error!(?addresses, ?reason, "listener closed")
+                }
+            }
+            SwarmEvent::IncomingConnection { local_addr, .. } => {
+                self.count_unfinished_webrtc(&local_addr);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
+                if let libp2p::core::ConnectedPoint::Listener { local_addr, .. } = &endpoint {
+                    self.unfinished_webrtc.established(local_addr);
+                }
                 self.metrics.connections.inc();
                 tracing::debug!(%peer_id, remote = %endpoint.get_remote_address(), "connection established");
                 if let Some(ip) = remote_ip(endpoint.get_remote_address()) {
@@ -753,10 +813,15 @@ impl EventLoop {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
             }
             SwarmEvent::IncomingConnectionError {
+                local_addr,
                 send_back_addr,
                 error,
                 ..
             } => {
+                // Refused before its handshake: no IncomingConnection came.
+                if matches!(error, libp2p::swarm::ListenError::Denied { .. }) {
+                    self.count_unfinished_webrtc(&local_addr);
+                }
                 tracing::debug!(remote = %send_back_addr, %error, "incoming connection failed");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
@@ -771,6 +836,40 @@ impl EventLoop {
                 self.libp2p_metrics.record(&event)
             }
             _ => {}
+        }
+    }
+
+    /// A connection came in on `local_addr`; on a WebRTC-direct listener,
+    /// its mux now remembers the source address (see [`webrtc_direct_guard`]).
+    fn count_unfinished_webrtc(&mut self, local_addr: &Multiaddr) {
+        let Some(Restart { id, listen_addr }) = self.unfinished_webrtc.incoming(local_addr) else {
+            return;
+        };
+        self.refusals.refused("webrtc-direct-restart", || {
+            format!(
+                "the WebRTC-direct listener on {listen_addr} remembers more than --max-webrtc-unfinished-addresses \
+                 sources of unfinished connections: opening it again (its connections drop)"
+            )
+        });
+        if self.swarm.remove_listener(id) {
+            self.webrtc_listeners.remove(&id);
+            self.restarting_webrtc.insert(id, listen_addr);
+        }
+    }
+
+    /// Opens the WebRTC-direct listeners closed for a restart; one whose
+    /// old socket is not closed yet is tried again later.
+    fn relisten_webrtc(&mut self) {
+        for listen_addr in std::mem::take(&mut self.relisten_webrtc) {
+            match self.swarm.listen_on(listen_addr.clone()) {
+                Ok(id) => {
+                    self.webrtc_listeners.insert(id, listen_addr);
+                }
+                Err(error) => {
+                    tracing::debug!(%listen_addr, %error, "WebRTC-direct listener not open again yet");
+                    self.relisten_webrtc.push(listen_addr);
+                }
+            }
         }
     }
 
