@@ -21,6 +21,7 @@
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`page_headers`]: CSP, HSTS and the other headers on every response;
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP;
@@ -39,6 +40,7 @@ pub mod http_listener;
 pub mod limits;
 pub mod members_only;
 pub mod metrics;
+pub mod page_headers;
 pub mod refusals;
 pub mod server;
 pub mod sockets;
