@@ -20,6 +20,7 @@
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`page_headers`]: CSP, HSTS and the other headers on every response;
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP;
@@ -38,6 +39,7 @@ pub mod http_listener;
 pub mod limits;
 pub mod metrics;
 pub mod private;
+pub mod page_headers;
 pub mod refusals;
 pub mod server;
 pub mod sockets;

@@ -46,6 +46,7 @@ use crate::{
         Access,
         authorized_peers::{AuthorizedError, AuthorizedPeers},
     },
+    page_headers,
     refusals::Refusals,
     sockets,
     state::{self, StateError},
@@ -391,6 +392,7 @@ impl Relay {
             http_listeners,
             https_listeners,
             router,
+            &options.page_dir,
             https_config,
             HttpsTarget {
                 domains: domains.clone(),
@@ -460,10 +462,12 @@ fn http_sockets(
     http: Vec<tokio::net::TcpListener>,
     https: Vec<tokio::net::TcpListener>,
     router: axum::Router,
+    page_dir: &std::path::Path,
     https_config: Option<Arc<rustls::ServerConfig>>,
     target: HttpsTarget,
 ) -> Vec<HttpSocket> {
     let Some(config) = https_config else {
+        let router = page_headers::layer(router, page_dir, false);
         return http
             .into_iter()
             .map(|listener| HttpSocket {
@@ -473,6 +477,7 @@ fn http_sockets(
             })
             .collect();
     };
+    let router = page_headers::layer(router, page_dir, true);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let redirect = redirect::router(target);
     let plain = http.into_iter().map(|listener| HttpSocket {

@@ -280,6 +280,15 @@ async fn own_certificate_serves_https_and_wss_and_a_replaced_one_is_taken_withou
     assert_eq!(shown, first.der, "HTTPS shows another certificate");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("chat page"), "{page}");
+    for header in [
+        "strict-transport-security: max-age=31536000",
+        "x-content-type-options: nosniff",
+        "x-frame-options: DENY",
+        "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'",
+        "connect-src 'self' wss:;",
+    ] {
+        assert!(page.contains(header), "no {header:?} in {page}");
+    }
     let (_, api) = https_get(https, &roots, "/api/relay")
         .await
         .expect("HTTPS API");
@@ -576,5 +585,28 @@ async fn acme_certificate_from_pebble_is_served_then_renewed_without_dropping_a_
     ping_again(&mut peer).await;
     let mut newcomer = secure_websocket_peer_trusting(&issuing);
     connect_and_ping(&mut newcomer, &wss).await;
+    relay.relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_domain_the_page_has_the_same_headers_but_no_hsts() {
+    let relay = TestRelay::start(&[]).await;
+    assert!(relay.relay.https_addrs.is_empty());
+    let page = http_get(relay.relay.http_addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for header in [
+        "x-content-type-options: nosniff",
+        "x-frame-options: DENY",
+        "content-security-policy: default-src 'none'",
+        "connect-src 'self' wss: ws:;",
+    ] {
+        assert!(page.contains(header), "no {header:?} in {page}");
+    }
+    assert!(
+        !page
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "HSTS over plain HTTP: {page}"
+    );
     relay.relay.shutdown().await;
 }
