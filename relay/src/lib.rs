@@ -21,11 +21,13 @@
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`assets`]: the page's files, precompressed and cached by their names;
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP.
 
 pub mod addresses;
+pub mod assets;
 pub mod authorized;
 pub mod authorized_relay;
 pub mod behaviour;
