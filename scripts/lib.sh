@@ -81,6 +81,21 @@ wasm_env() {
   esac
 }
 
+# --- Build tools from npm ------------------------------------------------
+# binaryen's wasm-opt (tools/package-lock.json pins a version; Debian's 108
+# corrupts wasm-bindgen's output), installed into tools/node_modules by
+# scripts/setup and put first on PATH by scripts/build-page.
+
+npm_tools_dir() { printf '%s/tools' "$(repo_root)"; }
+
+# True when tools/node_modules holds what tools/package-lock.json pins.
+npm_tools_ready() {
+  local dir
+  dir=$(npm_tools_dir)
+  [ -x "$dir/node_modules/.bin/wasm-opt" ] &&
+    [ "$(cat "$dir/node_modules/.installed-lock-hash" 2>/dev/null)" = "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]
+}
+
 # --- Deployment tools ----------------------------------------------------
 # The AWS CLI and moto (the EC2 emulator scripts/test-deploy runs): the ones
 # on PATH, else a virtualenv of their own that scripts/setup makes.

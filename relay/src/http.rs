@@ -1,5 +1,6 @@
-//! The relay's HTTP side: the page, what the page needs to know about the
-//! relay (`/api/relay`), `/health` and Prometheus `/metrics`.
+//! The relay's HTTP side: the page (served by [`crate::assets`]), what the
+//! page needs to know about the relay (`/api/relay`), `/health` and
+//! Prometheus `/metrics`.
 
 use std::{
     path::PathBuf,
@@ -16,7 +17,6 @@ use axum::{
 use libp2p::{Multiaddr, PeerId};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use serde::Serialize;
-use tower_http::services::{ServeDir, ServeFile};
 
 use crate::{addresses::transport_of, metrics::RelayMetrics};
 
@@ -60,14 +60,13 @@ struct Topics {
 
 pub fn router(state: Arc<SharedState>, page_dir: PathBuf) -> Router {
     let index = page_dir.join("index.html");
-    let page = ServeDir::new(&page_dir).fallback(ServeFile::new(&index));
     let api = Router::new()
         .route("/api/relay", get(relay_info))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state);
     if index.is_file() {
-        api.fallback_service(page)
+        api.fallback_service(crate::assets::page(&page_dir))
     } else {
         tracing::warn!(
             page_dir = %page_dir.display(),

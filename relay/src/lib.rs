@@ -20,6 +20,7 @@
 //! - [`addresses`]: the addresses it prints, advertises and serves;
 //! - [`stun`]: the STUN binding service;
 //! - [`http`] and [`metrics`]: the HTTP endpoints and Prometheus metrics;
+//! - [`assets`]: the page's files, precompressed and cached by their names;
 //! - [`page_headers`]: CSP, HSTS and the other headers on every response;
 //! - [`http_listener`]: the HTTP accept loop, with its deadline and bounds;
 //! - [`fd_budget`]: file descriptors shared out between HTTP and libp2p;
@@ -29,6 +30,7 @@
 //!   remembers about strangers.
 
 pub mod addresses;
+pub mod assets;
 pub mod behaviour;
 pub mod config;
 pub mod dial_policy;
@@ -38,8 +40,8 @@ pub mod http;
 pub mod http_listener;
 pub mod limits;
 pub mod metrics;
-pub mod private;
 pub mod page_headers;
+pub mod private;
 pub mod refusals;
 pub mod server;
 pub mod sockets;

@@ -11,7 +11,8 @@
 //! - `ui` (wasm only): the page, written against web-sys;
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
-//!   waiting for the browser's send buffer to drain.
+//!   waiting for the browser's send buffer to drain;
+//! - `console_log` (wasm only): `tracing` events to the browser's console.
 //!
 //! The first five compile natively as well, so their tests run with the
 //! workspace's.
@@ -22,6 +23,8 @@ pub mod events;
 pub mod peers;
 pub mod relay_addr;
 
+#[cfg(target_arch = "wasm32")]
+mod console_log;
 #[cfg(target_arch = "wasm32")]
 mod identity;
 #[cfg(target_arch = "wasm32")]
@@ -40,11 +43,7 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() -> Result<(), wasm_bindgen::JsValue> {
     console_error_panic_hook::set_once();
-    tracing_wasm::set_as_global_default_with_config(
-        tracing_wasm::WASMLayerConfigBuilder::new()
-            .set_max_level(tracing::Level::INFO)
-            .build(),
-    );
+    console_log::init();
     let keypair = identity::load_or_create();
     let (commands, command_rx) = futures::channel::mpsc::channel(32);
     let (event_tx, events) = futures::channel::mpsc::channel(node::EVENT_QUEUE);
