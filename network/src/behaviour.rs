@@ -55,8 +55,12 @@ pub struct Inner {
 pub enum Event {
     /// A peer announced itself for the first time, or for the first time
     /// since every connection to it closed (it came back). `addrs` is what
-    /// the dial rule kept of its record.
-    Discovered { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// the dial rule kept of its record, `announced` what the record said.
+    Discovered {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        announced: Vec<Multiaddr>,
+    },
     /// What is known of a peer changed: its link, round trip or addresses.
     PeerChanged(PeerInfo),
     /// A peer stopped announcing and is not connected: forgotten.
@@ -254,6 +258,11 @@ impl Behaviour {
         true
     }
 
+    /// The path `connection` to `peer` takes, if it is in the book.
+    pub fn path_of(&self, peer: &PeerId, connection: ConnectionId) -> Option<crate::Path> {
+        self.book.path_of(peer, connection)
+    }
+
     /// Records a round trip measured on `connection` (by the shell's ping).
     pub fn on_rtt(&mut self, peer: &PeerId, connection: ConnectionId, rtt: Duration) {
         if self.book.on_rtt(peer, connection, rtt, Instant::now()) {
@@ -394,8 +403,13 @@ impl Behaviour {
         }
         let addrs = dial::kept_addrs(&record, &self.relays, self.config.dialable);
         if self.book.on_record(peer, addrs.clone(), Instant::now()) {
+            let announced = record.dialable_addrs().collect();
             self.pending
-                .push_back(ToSwarm::GenerateEvent(Event::Discovered { peer, addrs }));
+                .push_back(ToSwarm::GenerateEvent(Event::Discovered {
+                    peer,
+                    addrs,
+                    announced,
+                }));
             // The newcomer missed our earlier announcements.
             self.announce_soon();
         }

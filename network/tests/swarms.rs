@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 fn discovered(peer: PeerId) -> impl FnMut(&Event) -> Option<Vec<libp2p::Multiaddr>> {
     move |event| match event {
-        Event::Discovered { peer: p, addrs } if *p == peer => Some(addrs.clone()),
+        Event::Discovered { peer: p, addrs, .. } if *p == peer => Some(addrs.clone()),
         _ => None,
     }
 }

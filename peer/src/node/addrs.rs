@@ -1,17 +1,9 @@
 //! What the node makes of multiaddrs: circuit or direct, which relay,
 //! whether it has a transport for them.
 
-use libp2p::{Multiaddr, PeerId, core::ConnectedPoint, multiaddr::Protocol};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
-use crate::events::Path;
-
-pub(super) fn path_of(endpoint: &ConnectedPoint) -> Path {
-    if endpoint.is_relayed() {
-        Path::Relayed
-    } else {
-        Path::Direct
-    }
-}
+pub(super) use chat_network::dial::path_of;
 
 pub(super) fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
