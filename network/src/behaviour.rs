@@ -10,8 +10,8 @@ use std::{
 };
 
 use chat_protocol::{
-    ChatError, ChatMessage, Inbound, InboundError, MAX_RECORD_ADDRS, PeerRecord,
-    discovery::TrustedRelays, gossip::GossipError, report::describe_error, topics, wake,
+    ChatError, ChatMessage, Inbound, InboundError, PeerRecord, discovery::TrustedRelays,
+    gossip::GossipError, report::describe_error, topics, wake,
 };
 use futures::FutureExt as _;
 use futures_timer::Delay;
@@ -241,11 +241,14 @@ impl Behaviour {
     /// Dials `peer` through a trusted relay (its announced circuits, or the
     /// circuit through each trusted relay). Returns whether a dial started.
     pub fn dial(&mut self, peer: PeerId) -> bool {
-        if peer == self.local || self.is_relay(&peer) {
-            return false;
-        }
         let addrs = dial::relayed_addrs(self.book.addrs(&peer), &self.relays, peer);
-        if addrs.is_empty() {
+        self.dial_at(peer, addrs)
+    }
+
+    /// Dials `peer` at `addrs` (an address a person pasted, say), unless
+    /// it is connected or being dialed. Returns whether a dial started.
+    pub fn dial_at(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> bool {
+        if peer == self.local || self.is_relay(&peer) || addrs.is_empty() {
             return false;
         }
         let opts = DialOpts::peer_id(peer)
@@ -284,19 +287,13 @@ impl Behaviour {
     /// The circuit addresses this peer announces, each ending in its id,
     /// those through a trusted relay's address first.
     pub fn announced_addrs(&self) -> Vec<Multiaddr> {
-        let mut addrs: Vec<Multiaddr> = self
-            .own_addrs
-            .iter()
-            .filter(|addr| (self.config.announceable)(addr))
-            .map(|addr| dial::with_peer_id(addr, self.local))
-            .collect();
-        let preferred: Vec<Vec<u8>> = self.relays.iter().map(|(_, a)| a.to_vec()).collect();
-        addrs.sort_by_key(|addr| {
-            let bytes = addr.to_vec();
-            !preferred.iter().any(|p| bytes.starts_with(p))
-        });
-        addrs.truncate(MAX_RECORD_ADDRS);
-        addrs
+        let preferred: Vec<Multiaddr> = self.relays.iter().map(|(_, a)| a.clone()).collect();
+        dial::announced_addrs(
+            &self.own_addrs,
+            self.local,
+            &preferred,
+            self.config.announceable,
+        )
     }
 
     /// Announces soon (batching a burst of reasons into one record).

@@ -28,6 +28,12 @@ pub const DEFAULT_MAX_PEERS: usize = 256;
 /// Longest agent string kept from identify.
 const MAX_AGENT_LEN: usize = 128;
 
+/// The last characters of a peer id: enough to tell peers apart on screen.
+pub fn short(peer: &PeerId) -> String {
+    let id = peer.to_string();
+    format!("…{}", &id[id.len().saturating_sub(8)..])
+}
+
 /// How a connection reaches a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Path {

@@ -74,6 +74,30 @@ pub fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
+/// The addresses this peer announces among its `own` listen addresses:
+/// circuits that pass `announceable`, each ending in `/p2p/<me>`, those
+/// through a `preferred` relay address first, at most as many as a record
+/// holds.
+pub fn announced_addrs<'a>(
+    own: impl IntoIterator<Item = &'a Multiaddr>,
+    me: PeerId,
+    preferred: &[Multiaddr],
+    announceable: fn(&Multiaddr) -> bool,
+) -> Vec<Multiaddr> {
+    let mut addrs: Vec<Multiaddr> = own
+        .into_iter()
+        .filter(|addr| is_circuit(addr) && announceable(addr))
+        .map(|addr| with_peer_id(addr, me))
+        .collect();
+    let preferred: Vec<Vec<u8>> = preferred.iter().map(|a| a.to_vec()).collect();
+    addrs.sort_by_key(|addr| {
+        let bytes = addr.to_vec();
+        !preferred.iter().any(|p| bytes.starts_with(p))
+    });
+    addrs.truncate(chat_protocol::MAX_RECORD_ADDRS);
+    addrs
+}
+
 /// `addr` ending in `/p2p/<peer>`.
 pub fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
     match addr.iter().last() {

@@ -33,5 +33,5 @@ pub mod config;
 pub mod dial;
 
 pub use behaviour::{Behaviour, BuildError, Event, SendError, Sent};
-pub use book::{Link, Path, PeerInfo};
+pub use book::{Link, Path, PeerInfo, short};
 pub use config::Config;

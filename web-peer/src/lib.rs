@@ -1,10 +1,13 @@
 //! The browser peer: it connects to a relay, reserves a slot, announces its
 //! circuit address on the discovery topic, discovers the others, dials them
-//! through the relay, and chats on a gossipsub topic.
+//! through the relay, and chats on a gossipsub topic. Discovery, the peer
+//! book, chat and the hand-off from relayed to direct are `chat_network`'s,
+//! shared with chat-peer; the WebRTC upgrade policy is
+//! `libp2p_webrtc_p2p::upgrade`'s. This crate is the swarm, its transports,
+//! the relay session and the page.
 //!
 //! - [`events`]: the commands the page sends and the events it renders;
 //! - [`relay_addr`]: reading the relay address a user pasted;
-//! - [`peers`]: what this peer knows of the others (bounded);
 //! - [`backoff`]: reconnect delays;
 //! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
@@ -13,13 +16,12 @@
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain.
 //!
-//! The first five compile natively as well, so their tests run with the
+//! The first four compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod announce;
 pub mod backoff;
 pub mod events;
-pub mod peers;
 pub mod relay_addr;
 
 #[cfg(target_arch = "wasm32")]

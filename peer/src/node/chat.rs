@@ -37,20 +37,6 @@ impl Node {
                 });
             }
             NetworkEvent::PeerGone { peer } => self.emit(Event::PeerGone { peer }),
-            NetworkEvent::Chat { from, text } => self.emit(Event::Chat {
-                from,
-                text,
-                own: false,
-            }),
-            NetworkEvent::ChatSent { text } => self.emit(Event::Chat {
-                from: *self.swarm.local_peer_id(),
-                text,
-                own: true,
-            }),
-            NetworkEvent::ChatNotSent { text, error } => self.emit(Event::ChatNotSent {
-                text,
-                reason: not_sent_reason(&error),
-            }),
             NetworkEvent::Rejected {
                 propagation_source,
                 error,
@@ -59,6 +45,23 @@ impl Node {
             }
             NetworkEvent::ClosingRelayed { peer } => {
                 tracing::debug!(peer = %short(&peer), "closing a relayed connection: the peer is reached directly");
+            }
+            NetworkEvent::Chat { from, text } => {
+                let own = false;
+                self.emit(Event::Chat { from, text, own });
+            }
+            // A message held while relayed connections closed.
+            NetworkEvent::ChatSent { text } => {
+                let from = *self.swarm.local_peer_id();
+                self.emit(Event::Chat {
+                    from,
+                    text,
+                    own: true,
+                });
+            }
+            NetworkEvent::ChatNotSent { text, error } => {
+                let reason = not_sent_reason(&error);
+                self.emit(Event::ChatNotSent { text, reason });
             }
             NetworkEvent::PeerChanged(_) => {}
         }

@@ -4,6 +4,7 @@ mod bench;
 mod dom;
 mod marks;
 
+use chat_network::{Link, short};
 use chat_protocol::{ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 use futures::{StreamExt as _, channel::mpsc};
 use libp2p::PeerId;
@@ -13,7 +14,6 @@ use web_sys::{Element, HtmlButtonElement, HtmlElement, HtmlInputElement, Keyboar
 
 use crate::{
     events::{Command, Event, RelayStatus},
-    peers::{Link, short},
     relay_addr,
 };
 
@@ -251,11 +251,11 @@ impl Ui {
         let mut text = match link {
             Link::Discovered => "discovered".to_owned(),
             Link::Dialing => "dialing…".to_owned(),
-            Link::Connected(crate::peers::Path::Relayed) if direct_failed.is_some() => {
+            Link::Connected(chat_network::Path::Relayed) if direct_failed.is_some() => {
                 "relayed (no direct path)".to_owned()
             }
-            Link::Connected(crate::peers::Path::Relayed) => "relayed".to_owned(),
-            Link::Connected(crate::peers::Path::Direct) => "direct (WebRTC)".to_owned(),
+            Link::Connected(chat_network::Path::Relayed) => "relayed".to_owned(),
+            Link::Connected(chat_network::Path::Direct) => "direct (WebRTC)".to_owned(),
             Link::Unreachable(_) => "unreachable".to_owned(),
         };
         if let Some(rtt) = rtt.filter(|_| matches!(link, Link::Connected(_))) {
