@@ -12,6 +12,9 @@
 //! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
+//! - `perf_service` (wasm only): the perf protocol for the benchmarks;
+//! - `page_config` (wasm only): the page's `?ice=` parameter and the
+//!   relay's `/api/relay`, read for the UI and the node;
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain.
@@ -28,6 +31,10 @@ pub mod relay_addr;
 mod identity;
 #[cfg(target_arch = "wasm32")]
 mod node;
+#[cfg(target_arch = "wasm32")]
+mod page_config;
+#[cfg(target_arch = "wasm32")]
+mod perf_service;
 #[cfg(target_arch = "wasm32")]
 mod ui;
 #[cfg(target_arch = "wasm32")]

@@ -11,13 +11,8 @@
 use std::time::Duration;
 
 use chat_network::{Link, Path, PeerInfo, SendError, Sent, short};
-use chat_protocol::{perf, report};
-use futures::{
-    FutureExt as _, StreamExt as _,
-    channel::{mpsc, oneshot},
-    future::{Fuse, LocalBoxFuture},
-    stream::{FuturesUnordered, LocalBoxStream},
-};
+use chat_protocol::report;
+use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
 use gloo_timers::future::TimeoutFuture;
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
@@ -35,6 +30,7 @@ use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
     events::{Command, Event, RelayStatus},
+    perf_service::{self, Perf},
     relay_addr::RelayAddr,
     websocket,
 };
@@ -42,22 +38,6 @@ use crate::{
 /// How often each connection is pinged: the page shows each link's
 /// round-trip time, and it should be fresh.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Perf transfers (`/perf/1.0.0`) at once, served and started together:
-/// each one keeps a connection busy, so a peer gets no more.
-const MAX_PERF_TRANSFERS: usize = 2;
-
-/// What one peer may ask of our perf server on one stream (the benchmarks
-/// move up to 64 MB).
-const PERF_LIMITS: perf::Limits = perf::Limits {
-    max_send: 128 << 20,
-    max_receive: 128 << 20,
-};
-
-/// Bytes the perf server moves (both ways) over the page's life, after
-/// which it refuses streams: a benchmark run moves a few hundred MB. The
-/// streams in flight may pass it by at most their [`PERF_LIMITS`].
-const MAX_PERF_SERVED_BYTES: u64 = 2 << 30;
 
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
@@ -103,14 +83,8 @@ pub struct Node {
     reconnect_timer: Fuse<TimeoutFuture>,
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
-    streams: libp2p_stream::Control,
-    /// Perf streams from peers: none until [`Command::ServePerf`].
-    perf_incoming: futures::stream::Fuse<LocalBoxStream<'static, (PeerId, libp2p::Stream)>>,
-    /// Perf transfers in flight, both ways (at most [`MAX_PERF_TRANSFERS`]);
-    /// each ends with a line for the event log and the bytes it served.
-    perf_transfers: FuturesUnordered<LocalBoxFuture<'static, (String, u64)>>,
-    /// Bytes served so far (see [`MAX_PERF_SERVED_BYTES`]).
-    perf_served: u64,
+    /// The perf protocol, for the benchmarks.
+    perf: Perf,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -119,8 +93,7 @@ enum Step {
     Command(Option<Command>),
     Swarm(SwarmEvent<BehaviourEvent>),
     Reconnect,
-    PerfStream(PeerId, libp2p::Stream),
-    PerfDone(String, u64),
+    Perf(perf_service::Step),
 }
 
 /// The chat network's configuration for the page: its record carries only
@@ -212,10 +185,7 @@ impl Node {
             reconnect_timer: Fuse::terminated(),
             dropped_events: 0,
             ice_servers,
-            streams,
-            perf_incoming: futures::stream::pending().boxed_local().fuse(),
-            perf_transfers: FuturesUnordered::new(),
-            perf_served: 0,
+            perf: Perf::new(streams),
         })
     }
 
@@ -229,19 +199,25 @@ impl Node {
                 command = commands.next() => Step::Command(command),
                 event = self.swarm.select_next_some() => Step::Swarm(event),
                 _ = &mut self.reconnect_timer => Step::Reconnect,
-                (peer, stream) = self.perf_incoming.select_next_some() => Step::PerfStream(peer, stream),
-                (line, served) = self.perf_transfers.select_next_some() => Step::PerfDone(line, served),
+                step = self.perf.next().fuse() => Step::Perf(step),
             };
             match step {
                 Step::Command(Some(command)) => self.on_command(command),
                 Step::Command(None) => break,
                 Step::Swarm(event) => self.on_swarm_event(event),
                 Step::Reconnect => self.dial_relay(),
-                Step::PerfStream(peer, stream) => self.serve_perf(peer, stream),
-                Step::PerfDone(line, served) => {
-                    self.perf_served = self.perf_served.saturating_add(served);
-                    self.log(line);
+                Step::Perf(perf_service::Step::Incoming(peer, stream)) => {
+                    let direct = self
+                        .peer_info(&peer)
+                        .is_some_and(|info| info.link == Link::Connected(Path::Direct));
+                    if let Err(reason) = self.perf.serve(peer, stream, direct) {
+                        self.log(format!(
+                            "refused a perf stream from {}: {reason}",
+                            short(&peer)
+                        ));
+                    }
                 }
+                Step::Perf(perf_service::Step::Done(line)) => self.log(line),
             }
         }
     }
@@ -286,19 +262,16 @@ impl Node {
                 upload,
                 download,
                 reply,
-            } => self.start_perf(peer, upload, download, reply),
-            Command::ServePerf => self.serve_perf_streams(),
-        }
-    }
-
-    /// Starts taking perf streams (a page opened for benchmarking).
-    fn serve_perf_streams(&mut self) {
-        match self.streams.accept(perf::PROTOCOL) {
-            Ok(incoming) => {
-                self.perf_incoming = incoming.boxed_local().fuse();
-                self.log("serving /perf/1.0.0 to directly connected peers (benchmark page)");
+            } => {
+                let only_direct = self.only_direct(&peer);
+                self.perf.start(peer, upload, download, reply, only_direct);
             }
-            Err(error) => self.log(format!("cannot serve /perf/1.0.0: {error}")),
+            Command::ServePerf => match self.perf.accept_streams() {
+                Ok(()) => {
+                    self.log("serving /perf/1.0.0 to directly connected peers (benchmark page)")
+                }
+                Err(error) => self.log(format!("cannot serve /perf/1.0.0: {error}")),
+            },
         }
     }
 
@@ -311,100 +284,6 @@ impl Node {
 
     fn peer_info(&self, peer: &PeerId) -> Option<PeerInfo> {
         self.swarm.behaviour().network.peer(peer)
-    }
-
-    /// Serves a peer's perf stream, within [`PERF_LIMITS`], if it came from
-    /// a directly connected peer and a transfer slot is free; else drops
-    /// it (the peer sees the stream reset).
-    fn serve_perf(&mut self, peer: PeerId, stream: libp2p::Stream) {
-        let direct = self
-            .peer_info(&peer)
-            .is_some_and(|info| info.link == Link::Connected(Path::Direct));
-        let refused = if !direct {
-            Some("not connected directly")
-        } else if self.perf_transfers.len() >= MAX_PERF_TRANSFERS {
-            Some("too many transfers at once")
-        } else if self.perf_served >= MAX_PERF_SERVED_BYTES {
-            Some("the page's perf budget is spent")
-        } else {
-            None
-        };
-        if let Some(reason) = refused {
-            self.log(format!(
-                "refused a perf stream from {}: {reason}",
-                short(&peer)
-            ));
-            return;
-        }
-        self.perf_transfers.push(
-            async move {
-                match perf::serve(stream, PERF_LIMITS).await {
-                    Ok(served) => (
-                        format!(
-                            "perf: {} bytes from {}, {} bytes sent back",
-                            served.received,
-                            short(&peer),
-                            served.sent
-                        ),
-                        served.received.saturating_add(served.sent),
-                    ),
-                    // What a failed stream moved is not known: count it
-                    // as its limits, the most it could have.
-                    Err(error) => (
-                        format!("perf stream from {}: {error}", short(&peer)),
-                        PERF_LIMITS.max_send + PERF_LIMITS.max_receive,
-                    ),
-                }
-            }
-            .boxed_local(),
-        );
-    }
-
-    /// Runs a perf transfer with `peer` over its direct connection and
-    /// replies with the time it took.
-    fn start_perf(
-        &mut self,
-        peer: PeerId,
-        upload: u64,
-        download: u64,
-        reply: oneshot::Sender<Result<Duration, String>>,
-    ) {
-        let refused = if !self.only_direct(&peer) {
-            Some(format!(
-                "{} is not connected directly only (yet)",
-                short(&peer)
-            ))
-        } else if self.perf_transfers.len() >= MAX_PERF_TRANSFERS {
-            Some("too many perf transfers at once".to_owned())
-        } else {
-            None
-        };
-        if let Some(reason) = refused {
-            let _ = reply.send(Err(reason));
-            return;
-        }
-        let mut streams = self.streams.clone();
-        self.perf_transfers.push(
-            async move {
-                let result = match streams.open_stream(peer, perf::PROTOCOL).await {
-                    Ok(stream) => perf::client(stream, upload, download)
-                        .await
-                        .map_err(|error| error.to_string()),
-                    Err(error) => Err(format!("cannot open a perf stream: {error}")),
-                };
-                let line = match &result {
-                    Ok(took) => format!(
-                        "perf with {}: {upload} bytes up, {download} bytes down in {} ms",
-                        short(&peer),
-                        took.as_millis()
-                    ),
-                    Err(error) => format!("perf with {} failed: {error}", short(&peer)),
-                };
-                let _ = reply.send(result);
-                (line, 0)
-            }
-            .boxed_local(),
-        );
     }
 
     fn connect(&mut self, input: &str) {
