@@ -217,10 +217,12 @@ async fn each_relayed_connection_closes_after_its_own_grace_for_two_peers_going_
         let lived = closed_at.duration_since(direct_at(peer));
         let name = if peer == b.id { "B" } else { "C" };
         println!("relayed connection to {name} closed {lived:?} after the direct one came up");
-        // The behaviour stamps the direct connection a moment before the
-        // swarm reports it: 50 ms of slack for that.
+        // The behaviour stamps the direct connection before the swarm
+        // reports it, by a scheduling delay that reached 130 ms on a loaded
+        // machine: 400 ms of slack for that. The race this test is about
+        // closes the second peer's connection a whole second early.
         assert!(
-            lived + Duration::from_millis(50) >= grace,
+            lived + Duration::from_millis(400) >= grace,
             "the relayed connection to {name} closed {lived:?} after its direct one, before its grace of {grace:?}"
         );
         assert!(
@@ -268,8 +270,9 @@ async fn a_silent_peer_expires_and_the_book_stays_within_its_bound() {
     for other in &mut others {
         other.stop();
     }
-    let mut gone = Vec::new();
-    while gone.len() < known.len() {
+    // The peer the bound kept out may still slip in with a late record as
+    // room frees up: it goes the same way.
+    loop {
         let (at, peer) = a
             .wait_network("a peer gone", |event| match event {
                 Event::PeerGone { peer } => Some(*peer),
@@ -277,13 +280,11 @@ async fn a_silent_peer_expires_and_the_book_stays_within_its_bound() {
             })
             .await;
         println!("{peer} forgotten {:?} after it stopped", at - stopped_at);
-        gone.push(peer);
+        let left = a.with(|swarm| swarm.behaviour().network.peers()).await;
+        if left.is_empty() {
+            break;
+        }
     }
-    assert!(
-        a.with(|swarm| swarm.behaviour().network.peers())
-            .await
-            .is_empty()
-    );
 }
 
 #[tokio::test]
@@ -308,11 +309,9 @@ async fn a_peer_that_comes_back_with_the_same_key_is_news_and_a_new_incarnation(
         _ => None,
     })
     .await;
+    // Back with a record or a connection, whichever reaches A first: the
+    // book counts a new incarnation either way.
     let b_again = TestPeer::start_with_key(&relay, Config::default(), key).await;
-    let (_, addrs) = a
-        .wait_network("B's record again", discovered(b_again.id))
-        .await;
-    assert_eq!(addrs, vec![relay.circuit_to(b_again.id)]);
     let (_, second) = a
         .wait_network("a link to B again", incarnation(b_again.id))
         .await;
