@@ -21,10 +21,12 @@ pub enum Inbound {
 /// Why a gossip message is not one of the network's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
-    #[error("rejected a discovery record")]
-    Record(#[source] RecordError),
-    #[error("rejected a chat message")]
-    Chat(#[source] ChatError),
+    /// The record's own error says what it is ("discovery record ...").
+    #[error(transparent)]
+    Record(RecordError),
+    /// The message's own error says what it is ("chat message ...").
+    #[error(transparent)]
+    Chat(ChatError),
     #[error("chat message is not signed (gossipsub message without a source)")]
     UnsignedChat,
     #[error("topic {0} is not one of the network's")]
