@@ -5,29 +5,8 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
-/// How a connection reaches a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Path {
-    /// Through the relay (a `/p2p-circuit` connection).
-    Relayed,
-    /// Straight to the peer: dialed, or hole-punched by DCUtR.
-    Direct,
-}
-
-impl Path {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Path::Relayed => "relayed",
-            Path::Direct => "direct",
-        }
-    }
-}
-
-impl std::fmt::Display for Path {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a connection reaches a peer (the chat network's word for it).
+pub use chat_network::Path;
 
 /// What this peer learned about its own reachability.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +109,19 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// Whether it announced itself on the discovery topic.
     pub discovered: bool,
+}
+
+impl From<chat_network::PeerInfo> for PeerInfo {
+    fn from(info: chat_network::PeerInfo) -> Self {
+        Self {
+            peer: info.peer,
+            path: info.path(),
+            addrs: info.addrs,
+            rtt: info.rtt,
+            agent: info.agent,
+            discovered: info.discovered,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -188,10 +188,7 @@ fn is_valid_name(name: &str) -> bool {
 
 /// The short form of a peer id the page shows too: `…` and its last 8
 /// characters.
-pub fn short(peer: &PeerId) -> String {
-    let id = peer.to_string();
-    format!("…{}", &id[id.len().saturating_sub(8)..])
-}
+pub use chat_network::short;
 
 /// A peer shown with its name when it has one.
 #[derive(Debug)]

@@ -7,19 +7,21 @@
 //!
 //! The node is one struct, [`Node`], whose methods are grouped by job:
 //!
-//! - [`handle`]: the public side: [`Config`], [`Peer::start`], [`PeerHandle`];
+//! - [`config`]: how it starts ([`Config`]) and why it may not ([`StartError`]);
+//! - [`handle`]: the public side: [`Peer::start`], [`PeerHandle`];
 //! - [`swarm`]: the composed behaviour and the swarm's transports;
 //! - [`event_loop`]: listeners, the loop, and where each swarm event goes;
 //! - [`relay`]: staying connected to the relay and holding a reservation;
-//! - [`discovery`]: announcing our record, reading others', dialing them;
-//! - [`chat`]: chat messages out and in;
-//! - [`pings`]: pings asked for, and which path a connection takes;
+//! - [`chat`]: what the chat network behaviour reports, in this peer's
+//!   events (discovery, the peer book, chat and the hand-off from relayed
+//!   to direct are `chat_network`'s);
+//! - [`pings`]: pings asked for, and connections that went silent;
 //! - [`addrs`]: what the node makes of multiaddrs;
 //! - [`timer`]: the one-shot timers the loop waits on.
 
 mod addrs;
 mod chat;
-mod discovery;
+mod config;
 mod event_loop;
 mod handle;
 mod pings;
@@ -32,26 +34,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use libp2p::{Multiaddr, PeerId, Swarm, core::transport::ListenerId, identity::PublicKey};
+use libp2p::{Multiaddr, PeerId, Swarm, core::transport::ListenerId};
 use tokio::sync::mpsc;
 
-/// How long a relayed connection outlives the direct one that replaces it.
-/// gossipsub's queue for a peer is shared by its connections, and a
-/// connection closed while its handler holds a message loses it: the
-/// relayed connection holds the subscriptions sent when the peers met, and
-/// closing it at once could leave the other side believing we subscribe to
-/// nothing (the page lost them about one time in five that way). The grace
-/// counts for each relayed connection from when both it and the direct
-/// path are up ([`crate::book::PeerBook::relayed_to_close`]).
-pub const RELAYED_GRACE: Duration = Duration::from_secs(3);
+/// How long a relayed connection outlives the direct one that replaces it
+/// (see [`chat_network::config::DEFAULT_RELAYED_GRACE`]).
+pub const RELAYED_GRACE: Duration = chat_network::config::DEFAULT_RELAYED_GRACE;
 
-pub use handle::{Config, Peer, PeerHandle, StartError, Stopped};
+pub use config::{Config, StartError};
+pub use handle::{Peer, PeerHandle, Stopped};
 pub use pings::{MAX_PENDING_PINGS, PING_TIMEOUT};
 
-use crate::{
-    book::PeerBook,
-    events::{Command, Event},
-};
+use crate::events::{Command, Event, PeerInfo};
 use swarm::Behaviour;
 use timer::Timer;
 
@@ -62,22 +56,16 @@ pub const EVENT_QUEUE: usize = 1024;
 /// The node's state, owned by its task.
 struct Node {
     swarm: Swarm<Behaviour>,
-    public_key: PublicKey,
     relay_id: PeerId,
     relay_addr: Multiaddr,
     force_private: bool,
     circuit_listener: Option<ListenerId>,
-    book: PeerBook,
     events: mpsc::Sender<Event>,
     dropped_events: u64,
     /// Pings asked for: peer and when. At most [`MAX_PENDING_PINGS`].
     pings: HashMap<PeerId, Instant>,
     relay_backoff: Duration,
     relay_retry: Timer,
-    announce_soon: Timer,
-    /// Fires when the next relayed connection to a peer reached directly
-    /// has had its grace ([`RELAYED_GRACE`]).
-    close_relayed: Timer,
     /// A connection without a ping answer for this long is closed as dead
     /// ([`pings::link_silence`]).
     link_silence: Duration,
@@ -99,7 +87,8 @@ impl Node {
             Command::SendChat(text) => self.send_chat(text),
             Command::Ping(peer) => self.request_ping(peer),
             Command::Peers(reply) => {
-                let _ = reply.send(self.book.infos());
+                let peers = self.swarm.behaviour().network.peers();
+                let _ = reply.send(peers.into_iter().map(PeerInfo::from).collect());
             }
         }
     }

@@ -161,6 +161,15 @@ impl TrustedRelays {
     pub fn addr_of(&self, relay: &PeerId) -> Option<&Multiaddr> {
         self.relays.get(relay)
     }
+
+    /// Each trusted relay and the address it is reached at.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Multiaddr)> {
+        self.relays.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.relays.is_empty()
+    }
 }
 
 impl FromIterator<(PeerId, Multiaddr)> for TrustedRelays {

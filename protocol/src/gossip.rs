@@ -15,17 +15,26 @@ use libp2p::{gossipsub, identity::Keypair};
 /// a round trip or two) can take longer than the default 5 s on a slow link.
 pub const PUBLISH_QUEUE_DURATION: Duration = Duration::from_secs(30);
 
+/// Why a peer's gossipsub could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    #[error("invalid gossipsub configuration")]
+    Config(#[source] gossipsub::ConfigBuilderError),
+    #[error("cannot build gossipsub: {0}")]
+    Behaviour(&'static str),
+}
+
 /// The gossipsub behaviour of a peer with identity `keypair`.
-pub fn peer_behaviour(keypair: &Keypair) -> Result<gossipsub::Behaviour, String> {
+pub fn peer_behaviour(keypair: &Keypair) -> Result<gossipsub::Behaviour, GossipError> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .publish_queue_duration(PUBLISH_QUEUE_DURATION)
         .build()
-        .map_err(|error| error.to_string())?;
+        .map_err(GossipError::Config)?;
     gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         config,
     )
-    .map_err(str::to_owned)
+    .map_err(GossipError::Behaviour)
 }

@@ -10,6 +10,8 @@
 //!   addresses with (the record of libp2p's pubsub peer discovery, so
 //!   js-libp2p peers read ours and we read theirs);
 //! - [`chat`]: the chat message and its limits;
+//! - [`inbound`]: one decoder for every gossip message, by topic
+//!   ([`Inbound::decode`]), used by the relay and both peers;
 //! - [`gossip`]: the gossipsub configuration every peer runs;
 //! - [`perf`]: the libp2p perf protocol (`/perf/1.0.0`), client and
 //!   bounded server, for the benchmarks' native peers and the page;
@@ -25,6 +27,7 @@
 pub mod chat;
 pub mod discovery;
 pub mod gossip;
+pub mod inbound;
 pub mod perf;
 pub mod report;
 pub mod topics;
@@ -32,3 +35,4 @@ pub mod wake;
 
 pub use chat::{ChatError, ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 pub use discovery::{MAX_RECORD_ADDRS, MAX_RECORD_BYTES, PeerRecord, RecordError};
+pub use inbound::{Inbound, InboundError};

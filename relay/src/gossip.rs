@@ -19,7 +19,7 @@ pub mod budget;
 
 use std::{collections::HashSet, time::Duration};
 
-use chat_protocol::{ChatMessage, PeerRecord, topics};
+use chat_protocol::{Inbound, InboundError, report::describe_error, topics};
 use libp2p::{
     PeerId,
     gossipsub::{
@@ -170,20 +170,15 @@ impl TopicSubscriptionFilter for ProjectTopics {
 /// only circuits through the relays in `trusted` (this relay's own id,
 /// until relays federate).
 pub fn validate(message: &gossipsub::Message, trusted: &[PeerId]) -> Verdict {
-    let topic = &message.topic;
-    let result = if *topic == hash(topics::DISCOVERY) {
-        match PeerRecord::decode_signed(&message.data, message.source.as_ref()) {
-            Ok(record) => record
-                .check_circuits(|relay| trusted.contains(relay))
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
+    let result = match Inbound::decode(message) {
+        Ok(Inbound::Record(record)) => record
+            .check_circuits(|relay| trusted.contains(relay))
+            .map_err(|error| error.to_string()),
+        Ok(Inbound::Chat { .. }) => Ok(()),
+        Err(InboundError::UnknownTopic(topic)) => {
+            Err(format!("topic {topic} is not one the relay forwards"))
         }
-    } else if *topic == hash(topics::CHAT) {
-        ChatMessage::decode(&message.data)
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    } else {
-        Err(format!("topic {topic} is not one the relay forwards"))
+        Err(error) => Err(describe_error(&error)),
     };
     match result {
         Ok(()) => Verdict::Accept,
@@ -208,6 +203,8 @@ fn hash(topic: &str) -> TopicHash {
 
 #[cfg(test)]
 mod tests {
+    use chat_protocol::PeerRecord;
+
     use super::*;
 
     /// This relay's id in the tests.

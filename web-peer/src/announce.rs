@@ -1,5 +1,8 @@
 //! Which of this page's addresses its discovery record carries.
 //!
+//! The chat network announces the circuits this predicate lets through
+//! (`chat_network::Config::announceable`).
+//!
 //! The relay client reports a circuit address through every address the
 //! relay has, its TCP and QUIC ones included, and the `/webrtc` transport a
 //! twin of each. A browser can open none through TCP or QUIC, and the other
@@ -7,28 +10,7 @@
 //! through the relay's `/ws`, `/wss` and `/webrtc-direct` addresses, and
 //! their `/webrtc` twins.
 
-use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-
-/// The addresses to announce among `listeners`: circuit addresses a
-/// browser can dial, each ending in `/p2p/<me>`, those through `preferred`
-/// (the relay address the user connected with, known to be reachable from
-/// a browser) first.
-pub fn announced_addrs<'a>(
-    listeners: impl IntoIterator<Item = &'a Multiaddr>,
-    me: PeerId,
-    preferred: Option<&Multiaddr>,
-) -> Vec<Multiaddr> {
-    let mut addrs: Vec<Multiaddr> = listeners
-        .into_iter()
-        .filter(|addr| is_browser_dialable_circuit(addr))
-        .map(|addr| with_peer_id(addr, me))
-        .collect();
-    if let Some(preferred) = preferred {
-        let preferred = preferred.to_vec();
-        addrs.sort_by_key(|addr| !addr.to_vec().starts_with(&preferred));
-    }
-    addrs
-}
+use libp2p::{Multiaddr, multiaddr::Protocol};
 
 /// Whether `addr` is a circuit address (plain or `/webrtc`) whose relay
 /// part a browser can dial: it goes over `/ws`, `/wss` or `/webrtc-direct`.
@@ -43,16 +25,11 @@ pub fn is_browser_dialable_circuit(addr: &Multiaddr) -> bool {
     browser_transport && addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
-/// `addr` ending in `/p2p/<peer>`.
-pub fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    match addr.iter().last() {
-        Some(Protocol::P2p(_)) => addr.clone(),
-        _ => addr.clone().with(Protocol::P2p(peer)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chat_network::dial::announced_addrs;
+    use libp2p::PeerId;
+
     use super::*;
 
     const RELAY: &str = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
@@ -89,7 +66,12 @@ mod tests {
             addr(&ws),
             addr("/webrtc"),
         ];
-        let announced = announced_addrs(&listeners, me, Some(&addr(&direct)));
+        let announced = announced_addrs(
+            &listeners,
+            me,
+            &[addr(&direct)],
+            is_browser_dialable_circuit,
+        );
         let expected: Vec<Multiaddr> = [
             format!("{direct}/p2p-circuit/p2p/{me}"),
             format!("{direct}/p2p-circuit/webrtc/p2p/{me}"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::peers::Link;
+use chat_network::Link;
 
 #[derive(Debug)]
 pub enum Command {

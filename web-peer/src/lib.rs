@@ -1,26 +1,31 @@
 //! The browser peer: it connects to a relay, reserves a slot, announces its
 //! circuit address on the discovery topic, discovers the others, dials them
-//! through the relay, and chats on a gossipsub topic.
+//! through the relay, and chats on a gossipsub topic. Discovery, the peer
+//! book, chat and the hand-off from relayed to direct are `chat_network`'s,
+//! shared with chat-peer; the WebRTC upgrade policy is
+//! `libp2p_webrtc_p2p::upgrade`'s. This crate is the swarm, its transports,
+//! the relay session and the page.
 //!
 //! - [`events`]: the commands the page sends and the events it renders;
 //! - [`relay_addr`]: reading the relay address a user pasted;
-//! - [`peers`]: what this peer knows of the others (bounded);
 //! - [`backoff`]: reconnect delays;
 //! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
+//! - `perf_service` (wasm only): the perf protocol for the benchmarks;
+//! - `page_config` (wasm only): the page's `?ice=` parameter and the
+//!   relay's `/api/relay`, read for the UI and the node;
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain;
 //! - `console_log` (wasm only): `tracing` events to the browser's console.
 //!
-//! The first five compile natively as well, so their tests run with the
+//! The first four compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod announce;
 pub mod backoff;
 pub mod events;
-pub mod peers;
 pub mod relay_addr;
 
 #[cfg(target_arch = "wasm32")]
@@ -29,6 +34,10 @@ mod console_log;
 mod identity;
 #[cfg(target_arch = "wasm32")]
 mod node;
+#[cfg(target_arch = "wasm32")]
+mod page_config;
+#[cfg(target_arch = "wasm32")]
+mod perf_service;
 #[cfg(target_arch = "wasm32")]
 mod ui;
 #[cfg(target_arch = "wasm32")]

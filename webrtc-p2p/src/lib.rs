@@ -33,6 +33,9 @@
 //!   together. The transport dials and listens on `/webrtc` addresses; the
 //!   behaviour opens and accepts the signaling streams (through
 //!   `libp2p-stream`, on the relayed connections) and runs each exchange.
+//! - [`upgrade`]: the upgrade policy, the browser's DCUtR: which peer
+//!   dials, when, and how often; a behaviour with no browser API, tested
+//!   natively.
 //! - [`addr`]: `/webrtc` addresses.
 //! - `direct` (browser): WebRTC-direct (`/webrtc-direct/certhash/...`),
 //!   a browser dialing a server such as the relay, on the same peer
@@ -63,6 +66,7 @@ pub mod addr;
 pub mod direct_sdp;
 mod error;
 pub mod signaling;
+pub mod upgrade;
 
 #[cfg(target_arch = "wasm32")]
 pub mod direct;

@@ -1,21 +1,9 @@
 //! What the node makes of multiaddrs: circuit or direct, which relay,
 //! whether it has a transport for them.
 
-use libp2p::{Multiaddr, PeerId, core::ConnectedPoint, multiaddr::Protocol};
+use libp2p::{Multiaddr, multiaddr::Protocol};
 
-use crate::events::Path;
-
-pub(super) fn path_of(endpoint: &ConnectedPoint) -> Path {
-    if endpoint.is_relayed() {
-        Path::Relayed
-    } else {
-        Path::Direct
-    }
-}
-
-pub(super) fn is_circuit(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| p == Protocol::P2pCircuit)
-}
+pub(super) use chat_network::dial::{is_circuit, path_of, with_peer_id};
 
 /// Whether this node has a transport for `addr`: TCP or QUIC, directly or
 /// through a relay reached that way; not the browsers' WebRTC and
@@ -34,15 +22,10 @@ pub(super) fn is_usable(addr: &Multiaddr) -> bool {
     })
 }
 
-pub(super) fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    match addr.iter().last() {
-        Some(Protocol::P2p(_)) => addr.clone(),
-        _ => addr.clone().with(Protocol::P2p(peer)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use libp2p::PeerId;
+
     use super::*;
 
     fn addr(text: &str) -> Multiaddr {

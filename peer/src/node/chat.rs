@@ -1,71 +1,77 @@
-//! Chat on the page's topic: publishing what the user types, and passing
-//! on the messages that validate.
+//! What the chat network behaviour reports, in this peer's events; and
+//! chat sent by the user.
 
-use chat_protocol::{ChatMessage, topics};
-use libp2p::{
-    PeerId,
-    gossipsub::{self, IdentTopic, MessageAcceptance},
-};
+use chat_network::{Event as NetworkEvent, SendError, Sent};
+use chat_protocol::report::describe_error;
 
 use super::Node;
-use crate::events::Event;
+use crate::{events::Event, names::short};
 
 impl Node {
     pub(super) fn send_chat(&mut self, text: String) {
-        let message = match ChatMessage::new(text.clone()) {
-            Ok(message) => message,
-            Err(error) => {
-                let reason = error.to_string();
-                return self.emit(Event::ChatNotSent { text, reason });
-            }
-        };
-        let result = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(IdentTopic::new(topics::CHAT), message.into_bytes());
-        if result.is_ok() {
-            self.swarm.behaviour_mut().wake.wake_all();
-        }
-        let event = match result {
-            Ok(_) => Event::Chat {
+        let result = self.swarm.behaviour_mut().network.send_chat(text.clone());
+        match result {
+            Ok(Sent::Published) => self.emit(Event::Chat {
                 from: *self.swarm.local_peer_id(),
                 text,
                 own: true,
-            },
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Event::ChatNotSent {
+            }),
+            // Published once the relayed connections closed (`ChatSent`).
+            Ok(Sent::Held) => tracing::debug!("message waits for relayed connections to close"),
+            Err(error) => self.emit(Event::ChatNotSent {
                 text,
-                reason: "nobody to send it to yet: not connected to the relay".to_owned(),
-            },
-            Err(error) => Event::ChatNotSent {
-                text,
-                reason: format!("not sent: {error}"),
-            },
-        };
-        self.emit(event);
+                reason: not_sent_reason(&error),
+            }),
+        }
     }
 
-    /// A message on the chat topic: valid text from a known source, or
-    /// rejected.
-    pub(super) fn on_chat_message(
-        &mut self,
-        propagation_source: &PeerId,
-        message: &gossipsub::Message,
-    ) -> MessageAcceptance {
-        match (ChatMessage::decode(&message.data), message.source) {
-            (Ok(chat), Some(from)) => {
+    pub(super) fn on_network_event(&mut self, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Discovered {
+                peer, announced, ..
+            } => {
+                tracing::info!(peer = %short(&peer), addrs = announced.len(), "discovered");
+                self.emit(Event::Discovered {
+                    peer,
+                    addrs: announced,
+                });
+            }
+            NetworkEvent::PeerGone { peer } => self.emit(Event::PeerGone { peer }),
+            NetworkEvent::Rejected {
+                propagation_source,
+                error,
+            } => {
+                tracing::warn!(from = %propagation_source, error = %describe_error(&error), "rejected a gossip message");
+            }
+            NetworkEvent::ClosingRelayed { peer } => {
+                tracing::debug!(peer = %short(&peer), "closing a relayed connection: the peer is reached directly");
+            }
+            NetworkEvent::Chat { from, text } => {
+                let own = false;
+                self.emit(Event::Chat { from, text, own });
+            }
+            // A message held while relayed connections closed.
+            NetworkEvent::ChatSent { text } => {
+                let from = *self.swarm.local_peer_id();
                 self.emit(Event::Chat {
                     from,
-                    text: chat.text().to_owned(),
-                    own: false,
+                    text,
+                    own: true,
                 });
-                MessageAcceptance::Accept
             }
-            (Err(error), _) => {
-                tracing::warn!(from = %propagation_source, %error, "rejected a chat message");
-                MessageAcceptance::Reject
+            NetworkEvent::ChatNotSent { text, error } => {
+                let reason = not_sent_reason(&error);
+                self.emit(Event::ChatNotSent { text, reason });
             }
-            (Ok(_), None) => MessageAcceptance::Reject,
+            NetworkEvent::PeerChanged(_) => {}
         }
+    }
+}
+
+/// What the terminal says of a message that was not sent.
+fn not_sent_reason(error: &SendError) -> String {
+    match error {
+        SendError::NoPeers => "nobody to send it to yet: not connected to the relay".to_owned(),
+        error => describe_error(error),
     }
 }

@@ -1,36 +1,23 @@
 //! Listening, the loop, and where each swarm event goes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chat_protocol::{
-    report::{self, describe_error},
-    topics,
-};
+use chat_protocol::report::{self, describe_error};
 use futures::StreamExt as _;
 use libp2p::{
-    Multiaddr, PeerId, autonat,
-    core::transport::ListenerId,
-    dcutr,
-    gossipsub::{self, IdentTopic, MessageAcceptance},
-    identify,
-    multiaddr::Protocol,
-    relay,
-    swarm::SwarmEvent,
+    Multiaddr, PeerId, autonat, core::transport::ListenerId, dcutr, identify, multiaddr::Protocol,
+    relay, swarm::SwarmEvent,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Node,
     addrs::{is_circuit, path_of, with_peer_id},
-    discovery::ANNOUNCE_DELAY,
-    handle::{Config, StartError},
+    config::{Config, StartError},
     relay::RELAY_BACKOFF_MIN,
     swarm::BehaviourEvent,
 };
-use crate::{
-    ANNOUNCE_INTERVAL,
-    events::{Command, Event, Reachability},
-};
+use crate::events::{Command, Event, Reachability};
 
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -113,8 +100,6 @@ impl Node {
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: oneshot::Receiver<()>,
     ) {
-        let mut announce = tokio::time::interval(ANNOUNCE_INTERVAL);
-        announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -129,16 +114,11 @@ impl Node {
                     self.relay_retry.armed = false;
                     self.dial_relay();
                 }
-                _ = &mut self.announce_soon.sleep, if self.announce_soon.armed => {
-                    self.announce_soon.armed = false;
-                    self.announce();
-                }
-                _ = &mut self.close_relayed.sleep, if self.close_relayed.armed => {
-                    self.close_relayed.armed = false;
-                    self.close_relayed_after_grace();
-                }
-                _ = announce.tick() => self.on_announce_tick(),
                 _ = housekeeping.tick() => {
+                    // The reservation, if it was lost (a no-op while it holds).
+                    if self.swarm.is_connected(&self.relay_id) {
+                        self.reserve();
+                    }
                     self.expire_pings();
                     self.close_silent_connections();
                 }
@@ -157,7 +137,6 @@ impl Node {
                 if is_circuit(&address) {
                     let circuit_addr = with_peer_id(&address, *self.swarm.local_peer_id());
                     self.emit(Event::Reserved { circuit_addr });
-                    self.announce_soon.arm_if_idle(ANNOUNCE_DELAY);
                 } else {
                     self.emit(Event::Listening { addr: address });
                 }
@@ -177,10 +156,7 @@ impl Node {
                 }
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                ..
+                peer_id, endpoint, ..
             } => {
                 if peer_id == self.relay_id {
                     self.relay_backoff = RELAY_BACKOFF_MIN;
@@ -190,26 +166,21 @@ impl Node {
                     let waiting: Vec<PeerId> = self.pings.keys().copied().collect();
                     for peer in waiting {
                         if !self.swarm.is_connected(&peer) {
-                            self.dial_peer(peer);
+                            self.swarm.behaviour_mut().network.dial(peer);
                         }
                     }
                     return;
                 }
                 let path = path_of(&endpoint);
-                self.book
-                    .on_connected(peer_id, connection_id, path, Instant::now());
                 self.emit(Event::Connected {
                     peer: peer_id,
                     path,
                     remote_addr: endpoint.get_remote_address().clone(),
                 });
-                // A direct connection starts the grace of the relayed
-                // ones; a relayed one to a peer reached directly has its own.
-                self.close_relayed_after_grace();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                connection_id,
+                endpoint,
                 num_established,
                 cause,
                 ..
@@ -221,12 +192,10 @@ impl Node {
                     }
                     return;
                 }
-                if let Some(path) = self.book.on_disconnected(&peer_id, connection_id) {
-                    self.emit(Event::Disconnected {
-                        peer: peer_id,
-                        path,
-                    });
-                }
+                self.emit(Event::Disconnected {
+                    peer: peer_id,
+                    path: path_of(&endpoint),
+                });
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -242,7 +211,6 @@ impl Node {
                 } else if !self.swarm.is_connected(&peer) {
                     // A failed hole punch while the relayed connection
                     // stands is DCUtR's to report.
-                    self.book.on_dial_failed(&peer);
                     if self.pings.remove(&peer).is_some() {
                         self.emit(Event::PingFailed {
                             peer,
@@ -264,7 +232,7 @@ impl Node {
                     self.emit(Event::Reachability(Reachability::Reachable {
                         addr: address,
                     }));
-                    self.announce_soon.arm_if_idle(ANNOUNCE_DELAY);
+                    self.swarm.behaviour_mut().network.announce_soon();
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -282,7 +250,7 @@ impl Node {
 
     pub(super) fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
+            BehaviourEvent::Network(event) => self.on_network_event(event),
             BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
@@ -301,7 +269,8 @@ impl Node {
             })),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
-                self.book.on_agent(&peer_id, &info.agent_version);
+                let network = &mut self.swarm.behaviour_mut().network;
+                network.on_agent(&peer_id, &info.agent_version);
             }
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
@@ -310,29 +279,5 @@ impl Node {
             }) => tracing::debug!(relay = %relay_peer_id, renewal, "reservation accepted"),
             _ => {}
         }
-    }
-
-    /// Validates a gossip message by its topic and tells gossipsub whether
-    /// to forward it.
-    fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
-        };
-        let acceptance = if message.topic == IdentTopic::new(topics::DISCOVERY).hash() {
-            self.on_discovery_message(&propagation_source, &message)
-        } else if message.topic == IdentTopic::new(topics::CHAT).hash() {
-            self.on_chat_message(&propagation_source, &message)
-        } else {
-            MessageAcceptance::Ignore
-        };
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(&message_id, &propagation_source, acceptance);
     }
 }

@@ -1,9 +1,9 @@
-//! The node's public side: how it starts ([`Config`], [`Peer::start`])
-//! and the [`PeerHandle`] a terminal or a test drives it with.
+//! The node's public side: how it starts ([`Peer::start`]) and the
+//! [`PeerHandle`] a terminal or a test drives it with.
 
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::collections::HashMap;
 
-use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
+use libp2p::PeerId;
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -13,68 +13,15 @@ use tracing::Instrument as _;
 use super::{
     EVENT_QUEUE, Node,
     addrs::{is_circuit, is_usable},
+    config::{Config, StartError},
     relay::RELAY_BACKOFF_MIN,
     swarm::build_swarm,
     timer::Timer,
 };
-use crate::{
-    book::PeerBook,
-    events::{Command, Event, PeerInfo},
-};
+use crate::events::{Command, Event, PeerInfo};
 
 /// Commands waiting for the node.
 const COMMAND_QUEUE: usize = 64;
-
-/// How a [`Peer`] starts.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub keypair: Keypair,
-    /// The relay, ending in `/p2p/<its peer id>`; TCP or QUIC.
-    pub relay: Multiaddr,
-    /// IP the TCP and QUIC listeners bind (DCUtR punches from their ports).
-    pub listen_ip: IpAddr,
-    /// Port of both listeners, TCP and UDP; 0 picks a free one.
-    pub listen_port: u16,
-    /// Never announce or advertise a direct address, whatever AutoNAT says.
-    pub force_private: bool,
-    /// Let DCUtR upgrade relayed connections to direct ones.
-    pub hole_punching: bool,
-    pub ping_interval: Duration,
-}
-
-impl Config {
-    pub fn new(keypair: Keypair, relay: Multiaddr) -> Self {
-        Self {
-            keypair,
-            relay,
-            listen_ip: IpAddr::from([0, 0, 0, 0]),
-            listen_port: 0,
-            force_private: false,
-            hole_punching: true,
-            // Often enough that a dead connection is noticed within
-            // seconds (`link_silence`); a ping is a few dozen bytes.
-            ping_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(
-        "the relay address {0} does not end in /p2p/<peer id>; paste the whole address the relay prints"
-    )]
-    RelayWithoutPeerId(Multiaddr),
-    #[error("the relay address {0} is a circuit address; give the relay's own address")]
-    RelayIsCircuit(Multiaddr),
-    #[error(
-        "the relay address {0} is for browsers (WebSocket or WebRTC); use the relay's TCP or QUIC address"
-    )]
-    RelayTransport(Multiaddr),
-    #[error("cannot build the libp2p node: {0}")]
-    Swarm(String),
-    #[error("cannot listen on {addr}: {reason}; pick another --listen-port")]
-    Listen { addr: Multiaddr, reason: String },
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("the peer has stopped")]
@@ -134,10 +81,7 @@ impl Peer {
     /// Builds the node, binds its listeners, dials the relay and runs the
     /// node in a task. Returns once the listeners are up.
     pub async fn start(config: Config) -> Result<PeerHandle, StartError> {
-        let relay_id = match config.relay.iter().last() {
-            Some(Protocol::P2p(id)) => id,
-            _ => return Err(StartError::RelayWithoutPeerId(config.relay.clone())),
-        };
+        let relay_id = config.relay_id()?;
         if is_circuit(&config.relay) {
             return Err(StartError::RelayIsCircuit(config.relay.clone()));
         }
@@ -151,19 +95,15 @@ impl Peer {
         let (shutdown, shutdown_rx) = oneshot::channel();
         let mut node = Node {
             swarm,
-            public_key: config.keypair.public(),
             relay_id,
             relay_addr: config.relay.clone(),
             force_private: config.force_private,
             circuit_listener: None,
-            book: PeerBook::default(),
             events: event_tx,
             dropped_events: 0,
             pings: HashMap::new(),
             relay_backoff: RELAY_BACKOFF_MIN,
             relay_retry: Timer::default(),
-            announce_soon: Timer::default(),
-            close_relayed: Timer::default(),
             link_silence: super::pings::link_silence(config.ping_interval),
         };
         // Everything the node logs, the swarm's own lines included, names

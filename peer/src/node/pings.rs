@@ -1,6 +1,5 @@
-//! Pings the user asks for (bounded, with a deadline), and the path each
-//! connection takes: once a peer is reached directly, its relayed
-//! connections are closed after a grace.
+//! Pings the user asks for (bounded, with a deadline), and connections
+//! whose pings went unanswered.
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,7 @@ impl Node {
         // (see `ConnectionEstablished`), or the relay client's own dial of
         // the relay would race ours and cancel the circuit.
         if !self.swarm.is_connected(&peer) && self.swarm.is_connected(&self.relay_id) {
-            self.dial_peer(peer);
+            self.swarm.behaviour_mut().network.dial(peer);
         }
     }
 
@@ -78,11 +77,12 @@ impl Node {
                 return tracing::debug!(peer = %peer, %connection, %error, "ping failed");
             }
         };
-        self.book.on_rtt(&peer, connection, rtt, Instant::now());
-        let Some(path) = self.book.path_of(&peer, connection) else {
+        let network = &mut self.swarm.behaviour_mut().network;
+        network.on_rtt(&peer, connection, rtt);
+        let Some(path) = network.path_of(&peer, connection) else {
             return tracing::debug!(peer = %peer, %connection, "ping on a connection not in the book");
         };
-        let best = self.book.get(&peer).and_then(|entry| entry.path());
+        let best = network.peer(&peer).and_then(|info| info.path());
         if Some(path) == best && self.pings.remove(&peer).is_some() {
             self.emit(Event::Ping { peer, path, rtt });
         }
@@ -95,7 +95,12 @@ impl Node {
     /// traffic), keeping its entry `direct` with an old round trip and
     /// the peer from being dialed again when it comes back.
     pub(super) fn close_silent_connections(&mut self) {
-        for (peer, connection) in self.book.silent(Instant::now(), self.link_silence) {
+        let silent = self
+            .swarm
+            .behaviour()
+            .network
+            .silent_connections(self.link_silence);
+        for (peer, connection) in silent {
             if self.swarm.close_connection(connection) {
                 tracing::info!(
                     peer = %peer,
@@ -105,20 +110,5 @@ impl Node {
                 );
             }
         }
-    }
-
-    /// Closes the relayed connections whose grace is over (see
-    /// [`crate::book::PeerBook::relayed_to_close`]) and sets the timer for
-    /// the next one.
-    pub(super) fn close_relayed_after_grace(&mut self) {
-        let (due, next) = self
-            .book
-            .relayed_to_close(Instant::now(), super::RELAYED_GRACE);
-        for connection in due {
-            if self.swarm.close_connection(connection) {
-                tracing::debug!(%connection, "closing a relayed connection: the peer is reached directly");
-            }
-        }
-        self.close_relayed.arm_at(next);
     }
 }

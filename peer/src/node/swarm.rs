@@ -1,18 +1,19 @@
 //! The composed behaviour and the swarm: TCP and QUIC on one port, the
-//! relay client, DCUtR, AutoNAT v2, identify, ping, gossipsub.
+//! relay client, DCUtR, AutoNAT v2, identify, ping, and the chat network
+//! behaviour both peers share (`chat_network`).
 
 use std::time::Duration;
 
-use chat_protocol::topics;
 use libp2p::{
-    Swarm, autonat, dcutr,
-    gossipsub::{self, IdentTopic},
-    identify, noise, ping, relay,
+    Swarm, autonat, dcutr, identify, noise, ping, relay,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
     tcp, yamux,
 };
 
-use super::handle::{Config, StartError};
+use super::{
+    addrs::is_usable,
+    config::{Config, StartError},
+};
 
 const AGENT_VERSION: &str = concat!("chat-peer/", env!("CARGO_PKG_VERSION"));
 /// Established connections to one peer. Two peers can dial each other
@@ -37,17 +38,23 @@ pub(super) struct Behaviour {
     pub(super) autonat: autonat::v2::client::Behaviour,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
-    pub(super) gossipsub: gossipsub::Behaviour,
-    /// Makes gossipsub send at once on a direct connection that follows a
-    /// relayed one (see `chat_protocol::wake`).
-    pub(super) wake: chat_protocol::wake::Behaviour,
+    /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
+    pub(super) network: chat_network::Behaviour,
+}
+
+/// The chat network's configuration for a native peer: it dials no
+/// `/webrtc` or WebSocket address (it has no transport for them).
+fn network_config() -> chat_network::Config {
+    chat_network::Config::default()
+        .with_announce_interval(crate::ANNOUNCE_INTERVAL)
+        .with_dialable(is_usable)
 }
 
 pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartError> {
-    let setup = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
+    let setup = |error: Box<dyn std::error::Error + Send + Sync>| StartError::Swarm(error);
     let hole_punching = config.hole_punching;
     let ping_interval = config.ping_interval;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_tcp(
             // Dials reuse the listening port (libp2p's default `PortUse`),
@@ -56,14 +63,15 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| setup(&e))?
+        .map_err(|e| setup(e.into()))?
         .with_quic()
         .with_dns()
-        .map_err(|e| setup(&e))?
+        .map_err(|e| setup(e.into()))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| setup(&e))?
+        .map_err(|e| setup(e.into()))?
         .with_behaviour(|key, relay_client| {
-            let gossipsub = chat_protocol::gossip::peer_behaviour(key)?;
+            let mut network = chat_network::Behaviour::new(key, network_config())?;
+            network.trust_relay(config.relay_id()?, config.relay.clone());
             let local_peer_id = key.public().to_peer_id();
             Ok(Behaviour {
                 limits: libp2p::connection_limits::Behaviour::new(
@@ -85,19 +93,11 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
                         .with_interval(ping_interval)
                         .with_timeout(super::pings::link_silence(ping_interval)),
                 ),
-                gossipsub,
-                wake: chat_protocol::wake::Behaviour::default(),
+                network,
             })
         })
-        .map_err(|e| setup(&e))?
+        .map_err(|e| setup(e.into()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
-    for topic in [topics::DISCOVERY, topics::CHAT] {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&IdentTopic::new(topic))
-            .map_err(|e| setup(&e))?;
-    }
     Ok(swarm)
 }

@@ -27,24 +27,4 @@ impl Timer {
             .reset(tokio::time::Instant::now() + after);
         self.armed = true;
     }
-
-    /// Arms the timer to fire at `deadline`, or disarms it.
-    pub(super) fn arm_at(&mut self, deadline: Option<std::time::Instant>) {
-        match deadline {
-            Some(deadline) => {
-                self.sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-                self.armed = true;
-            }
-            None => self.armed = false,
-        }
-    }
-
-    /// Arms the timer unless it is already running.
-    pub(super) fn arm_if_idle(&mut self, after: Duration) {
-        if !self.armed {
-            self.arm(after);
-        }
-    }
 }

@@ -4,16 +4,16 @@ mod bench;
 mod dom;
 mod marks;
 
+use chat_network::{Link, short};
 use chat_protocol::{ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 use futures::{StreamExt as _, channel::mpsc};
 use libp2p::PeerId;
-use wasm_bindgen::{JsCast as _, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlButtonElement, HtmlElement, HtmlInputElement, KeyboardEvent};
 
 use crate::{
     events::{Command, Event, RelayStatus},
-    peers::{Link, short},
+    page_config::{self, RelayInfo},
     relay_addr,
 };
 
@@ -251,11 +251,11 @@ impl Ui {
         let mut text = match link {
             Link::Discovered => "discovered".to_owned(),
             Link::Dialing => "dialing…".to_owned(),
-            Link::Connected(crate::peers::Path::Relayed) if direct_failed.is_some() => {
+            Link::Connected(chat_network::Path::Relayed) if direct_failed.is_some() => {
                 "relayed (no direct path)".to_owned()
             }
-            Link::Connected(crate::peers::Path::Relayed) => "relayed".to_owned(),
-            Link::Connected(crate::peers::Path::Direct) => "direct (WebRTC)".to_owned(),
+            Link::Connected(chat_network::Path::Relayed) => "relayed".to_owned(),
+            Link::Connected(chat_network::Path::Direct) => "direct (WebRTC)".to_owned(),
             Link::Unreachable(_) => "unreachable".to_owned(),
         };
         if let Some(rtt) = rtt.filter(|_| matches!(link, Link::Connected(_))) {
@@ -367,12 +367,16 @@ fn copy_to_clipboard(source: &HtmlElement) {
 /// hands the node its ICE servers: those of the page's `?ice=` parameter
 /// (comma-separated `stun:`/`turn:` URLs), else the relay's STUN service.
 async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
-    let configured = ice_servers_from_url();
+    let configured = page_config::ice_servers_from_url();
     if let Some(urls) = &configured {
         send_command(Command::SetIceServers(urls.clone()));
     }
-    match fetch_relay_addrs().await {
-        Ok((addrs, stun_urls, host)) => {
+    match page_config::fetch_relay_info().await {
+        Ok(RelayInfo {
+            addrs,
+            stun_urls,
+            host,
+        }) => {
             if configured.is_none() && !stun_urls.is_empty() {
                 send_command(Command::SetIceServers(stun_urls));
             }
@@ -387,54 +391,4 @@ async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
             "no relay information at /api/relay; the address must be pasted"
         ),
     }
-}
-
-/// The `ice` parameter of the page's URL, if given.
-fn ice_servers_from_url() -> Option<Vec<String>> {
-    let search = web_sys::window()?.location().search().ok()?;
-    let value = web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()?
-        .get("ice")?;
-    let urls: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|url| {
-            url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")
-        })
-        .map(str::to_owned)
-        .collect();
-    Some(urls)
-}
-
-#[derive(serde::Deserialize)]
-struct RelayInfo {
-    multiaddrs: Vec<AddressEntry>,
-    #[serde(default)]
-    stun_urls: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct AddressEntry {
-    multiaddr: String,
-}
-
-async fn fetch_relay_addrs() -> Result<(Vec<String>, Vec<String>, String), JsValue> {
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str("/api/relay"))
-        .await?
-        .dyn_into()?;
-    if !response.ok() {
-        return Err(JsValue::from_str(&format!("HTTP {}", response.status())));
-    }
-    let json = JsFuture::from(response.json()?).await?;
-    let info: RelayInfo = serde_wasm_bindgen::from_value(json)?;
-    let host = window.location().hostname()?;
-    Ok((
-        info.multiaddrs
-            .into_iter()
-            .map(|entry| entry.multiaddr)
-            .collect(),
-        info.stun_urls,
-        host,
-    ))
 }

@@ -1,0 +1,646 @@
+//! The chat network behaviour: gossipsub and the wake behaviour, and the
+//! policy around them (announcing, the peer book, the dial rule, chat, the
+//! relayed-to-direct hand-off). A state machine over all connections with
+//! no I/O of its own: the swarm runs it, and the shell reads its events.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use chat_protocol::{
+    ChatError, ChatMessage, Inbound, InboundError, PeerRecord, discovery::TrustedRelays,
+    gossip::GossipError, report::describe_error, topics, wake,
+};
+use futures::FutureExt as _;
+use futures_timer::Delay;
+use libp2p::{
+    Multiaddr, PeerId,
+    core::{Endpoint, transport::PortUse},
+    gossipsub::{self, IdentTopic, MessageAcceptance},
+    identity::Keypair,
+    swarm::{
+        CloseConnection, ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour,
+        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use web_time::Instant;
+
+use crate::{
+    Config, PeerInfo,
+    book::PeerBook,
+    config::ANNOUNCE_DELAY,
+    dial::{self, is_circuit},
+};
+
+/// This peer's own circuit addresses kept at most (the relay client
+/// reports one per relay address, and the `/webrtc` transport a twin of
+/// each).
+const MAX_OWN_ADDRS: usize = 64;
+
+/// What the two composed behaviours do on the wire.
+#[allow(missing_debug_implementations)] // gossipsub's behaviour is not `Debug`.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub struct Inner {
+    gossipsub: gossipsub::Behaviour,
+    /// Makes gossipsub send at once on every connection (see [`wake`]).
+    wake: wake::Behaviour,
+}
+
+/// What the behaviour reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A peer announced itself for the first time, or for the first time
+    /// since every connection to it closed (it came back). `addrs` is what
+    /// the dial rule kept of its record, `announced` what the record said.
+    Discovered {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        announced: Vec<Multiaddr>,
+    },
+    /// What is known of a peer changed: its link, round trip or addresses.
+    PeerChanged(PeerInfo),
+    /// A peer stopped announcing and is not connected: forgotten.
+    PeerGone { peer: PeerId },
+    /// A chat message from another peer.
+    Chat { from: PeerId, text: String },
+    /// A held message (see [`Behaviour::send_chat`]) was published.
+    ChatSent { text: String },
+    /// A held message could not be published.
+    ChatNotSent { text: String, error: SendError },
+    /// A gossip message was rejected (and not forwarded).
+    Rejected {
+        propagation_source: PeerId,
+        error: InboundError,
+    },
+    /// A relayed connection to `peer` is being closed: the direct one
+    /// carries everything now.
+    ClosingRelayed { peer: PeerId },
+}
+
+/// Whether a chat message went out at once or waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Published,
+    /// It waits for relayed connections to close; [`Event::ChatSent`] or
+    /// [`Event::ChatNotSent`] follows.
+    Held,
+}
+
+/// Why a chat message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("not a valid chat message")]
+    Invalid(#[from] ChatError),
+    #[error("nobody to send it to yet: not connected to a relay or a peer")]
+    NoPeers,
+    #[error("still moving to the direct connection: send it again in a moment")]
+    HeldQueueFull,
+    #[error("not sent")]
+    Publish(#[source] gossipsub::PublishError),
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot set up gossipsub")]
+    Gossip(#[from] GossipError),
+    #[error("cannot subscribe to {topic}")]
+    Subscribe {
+        topic: &'static str,
+        #[source]
+        source: gossipsub::SubscriptionError,
+    },
+}
+
+type ToSwarmEvent = ToSwarm<Event, THandlerInEvent<Inner>>;
+
+/// The chat network behaviour (see the crate docs).
+pub struct Behaviour {
+    inner: Inner,
+    local: PeerId,
+    keypair: Keypair,
+    config: Config,
+    book: PeerBook,
+    relays: TrustedRelays,
+    /// This peer's circuit addresses, as the swarm reports them.
+    own_addrs: Vec<Multiaddr>,
+    announce: Delay,
+    announce_soon: Option<Delay>,
+    /// Fires when the next relayed connection's grace ends.
+    grace: Option<Delay>,
+    /// Relayed connections asked to close, until they have.
+    closing: HashSet<ConnectionId>,
+    /// Chat held while relayed connections close (bounded by
+    /// [`Config::max_held_chat`]), and its deadline.
+    held: Vec<ChatMessage>,
+    held_timer: Option<Delay>,
+    /// Bounded by what one swarm event or timer produces; drained first
+    /// in every poll.
+    pending: VecDeque<ToSwarmEvent>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour")
+            .field("local", &self.local)
+            .field("config", &self.config)
+            .field("book", &self.book)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    /// The behaviour of the peer `keypair`, subscribed to the network's
+    /// topics.
+    pub fn new(keypair: &Keypair, config: Config) -> Result<Self, BuildError> {
+        let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair)?;
+        for topic in topics::ALL {
+            gossipsub
+                .subscribe(&IdentTopic::new(topic))
+                .map_err(|source| BuildError::Subscribe { topic, source })?;
+        }
+        Ok(Self {
+            inner: Inner {
+                gossipsub,
+                wake: wake::Behaviour::default(),
+            },
+            local: keypair.public().to_peer_id(),
+            keypair: keypair.clone(),
+            book: PeerBook::new(config.max_peers, config.peer_expiry),
+            announce: Delay::new(config.announce_interval),
+            config,
+            relays: TrustedRelays::default(),
+            own_addrs: Vec::new(),
+            announce_soon: None,
+            grace: None,
+            closing: HashSet::new(),
+            held: Vec::new(),
+            held_timer: None,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Trusts `relay`, reached at `addr`: its circuits are dialed, and
+    /// its connections are not peers. The first trusted relay's circuits
+    /// come first in this peer's record.
+    pub fn trust_relay(&mut self, relay: PeerId, addr: Multiaddr) {
+        self.relays.insert(relay, addr);
+    }
+
+    /// Trusts these relays and no others.
+    pub fn set_relays(&mut self, relays: TrustedRelays) {
+        self.relays = relays;
+    }
+
+    pub fn relays(&self) -> &TrustedRelays {
+        &self.relays
+    }
+
+    pub fn is_relay(&self, peer: &PeerId) -> bool {
+        self.relays.contains(peer)
+    }
+
+    /// Every peer known, sorted by id.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.book.infos()
+    }
+
+    pub fn peer(&self, peer: &PeerId) -> Option<PeerInfo> {
+        self.book.info(peer)
+    }
+
+    /// Publishes a chat message, unless a peer reached directly still has
+    /// a relayed connection: that connection's gossipsub handler shares
+    /// the peer's send queue and could take the message, and if the relay
+    /// has just died (noticed a few hundred milliseconds later) the
+    /// message would go into the dead circuit and be lost. So those
+    /// connections close at once and the message waits for them, then
+    /// goes out on the direct links (at the latest after the grace).
+    pub fn send_chat(&mut self, text: impl Into<String>) -> Result<Sent, SendError> {
+        let message = ChatMessage::new(text)?;
+        let relayed = self.book.relayed_to_direct_peers();
+        if relayed.is_empty() {
+            self.publish(message)?;
+            return Ok(Sent::Published);
+        }
+        if self.held.len() >= self.config.max_held_chat {
+            return Err(SendError::HeldQueueFull);
+        }
+        self.held.push(message);
+        self.close(relayed);
+        if self.held_timer.is_none() {
+            self.held_timer = Some(Delay::new(self.config.relayed_grace));
+        }
+        Ok(Sent::Held)
+    }
+
+    /// Dials `peer` through a trusted relay (its announced circuits, or the
+    /// circuit through each trusted relay). Returns whether a dial started.
+    pub fn dial(&mut self, peer: PeerId) -> bool {
+        let addrs = dial::relayed_addrs(self.book.addrs(&peer), &self.relays, peer);
+        self.dial_at(peer, addrs)
+    }
+
+    /// Dials `peer` at `addrs` (an address a person pasted, say), unless
+    /// it is connected or being dialed. Returns whether a dial started.
+    pub fn dial_at(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> bool {
+        if peer == self.local || self.is_relay(&peer) || addrs.is_empty() {
+            return false;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        self.pending.push_back(ToSwarm::Dial { opts });
+        self.book.on_dialing(peer, Instant::now());
+        self.peer_changed(&peer);
+        true
+    }
+
+    /// The path `connection` to `peer` takes, if it is in the book.
+    pub fn path_of(&self, peer: &PeerId, connection: ConnectionId) -> Option<crate::Path> {
+        self.book.path_of(peer, connection)
+    }
+
+    /// Records a round trip measured on `connection` (by the shell's ping).
+    pub fn on_rtt(&mut self, peer: &PeerId, connection: ConnectionId, rtt: Duration) {
+        if self.book.on_rtt(peer, connection, rtt, Instant::now()) {
+            self.peer_changed(peer);
+        }
+    }
+
+    /// Records the agent a peer identified itself with.
+    pub fn on_agent(&mut self, peer: &PeerId, agent: &str) {
+        self.book.on_agent(peer, agent);
+    }
+
+    /// The connections whose pings went unanswered for longer than
+    /// `silence`: the shell closes them as dead.
+    pub fn silent_connections(&self, silence: Duration) -> Vec<(PeerId, ConnectionId)> {
+        self.book.silent(Instant::now(), silence)
+    }
+
+    /// The circuit addresses this peer announces, each ending in its id,
+    /// those through a trusted relay's address first.
+    pub fn announced_addrs(&self) -> Vec<Multiaddr> {
+        let preferred: Vec<Multiaddr> = self.relays.iter().map(|(_, a)| a.clone()).collect();
+        dial::announced_addrs(
+            &self.own_addrs,
+            self.local,
+            &preferred,
+            self.config.announceable,
+        )
+    }
+
+    /// Announces soon (batching a burst of reasons into one record).
+    pub fn announce_soon(&mut self) {
+        if self.announce_soon.is_none() {
+            self.announce_soon = Some(Delay::new(ANNOUNCE_DELAY));
+        }
+    }
+
+    fn publish(&mut self, message: ChatMessage) -> Result<(), SendError> {
+        let result = self
+            .inner
+            .gossipsub
+            .publish(IdentTopic::new(topics::CHAT), message.into_bytes());
+        match result {
+            Ok(_) => {
+                self.inner.wake.wake_all();
+                Ok(())
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(SendError::NoPeers),
+            Err(error) => Err(SendError::Publish(error)),
+        }
+    }
+
+    /// Publishes this peer's record, if it has addresses to announce.
+    fn announce(&mut self) {
+        let addrs = self.announced_addrs();
+        if addrs.is_empty() {
+            return;
+        }
+        let record = match PeerRecord::new(self.keypair.public(), addrs) {
+            Ok(record) => record,
+            Err(error) => return tracing::error!(%error, "own discovery record is invalid"),
+        };
+        match self
+            .inner
+            .gossipsub
+            .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
+        {
+            Ok(_) => {
+                self.inner.wake.wake_all();
+                tracing::debug!("announced");
+            }
+            Err(error) => tracing::debug!(%error, "announcement not published"),
+        }
+    }
+
+    /// The period's work: announce, dial the peers that did not dial us
+    /// (the larger id waits a period), forget the silent.
+    fn on_announce_tick(&mut self) {
+        self.announce();
+        // Expired first: a silent peer's failing dial must not keep it.
+        for peer in self.book.expire(Instant::now()) {
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(Event::PeerGone { peer }));
+        }
+        for peer in self.book.idle() {
+            self.dial(peer);
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let acceptance = match Inbound::decode(&message) {
+            Ok(Inbound::Record(record)) => {
+                self.on_record(record);
+                MessageAcceptance::Accept
+            }
+            Ok(Inbound::Chat { from, message }) => {
+                let text = message.text().to_owned();
+                self.pending
+                    .push_back(ToSwarm::GenerateEvent(Event::Chat { from, text }));
+                MessageAcceptance::Accept
+            }
+            Err(InboundError::UnknownTopic(_)) => MessageAcceptance::Ignore,
+            Err(error) => {
+                tracing::debug!(from = %propagation_source, error = %describe_error(&error), "rejected a gossip message");
+                self.pending
+                    .push_back(ToSwarm::GenerateEvent(Event::Rejected {
+                        propagation_source,
+                        error,
+                    }));
+                MessageAcceptance::Reject
+            }
+        };
+        self.inner.gossipsub.report_message_validation_result(
+            &message_id,
+            &propagation_source,
+            acceptance,
+        );
+    }
+
+    fn on_record(&mut self, record: PeerRecord) {
+        let peer = record.peer_id();
+        if peer == self.local || self.is_relay(&peer) {
+            return;
+        }
+        let addrs = dial::kept_addrs(&record, &self.relays, self.config.dialable);
+        if self.book.on_record(peer, addrs.clone(), Instant::now()) {
+            let announced = record.dialable_addrs().collect();
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(Event::Discovered {
+                    peer,
+                    addrs,
+                    announced,
+                }));
+            // The newcomer missed our earlier announcements.
+            self.announce_soon();
+        }
+        if !self.book.contains(&peer) {
+            return; // The book is full of connected peers.
+        }
+        let idle = !self.book.is_connected(&peer) && !self.book.is_dialing(&peer);
+        if idle && dial::dials_first(&self.local, &peer) {
+            self.dial(peer);
+        } else {
+            self.peer_changed(&peer);
+        }
+    }
+
+    fn peer_changed(&mut self, peer: &PeerId) {
+        if let Some(info) = self.book.info(peer) {
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(Event::PeerChanged(info)));
+        }
+    }
+
+    /// Asks the swarm to close `connections` (once each).
+    fn close(&mut self, connections: Vec<(PeerId, ConnectionId)>) {
+        let mut peers: Vec<PeerId> = Vec::new();
+        for (peer, connection) in connections {
+            if !self.closing.insert(connection) {
+                continue;
+            }
+            self.pending.push_back(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::One(connection),
+            });
+            if !peers.contains(&peer) {
+                peers.push(peer);
+            }
+        }
+        for peer in peers {
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(Event::ClosingRelayed { peer }));
+        }
+    }
+
+    /// Closes the relayed connections whose grace is over and sets the
+    /// timer for the next.
+    fn close_relayed_after_grace(&mut self) {
+        let now = Instant::now();
+        let (due, next) = self.book.relayed_to_close(now, self.config.relayed_grace);
+        self.close(due);
+        self.grace = next.map(|at| Delay::new(at.saturating_duration_since(now)));
+    }
+
+    /// Publishes the held chat once no relayed connection can take it, or
+    /// in any case when `force`.
+    fn release_held_chat(&mut self, force: bool) {
+        if self.held.is_empty() || (!force && !self.book.relayed_to_direct_peers().is_empty()) {
+            return;
+        }
+        self.held_timer = None;
+        for message in std::mem::take(&mut self.held) {
+            let text = message.text().to_owned();
+            let event = match self.publish(message) {
+                Ok(()) => Event::ChatSent { text },
+                Err(error) => Event::ChatNotSent { text, error },
+            };
+            self.pending.push_back(ToSwarm::GenerateEvent(event));
+        }
+    }
+
+    fn on_dial_failure(&mut self, peer: PeerId, error: &DialError) {
+        if self.is_relay(&peer) || matches!(error, DialError::DialPeerConditionFalse(_)) {
+            return;
+        }
+        self.book.on_dial_failed(&peer, describe_error(error));
+        self.peer_changed(&peer);
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = THandler<Inner>;
+    type ToSwarm = Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner.handle_established_inbound_connection(
+            connection_id,
+            peer,
+            local_addr,
+            remote_addr,
+        )
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        self.inner.on_swarm_event(event);
+        match event {
+            FromSwarm::ConnectionEstablished(e) if !self.is_relay(&e.peer_id) => {
+                let path = dial::path_of(e.endpoint);
+                let back = self
+                    .book
+                    .on_connected(e.peer_id, e.connection_id, path, Instant::now());
+                if back {
+                    // It came back: it missed our announcements.
+                    self.announce_soon();
+                }
+                // A direct connection starts the grace of the relayed
+                // ones; a relayed one to a peer reached directly has its own.
+                self.close_relayed_after_grace();
+                self.peer_changed(&e.peer_id);
+            }
+            FromSwarm::ConnectionClosed(e) if !self.is_relay(&e.peer_id) => {
+                self.closing.remove(&e.connection_id);
+                if self
+                    .book
+                    .on_disconnected(&e.peer_id, e.connection_id)
+                    .is_some()
+                {
+                    self.peer_changed(&e.peer_id);
+                }
+                self.release_held_chat(false);
+                self.close_relayed_after_grace();
+            }
+            FromSwarm::DialFailure(e) => {
+                if let Some(peer) = e.peer_id {
+                    self.on_dial_failure(peer, e.error);
+                }
+            }
+            FromSwarm::NewListenAddr(e) if is_circuit(e.addr) => {
+                if !self.own_addrs.contains(e.addr) && self.own_addrs.len() < MAX_OWN_ADDRS {
+                    self.own_addrs.push(e.addr.clone());
+                }
+                self.announce_soon();
+            }
+            FromSwarm::ExpiredListenAddr(e) => self.own_addrs.retain(|a| a != e.addr),
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.inner
+            .on_connection_handler_event(peer_id, connection_id, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Poll::Ready(event);
+            }
+            if self.announce.poll_unpin(cx).is_ready() {
+                self.announce.reset(self.config.announce_interval);
+                self.on_announce_tick();
+                continue;
+            }
+            if let Some(timer) = &mut self.announce_soon
+                && timer.poll_unpin(cx).is_ready()
+            {
+                self.announce_soon = None;
+                self.announce();
+                continue;
+            }
+            if let Some(timer) = &mut self.grace
+                && timer.poll_unpin(cx).is_ready()
+            {
+                self.grace = None;
+                self.close_relayed_after_grace();
+                continue;
+            }
+            if let Some(timer) = &mut self.held_timer
+                && timer.poll_unpin(cx).is_ready()
+            {
+                self.held_timer = None;
+                self.release_held_chat(true);
+                continue;
+            }
+            match self.inner.poll(cx) {
+                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Gossipsub(event))) => {
+                    self.on_gossip(event);
+                }
+                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Wake(never))) => match never {},
+                Poll::Ready(other) => {
+                    return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

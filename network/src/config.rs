@@ -1,0 +1,98 @@
+//! How the chat network behaviour runs: its periods, bounds and rules.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+use crate::book::DEFAULT_MAX_PEERS;
+
+/// How often a peer re-announces its record.
+pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
+/// How long a relayed connection outlives the direct one that replaces it.
+/// rust-libp2p's gossipsub keeps one send queue per peer, shared by all of
+/// that peer's connections: whichever connection's handler takes a message
+/// sends it, and a connection closed meanwhile loses what it took. The
+/// relayed connection came first and carries the subscriptions exchanged
+/// when the peers met; closed the moment the direct link comes up (often
+/// within 100 ms) it lost them about one time in five, and the peer then
+/// believed we subscribe to nothing. The grace counts for each relayed
+/// connection from when both it and the direct path are up.
+pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(3);
+/// Chat messages typed while a peer reached directly still has a relayed
+/// connection wait for it to close (see [`crate::Behaviour::send_chat`]):
+/// at most this many.
+pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
+/// Announcements wait this long, so that a burst of address changes (a
+/// reservation reports several) or of newcomers makes one announcement.
+pub const ANNOUNCE_DELAY: Duration = Duration::from_millis(300);
+
+/// The configuration of a [`crate::Behaviour`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often the record is announced, idle peers dialed and silent
+    /// ones expired.
+    pub announce_interval: Duration,
+    /// A peer neither connected nor heard from for this long is forgotten
+    /// (three announcement periods by default).
+    pub peer_expiry: Duration,
+    /// Peers known at most (see [`crate::book`]).
+    pub max_peers: usize,
+    /// See [`DEFAULT_RELAYED_GRACE`].
+    pub relayed_grace: Duration,
+    /// See [`DEFAULT_MAX_HELD_CHAT`].
+    pub max_held_chat: usize,
+    /// Which of the addresses the dial rule keeps from a record this peer
+    /// has a transport for (a native peer has no `/webrtc`).
+    pub dialable: fn(&Multiaddr) -> bool,
+    /// Which of this peer's own circuit addresses its record carries (a
+    /// page announces only those other browsers can open).
+    pub announceable: fn(&Multiaddr) -> bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
+            peer_expiry: DEFAULT_ANNOUNCE_INTERVAL * 3,
+            max_peers: DEFAULT_MAX_PEERS,
+            relayed_grace: DEFAULT_RELAYED_GRACE,
+            max_held_chat: DEFAULT_MAX_HELD_CHAT,
+            dialable: |_| true,
+            announceable: |_| true,
+        }
+    }
+}
+
+impl Config {
+    /// Also sets the expiry to three periods.
+    pub fn with_announce_interval(mut self, interval: Duration) -> Self {
+        self.announce_interval = interval;
+        self.peer_expiry = interval * 3;
+        self
+    }
+
+    pub fn with_peer_expiry(mut self, expiry: Duration) -> Self {
+        self.peer_expiry = expiry;
+        self
+    }
+
+    pub fn with_max_peers(mut self, max_peers: usize) -> Self {
+        self.max_peers = max_peers;
+        self
+    }
+
+    pub fn with_relayed_grace(mut self, grace: Duration) -> Self {
+        self.relayed_grace = grace;
+        self
+    }
+
+    pub fn with_dialable(mut self, dialable: fn(&Multiaddr) -> bool) -> Self {
+        self.dialable = dialable;
+        self
+    }
+
+    pub fn with_announceable(mut self, announceable: fn(&Multiaddr) -> bool) -> Self {
+        self.announceable = announceable;
+        self
+    }
+}

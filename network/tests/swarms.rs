@@ -1,0 +1,319 @@
+//! The chat network behaviour in real swarms over the memory transport,
+//! with a relay in the middle (see `common`).
+
+mod common;
+
+use std::time::Duration;
+
+use chat_network::{Config, Event, Link, Path, Sent};
+use chat_protocol::{InboundError, PeerRecord, RecordError};
+use common::{Forger, PeerBehaviourEvent, TestPeer, TestRelay};
+use libp2p::{
+    PeerId,
+    swarm::{
+        ConnectionId, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use tokio::time::Instant;
+
+fn discovered(peer: PeerId) -> impl FnMut(&Event) -> Option<Vec<libp2p::Multiaddr>> {
+    move |event| match event {
+        Event::Discovered { peer: p, addrs, .. } if *p == peer => Some(addrs.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_announcement_becomes_discovered_with_the_circuit_through_our_relay() {
+    let relay = TestRelay::start();
+    let mut a = TestPeer::start(&relay, Config::default()).await;
+    let mut b = TestPeer::start(&relay, Config::default()).await;
+    let (_, addrs) = b.wait_network("A's record", discovered(a.id)).await;
+    assert_eq!(addrs, vec![relay.circuit_to(a.id)]);
+    let (_, addrs) = a.wait_network("B's record", discovered(b.id)).await;
+    assert_eq!(addrs, vec![relay.circuit_to(b.id)]);
+    // The smaller id dials through the relay; both see the relayed link.
+    let (a_id, b_id) = (a.id, b.id);
+    for (peer, other) in [(&mut a, b_id), (&mut b, a_id)] {
+        peer.wait_network("a relayed link", |event| match event {
+            Event::PeerChanged(info)
+                if info.peer == other && info.link == Link::Connected(Path::Relayed) =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn send_chat_arrives_as_chat_from_its_author() {
+    let relay = TestRelay::start();
+    let a = TestPeer::start(&relay, Config::default()).await;
+    let mut b = TestPeer::start(&relay, Config::default()).await;
+    b.wait_network("A's record", discovered(a.id)).await;
+    let sent = a
+        .with(|swarm| swarm.behaviour_mut().network.send_chat("hello, <b>B</b>"))
+        .await;
+    assert!(matches!(sent, Ok(Sent::Published)), "{sent:?}");
+    let (_, (from, text)) = b
+        .wait_network("A's chat", |event| match event {
+            Event::Chat { from, text } => Some((*from, text.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!((from, text.as_str()), (a.id, "hello, <b>B</b>"));
+    let blank = a
+        .with(|swarm| swarm.behaviour_mut().network.send_chat("  "))
+        .await;
+    assert!(blank.is_err(), "a blank message was sent: {blank:?}");
+}
+
+#[tokio::test]
+async fn a_forged_or_garbled_record_is_rejected_and_not_discovered() {
+    let relay = TestRelay::start();
+    let mut a = TestPeer::start(&relay, Config::default()).await;
+    let forger = Forger::start(&a.addr);
+    let someone = libp2p::identity::Keypair::generate_ed25519();
+    let forged = PeerRecord::new(
+        someone.public(),
+        vec![relay.circuit_to(someone.public().to_peer_id())],
+    )
+    .expect("valid record")
+    .encode();
+    let expected = (forger.id, someone.public().to_peer_id());
+    let is_mismatch = |error: &InboundError| {
+        matches!(
+            error,
+            InboundError::Record(RecordError::PublisherMismatch { described, publisher })
+                if *described == expected.1 && *publisher == expected.0
+        )
+    };
+    let is_malformed =
+        |error: &InboundError| matches!(error, InboundError::Record(RecordError::Malformed(_)));
+    type Check<'a> = &'a dyn Fn(&InboundError) -> bool;
+    let cases: [(Vec<u8>, Check); 2] = [(forged, &is_mismatch), (vec![0xff; 40], &is_malformed)];
+    for (data, expected_error) in cases {
+        let deadline = Instant::now() + common::STEP;
+        loop {
+            // Published again until the forger knows A's subscription.
+            forger.publish(data.clone());
+            let next = tokio::time::timeout(Duration::from_millis(300), a.events.recv()).await;
+            if let Ok(Some((_, SwarmEvent::Behaviour(PeerBehaviourEvent::Network(event))))) = next {
+                match event {
+                    Event::Rejected {
+                        propagation_source,
+                        error,
+                    } => {
+                        assert_eq!(propagation_source, expected.0);
+                        if expected_error(&error) {
+                            break;
+                        }
+                    }
+                    Event::Discovered { peer, .. } if peer == expected.1 => {
+                        panic!("a forged record was taken for {peer}")
+                    }
+                    _ => {}
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "A did not reject {data:?} as expected within {:?}",
+                common::STEP
+            );
+        }
+    }
+    let known = a.with(|swarm| swarm.behaviour().network.peers()).await;
+    assert!(
+        known.iter().all(|info| info.peer != expected.1),
+        "the forged peer is in the book: {known:?}"
+    );
+}
+
+/// Dials `other` straight at its memory address; returns when the direct
+/// connection was established.
+async fn go_direct(peer: &mut TestPeer, other: &TestPeer) -> Instant {
+    let (id, addr) = (other.id, other.addr.clone());
+    peer.with(move |swarm| {
+        let opts = DialOpts::peer_id(id)
+            .addresses(vec![addr])
+            .condition(PeerCondition::Always)
+            .build();
+        swarm.dial(opts).expect("direct dial starts");
+    })
+    .await;
+    peer.wait("a direct connection", |event| match event {
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } if *peer_id == id && !endpoint.is_relayed() => Some(()),
+        _ => None,
+    })
+    .await
+    .0
+}
+
+/// The race the page's single timer had: a second peer that goes direct
+/// less than the grace after the first must still get its whole grace.
+#[tokio::test]
+async fn each_relayed_connection_closes_after_its_own_grace_for_two_peers_going_direct_1s_apart() {
+    let grace = chat_network::config::DEFAULT_RELAYED_GRACE;
+    let relay = TestRelay::start();
+    // Long periods: no announcement-driven dial gets in the way.
+    let quiet = Config::default().with_announce_interval(Duration::from_secs(600));
+    let mut a = TestPeer::start(&relay, quiet.clone()).await;
+    let b = TestPeer::start(&relay, quiet.clone()).await;
+    let c = TestPeer::start(&relay, quiet).await;
+    for other in [&b, &c] {
+        let circuit = relay.circuit_to(other.id);
+        let id = other.id;
+        a.with(move |swarm| {
+            let opts = DialOpts::peer_id(id)
+                .addresses(vec![circuit])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            // The behaviour may have dialed already (if A has the smaller id).
+            let _ = swarm.dial(opts);
+        })
+        .await;
+    }
+    let mut relayed: Vec<(PeerId, ConnectionId)> = Vec::new();
+    while !([b.id, c.id]
+        .iter()
+        .all(|id| relayed.iter().any(|(p, _)| p == id)))
+    {
+        let (_, found) = a
+            .wait("relayed connections to B and C", |event| match event {
+                SwarmEvent::ConnectionEstablished {
+                    peer_id,
+                    connection_id,
+                    endpoint,
+                    ..
+                } if endpoint.is_relayed() => Some((*peer_id, *connection_id)),
+                _ => None,
+            })
+            .await;
+        relayed.push(found);
+    }
+    let b_direct = go_direct(&mut a, &b).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c_direct = go_direct(&mut a, &c).await;
+    let direct_at = |peer: PeerId| if peer == b.id { b_direct } else { c_direct };
+
+    let mut open: Vec<(PeerId, ConnectionId)> = relayed.clone();
+    while !open.is_empty() {
+        let (closed_at, (peer, connection)) = a
+            .wait("a relayed connection closing", |event| match event {
+                SwarmEvent::ConnectionClosed {
+                    peer_id,
+                    connection_id,
+                    ..
+                } if open.contains(&(*peer_id, *connection_id)) => Some((*peer_id, *connection_id)),
+                _ => None,
+            })
+            .await;
+        open.retain(|open| *open != (peer, connection));
+        let lived = closed_at.duration_since(direct_at(peer));
+        let name = if peer == b.id { "B" } else { "C" };
+        println!("relayed connection to {name} closed {lived:?} after the direct one came up");
+        // The behaviour stamps the direct connection before the swarm
+        // reports it, by a scheduling delay that reached 130 ms on a loaded
+        // machine: 400 ms of slack for that. The race this test is about
+        // closes the second peer's connection a whole second early.
+        assert!(
+            lived + Duration::from_millis(400) >= grace,
+            "the relayed connection to {name} closed {lived:?} after its direct one, before its grace of {grace:?}"
+        );
+        assert!(
+            lived <= grace + Duration::from_secs(2),
+            "the relayed connection to {name} outlived its grace: {lived:?}"
+        );
+    }
+    let info = a.with(|swarm| swarm.behaviour().network.peers()).await;
+    for peer in [b.id, c.id] {
+        let entry = info.iter().find(|i| i.peer == peer).expect("in the book");
+        assert_eq!(
+            (entry.link.clone(), entry.relayed),
+            (Link::Connected(Path::Direct), 0)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_silent_peer_expires_and_the_book_stays_within_its_bound() {
+    let relay = TestRelay::start();
+    let fast = Config::default().with_announce_interval(Duration::from_millis(500));
+    let mut a = TestPeer::start(&relay, fast.clone().with_max_peers(2)).await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(TestPeer::start(&relay, fast.clone()).await);
+    }
+    // Records from all three keep arriving; the book holds two at most.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (_, peer) = a
+            .wait_network("a discovery", |event| match event {
+                Event::Discovered { peer, .. } => Some(*peer),
+                _ => None,
+            })
+            .await;
+        seen.push(peer);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let known = a.with(|swarm| swarm.behaviour().network.peers()).await;
+    assert_eq!(known.len(), 2, "{known:?}");
+
+    // Every other peer stops: each is dropped from the book once its
+    // connections closed and three periods passed without a record.
+    let stopped_at = Instant::now();
+    for other in &mut others {
+        other.stop();
+    }
+    // The peer the bound kept out may still slip in with a late record as
+    // room frees up: it goes the same way.
+    loop {
+        let (at, peer) = a
+            .wait_network("a peer gone", |event| match event {
+                Event::PeerGone { peer } => Some(*peer),
+                _ => None,
+            })
+            .await;
+        println!("{peer} forgotten {:?} after it stopped", at - stopped_at);
+        let left = a.with(|swarm| swarm.behaviour().network.peers()).await;
+        if left.is_empty() {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_comes_back_with_the_same_key_is_news_and_a_new_incarnation() {
+    let relay = TestRelay::start();
+    let mut a = TestPeer::start(&relay, Config::default()).await;
+    let mut b = TestPeer::start(&relay, Config::default()).await;
+    let key = b.key.clone();
+    a.wait_network("B's record", discovered(b.id)).await;
+    let incarnation = |id: PeerId| {
+        move |event: &Event| match event {
+            Event::PeerChanged(info) if info.peer == id && info.link.path().is_some() => {
+                Some(info.incarnation)
+            }
+            _ => None,
+        }
+    };
+    let (_, first) = a.wait_network("a link to B", incarnation(b.id)).await;
+    b.stop();
+    a.wait_network("B lost", |event| match event {
+        Event::PeerChanged(info) if info.peer == b.id && info.link.path().is_none() => Some(()),
+        _ => None,
+    })
+    .await;
+    // Back with a record or a connection, whichever reaches A first: the
+    // book counts a new incarnation either way.
+    let b_again = TestPeer::start_with_key(&relay, Config::default(), key).await;
+    let (_, second) = a
+        .wait_network("a link to B again", incarnation(b_again.id))
+        .await;
+    assert_eq!((first, second), (0, 1), "a comeback is a new incarnation");
+}

@@ -1,0 +1,70 @@
+//! What the page is configured with from outside the node: the ICE
+//! servers of its URL's `?ice=` parameter, and the relay that served it
+//! (`/api/relay`: its addresses and STUN service). The UI prefills its
+//! input from these and hands the node its ICE servers.
+
+use wasm_bindgen::{JsCast as _, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// The `ice` parameter of the page's URL (comma-separated `stun:`/`turn:`
+/// URLs), if given.
+pub fn ice_servers_from_url() -> Option<Vec<String>> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let value = web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get("ice")?;
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| {
+            url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")
+        })
+        .map(str::to_owned)
+        .collect();
+    Some(urls)
+}
+
+/// What `/api/relay` says of the relay that served the page.
+#[derive(Debug)]
+pub struct RelayInfo {
+    /// Its multiaddrs, as text.
+    pub addrs: Vec<String>,
+    /// Its STUN service's URLs.
+    pub stun_urls: Vec<String>,
+    /// The host the page was loaded from.
+    pub host: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RelayJson {
+    multiaddrs: Vec<AddressEntry>,
+    #[serde(default)]
+    stun_urls: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct AddressEntry {
+    multiaddr: String,
+}
+
+/// Fetches `/api/relay` from the page's own origin.
+pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
+    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str("/api/relay"))
+        .await?
+        .dyn_into()?;
+    if !response.ok() {
+        return Err(JsValue::from_str(&format!("HTTP {}", response.status())));
+    }
+    let json = JsFuture::from(response.json()?).await?;
+    let info: RelayJson = serde_wasm_bindgen::from_value(json)?;
+    Ok(RelayInfo {
+        addrs: info
+            .multiaddrs
+            .into_iter()
+            .map(|entry| entry.multiaddr)
+            .collect(),
+        stun_urls: info.stun_urls,
+        host: window.location().hostname()?,
+    })
+}
