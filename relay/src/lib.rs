@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: command-line options and limits;
 //! - [`server`]: start-up and the swarm's event loop;
+//! - [`swarm`]: the transports around the behaviour;
 //! - [`behaviour`]: the composed libp2p behaviour;
 //! - [`gossip`]: what the relay forwards and what it rejects;
 //! - [`limits`]: per-IP limits on connections and reservations;
@@ -47,6 +48,7 @@ pub mod server;
 pub mod sockets;
 pub mod state;
 pub mod stun;
+pub mod swarm;
 pub mod tls;
 pub mod webrtc_direct_guard;
 pub mod write_deadline;

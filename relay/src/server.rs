@@ -14,17 +14,8 @@ use std::{
 
 use futures::StreamExt as _;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, Transport as _,
-    core::{
-        muxing::StreamMuxerBox,
-        transport::{ListenerId, OptionalTransport},
-        upgrade::Version,
-    },
-    gossipsub, identify,
-    metrics::Recorder as _,
-    noise, relay,
-    swarm::SwarmEvent,
-    tcp, websocket, yamux,
+    Multiaddr, PeerId, Swarm, core::transport::ListenerId, gossipsub, identify,
+    metrics::Recorder as _, relay, swarm::SwarmEvent,
 };
 use prometheus_client::registry::Registry;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -35,32 +26,30 @@ use crate::{
     config::{Limits, Options},
     fd_budget::{self, FdShares},
     gossip::{
-        self, Verdict,
+        self, GossipConfigError, Verdict,
         budget::{GossipBudget, Rate, TopicRates},
     },
     http::{self, RelayInfo, SharedState},
     http_listener::{self, HttpLimits, HttpSocket},
     limits::{ConnectionLimitsPerPrefix, PrefixLimits, ReservationsPerIp},
     metrics::{GossipLabels, RelayMetrics},
+    page_headers,
     private::{
         Access,
         authorized_peers::{AuthorizedError, AuthorizedPeers},
     },
-    page_headers,
     refusals::Refusals,
     sockets,
     state::{self, StateError},
     stun::{StunLimits, StunServer},
+    swarm::{self, SwarmError},
     tls::{
         self, Tls, TlsError,
         redirect::{self, HttpsTarget},
-        transport::{SecureWebSocket, TlsTcp},
     },
     webrtc_direct_guard::{self, Restart, UnfinishedAddresses},
 };
 
-/// How long a connection without open streams is kept.
-const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How soon a WebRTC-direct listener closed for a restart is tried again
 /// when its port is not free yet.
 const WEBRTC_RELISTEN_RETRY: Duration = Duration::from_millis(100);
@@ -83,8 +72,10 @@ pub enum StartError {
         addr: String,
         reason: String,
     },
-    #[error("cannot build the libp2p swarm: {0}")]
-    Swarm(String),
+    #[error("cannot build the relay's behaviour")]
+    Behaviour(#[from] GossipConfigError),
+    #[error("cannot build the libp2p swarm")]
+    Swarm(#[from] SwarmError),
     #[error("the {what} listener did not report an address within {LISTEN_REPORT_TIMEOUT:?}")]
     NoAddress { what: &'static str },
 }
@@ -192,30 +183,7 @@ impl Relay {
             dial_back_non_global: options.dial_back_non_global,
         };
         let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
-        let certificate = loaded.certificate;
         let (limits, http_limits) = fit_to_descriptors(&options, &relay_metrics);
-        let swarm_error = |error: &dyn std::fmt::Display| StartError::Swarm(error.to_string());
-        let websocket_noise = noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?;
-        let max_websocket_frame = listener_limits.max_websocket_frame;
-        // With a domain: `/tls/ws` for browsers, its TLS terminated below
-        // libp2p-websocket so the certificate can be renewed in place.
-        let secure_websocket = match &tls {
-            Some(tls) => {
-                let acceptor = futures_rustls::TlsAcceptor::from(tls.websocket_config()?);
-                let mut websocket = websocket::Config::new(TlsTcp::new(
-                    tcp::Config::default().nodelay(true),
-                    acceptor,
-                ));
-                websocket.set_max_data_size(max_websocket_frame);
-                OptionalTransport::some(
-                    SecureWebSocket::new(websocket)
-                        .upgrade(Version::V1Lazy)
-                        .authenticate(noise::Config::new(&keypair).map_err(|e| swarm_error(&e))?)
-                        .multiplex(yamux::Config::default()),
-                )
-            }
-            None => OptionalTransport::none(),
-        };
         let per_prefix = ConnectionLimitsPerPrefix::new(
             PrefixLimits {
                 max_pending_per_listener: limits.max_pending_connections as usize,
@@ -232,46 +200,15 @@ impl Relay {
             &reservations_per_ip,
             access.as_ref(),
             &policy,
-        )
-        .map_err(|e| swarm_error(&e))?;
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| swarm_error(&e))?
-            .with_quic()
-            .with_other_transport(|_| {
-                let mut websocket = websocket::Config::new(tcp::tokio::Transport::new(
-                    tcp::Config::default().nodelay(true),
-                ));
-                // libp2p's default is 256 MiB a frame, buffered whole.
-                websocket.set_max_data_size(max_websocket_frame);
-                websocket
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(websocket_noise)
-                    .multiplex(yamux::Config::default())
-            })
-            .map_err(|e| swarm_error(&e))?
-            .with_other_transport(|_| secure_websocket)
-            .map_err(|e| swarm_error(&e))?
-            .with_other_transport(|key| {
-                libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-                    .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
-            })
-            .map_err(|e| swarm_error(&e))?
-            .with_bandwidth_metrics(&mut registry)
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| swarm_error(&e))?
-            .with_swarm_config(|config| {
-                config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
-            })
-            // The handshake deadline of every transport: until it is met,
-            // a connection holds one of its listener's pending slots.
-            .with_connection_timeout(listener_limits.handshake_timeout.0)
-            .build();
+        )?;
+        let mut swarm = swarm::build(
+            keypair,
+            loaded.certificate,
+            tls.as_ref(),
+            &listener_limits,
+            behaviour,
+            &mut registry,
+        )?;
         let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
 
         let secure_websocket_port = tls.as_ref().map(|_| options.tls.wss_port);
