@@ -17,9 +17,6 @@ pub const FIREFOX_PREFS: &[(&str, bool)] = &[
     // Host candidates carry real IPs instead of `.local` mDNS names, which
     // no resolver here answers (Chromium's `WebRtcHideLocalIpsWithMdns`).
     ("media.peerconnection.ice.obfuscate_host_addresses", false),
-    // No `media.peerconnection.ice.loopback`: Firefox 153 gathers no
-    // loopback candidates with it either, so the tests reach a relay over
-    // WebRTC at this machine's LAN address (see `crate::lan_ipv4`).
     // The page's console goes to Firefox's standard output, which the
     // driver's log keeps (`<prefix>-geckodriver.log`).
     ("devtools.console.stdout.content", true),
@@ -30,6 +27,9 @@ pub const FIREFOX_PREFS: &[(&str, bool)] = &[
     ("browser.safebrowsing.update.enabled", false),
     ("app.update.enabled", false),
     ("datareporting.policy.dataSubmissionEnabled", false),
+    // No `media.peerconnection.ice.loopback`: Firefox 153 gathers no
+    // loopback candidates with it either, so the tests reach a relay over
+    // WebRTC at this machine's LAN address (see `crate::lan_ipv4`).
 ];
 
 /// Arguments every Firefox session gets (plus `-profile <dir>`). Its
@@ -50,14 +50,6 @@ pub fn capabilities(profile: &Path, extra_args: &[&str]) -> anyhow::Result<Value
         .iter()
         .map(|(name, value)| ((*name).to_owned(), Value::Bool(*value)))
         .collect();
-    // `E2E_FIREFOX_MOZ_LOG` becomes Firefox's `MOZ_LOG` (its log modules,
-    // e.g. `jsep:4,DataChannel:4`), which lands in the driver's log: for a
-    // look inside its WebRTC stack.
-    let env: serde_json::Map<String, Value> = std::env::var("E2E_FIREFOX_MOZ_LOG")
-        .ok()
-        .map(|modules| ("MOZ_LOG".to_owned(), Value::String(modules)))
-        .into_iter()
-        .collect();
     Ok(json!({
         "browserName": "firefox",
         "webSocketUrl": true,
@@ -65,7 +57,6 @@ pub fn capabilities(profile: &Path, extra_args: &[&str]) -> anyhow::Result<Value
             "binary": binary,
             "args": args,
             "prefs": prefs,
-            "env": env,
         },
     }))
 }

@@ -7,7 +7,9 @@
 //! the order is the one the round needs, so each browser dials once for
 //! sure. The Firefox page reaches the relay over WebRTC-direct in one
 //! round and over WebSocket in the other. Neither page may report an
-//! error on its console.
+//! error on its console. Before the rounds, the Firefox page is given the
+//! relay's WebRTC-direct address on loopback, which Firefox never
+//! connects to over WebRTC: its notice must say so.
 //!
 //! Needs the built page (`scripts/build-page`), Chromium and chromedriver,
 //! Firefox and geckodriver (`scripts/setup` installs them all).
@@ -94,6 +96,13 @@ async fn firefox_and_chromium_pages_chat_and_go_direct_with_either_one_dialing()
             firefox_transport: Transport::WebSocket,
         },
     ];
+    // First, the trap: a relay on loopback, which Firefox does not reach
+    // over WebRTC. The page must say so, not that Noise failed.
+    let loopback = loopback_webrtc_direct_says_why(&relay, &ports.page_url(), &firefox).await;
+    if let Err(error) = loopback {
+        let report = firefox.save_failure_report(PREFIX).await;
+        panic!("{error:#}\n\nartifacts:\n{report}");
+    }
     for round in rounds {
         let outcome =
             match run_round(&relay, &lan, &ports.page_url(), &firefox, &chromium, round).await {
@@ -194,6 +203,31 @@ async fn run_round(
     let label = format!("{}-dials", round.dialer.name());
     firefox.screenshot(PREFIX, &label).await?;
     chromium.screenshot(PREFIX, &label).await?;
+    Ok(())
+}
+
+/// The Firefox page, given the relay's WebRTC-direct address on loopback,
+/// fails to connect and its notice names loopback as the reason.
+async fn loopback_webrtc_direct_says_why(
+    relay: &RelayProcess,
+    page_url: &str,
+    firefox: &Browser,
+) -> anyhow::Result<()> {
+    open_fresh(firefox, page_url).await?;
+    let loopback = Transport::WebRtcDirect.relay_addr(relay, "127.0.0.1")?;
+    firefox.fill("#relay-addr", &loopback).await?;
+    firefox.click("#connect").await?;
+    let page = wait_page(
+        firefox,
+        "#notice says the relay at a loopback address cannot be reached over WebRTC",
+        TIMEOUT,
+        |state| {
+            (!(state.notice_visible && state.notice_text.contains("loopback")))
+                .then(|| format!("#notice {:?}", state.notice_text))
+        },
+    )
+    .await?;
+    eprintln!("Firefox, relay on loopback: {}", page.notice_text);
     Ok(())
 }
 
