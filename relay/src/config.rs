@@ -125,6 +125,9 @@ fn host_has_ipv6() -> bool {
     std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
 }
 
+/// Let's Encrypt's production directory, the default `--acme-directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
 /// HTTPS and secure WebSocket, for a relay with a DNS name. Without
 /// `--domain` none of these apply and the relay serves plain HTTP and
 /// `ws://` as before.
@@ -162,7 +165,7 @@ pub struct TlsOptions {
     pub wss_port: u16,
 
     /// ACME directory to get certificates from.
-    #[arg(long, env = "RELAY_ACME_DIRECTORY", value_name = "URL", default_value = crate::tls::acme::LETS_ENCRYPT)]
+    #[arg(long, env = "RELAY_ACME_DIRECTORY", value_name = "URL", default_value = LETS_ENCRYPT)]
     pub acme_directory: String,
 
     /// Contact e-mail for the ACME account (repeatable; optional), where
@@ -491,7 +494,7 @@ mod tests {
             options.tls.domains,
             ["chat.example.org", "relay.example.org"]
         );
-        assert_eq!(options.tls.acme_directory, crate::tls::acme::LETS_ENCRYPT);
+        assert_eq!(options.tls.acme_directory, LETS_ENCRYPT);
     }
 
     #[test]

@@ -182,11 +182,36 @@ pub fn store(dir: &Path, pending: Vec<PendingWrite>) -> Result<(), StateError> {
 }
 
 /// Writes `contents` to a new file at `path` (mode 0600) without ever
-/// exposing a partly written file there: it is written beside it under a
-/// temporary name, synced, then hard-linked into place, which fails rather
-/// than replace a file that appeared meanwhile.
+/// exposing a partly written file there, hard-linked into place, which
+/// fails rather than replace a file that appeared meanwhile.
 fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_private_beside(path, contents, |temporary| fs::hard_link(temporary, path))
+}
+
+/// Replaces `path` with `contents` (mode 0600) so that a reader sees the
+/// old file or the new one, never a part: renamed over it, and the
+/// directory synced so that the rename itself survives a crash.
+pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_private_beside(path, contents, |temporary| {
+        fs::rename(temporary, path)?;
+        if let Some(dir) = path.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes `contents` beside `path` under a temporary name, with mode 0600,
+/// syncs it, then lets `place` put it at `path`. The temporary name does
+/// not outlive the call.
+fn write_private_beside(
+    path: &Path,
+    contents: &[u8],
+    place: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
     let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Left by a crash of an earlier process with the same id.
+    let _ = fs::remove_file(&temporary);
     let result = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -195,7 +220,7 @@ fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
             .open(&temporary)?;
         file.write_all(contents)?;
         file.sync_all()?;
-        fs::hard_link(&temporary, path)
+        place(&temporary)
     })();
     let _ = fs::remove_file(&temporary);
     result
@@ -217,6 +242,22 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    #[test]
+    fn replacing_a_file_keeps_it_private_and_whole() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("certificate.pem");
+        replace_atomically(&path, b"first").expect("written");
+        replace_atomically(&path, b"second").expect("replaced");
+        assert_eq!(fs::read(&path).expect("read"), b"second");
+        let mode = fs::metadata(&path).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("certificate.pem")]);
+    }
 
     #[test]
     fn first_load_generates_and_store_persists_with_mode_0600() {

@@ -23,7 +23,7 @@ use libp2p_swarm::{
 use crate::{
     Error,
     addr::webrtc_twin,
-    signaling,
+    exchange, signaling,
     transport::{DIAL_QUEUE, DialRequest, ListenerEvent, Transport},
 };
 
@@ -153,7 +153,7 @@ impl Behaviour {
                         doing: "open the signaling stream",
                         message: error.to_string(),
                     })?;
-                signaling::dial(stream, &ice_servers).await
+                exchange::dial(stream, &ice_servers).await
             }
             .await;
             if let Err(error) = &result {
@@ -199,7 +199,7 @@ impl Behaviour {
                 wasm_bindgen_futures::spawn_local(async move {
                     let _running = running;
                     tracing::debug!(%peer, "answering a WebRTC connection request");
-                    match signaling::answer(stream, &ice_servers).await {
+                    match exchange::answer(stream, &ice_servers).await {
                         Ok(connection) => {
                             tracing::debug!(%peer, "WebRTC connection answered");
                             let send_back_addr = Multiaddr::empty()

@@ -24,6 +24,8 @@
 //!
 //! - [`signaling`]: the signaling message codec and the order of the
 //!   exchange; pure, tested natively.
+//! - `exchange` (browser): runs the signaling exchange on a stream, in
+//!   either role, until the peer connection is up.
 //! - `peer_connection` (browser): an `RTCPeerConnection` with ICE servers,
 //!   trickled candidates, its state and the channels the remote opens.
 //! - `data_channel` and `stream` (browser): a data channel as a byte stream,
@@ -66,6 +68,8 @@ pub mod addr;
 pub mod direct_sdp;
 mod error;
 pub mod signaling;
+#[cfg(target_arch = "wasm32")]
+pub mod exchange;
 pub mod upgrade;
 
 #[cfg(target_arch = "wasm32")]

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
 use libp2p_core::muxing::StreamMuxer;
 use libp2p_webrtc_p2p::{
-    Connection, LinkState, PeerConnection,
+    Connection, LinkState, PeerConnection, exchange,
     signaling::{self, Role, Session, SignalingMessage, Step},
 };
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -134,8 +134,8 @@ async fn dialer_and_listener_signal_over_a_stream_and_connect() {
     // The stream stands in for `/webrtc-signaling/0.0.1` on a relayed connection.
     let (dialer_end, listener_end) = support::channel_pair();
     let (dialed, answered) = futures::join!(
-        signaling::dial(dialer_end, &[]),
-        signaling::answer(listener_end, &[])
+        exchange::dial(dialer_end, &[]),
+        exchange::answer(listener_end, &[])
     );
     exchange_data(
         dialed.expect("the dialer connects"),
@@ -151,7 +151,7 @@ async fn a_listener_refuses_a_stream_that_does_not_start_with_an_offer() {
     signaling::write_message(&mut dialer_end, &wrong)
         .await
         .expect("write");
-    let error = signaling::answer(listener_end, &[])
+    let error = exchange::answer(listener_end, &[])
         .await
         .expect_err("out of order");
     assert!(error.to_string().contains("SDP offer"), "{error}");

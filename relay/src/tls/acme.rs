@@ -21,8 +21,7 @@ use futures::StreamExt as _;
 use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
 use rustls_acme::{AcmeConfig, ResolvesServerCertAcme, UseChallenge};
 
-/// Let's Encrypt's production directory, the default `--acme-directory`.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+use crate::state::replace_atomically;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeSetupError {
@@ -201,53 +200,9 @@ fn key_parts<'a>(directory: &'a str, rest: &'a [String]) -> Vec<&'a str> {
         .collect()
 }
 
-/// Replaces `path` with `contents` (mode 0600) so that a reader sees the
-/// old file or the new one, never a part: written beside it, synced, then
-/// renamed over it.
-pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let _ = fs::remove_file(&temporary);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        if let Some(dir) = path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
-
     use super::*;
-
-    #[test]
-    fn replacing_a_file_keeps_it_private_and_whole() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("certificate.pem");
-        replace_atomically(&path, b"first").expect("written");
-        replace_atomically(&path, b"second").expect("replaced");
-        assert_eq!(fs::read(&path).expect("read"), b"second");
-        let mode = fs::metadata(&path).expect("metadata").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .map(|entry| entry.expect("entry").file_name())
-            .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from("certificate.pem")]);
-    }
 
     #[test]
     fn another_directory_or_name_gets_another_file() {

@@ -1,13 +1,8 @@
 //! The `/webrtc-signaling/0.0.1` protocol: SDP offer and answer and trickled
 //! ICE candidates, exchanged over a relayed libp2p connection.
 
-#[cfg(target_arch = "wasm32")]
-mod exchange;
 mod message;
 mod session;
-
-#[cfg(target_arch = "wasm32")]
-pub use exchange::{CONNECT_TIMEOUT, answer, dial};
 
 pub use message::{
     IceCandidate, MAX_MESSAGE_SIZE, PROTOCOL, SignalingError, SignalingMessage, read_message,

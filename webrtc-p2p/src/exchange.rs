@@ -9,11 +9,13 @@ use futures::{
 };
 use web_sys::RtcSdpType;
 
-use super::{Role, Session, SignalingError, SignalingMessage, Step, read_message, write_message};
 use crate::{
     Connection, Error,
     connection::INIT_CHANNEL_LABEL,
     peer_connection::{LinkState, PeerConnection},
+    signaling::{
+        Role, Session, SignalingError, SignalingMessage, Step, read_message, write_message,
+    },
 };
 
 /// How long ICE and DTLS may take once the descriptions are exchanged.
