@@ -165,7 +165,7 @@ async fn dial(
     let own_fingerprint =
         direct_sdp::fingerprint(&peer_connection.local_sdp().unwrap_or_default())?;
 
-    // Noise closes the stream when done (FIN, FIN_ACK); channel 0 itself
+    // Noise closes the stream when done (FIN); channel 0 itself
     // stays open as long as the peer connection (see `Stream::handshake`).
     let (stream, _reset_on_drop) = Stream::handshake(handshake_channel);
     let noise =

@@ -17,8 +17,8 @@
 //!    connection: the remote peer id is the relayed connection's.
 //! 5. Each libp2p stream is its own `RTCDataChannel`, framed as in
 //!    WebRTC-direct (varint-prefixed protobuf frames of at most 16 KiB with
-//!    FIN / FIN_ACK / STOP_SENDING / RESET_STREAM), multistream-select on
-//!    each.
+//!    FIN / STOP_SENDING / RESET_STREAM; no FIN_ACK yet, see `stream`),
+//!    multistream-select on each.
 //!
 //! # Modules
 //!

@@ -1,6 +1,10 @@
 //! A libp2p stream of a `/webrtc` connection: one data channel with the
-//! spec's framing (FIN / FIN_ACK / STOP_SENDING / RESET_STREAM), made
-//! `Send` for libp2p (the page is single-threaded: it never leaves it).
+//! spec's framing (FIN / STOP_SENDING / RESET_STREAM), made `Send` for
+//! libp2p (the page is single-threaded: it never leaves it).
+//!
+//! The framing is `libp2p-webrtc-utils` 0.5's, which neither sends FIN_ACK
+//! nor knows the flag (rust-libp2p#4600): closing does not wait for the
+//! remote, and a FIN_ACK received (js-libp2p sends one) is a read error.
 
 use std::{
     io,
