@@ -67,9 +67,9 @@
 pub mod addr;
 pub mod direct_sdp;
 mod error;
-pub mod signaling;
 #[cfg(target_arch = "wasm32")]
 pub mod exchange;
+pub mod signaling;
 pub mod upgrade;
 
 #[cfg(target_arch = "wasm32")]
