@@ -46,7 +46,12 @@
 //! 5. Every later stream is a data channel of its own. Channel 0 stays
 //!    open: closed, its id would go to the page's next channel, which the
 //!    server still takes for the handshake's (its first stream then fails
-//!    protocol negotiation).
+//!    protocol negotiation). The server closes its end of channel 0
+//!    anyway, after which the page holds whatever channel gets id 0 unused
+//!    (`Connection::poll_outbound`).
+//! 6. The page opens its first streams once the server has opened one (or
+//!    after [`SERVER_READY_GRACE`]): see
+//!    [`wait_until_server_accepts_channels`].
 
 use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
 
