@@ -51,7 +51,7 @@
 //!    (`Connection::poll_outbound`).
 //! 6. The page opens its first streams once the server has opened one (or
 //!    after [`SERVER_READY_GRACE`]): see
-//!    [`wait_until_server_accepts_channels`].
+//!    `wait_until_server_accepts_channels`.
 
 use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
 
@@ -83,7 +83,7 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a new WebRTC-direct connection waits for the server's first
 /// stream before the page opens its own (see
-/// [`wait_until_server_accepts_channels`]).
+/// `wait_until_server_accepts_channels`).
 pub const SERVER_READY_GRACE: Duration = Duration::from_secs(1);
 
 /// Dials `/ip4|ip6/.../udp/<port>/webrtc-direct/certhash/<hash>[/p2p/<id>]`.
