@@ -21,6 +21,9 @@ use crate::{
 /// data-channel parameters; it is not a libp2p stream.
 pub(crate) const INIT_CHANNEL_LABEL: &str = "init";
 
+/// The id of WebRTC-direct's handshake channel (negotiated out of band).
+const HANDSHAKE_CHANNEL_ID: u16 = 0;
+
 pub struct Connection {
     inner: SendWrapper<Inner>,
 }
@@ -33,6 +36,9 @@ struct Inner {
     closed: bool,
     /// Ends the connection as soon as ICE reports `disconnected`.
     end_on_disconnect: bool,
+    /// WebRTC-direct: a channel that took id 0, held so that no stream
+    /// gets it (see `poll_outbound`).
+    id_zero_holder: Option<web_sys::RtcDataChannel>,
 }
 
 impl Connection {
@@ -57,6 +63,7 @@ impl Connection {
                 waker: ConnectionWaker::default(),
                 closed: false,
                 end_on_disconnect,
+                id_zero_holder: None,
             }),
         }
     }
@@ -90,7 +97,18 @@ impl StreamMuxer for Connection {
             return Poll::Ready(Err(Error::Closed));
         }
         // The label is free-form; the spec asks receivers to ignore it.
-        let channel = self.inner.peer_connection.create_data_channel("");
+        let mut channel = self.inner.peer_connection.create_data_channel("");
+        if self.inner.end_on_disconnect && channel.id() == Some(HANDSHAKE_CHANNEL_ID) {
+            // A WebRTC-direct server (libp2p-webrtc) closes the handshake's
+            // channel 0 after Noise, whatever the page does; Firefox then
+            // gives id 0 to the next channel, and the server, which still
+            // takes stream 0 for the handshake's, fails that stream's
+            // protocol negotiation (a relay reservation or circuit that
+            // then times out). This channel keeps id 0 taken, unused, until
+            // the server closes it too; the stream gets the next id.
+            self.inner.id_zero_holder = Some(channel);
+            channel = self.inner.peer_connection.create_data_channel("");
+        }
         Poll::Ready(Ok(self.new_stream(channel)))
     }
 

@@ -46,7 +46,12 @@
 //! 5. Every later stream is a data channel of its own. Channel 0 stays
 //!    open: closed, its id would go to the page's next channel, which the
 //!    server still takes for the handshake's (its first stream then fails
-//!    protocol negotiation).
+//!    protocol negotiation). The server closes its end of channel 0
+//!    anyway, after which the page holds whatever channel gets id 0 unused
+//!    (`Connection::poll_outbound`).
+//! 6. The page opens its first streams once the server has opened one (or
+//!    after [`SERVER_READY_GRACE`]): see
+//!    `wait_until_server_accepts_channels`.
 
 use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
 
@@ -75,6 +80,11 @@ use crate::{
 /// well under a second; without this an unreachable server would hold the
 /// dial until the browser gives ICE up (30 s and more).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a new WebRTC-direct connection waits for the server's first
+/// stream before the page opens its own (see
+/// `wait_until_server_accepts_channels`).
+pub const SERVER_READY_GRACE: Duration = Duration::from_secs(1);
 
 /// Dials `/ip4|ip6/.../udp/<port>/webrtc-direct/certhash/<hash>[/p2p/<id>]`.
 /// It does not listen: a browser cannot be a WebRTC-direct server.
@@ -146,6 +156,23 @@ async fn dial_within(
     }
 }
 
+/// Waits until the server surely listens for the page's data channels: its
+/// first stream to us (the relay's identify request comes within
+/// milliseconds), or [`SERVER_READY_GRACE`] for a server that opens none.
+///
+/// Noise ends on the page when the server's last message arrives, but
+/// libp2p-webrtc (0.10) sets its handler for incoming data channels only
+/// after that message is sent. A channel the page opens in between is
+/// acknowledged by the server's SCTP stack, so it opens on the page, and
+/// nobody on the server reads it: the page's identify, reservation or
+/// circuit request then waits in vain until a 10 s timeout. Firefox opens
+/// its streams quickly enough to hit this window often under load.
+async fn wait_until_server_accepts_channels(peer_connection: &PeerConnection) {
+    let opened = future::poll_fn(|cx| peer_connection.poll_inbound_waiting(cx));
+    let grace = TimeoutFuture::new(SERVER_READY_GRACE.as_millis() as u32);
+    future::select(Box::pin(opened), Box::pin(grace)).await;
+}
+
 async fn dial(
     server: SocketAddr,
     server_fingerprint: Fingerprint,
@@ -193,6 +220,7 @@ async fn dial(
             return Err(Error::Closed);
         }
     }
+    wait_until_server_accepts_channels(&peer_connection).await;
     tracing::debug!(%peer, %server, "WebRTC-direct connection up");
     Ok((peer, Connection::to_server(peer_connection)))
 }

@@ -302,6 +302,18 @@ impl PeerConnection {
             .create_data_channel_with_data_channel_dict("", &init)
     }
 
+    /// Ready once a data channel from the remote waits to be taken (left
+    /// in the queue for [`Self::poll_inbound_channel`]).
+    pub(crate) fn poll_inbound_waiting(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut shared = self.shared.borrow_mut();
+        if shared.inbound.is_empty() {
+            shared.inbound_waker = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
     pub fn poll_inbound_channel(&self, cx: &mut Context<'_>) -> Poll<RtcDataChannel> {
         let mut shared = self.shared.borrow_mut();
         match shared.inbound.pop_front() {
