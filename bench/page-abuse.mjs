@@ -26,7 +26,7 @@
 
 import { spawn } from 'node:child_process'
 
-import { median, openBrowser, spread, startChromedriver } from './webdriver.mjs'
+import { median, openBrowser, spread, startDriver } from './webdriver.mjs'
 
 const STEP_TIMEOUT_MS = 60000
 // How long an attack runs before the pages start: it fills what it can.
@@ -166,7 +166,7 @@ function startAttack (attack) {
   }
 }
 
-const driver = await startChromedriver()
+const driver = await startDriver()
 const quiet = { reserved: [], latencies: [] }
 const attacked = ATTACKS.map(() => ({ reserved: [], latencies: [] }))
 try {
