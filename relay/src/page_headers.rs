@@ -14,7 +14,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 use axum::{
@@ -46,31 +46,55 @@ pub fn layer(router: Router, page_dir: &Path, https: bool) -> Router {
 /// What identifies one version of `index.html`: its modification time and length.
 type Stamp = Option<(SystemTime, u64)>;
 
+/// How often `index.html` is checked for a new version: not on every
+/// response, which would be a blocking file system call on the async
+/// runtime for each asset, API call and metrics scrape.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct PagePolicy {
     index: PathBuf,
     https: bool,
     /// The policy built from one version of `index.html`.
-    cached: Mutex<Option<(Stamp, HeaderValue)>>,
+    cached: Mutex<Option<Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    stamp: Stamp,
+    checked: Instant,
+    value: HeaderValue,
 }
 
 impl PagePolicy {
     fn content_security_policy(&self) -> HeaderValue {
-        let stamp = std::fs::metadata(&self.index)
-            .ok()
-            .and_then(|metadata| Some((metadata.modified().ok()?, metadata.len())));
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((seen, value)) = &*cached
-            && *seen == stamp
-        {
-            return value.clone();
+        if let Some(cached) = cached.as_mut() {
+            if cached.checked.elapsed() < RECHECK_INTERVAL {
+                return cached.value.clone();
+            }
+            cached.checked = Instant::now();
+            if cached.stamp == self.stamp() {
+                return cached.value.clone();
+            }
         }
+        let stamp = self.stamp();
         let html = std::fs::read_to_string(&self.index).unwrap_or_default();
         let policy = content_security_policy(&html, self.https);
         let value = HeaderValue::from_str(&policy)
             .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
-        *cached = Some((stamp, value.clone()));
+        *cached = Some(Cached {
+            stamp,
+            checked: Instant::now(),
+            value: value.clone(),
+        });
         value
+    }
+
+    fn stamp(&self) -> Stamp {
+        std::fs::metadata(&self.index)
+            .ok()
+            .and_then(|metadata| Some((metadata.modified().ok()?, metadata.len())))
     }
 }
 
