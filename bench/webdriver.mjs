@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const CHROMIUM_ARGS = [
@@ -61,19 +61,48 @@ async function call (port, method, path, body) {
   return json.value
 }
 
-// A WebDriver server child process on a free port; `stop()` kills it.
+// The WebDriver servers still running. Each is the leader of its own
+// process group, so stopping one also stops the browsers it started; and
+// they are all stopped when this process exits or is told to stop, so an
+// interrupted benchmark leaves no driver or browser behind.
+const runningServers = new Set()
+
+function stopAllServers () {
+  for (const server of runningServers) server.stop()
+}
+
+process.on('exit', stopAllServers)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    stopAllServers()
+    process.exit(128 + constants.signals[signal])
+  })
+}
+
+// A WebDriver server child process on a free port; `stop()` kills it and
+// every browser it started.
 async function startServer (binary, args) {
   const port = await freePort()
-  const child = spawn(binary, [...args(port)], { stdio: 'ignore' })
+  const child = spawn(binary, [...args(port)], { stdio: 'ignore', detached: true })
+  const server = {
+    port,
+    stop () {
+      runningServers.delete(server)
+      try {
+        process.kill(-child.pid, 'SIGKILL')
+      } catch {}
+    }
+  }
+  runningServers.add(server)
   const deadline = Date.now() + 20000
   while (Date.now() < deadline) {
     try {
       const status = await call(port, 'GET', '/status')
-      if (status.ready) return { port, stop: () => child.kill() }
+      if (status.ready) return server
     } catch {}
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  child.kill()
+  server.stop()
   throw new Error(`${binary} did not answer on port ${port}`)
 }
 
