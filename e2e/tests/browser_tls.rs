@@ -66,6 +66,62 @@ async fn relay_connections(browser: &Browser) -> anyhow::Result<usize> {
         .count())
 }
 
+/// Opens `url` and fails, with what Chromium showed instead, unless the
+/// page came over https (a certificate Chromium does not trust leaves it
+/// on an error page: `chrome-error://`, NET::ERR_CERT_...).
+async fn open_page(browser: &Browser, url: &str) -> anyhow::Result<()> {
+    browser.goto(url).await?;
+    let shown = browser
+        .run_async(
+            "return [location.href, (document.body && document.body.innerText || '').slice(0, 400)];",
+            vec![],
+        )
+        .await?;
+    let href = shown[0].as_str().unwrap_or_default();
+    ensure!(
+        href.starts_with("https://"),
+        "browser {}: {url} did not load over https (does the NSS database trust Pebble's root?); Chromium shows {href}: {}",
+        browser.name,
+        shown[1].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Waits until HTTPS shows a certificate other than `first`, and returns
+/// it; fails at once if a page is not connected to the relay at some look
+/// (its status says so for a second at least before it reconnects).
+async fn renewed_while_connected(
+    pages: &[&Browser],
+    https: SocketAddr,
+    roots: &[CertificateDer<'static>],
+    first: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + VALIDITY + TIMEOUT;
+    loop {
+        for browser in pages {
+            let page = browser.snapshot().await?;
+            ensure!(
+                page.is_connected(),
+                "page {} lost the relay while waiting for the renewal: #status is {:?}\n{page}",
+                page.browser,
+                page.status
+            );
+        }
+        let seen = match served(https, roots).await {
+            Ok(shown) if shown != first => return Ok(shown),
+            Ok(_) => "the first certificate".to_owned(),
+            Err(error) => format!("{error:#}"),
+        };
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "no renewed certificate within {:?}: HTTPS still shows {seen}",
+                VALIDITY + TIMEOUT
+            );
+        }
+        tokio::time::sleep(e2e::POLL).await;
+    }
+}
+
 /// `from` sends a new line; `to` shows it.
 async fn chat(from: &Browser, from_id: &str, to: &Browser, what: &str) -> anyhow::Result<()> {
     let text = unique(what);
@@ -167,8 +223,8 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
         .expect("browser B opens");
     let mut c: Option<Browser> = None;
     let outcome = async {
-        a.goto(&url).await?;
-        b.goto(&url).await?;
+        open_page(&a, &url).await?;
+        open_page(&b, &url).await?;
         // Served over https, the page prefills the secure address.
         wait_pages(
             &a,
@@ -215,28 +271,7 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
 
         // Until the relay serves a new certificate, both pages stay
         // connected at every look.
-        let second = wait_until(
-            "the relay serves a renewed certificate while both pages stay connected",
-            VALIDITY + TIMEOUT,
-            || async {
-                for page in [a.snapshot().await?, b.snapshot().await?] {
-                    if !page.is_connected() {
-                        bail!(
-                            "page {} lost the relay during the renewal: #status is {:?}\n{page}",
-                            page.browser,
-                            page.status
-                        );
-                    }
-                }
-                let shown = served(https, &roots).await?;
-                Ok(if shown == first {
-                    Check::NotYet("still the first certificate".to_owned())
-                } else {
-                    Check::Done(shown)
-                })
-            },
-        )
-        .await?;
+        let second = renewed_while_connected(&[&a, &b], https, &roots, &first).await?;
         let second_facts = CertificateFacts::of(&second)?;
         println!(
             "renewed: serial {} -> {}, notBefore {} s later",
@@ -270,7 +305,7 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
                 .await
                 .context("browser C opens")?,
         );
-        newcomer.goto(&url).await?;
+        open_page(newcomer, &url).await?;
         wait_page(newcomer, "#relay-addr is prefilled", TIMEOUT, |page| {
             (page.relay_addr.trim() != secure)
                 .then(|| format!("#relay-addr is {:?}", page.relay_addr))
