@@ -36,8 +36,9 @@ const PREFIX: &str = "browser_tls";
 /// A name no real resolver knows (RFC 2606's `.test`).
 const NAME: &str = "relay.browser-chat.test";
 /// The certificates' validity: the relay renews after two thirds of it
-/// (40 s), which leaves the pages time to load and connect first.
-const VALIDITY: Duration = Duration::from_secs(60);
+/// (60 s), which leaves the pages time to load, connect and chat first
+/// (about 10 s here alone, more under the whole suite's load).
+const VALIDITY: Duration = Duration::from_secs(90);
 
 /// A chat line no earlier run could have left.
 fn unique(text: &str) -> String {
@@ -207,6 +208,7 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
         )
     });
     let first_facts = CertificateFacts::of(&first).expect("the first certificate parses");
+    let first_seen = std::time::Instant::now();
 
     // Chromium trusts Pebble's root through the NSS database of its HOME,
     // and finds the test name on loopback.
@@ -261,12 +263,14 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
         );
         let connections = (relay_connections(&a).await?, relay_connections(&b).await?);
         println!(
-            "first certificate: serial {}, valid {:?}; pages connected, waiting for the renewal",
+            "first certificate: serial {}, valid {:?}; pages connected and chatted {:.1} s after it \
+             was served; waiting for the renewal",
             first_facts.serial,
             first_facts
                 .not_after
                 .duration_since(first_facts.not_before)
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            first_seen.elapsed().as_secs_f64()
         );
 
         // Until the relay serves a new certificate, both pages stay
