@@ -9,7 +9,8 @@
 //! connected and go on chatting, and a third page, opened after the
 //! renewal, connects with the new certificate and chats too. A
 //! Content-Security-Policy violation on any page fails the test (the
-//! console recorder counts it as an error).
+//! console recorder counts it as an error; the test ends by making one on
+//! purpose and checking that it is recorded).
 //!
 //! The test name resolves to loopback in Chromium by
 //! `--host-resolver-rules`, and for Pebble through a DNS server of the
@@ -355,7 +356,37 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
 
         a.check_no_page_errors().await?;
         b.check_no_page_errors().await?;
-        newcomer.check_no_page_errors().await
+        newcomer.check_no_page_errors().await?;
+
+        // And the check above can fail: a request the relay's policy
+        // forbids (connect-src allows only the relay and wss:) is recorded
+        // as a page error.
+        newcomer
+            .run_async(
+                "await fetch('https://elsewhere.invalid/').catch(() => {});",
+                vec![],
+            )
+            .await?;
+        wait_until(
+            "a CSP violation on page C is recorded as a page error",
+            Duration::from_secs(5),
+            || async {
+                let errors = newcomer.page_errors().await?;
+                Ok(
+                    if errors
+                        .iter()
+                        .any(|line| line.contains("csp connect-src refused https://elsewhere.invalid"))
+                    {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!("page errors: {errors:?}"))
+                    },
+                )
+            },
+        )
+        .await?;
+        // Closing a browser checks its page too: leave this one.
+        newcomer.goto("about:blank").await
     }
     .await;
     if let Err(error) = outcome {
