@@ -75,8 +75,8 @@ pub fn start(
             match event {
                 Ok(ok) => {
                     match ok {
-                        EventOk::DeployedNewCert => metrics.installed(Source::AcmeOrder, &[]),
-                        EventOk::DeployedCachedCert => metrics.installed(Source::AcmeCache, &[]),
+                        EventOk::DeployedNewCert => metrics.count_installed(Source::AcmeOrder),
+                        EventOk::DeployedCachedCert => metrics.count_installed(Source::AcmeCache),
                         EventOk::CertCacheStore | EventOk::AccountCacheStore => {}
                     }
                     tracing::info!(%domains, event = ?ok, "ACME");

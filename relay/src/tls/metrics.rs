@@ -103,17 +103,22 @@ impl TlsMetrics {
 
     /// A certificate (its chain, leaf first) went into service.
     pub fn installed(&self, source: Source, chain: &[CertificateDer<'_>]) {
-        self.installed
-            .get_or_create(&source_labels(source.label()))
-            .inc();
+        self.count_installed(source);
         if let Some(leaf) = chain.first() {
             self.observe(leaf);
         }
     }
 
-    /// A certificate was counted already; this sets the expiry from its
-    /// PEM (a private key before the chain, as rustls-acme keeps it, is
-    /// skipped).
+    /// A certificate went into service whose expiry comes by
+    /// [`TlsMetrics::observe_pem`] (rustls-acme's events do not carry it).
+    pub fn count_installed(&self, source: Source) {
+        self.installed
+            .get_or_create(&source_labels(source.label()))
+            .inc();
+    }
+
+    /// Sets the expiry from a certificate's PEM (a private key before the
+    /// chain, as rustls-acme keeps it, is skipped).
     pub fn observe_pem(&self, pem: &[u8]) {
         if let Some(Ok(leaf)) = CertificateDer::pem_slice_iter(pem).next() {
             self.observe(&leaf);
