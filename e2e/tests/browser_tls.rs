@@ -347,11 +347,16 @@ async fn pages_trusting_pebbles_root_chat_over_wss_and_stay_connected_while_the_
             ordered.is_some_and(|count| count >= 2),
             "/metrics does not count two certificates from the CA: {ordered:?}\n{metrics}"
         );
+        let series = format!("relay_tls_certificate_expiry_seconds{{domain=\"{NAME}\"}} ");
+        let left = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|seconds| seconds.trim().parse::<u64>().ok());
+        // The renewed certificate's remaining life, as the relay sees it.
         ensure!(
-            metrics.contains(&format!(
-                "relay_tls_certificate_expiry_seconds{{domain=\"{NAME}\"}}"
-            )),
-            "/metrics shows no expiry for {NAME}:\n{metrics}"
+            left.is_some_and(|seconds| seconds > 0 && seconds <= VALIDITY.as_secs()),
+            "/metrics shows {series}{left:?}, expected within (0, {}]:\n{metrics}",
+            VALIDITY.as_secs()
         );
 
         a.check_no_page_errors().await?;
