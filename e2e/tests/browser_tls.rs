@@ -38,7 +38,7 @@ const PREFIX: &str = "browser_tls";
 const NAME: &str = "relay.browser-chat.test";
 /// The certificates' validity: the relay renews after two thirds of it
 /// (60 s), which leaves the pages time to load, connect and chat first
-/// (about 10 s here alone, more under the whole suite's load).
+/// (about 6 s here alone, more under the whole suite's load).
 const VALIDITY: Duration = Duration::from_secs(90);
 
 /// A chat line no earlier run could have left.
