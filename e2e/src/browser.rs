@@ -204,7 +204,8 @@ impl Browser {
     }
 
     /// What the page reported as broken so far: `console.error` calls,
-    /// uncaught exceptions and unhandled promise rejections, in order.
+    /// uncaught exceptions, unhandled promise rejections and
+    /// Content-Security-Policy violations, in order.
     /// The first 200 are kept, whatever the page logs besides.
     pub async fn page_errors(&self) -> anyhow::Result<Vec<String>> {
         let value = self
@@ -436,11 +437,12 @@ impl Drop for Browser {
 }
 
 /// Whether a line of [`Browser::console`] is an error: its level (the
-/// word after the time) is `error`, `uncaught` or `unhandledrejection`.
+/// word after the time) is `error`, `uncaught`, `unhandledrejection` or
+/// `csp` (a Content-Security-Policy violation).
 fn is_page_error(line: &str) -> bool {
     matches!(
         line.split(' ').nth(1),
-        Some("error" | "uncaught" | "unhandledrejection")
+        Some("error" | "uncaught" | "unhandledrejection" | "csp")
     )
 }
 
@@ -490,7 +492,7 @@ const CONSOLE_HOOK: &str = r#"(() => {
       const line = new Date().toISOString().slice(11, 23) + ' ' + level + ' ' + Array.from(args).map(show).join(' ');
       log.push(line);
       if (log.length > 1000) log.splice(0, log.length - 1000);
-      if (['error', 'uncaught', 'unhandledrejection'].includes(level) && errors.length < 200) errors.push(line);
+      if (['error', 'uncaught', 'unhandledrejection', 'csp'].includes(level) && errors.length < 200) errors.push(line);
     } catch (_) {}
   };
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
@@ -499,6 +501,9 @@ const CONSOLE_HOOK: &str = r#"(() => {
   }
   window.addEventListener('error', (e) => push('uncaught', [e.message + ' at ' + e.filename + ':' + e.lineno]));
   window.addEventListener('unhandledrejection', (e) => push('unhandledrejection', [e.reason]));
+  // The browser reports a Content-Security-Policy violation here, not
+  // through console.error, so the page would not see it otherwise.
+  document.addEventListener('securitypolicyviolation', (e) => push('csp', [e.effectiveDirective + ' refused ' + (e.blockedURI || '(inline)') + ' at ' + e.sourceFile + ':' + e.lineNumber]));
 })();"#;
 
 #[cfg(test)]
@@ -511,6 +516,7 @@ mod tests {
             "10:00:00.000 error something failed",
             "10:00:00.000 uncaught Error: closure invoked recursively or after being dropped at x.js:1",
             "10:00:00.000 unhandledrejection \"nope\"",
+            "10:00:00.000 csp connect-src refused wss://elsewhere.example at https://relay/x.js:1",
         ] {
             assert!(is_page_error(line), "{line:?} is an error");
         }

@@ -22,6 +22,9 @@
 //!   selectors are listed there), read in a single script call;
 //! - [`lan_ipv4`]: this machine's LAN address, where a relay listens for
 //!   Firefox, which refuses WebRTC to loopback;
+//! - [`pebble`]: Pebble, the test ACME CA, on loopback with a DNS server
+//!   of its own; [`tls_trust`]: a home whose NSS database trusts its root
+//!   (for Chromium), and what an HTTPS server presents;
 //! - [`natlab`]: the NAT lab, two laptops behind NATs and a relay in
 //!   network namespaces (root only).
 //!
@@ -36,8 +39,10 @@ mod host;
 mod js_peer;
 pub mod natlab;
 mod page;
+pub mod pebble;
 mod ports;
 mod relay_process;
+pub mod tls_trust;
 
 use std::{
     future::Future,

@@ -173,6 +173,9 @@ impl Relay {
         let relay_metrics = RelayMetrics::register(&mut registry);
         let refusals = Refusals::default();
         refusals.register(&mut registry);
+        if let Some(tls) = &tls {
+            tls.register_metrics(&mut registry);
+        }
         let unfinished_webrtc = UnfinishedAddresses::new(
             listener_limits.max_webrtc_unfinished_addresses,
             &mut registry,

@@ -230,6 +230,21 @@ async fn ping_again(swarm: &mut Swarm<ping::Behaviour>) {
     .expect("a ping over the open connection");
 }
 
+/// The value of the sample `series` (name and labels, as printed) in
+/// the relay's `/metrics`, read over HTTPS.
+async fn metric(https: SocketAddr, roots: &RootCertStore, series: &str) -> Option<f64> {
+    let (_, metrics) = https_get(https, roots, "/metrics")
+        .await
+        .expect("/metrics over HTTPS");
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn secure_websocket_addr(relay: &TestRelay) -> Multiaddr {
     relay
         .relay
@@ -335,6 +350,37 @@ async fn own_certificate_serves_https_and_wss_and_a_replaced_one_is_taken_withou
     ping_again(&mut peer).await;
     let mut newcomer = secure_websocket_peer(&ca);
     connect_and_ping(&mut newcomer, &wss).await;
+
+    // /metrics counts the start and the reload, and shows the expiry
+    // (rcgen's default validity runs to 4096).
+    let installed = "relay_tls_certificates_installed_total{source=\"files\"}";
+    assert_eq!(
+        metric(https, &roots, installed).await,
+        Some(2.0),
+        "{installed}"
+    );
+    let expiry = format!("relay_tls_certificate_expiry_seconds{{domain=\"{NAME}\"}}");
+    let left = metric(https, &roots, &expiry).await;
+    assert!(
+        left.is_some_and(|seconds| seconds > 365.0 * 86_400.0),
+        "{expiry} is {left:?}"
+    );
+    // Files that do not load are counted, and the last good certificate
+    // stays in service.
+    std::fs::write(certs.path().join("key.pem"), "not a key").expect("write");
+    let failures = "relay_tls_certificate_failures_total{source=\"files\"}";
+    tokio::time::timeout(TIMEOUT, async {
+        while metric(https, &roots, failures).await != Some(1.0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{failures} did not become 1"));
+    let (shown, _) = https_get(https, &roots, "/health").await.expect("HTTPS");
+    assert_eq!(
+        shown, second.der,
+        "a broken key file replaced the certificate"
+    );
     relay.relay.shutdown().await;
 }
 
@@ -585,6 +631,30 @@ async fn acme_certificate_from_pebble_is_served_then_renewed_without_dropping_a_
     ping_again(&mut peer).await;
     let mut newcomer = secure_websocket_peer_trusting(&issuing);
     connect_and_ping(&mut newcomer, &wss).await;
+
+    // /metrics: two certificates from the CA, the orders tried before
+    // Pebble ran counted as failures, and the renewed one's expiry, which
+    // is under its validity.
+    let ordered = "relay_tls_certificates_installed_total{source=\"acme-order\"}";
+    let count = metric(https, &roots, ordered).await;
+    assert!(
+        count.is_some_and(|count| count >= 2.0),
+        "{ordered} is {count:?}"
+    );
+    let failures = "relay_tls_certificate_failures_total{source=\"acme\"}";
+    let count = metric(https, &roots, failures).await;
+    assert!(
+        count.is_some_and(|count| count >= 1.0),
+        "{failures} is {count:?}"
+    );
+    let expiry = format!("relay_tls_certificate_expiry_seconds{{domain=\"{NAME}\"}}");
+    let left = metric(https, &roots, &expiry).await;
+    #[allow(clippy::cast_precision_loss)]
+    let validity = VALIDITY_SECS as f64;
+    assert!(
+        left.is_some_and(|seconds| seconds > 0.0 && seconds <= validity),
+        "{expiry} is {left:?}, expected within (0, {validity}]"
+    );
     relay.relay.shutdown().await;
 }
 

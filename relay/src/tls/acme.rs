@@ -18,8 +18,9 @@ use std::{
 
 use futures::StreamExt as _;
 use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
-use rustls_acme::{AcmeConfig, ResolvesServerCertAcme, UseChallenge};
+use rustls_acme::{AcmeConfig, EventOk, ResolvesServerCertAcme, UseChallenge};
 
+use super::metrics::{Failure, Source, TlsMetrics};
 use crate::state::replace_atomically;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ pub struct AcmeSettings {
 pub fn start(
     settings: AcmeSettings,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    metrics: TlsMetrics,
 ) -> Result<(Arc<ResolvesServerCertAcme>, tokio::task::JoinHandle<()>), AcmeSetupError> {
     let client = client_config(settings.extra_root.as_deref(), provider)?;
     let contacts = settings.contacts.iter().map(|contact| {
@@ -61,6 +63,7 @@ pub fn start(
         .challenge_type(UseChallenge::TlsAlpn01)
         .cache(StateDirCache {
             dir: settings.cache_dir.clone(),
+            metrics: metrics.clone(),
         })
         .state();
     let resolver = state.resolver();
@@ -70,8 +73,18 @@ pub fn start(
         // event is one step taken or one failure.
         while let Some(event) = state.next().await {
             match event {
-                Ok(ok) => tracing::info!(%domains, event = ?ok, "ACME"),
-                Err(error) => tracing::warn!(%domains, %error, "ACME: will retry"),
+                Ok(ok) => {
+                    match ok {
+                        EventOk::DeployedNewCert => metrics.count_installed(Source::AcmeOrder),
+                        EventOk::DeployedCachedCert => metrics.count_installed(Source::AcmeCache),
+                        EventOk::CertCacheStore | EventOk::AccountCacheStore => {}
+                    }
+                    tracing::info!(%domains, event = ?ok, "ACME");
+                }
+                Err(error) => {
+                    metrics.failed(Failure::Acme);
+                    tracing::warn!(%domains, %error, "ACME: will retry");
+                }
             }
         }
     });
@@ -116,9 +129,14 @@ fn client_config(
 /// rustls-acme's cache, in the relay's state directory. File names carry a
 /// hash of what they depend on (directory and domains, or directory and
 /// contacts), so that another CA or another name never reuses them.
+///
+/// Every certificate rustls-acme deploys passes through here (loaded at
+/// start, or stored when issued), which is where its expiry is read for
+/// the metrics: rustls-acme's events do not carry the certificate.
 #[derive(Debug)]
 struct StateDirCache {
     dir: PathBuf,
+    metrics: TlsMetrics,
 }
 
 impl StateDirCache {
@@ -161,10 +179,15 @@ impl rustls_acme::CertCache for StateDirCache {
     type EC = io::Error;
 
     async fn load_cert(&self, domains: &[String], directory: &str) -> io::Result<Option<Vec<u8>>> {
-        Self::load(self.path("certificate", &key_parts(directory, domains))).await
+        let loaded = Self::load(self.path("certificate", &key_parts(directory, domains))).await?;
+        if let Some(pem) = &loaded {
+            self.metrics.observe_pem(pem);
+        }
+        Ok(loaded)
     }
 
     async fn store_cert(&self, domains: &[String], directory: &str, cert: &[u8]) -> io::Result<()> {
+        self.metrics.observe_pem(cert);
         let path = self.path("certificate", &key_parts(directory, domains));
         self.store(path, cert.to_vec()).await
     }
@@ -207,6 +230,7 @@ mod tests {
     fn another_directory_or_name_gets_another_file() {
         let cache = StateDirCache {
             dir: PathBuf::from("/state/acme"),
+            metrics: TlsMetrics::new(&[]),
         };
         let names = ["relay.example.org".to_owned()];
         let other = ["chat.example.org".to_owned()];

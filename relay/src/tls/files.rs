@@ -18,6 +18,8 @@ use rustls::{
     sign::CertifiedKey,
 };
 
+use super::metrics::{Failure, Source, TlsMetrics};
+
 /// How often the files are looked at for a change.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -140,6 +142,7 @@ pub async fn watch(
     files: CertificateFiles,
     target: Arc<ReloadingCertificate>,
     provider: Arc<CryptoProvider>,
+    metrics: TlsMetrics,
 ) {
     let mut seen = files.stamp();
     let mut interval = tokio::time::interval(POLL_INTERVAL);
@@ -153,13 +156,17 @@ pub async fn watch(
         seen = stamp;
         match files.load(&provider) {
             Ok(next) => {
+                metrics.installed(Source::Files, &next.cert);
                 target.replace(next);
                 tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
             }
-            Err(error) => tracing::warn!(
-                %error,
-                "the changed TLS certificate files do not load; still serving the previous certificate"
-            ),
+            Err(error) => {
+                metrics.failed(Failure::Files);
+                tracing::warn!(
+                    %error,
+                    "the changed TLS certificate files do not load; still serving the previous certificate"
+                );
+            }
         }
     }
 }

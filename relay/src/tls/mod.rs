@@ -10,10 +10,13 @@
 //! - [`files`]: a certificate brought by the operator;
 //! - [`acme`]: certificates from an ACME CA, cached in the state directory;
 //! - [`transport`]: the libp2p listener that terminates TLS for `/tls/ws`;
-//! - [`redirect`]: the plain HTTP listener's answer once TLS is on.
+//! - [`redirect`]: the plain HTTP listener's answer once TLS is on;
+//! - [`metrics`]: the certificate's expiry, installations and failures in
+//!   `/metrics`.
 
 pub mod acme;
 pub mod files;
+pub mod metrics;
 pub mod redirect;
 pub mod transport;
 
@@ -24,6 +27,7 @@ use rustls::{ServerConfig, crypto::CryptoProvider, server::ResolvesServerCert};
 use tokio::task::JoinHandle;
 
 use crate::config::TlsOptions;
+use metrics::TlsMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -43,6 +47,7 @@ pub struct Tls {
     /// Whether the HTTPS listener must answer TLS-ALPN-01 challenges.
     acme: bool,
     provider: Arc<CryptoProvider>,
+    metrics: TlsMetrics,
     /// The ACME driver or the certificate files' watcher.
     task: JoinHandle<()>,
 }
@@ -71,6 +76,7 @@ impl Tls {
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let domains = options.domains.clone();
+        let metrics = TlsMetrics::new(&domains);
         let (resolver, acme, task): (Arc<dyn ResolvesServerCert>, bool, JoinHandle<()>) =
             match (&options.tls_cert, &options.tls_key) {
                 (Some(cert), Some(key)) => {
@@ -78,9 +84,15 @@ impl Tls {
                         cert: cert.clone(),
                         key: key.clone(),
                     };
-                    let reloading = files::ReloadingCertificate::new(files.load(&provider)?);
-                    let task =
-                        tokio::spawn(files::watch(files, reloading.clone(), provider.clone()));
+                    let first = files.load(&provider)?;
+                    metrics.installed(metrics::Source::Files, &first.cert);
+                    let reloading = files::ReloadingCertificate::new(first);
+                    let task = tokio::spawn(files::watch(
+                        files,
+                        reloading.clone(),
+                        provider.clone(),
+                        metrics.clone(),
+                    ));
                     (reloading, false, task)
                 }
                 _ => {
@@ -93,6 +105,7 @@ impl Tls {
                             cache_dir: state_dir.join("acme"),
                         },
                         provider.clone(),
+                        metrics.clone(),
                     )?;
                     (resolver, true, task)
                 }
@@ -102,8 +115,22 @@ impl Tls {
             resolver,
             acme,
             provider,
+            metrics,
             task,
         }))
+    }
+
+    /// Registers the certificate's metrics ([`metrics`]) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let (sources, failure): (&[metrics::Source], _) = if self.acme {
+            (
+                &[metrics::Source::AcmeOrder, metrics::Source::AcmeCache],
+                metrics::Failure::Acme,
+            )
+        } else {
+            (&[metrics::Source::Files], metrics::Failure::Files)
+        };
+        self.metrics.register(registry, sources, failure);
     }
 
     /// The HTTPS listener's config: HTTP/1.1, and the ACME challenge's
