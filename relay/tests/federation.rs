@@ -47,6 +47,11 @@ impl RelayProcess {
     /// `members`, and `extra` flags; returns once it has printed its
     /// addresses.
     fn start(name: &'static str, seed: u8, members: &Path, extra: &[String]) -> Self {
+        Self::start_on(name, seed, 0, members, extra)
+    }
+
+    /// As [`Self::start`], with its TCP listener on `port`.
+    fn start_on(name: &'static str, seed: u8, port: u16, members: &Path, extra: &[String]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let page = dir.path().join("page");
         std::fs::create_dir(&page).expect("page dir");
@@ -61,13 +66,13 @@ impl RelayProcess {
             .env("RUST_LOG", "info,relay::federation=debug")
             .args([
                 "--listen-ip=127.0.0.1",
-                "--port=0",
                 "--quic-port=0",
                 "--websocket-port=0",
                 "--webrtc-port=0",
                 "--stun-port=0",
                 "--http-port=0",
             ])
+            .arg(format!("--port={port}"))
             .arg(format!("--secret-key-seed={seed}"))
             .arg(format!(
                 "--state-dir={}",
@@ -435,6 +440,21 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
         accepted, published as f64,
         "C accepted {accepted} chat messages; {published} were published (a copy was validated twice)"
     );
+
+    // B comes back on its address: A and C dial it again by themselves
+    // (B was told of nobody).
+    let port = b.tcp.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    });
+    drop(b);
+    let b = RelayProcess::start_on("B", 2, port.expect("a TCP port"), &members, &[]);
+    a.wait_for_metric(CONNECTED, "A linked to B again", |n| n == 2.0)
+        .await;
+    c.wait_for_metric(CONNECTED, "C linked to B again", |n| n == 2.0)
+        .await;
+    b.wait_for_metric(CONNECTED, "B linked to A and C again", |n| n == 2.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,4 +520,60 @@ async fn a_relay_not_in_the_federation_file_cannot_join() {
         "the record through the stranger reached B's peer: {from_liar:?}"
     );
     drop(stranger);
+
+    // A stranger that asks A's DHT without saying it is a relay (a Kademlia
+    // client, no identify) gets no answer either.
+    let peers = ask_dht(&a).await;
+    assert!(
+        !peers.contains(&b.peer_id),
+        "A's DHT told a stranger about B: {peers:?}"
+    );
+}
+
+/// Asks `relay`'s federation DHT, as a Kademlia client that is not a
+/// member, for the peers closest to a random key; returns what it learned.
+async fn ask_dht(relay: &RelayProcess) -> Vec<PeerId> {
+    use libp2p::kad;
+    let key = Keypair::generate_ed25519();
+    let local = key.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| {
+            let mut dht = kad::Behaviour::with_config(
+                local,
+                kad::store::MemoryStore::new(local),
+                kad::Config::new(relay::federation::DHT_PROTOCOL),
+            );
+            dht.set_mode(Some(kad::Mode::Client));
+            dht
+        })
+        .expect("behaviour")
+        .build();
+    let addr = relay::federation::members::relay_addr(relay.tcp.clone()).expect("tcp address");
+    swarm.behaviour_mut().add_address(&relay.peer_id, addr);
+    swarm.behaviour_mut().get_closest_peers(PeerId::random());
+    let result = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(result),
+                ..
+            }) = swarm.select_next_some().await
+            {
+                return result;
+            }
+        }
+    })
+    .await
+    .expect("the query ends");
+    let peers = match result {
+        Ok(kad::GetClosestPeersOk { peers, .. }) => peers,
+        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+    };
+    peers.into_iter().map(|info| info.peer_id).collect()
 }
