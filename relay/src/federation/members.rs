@@ -152,7 +152,8 @@ impl Members {
     }
 
     /// Takes in addresses of `peer` (ignored unless it is a member), and
-    /// dials it soon if it is not connected.
+    /// dials it soon if it is not connected. The callers pick the
+    /// addresses (see [`relay_addr`]); a trailing `/p2p` is dropped.
     pub fn learn(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
         if !self.is_member(&peer) {
             return;
@@ -167,7 +168,10 @@ impl Members {
             return;
         }
         let member = self.book.entry(peer).or_default();
-        for addr in addrs.into_iter().filter_map(relay_addr) {
+        for mut addr in addrs {
+            if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                addr.pop();
+            }
             if member.addrs.len() >= MAX_ADDRS_PER_MEMBER {
                 break;
             }
@@ -413,13 +417,17 @@ impl NetworkBehaviour for Members {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        if self.tick.poll_tick(cx).is_ready() {
+        // Polled until pending, so that each timer has registered to wake
+        // this behaviour at its next tick.
+        while self.tick.poll_tick(cx).is_ready() {
             self.recheck();
             self.dial_due(Instant::now());
         }
-        if self.lookup.poll_tick(cx).is_ready() && self.connected() > 0 {
-            self.actions
-                .push_back(ToSwarm::GenerateEvent(Event::LookupDue));
+        while self.lookup.poll_tick(cx).is_ready() {
+            if self.connected() > 0 {
+                self.actions
+                    .push_back(ToSwarm::GenerateEvent(Event::LookupDue));
+            }
         }
         match self.actions.pop_front() {
             Some(action) => Poll::Ready(action.map_in(|never| match never {})),
@@ -496,5 +504,151 @@ mod tests {
         ] {
             assert_eq!(relay_addr(addr(&other)), None, "{other}");
         }
+    }
+}
+
+/// `Members` in real swarms over libp2p's memory transport: a member that
+/// goes away is dialed again with backoff until it is back; one removed
+/// from the file is let go.
+#[cfg(test)]
+mod swarm_tests {
+    use libp2p::{
+        Swarm, Transport as _,
+        core::{transport::MemoryTransport, upgrade::Version},
+        identity::Keypair,
+        noise,
+        swarm::SwarmEvent,
+        yamux,
+    };
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn member(
+        key: Keypair,
+        list: &AuthorizedPeers,
+        bootstrap: Vec<(PeerId, Multiaddr)>,
+    ) -> Swarm<Members> {
+        let list = list.clone();
+        libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(|key| {
+                MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key).expect("noise"))
+                    .multiplex(yamux::Config::default())
+            })
+            .expect("memory transport")
+            .with_behaviour(|key| {
+                Members::new(
+                    key.public().to_peer_id(),
+                    list,
+                    bootstrap,
+                    8,
+                    Refusals::default(),
+                )
+            })
+            .expect("behaviour")
+            .build()
+    }
+
+    /// Runs `swarm`, listening on `addr`, in a task until the sender is
+    /// used or dropped: then it frees its address (the memory transport
+    /// keeps a port until its listener is removed) and drops the swarm, and
+    /// with it its connections.
+    fn run(mut swarm: Swarm<Members>, addr: Multiaddr) -> tokio::sync::oneshot::Sender<()> {
+        let listener = swarm.listen_on(addr).expect("listen");
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = futures::StreamExt::select_next_some(&mut swarm) => {}
+                }
+            }
+            swarm.remove_listener(listener);
+        });
+        stop
+    }
+
+    /// Polls `swarm` until `pick` returns something; panics after [`WAIT`].
+    async fn until<T>(
+        swarm: &mut Swarm<Members>,
+        what: &str,
+        mut pick: impl FnMut(SwarmEvent<Event>) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(value) = pick(futures::StreamExt::select_next_some(&mut *swarm).await) {
+                    return value;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_lost_member_is_dialed_again_with_backoff_and_a_removed_one_is_let_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("federation");
+        let (x_key, y_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (x, y) = (x_key.public().to_peer_id(), y_key.public().to_peer_id());
+        std::fs::write(&file, format!("{x}\n{y}\n")).expect("write");
+        let list = AuthorizedPeers::load(&file).expect("list");
+        let y_addr: Multiaddr = format!("/memory/{}", rand::random::<u64>())
+            .parse()
+            .expect("memory address");
+
+        let stop_y = run(member(y_key.clone(), &list, vec![]), y_addr.clone());
+        let mut x_swarm = member(x_key, &list, vec![(y, y_addr.clone())]);
+        let connected = |event| match event {
+            SwarmEvent::Behaviour(Event::Connected { peer }) if peer == y => Some(()),
+            _ => None,
+        };
+        until(&mut x_swarm, "connection to the member", connected).await;
+
+        // The member dies: it is dialed again, and again (1 s, then 2 s).
+        drop(stop_y);
+        until(&mut x_swarm, "member lost", |event| match event {
+            SwarmEvent::Behaviour(Event::Disconnected { peer }) if peer == y => Some(()),
+            _ => None,
+        })
+        .await;
+        for attempt in 1..=2 {
+            until(
+                &mut x_swarm,
+                &format!("redial {attempt}"),
+                |event| match event {
+                    SwarmEvent::OutgoingConnectionError { peer_id, .. } if peer_id == Some(y) => {
+                        Some(())
+                    }
+                    _ => None,
+                },
+            )
+            .await;
+        }
+        // It comes back on its address: the next redial finds it.
+        let _stop_y = run(member(y_key, &list, vec![]), y_addr);
+        until(&mut x_swarm, "connection to the member, back", connected).await;
+
+        // Removed from the file: its connection is closed, and it is not
+        // dialed again.
+        std::fs::write(&file, format!("{x}  # alone now\n")).expect("write");
+        until(
+            &mut x_swarm,
+            "the removed member let go",
+            |event| match event {
+                SwarmEvent::Behaviour(Event::Disconnected { peer }) if peer == y => Some(()),
+                _ => None,
+            },
+        )
+        .await;
+        assert_eq!(
+            x_swarm.behaviour().known(),
+            0,
+            "the removed member is forgotten"
+        );
     }
 }

@@ -193,13 +193,12 @@ impl Behaviour {
                 };
                 for info in peers {
                     if self.members.is_member(&info.peer_id) {
-                        for addr in &info.addrs {
-                            if let Some(addr) = members::relay_addr(addr.clone()) {
-                                self.dht.add_address(&info.peer_id, addr);
-                            }
+                        for addr in info.addrs.iter().cloned().filter_map(members::relay_addr) {
+                            self.dht.add_address(&info.peer_id, addr);
                         }
                     }
-                    self.members.learn(info.peer_id, info.addrs);
+                    let addrs = info.addrs.into_iter().filter_map(members::relay_addr);
+                    self.members.learn(info.peer_id, addrs);
                 }
             }
             BehaviourEvent::Dht(event) => tracing::trace!(?event, "federation DHT"),
