@@ -401,6 +401,13 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
             >= 1.0,
         "A counts the chat that came from C"
     );
+    // A handed its own peer's chat to both other relays.
+    assert!(
+        a.metric("relay_federation_messages_total{direction=\"to_relays\",topic=\"chat\"}")
+            .await
+            >= 2.0,
+        "A counts its peer's chat handed to B and C"
+    );
 
     // A's peer is done; what it published reaches C over two paths
     // (straight from A, and through B) while B lives.
