@@ -378,6 +378,7 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
     let a = RelayProcess::start("A", 1, &members, &[federate(&b)]);
     a.wait_for_metric(CONNECTED, "A linked to B", |n| n >= 1.0)
         .await;
+    let started = std::time::Instant::now();
     let c = RelayProcess::start("C", 3, &members, &[federate(&b)]);
 
     // A and C were told only of B: they find each other through the DHT.
@@ -387,11 +388,20 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
         .await;
     b.wait_for_metric(CONNECTED, "B linked to A and C", |n| n == 2.0)
         .await;
+    eprintln!(
+        "measured: C started and linked to B and A (found through B) in {:?}",
+        started.elapsed()
+    );
 
     // A peer on A and a peer on C see each other's records and chat.
     let mut on_a = TestPeer::on(&a).await;
     let mut on_c = TestPeer::on(&c).await;
+    let started = std::time::Instant::now();
     sees_record(&on_a, &mut on_c, &a, "A's peer's record at C's peer").await;
+    eprintln!(
+        "measured: first record from a peer on A at a peer on C in {:?} (republished every 300 ms)",
+        started.elapsed()
+    );
     sees_record(&on_c, &mut on_a, &c, "C's peer's record at A's peer").await;
     chats(&on_a, &mut on_c, "hello from A").await;
     chats(&on_c, &mut on_a, "hello from C").await;
@@ -419,8 +429,13 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
 
     // B dies without a word; A and C keep their own link.
     b.kill();
+    let killed = std::time::Instant::now();
     a.wait_for_metric(CONNECTED, "A linked to C only", |n| n == 1.0)
         .await;
+    eprintln!(
+        "measured: A saw B gone {:?} after SIGKILL",
+        killed.elapsed()
+    );
     c.wait_for_metric(CONNECTED, "C linked to A only", |n| n == 1.0)
         .await;
     let mut newcomer = TestPeer::on(&a).await;
@@ -456,10 +471,16 @@ async fn three_relays_find_each_other_carry_records_and_chat_and_survive_one_kil
     });
     drop(b);
     let b = RelayProcess::start_on("B", 2, port.expect("a TCP port"), &members, &[]);
+    let restarted = std::time::Instant::now();
     a.wait_for_metric(CONNECTED, "A linked to B again", |n| n == 2.0)
         .await;
     c.wait_for_metric(CONNECTED, "C linked to B again", |n| n == 2.0)
         .await;
+    eprintln!(
+        "measured: A and C linked to B again {:?} after it printed its addresses ({:?} after it was killed)",
+        restarted.elapsed(),
+        killed.elapsed()
+    );
     b.wait_for_metric(CONNECTED, "B linked to A and C again", |n| n == 2.0)
         .await;
 }
