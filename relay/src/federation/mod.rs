@@ -219,3 +219,48 @@ impl Behaviour {
         self.members.is_member(peer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(seed: u8) -> PeerId {
+        crate::state::seeded_keypair(seed).public().to_peer_id()
+    }
+
+    fn addr(peer: Option<PeerId>) -> Multiaddr {
+        let addr: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse().expect("valid");
+        match peer {
+            Some(peer) => addr.with(Protocol::P2p(peer)),
+            None => addr,
+        }
+    }
+
+    #[test]
+    fn federate_addresses_must_name_a_listed_relay_other_than_this_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("federation");
+        std::fs::write(&file, format!("{}\n{}\n", peer(1), peer(2))).expect("write");
+        let setup = Setup::load(peer(1), &file, &[addr(Some(peer(2)))], 32).expect("valid");
+        assert_eq!(setup.bootstrap, [(peer(2), addr(Some(peer(2))))]);
+
+        let error = Setup::load(peer(1), &file, &[addr(Some(peer(3)))], 32).expect_err("unlisted");
+        let message = error.to_string();
+        assert!(
+            message.contains(&peer(3).to_string()) && message.contains(&file.display().to_string()),
+            "{message}"
+        );
+        assert!(matches!(
+            Setup::load(peer(1), &file, &[addr(None)], 32),
+            Err(FederationError::NoPeerId { .. })
+        ));
+        assert!(matches!(
+            Setup::load(peer(1), &file, &[addr(Some(peer(1)))], 32),
+            Err(FederationError::Itself { .. })
+        ));
+        assert!(matches!(
+            Setup::load(peer(1), &dir.path().join("missing"), &[], 32),
+            Err(FederationError::Members(_))
+        ));
+    }
+}
