@@ -1,8 +1,9 @@
 //! Relays federate: three relay processes on loopback, B federated with A
 //! and C only. A and C find each other through the federation's DHT; a
 //! peer on A and a peer on C see each other's records and chat both ways;
-//! B is killed (SIGKILL) and A and C stay federated; a relay that is not in
-//! the federation file cannot join.
+//! B is killed (SIGKILL) and A and C stay federated, and dial B again when
+//! it is back; a relay that is not in the federation file cannot join; a
+//! private relay still gossips with its federation.
 //!
 //! The relays are the real binary; the peers are native libp2p test
 //! clients (`common::peer`) over TCP.
@@ -223,7 +224,10 @@ struct TestPeer {
 
 impl TestPeer {
     async fn on(relay: &RelayProcess) -> Self {
-        let key = Keypair::generate_ed25519();
+        Self::with_key(relay, Keypair::generate_ed25519()).await
+    }
+
+    async fn with_key(relay: &RelayProcess, key: Keypair) -> Self {
         let mut swarm = common::peer(key.clone());
         let relay_id = connect(&mut swarm, &relay.tcp).await;
         join_topic(&mut swarm, topics::DISCOVERY, relay_id).await;
@@ -604,4 +608,30 @@ async fn ask_dht(relay: &RelayProcess) -> Vec<PeerId> {
         Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
     };
     peers.into_iter().map(|info| info.peer_id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_relay_gossips_with_the_relays_of_its_federation() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let members = members_file(dir.path(), &[21, 22]);
+    // A is private: its authorized peers file lists one page, not B.
+    let listed = Keypair::generate_ed25519();
+    let authorized = dir.path().join("authorized");
+    std::fs::write(&authorized, format!("{}\n", listed.public().to_peer_id()))
+        .expect("authorized peers");
+    let a = RelayProcess::start(
+        "A",
+        21,
+        &members,
+        &[format!("--authorized-peers={}", authorized.display())],
+    );
+    let b = RelayProcess::start("B", 22, &members, &[federate(&a)]);
+    a.wait_for_metric(CONNECTED, "A linked to B", |n| n == 1.0)
+        .await;
+
+    let mut on_a = TestPeer::with_key(&a, listed).await;
+    let mut on_b = TestPeer::on(&b).await;
+    chats(&on_a, &mut on_b, "from the private relay").await;
+    chats(&on_b, &mut on_a, "to the private relay").await;
 }
