@@ -20,20 +20,18 @@ use std::{
 use either::Either;
 use libp2p::{
     Multiaddr, PeerId,
-    core::{Endpoint, transport::PortUse, upgrade::DeniedUpgrade},
+    core::{Endpoint, transport::PortUse},
     multiaddr::Protocol,
     swarm::{
-        CloseConnection, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId,
-        FromSwarm, NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent,
-        THandlerOutEvent, ToSwarm,
+        CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+        THandlerInEvent, THandlerOutEvent, ToSwarm,
         dial_opts::{DialOpts, PeerCondition},
         dummy,
-        handler::ConnectionEvent,
     },
 };
 use tokio::time::{Instant, Interval};
 
-use super::backoff::Backoff;
+use super::{backoff::Backoff, keep_alive::KeepAlive};
 use crate::{private::authorized_peers::AuthorizedPeers, refusals::Refusals};
 
 /// Addresses kept per member: a relay has one per transport and IP family.
@@ -433,46 +431,6 @@ impl NetworkBehaviour for Members {
             Some(action) => Poll::Ready(action.map_in(|never| match never {})),
             None => Poll::Pending,
         }
-    }
-}
-
-/// A member's connection handler: no protocol of its own, it only keeps
-/// the connection open (gossipsub keeps only mesh peers' connections open,
-/// and members are its explicit peers, not in its mesh).
-#[derive(Debug, Clone, Copy)]
-pub struct KeepAlive;
-
-impl ConnectionHandler for KeepAlive {
-    type FromBehaviour = Infallible;
-    type ToBehaviour = Infallible;
-    type InboundProtocol = DeniedUpgrade;
-    type OutboundProtocol = DeniedUpgrade;
-    type InboundOpenInfo = ();
-    type OutboundOpenInfo = ();
-
-    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol> {
-        SubstreamProtocol::new(DeniedUpgrade, ())
-    }
-
-    fn connection_keep_alive(&self) -> bool {
-        true
-    }
-
-    fn poll(
-        &mut self,
-        _: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
-        Poll::Pending
-    }
-
-    fn on_behaviour_event(&mut self, never: Infallible) {
-        match never {}
-    }
-
-    fn on_connection_event(
-        &mut self,
-        _: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, (), ()>,
-    ) {
     }
 }
 

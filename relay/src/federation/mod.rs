@@ -24,6 +24,7 @@
 //! is reserved where) is in `docs/design/federation.md`.
 
 pub mod backoff;
+pub mod keep_alive;
 pub mod members;
 pub mod metrics;
 
