@@ -6,12 +6,13 @@ use libp2p::{
     identify,
     identity::Keypair,
     ping, relay,
-    swarm::NetworkBehaviour,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
 use crate::{
     config::Limits,
     dial_policy::GlobalDialsOnly,
+    federation,
     gossip::{self, GossipConfigError, Gossipsub, ProjectTopics},
     limits::{ConnectionLimitsPerPrefix, ReservationsPerIp},
     private::{
@@ -48,6 +49,9 @@ pub struct Behaviour {
     /// learn whether they are reachable directly. In private relay mode,
     /// for listed peers only.
     pub autonat: MembersOnly<autonat::v2::server::Behaviour>,
+    /// With `--federation-peers`: the other relays, their DHT, the links
+    /// to them.
+    pub federation: Toggle<federation::Behaviour>,
 }
 
 /// What the behaviour counts and how strict it is, beside its limits.
@@ -68,6 +72,7 @@ impl Behaviour {
         per_prefix_limits: ConnectionLimitsPerPrefix,
         reservations_per_ip: &ReservationsPerIp,
         access: Option<&Access>,
+        federation: Option<federation::Setup>,
         policy: &Policy,
     ) -> Result<Self, GossipConfigError> {
         let connection_limits = ConnectionLimits::default()
@@ -87,7 +92,8 @@ impl Behaviour {
             global_dials_only: GlobalDialsOnly::new(
                 policy.dial_back_non_global,
                 policy.refusals.clone(),
-            ),
+            )
+            .except_members(federation.as_ref().map(|setup| setup.members.clone())),
             relay: AuthorizedRelay::new(
                 relay::Behaviour::new(keypair.public().to_peer_id(), config),
                 access.cloned(),
@@ -101,13 +107,21 @@ impl Behaviour {
                     ProjectTopics::new(policy.refused_subscriptions.clone()),
                 )?,
                 members.clone(),
-            ),
+            )
+            .also_serving(federation.as_ref().map(|setup| setup.members.clone())),
             identify: identify::Behaviour::new(
                 identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
                     .with_agent_version(AGENT_VERSION.to_owned()),
             ),
             ping: ping::Behaviour::default(),
             autonat: MembersOnly::new(autonat::v2::server::Behaviour::default(), members),
+            federation: Toggle::from(federation.map(|setup| {
+                federation::Behaviour::new(
+                    keypair.public().to_peer_id(),
+                    setup,
+                    policy.refusals.clone(),
+                )
+            })),
         })
     }
 }

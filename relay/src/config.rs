@@ -100,6 +100,9 @@ pub struct Options {
 
     #[command(flatten)]
     pub tls: TlsOptions,
+
+    #[command(flatten)]
+    pub federation: FederationOptions,
 }
 
 impl Options {
@@ -123,6 +126,46 @@ impl Options {
 /// `ipv6.disable=1`, or a container without IPv6, cannot).
 fn host_has_ipv6() -> bool {
     std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
+}
+
+/// Federation: several relays acting as one service (see
+/// `relay::federation` and the README's "Many relays" section). Off unless
+/// `--federation-peers` is given.
+#[derive(Debug, Clone, Args)]
+pub struct FederationOptions {
+    /// The federation's relays: a file of peer ids, one per line
+    /// (`<peer id>  # comment`), the same for every relay (its own id may
+    /// be in it). Only these relays may join: they get the federation's
+    /// DHT and a relay's gossip budget. Re-read when it changes.
+    #[arg(long, env = "RELAY_FEDERATION_PEERS", value_name = "FILE")]
+    pub federation_peers: Option<PathBuf>,
+
+    /// Address of another relay of the federation to connect to
+    /// (repeatable, or comma-separated), ending in /p2p/<its peer id>,
+    /// which must be in --federation-peers. One is enough: the relay finds
+    /// the others through the federation's DHT.
+    #[arg(
+        long = "federate",
+        env = "RELAY_FEDERATE",
+        value_delimiter = ',',
+        value_name = "MULTIADDR",
+        requires = "federation_peers"
+    )]
+    pub federate: Vec<libp2p::Multiaddr>,
+
+    /// Most federation relays this relay dials and keeps a connection to.
+    #[arg(long, env = "RELAY_MAX_FEDERATION_MEMBERS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_federation_members: u32,
+
+    /// Chat messages the relay accepts per minute from one federation
+    /// relay (which forwards all of its pages' and its other members').
+    #[arg(long, env = "RELAY_FEDERATION_CHAT_RATE", default_value_t = 12_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub federation_chat_rate: u32,
+
+    /// Discovery records the relay accepts per minute from one federation
+    /// relay.
+    #[arg(long, env = "RELAY_FEDERATION_DISCOVERY_RATE", default_value_t = 12_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub federation_discovery_rate: u32,
 }
 
 /// Let's Encrypt's production directory, the default `--acme-directory`.
@@ -495,6 +538,38 @@ mod tests {
             ["chat.example.org", "relay.example.org"]
         );
         assert_eq!(options.tls.acme_directory, LETS_ENCRYPT);
+    }
+
+    #[test]
+    fn federate_needs_a_membership_file_and_is_repeatable() {
+        let defaults = Options::try_parse_from(["relay"]).expect("defaults");
+        assert!(defaults.federation.federation_peers.is_none());
+        assert!(defaults.federation.federate.is_empty());
+        let a = "/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let b = "/ip4/192.0.2.2/tcp/4001/p2p/12D3KooWRBhwfeP2Y9CDkFRBAZ1pmxUadH36TKuk3KtKm5XXP8mA";
+        let error = Options::try_parse_from(["relay", "--federate", a])
+            .expect_err("needs --federation-peers");
+        assert!(error.to_string().contains("--federation-peers"), "{error}");
+        let options = Options::try_parse_from([
+            "relay",
+            "--federation-peers",
+            "relays.txt",
+            "--federate",
+            a,
+            "--federate",
+            b,
+        ])
+        .expect("valid");
+        assert_eq!(options.federation.federate.len(), 2);
+        let error = Options::try_parse_from([
+            "relay",
+            "--federation-peers",
+            "relays.txt",
+            "--federate",
+            "not an address",
+        ])
+        .expect_err("not a multiaddr");
+        assert!(error.to_string().contains("--federate"), "{error}");
     }
 
     #[test]

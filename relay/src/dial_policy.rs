@@ -9,6 +9,11 @@
 //! one); AutoNAT then answers the client that the dial-back failed.
 //!
 //! `--dial-back-non-global` lifts the rule, for tests on one machine.
+//!
+//! The relays of a federation are the exception: their addresses come from
+//! the operator (`--federate`) or from the members themselves, and two
+//! relays on one private network or one host are a fair setup, so a dial
+//! of a listed member may name any address.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -25,7 +30,7 @@ use libp2p::{
     },
 };
 
-use crate::refusals::Refusals;
+use crate::{private::authorized_peers::AuthorizedPeers, refusals::Refusals};
 
 /// Why a dial was denied.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,8 @@ pub struct NotGlobal {
 pub struct GlobalDialsOnly {
     allow_any: bool,
     refusals: Refusals,
+    /// The federation's relays, dialed wherever they are.
+    members: Option<AuthorizedPeers>,
 }
 
 impl GlobalDialsOnly {
@@ -46,7 +53,14 @@ impl GlobalDialsOnly {
         Self {
             allow_any,
             refusals,
+            members: None,
         }
+    }
+
+    /// Lets dials of the relays listed in `members` name any address.
+    pub fn except_members(mut self, members: Option<AuthorizedPeers>) -> Self {
+        self.members = members;
+        self
     }
 }
 
@@ -109,6 +123,11 @@ impl NetworkBehaviour for GlobalDialsOnly {
         _effective_role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
         if self.allow_any {
+            return Ok(Vec::new());
+        }
+        if let (Some(peer), Some(members)) = (maybe_peer, &self.members)
+            && members.contains(&peer)
+        {
             return Ok(Vec::new());
         }
         if let Some(addr) = addresses.iter().find(|addr| !is_global(addr)) {

@@ -167,12 +167,12 @@ impl TopicSubscriptionFilter for ProjectTopics {
 }
 
 /// Validates one message received on `topic`. A discovery record must list
-/// only circuits through the relays in `trusted` (this relay's own id,
-/// until relays federate).
-pub fn validate(message: &gossipsub::Message, trusted: &[PeerId]) -> Verdict {
+/// only circuits through the relays `trusted` says yes to (this relay and
+/// the federation's members).
+pub fn validate(message: &gossipsub::Message, trusted: impl Fn(&PeerId) -> bool) -> Verdict {
     let result = match Inbound::decode(message) {
         Ok(Inbound::Record(record)) => record
-            .check_circuits(|relay| trusted.contains(relay))
+            .check_circuits(trusted)
             .map_err(|error| error.to_string()),
         Ok(Inbound::Chat { .. }) => Ok(()),
         Err(InboundError::UnknownTopic(topic)) => {
@@ -230,7 +230,7 @@ mod tests {
         let record = PeerRecord::new(key.public(), vec![]).expect("valid");
         let verdict = validate(
             &message(topics::DISCOVERY, Some(record.peer_id()), record.encode()),
-            &[relay()],
+            |p: &PeerId| *p == relay(),
         );
         assert_eq!(verdict, Verdict::Accept);
     }
@@ -244,7 +244,10 @@ mod tests {
         let oversized = message(topics::DISCOVERY, Some(record.peer_id()), vec![0; 5000]);
         for message in [forged, garbage, oversized] {
             assert!(
-                matches!(validate(&message, &[relay()]), Verdict::Reject(_)),
+                matches!(
+                    validate(&message, |p: &PeerId| *p == relay()),
+                    Verdict::Reject(_)
+                ),
                 "{message:?}"
             );
         }
@@ -254,15 +257,23 @@ mod tests {
     fn chat_messages_are_checked_for_length_and_text() {
         let source = Some(PeerId::random());
         assert_eq!(
-            validate(&message(topics::CHAT, source, b"hi".to_vec()), &[]),
+            validate(
+                &message(topics::CHAT, source, b"hi".to_vec()),
+                |_: &PeerId| false
+            ),
             Verdict::Accept
         );
         assert!(matches!(
-            validate(&message(topics::CHAT, source, vec![b'a'; 5000]), &[]),
+            validate(
+                &message(topics::CHAT, source, vec![b'a'; 5000]),
+                |_: &PeerId| false
+            ),
             Verdict::Reject(_)
         ));
         assert!(matches!(
-            validate(&message(topics::CHAT, source, vec![0xff]), &[]),
+            validate(&message(topics::CHAT, source, vec![0xff]), |_: &PeerId| {
+                false
+            }),
             Verdict::Reject(_)
         ));
     }
@@ -276,7 +287,7 @@ mod tests {
                 .expect("valid record");
             validate(
                 &message(topics::DISCOVERY, Some(peer), record.encode()),
-                &[relay()],
+                |p: &PeerId| *p == relay(),
             )
         };
         let ours = format!(

@@ -28,7 +28,9 @@
 //! - [`sockets`]: the HTTP and STUN sockets, one per listen IP;
 //! - [`tls`]: HTTPS and secure WebSocket for a relay with a domain name;
 //! - [`webrtc_direct_guard`]: a bound on what libp2p-webrtc's UDP mux
-//!   remembers about strangers.
+//!   remembers about strangers;
+//! - [`federation`]: several relays as one service: members, their
+//!   private DHT, gossip between relays.
 
 pub mod addresses;
 pub mod assets;
@@ -36,6 +38,7 @@ pub mod behaviour;
 pub mod config;
 pub mod dial_policy;
 pub mod fd_budget;
+pub mod federation;
 pub mod gossip;
 pub mod http;
 pub mod http_listener;

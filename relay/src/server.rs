@@ -25,9 +25,10 @@ use crate::{
     behaviour::{Behaviour, BehaviourEvent, Policy},
     config::{Limits, Options},
     fd_budget::{self, FdShares},
+    federation::{self, FederationError, metrics::FederationMetrics},
     gossip::{
         self, GossipConfigError, Verdict,
-        budget::{GossipBudget, Rate, TopicRates},
+        budget::{GossipBudget, Rate, RelayRates, TopicRates},
     },
     http::{self, RelayInfo, SharedState},
     http_listener::{self, HttpLimits, HttpSocket},
@@ -64,6 +65,8 @@ pub enum StartError {
     Authorized(#[from] AuthorizedError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Federation(#[from] FederationError),
     #[error(
         "cannot listen on {addr} ({flag}): {reason}; is another relay running? Pick another port with {flag}"
     )]
@@ -118,6 +121,16 @@ impl Relay {
         };
         let keypair = loaded.keypair;
         let peer_id = keypair.public().to_peer_id();
+        let federation_options = &options.federation;
+        let federation = match &federation_options.federation_peers {
+            Some(file) => Some(federation::Setup::load(
+                peer_id,
+                file,
+                &federation_options.federate,
+                federation_options.max_federation_members as usize,
+            )?),
+            None => None,
+        };
         let ips = options.listen_ips();
         let listener_limits = options.listener_limits.clone();
         let tls = Tls::start(&options.tls, &options.state_dir)?;
@@ -187,6 +200,27 @@ impl Relay {
         };
         let reservations_per_ip = ReservationsPerIp::new(options.limits.max_reservations_per_ip);
         let (limits, http_limits) = fit_to_descriptors(&options, &relay_metrics);
+        // --- Federation (issue #14): its metrics and limits, in a block of
+        // their own.
+        let federation_metrics = federation.as_ref().map(|_| {
+            for (name, value) in [
+                (
+                    "max_federation_members",
+                    federation_options.max_federation_members,
+                ),
+                (
+                    "federation_chat_rate",
+                    federation_options.federation_chat_rate,
+                ),
+                (
+                    "federation_discovery_rate",
+                    federation_options.federation_discovery_rate,
+                ),
+            ] {
+                relay_metrics.set_limit(name, u64::from(value));
+            }
+            FederationMetrics::register(&mut registry)
+        });
         let per_prefix = ConnectionLimitsPerPrefix::new(
             PrefixLimits {
                 max_pending_per_listener: limits.max_pending_connections as usize,
@@ -202,6 +236,7 @@ impl Relay {
             per_prefix,
             &reservations_per_ip,
             access.as_ref(),
+            federation,
             &policy,
         )?;
         let mut swarm = swarm::build(
@@ -299,9 +334,9 @@ impl Relay {
             metrics: relay_metrics.clone(),
             reservations_per_ip,
             reservations: HashSet::new(),
-            gossip_budget: gossip_budget(&limits),
+            gossip_budget: gossip_budget(&limits, federation_options),
             peer_ips: HashMap::new(),
-            trusted_relays: vec![peer_id],
+            federation_metrics,
             refusals: refusals.clone(),
             tls: None,
             unfinished_webrtc,
@@ -525,7 +560,7 @@ fn install_crypto_provider() {
     }
 }
 
-fn gossip_budget(limits: &Limits) -> GossipBudget {
+fn gossip_budget(limits: &Limits, federation: &crate::config::FederationOptions) -> GossipBudget {
     let rates = |per_peer, per_ip| TopicRates {
         per_peer: Rate {
             per_minute: per_peer,
@@ -535,6 +570,14 @@ fn gossip_budget(limits: &Limits) -> GossipBudget {
     GossipBudget::new(
         rates(limits.chat_rate_per_peer, limits.chat_rate_per_ip),
         rates(limits.discovery_rate_per_peer, limits.discovery_rate_per_ip),
+        RelayRates {
+            chat: Rate {
+                per_minute: federation.federation_chat_rate,
+            },
+            discovery: Rate {
+                per_minute: federation.federation_discovery_rate,
+            },
+        },
     )
 }
 
@@ -584,8 +627,8 @@ struct EventLoop {
     /// The address each connected peer last connected from, for the
     /// per-address gossip budget. One entry per connected peer.
     peer_ips: HashMap<PeerId, IpAddr>,
-    /// Relays whose circuits a discovery record may list: this one.
-    trusted_relays: Vec<PeerId>,
+    /// With `--federation-peers`: `relay_federation_*`.
+    federation_metrics: Option<FederationMetrics>,
     /// Logs refusals at a bounded rate and counts them all.
     refusals: Refusals,
     /// With `--domain`; kept here so its certificate task lives as long as
@@ -775,10 +818,16 @@ impl EventLoop {
                 self.libp2p_metrics.record(&event);
                 if let identify::Event::Received { peer_id, info, .. } = &event {
                     tracing::debug!(%peer_id, agent = %info.agent_version, "identified");
+                    if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut() {
+                        federation.on_identified(*peer_id, info);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
                 self.libp2p_metrics.record(&event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Federation(event)) => {
+                self.on_federation_event(event)
             }
             _ => {}
         }
@@ -874,6 +923,57 @@ impl EventLoop {
             .set(self.reservations.len() as i64);
     }
 
+    fn on_federation_event(&mut self, event: federation::BehaviourEvent) {
+        let behaviour = self.swarm.behaviour_mut();
+        let Some(federation) = behaviour.federation.as_mut() else {
+            return;
+        };
+        federation.on_event(event, &mut behaviour.gossipsub);
+        if let Some(metrics) = &self.federation_metrics {
+            let members = &federation.members;
+            metrics.set_members(members.listed(), members.known(), members.connected());
+        }
+    }
+
+    /// Whether `peer` is another relay of the federation.
+    fn is_member(&self, peer: &PeerId) -> bool {
+        self.swarm
+            .behaviour()
+            .federation
+            .as_ref()
+            .is_some_and(|federation| federation.is_member(peer))
+    }
+
+    /// Counts a message from a member relay, and an accepted one for each
+    /// member relay gossipsub forwards it to (every connected one but the
+    /// one it came from and its author).
+    fn count_federation_messages(
+        &self,
+        topic: &'static str,
+        from_member: bool,
+        accepted: bool,
+        propagation_source: &PeerId,
+        author: Option<&PeerId>,
+    ) {
+        let (Some(metrics), Some(federation)) = (
+            &self.federation_metrics,
+            self.swarm.behaviour().federation.as_ref(),
+        ) else {
+            return;
+        };
+        if from_member {
+            metrics.count("from_relays", topic, 1);
+        }
+        if accepted {
+            let to = federation
+                .members
+                .connected_members()
+                .filter(|peer| *peer != propagation_source && Some(*peer) != author)
+                .count();
+            metrics.count("to_relays", topic, to as u64);
+        }
+    }
+
     fn on_gossip_event(&mut self, event: gossipsub::Event) {
         self.libp2p_metrics.record(&event);
         let gossipsub::Event::Message {
@@ -886,9 +986,15 @@ impl EventLoop {
         };
         let topic = gossip::topic_label(&message.topic);
         let ip = self.peer_ips.get(&propagation_source).copied();
-        let budget =
+        let from_member = self.is_member(&propagation_source);
+        let now = std::time::Instant::now();
+        // A member relay hands over every page's messages: its own budget.
+        let budget = if from_member {
             self.gossip_budget
-                .spend(topic, propagation_source, ip, std::time::Instant::now());
+                .spend_relay(topic, propagation_source, now)
+        } else {
+            self.gossip_budget.spend(topic, propagation_source, ip, now)
+        };
         let (verdict, label) = match budget {
             // Dropped, not held, and no penalty: a peer behind a busy
             // address is not at fault for its neighbours.
@@ -902,10 +1008,15 @@ impl EventLoop {
                 let label = match over {
                     gossip::budget::OverBudget::Peer => "over_peer_budget",
                     gossip::budget::OverBudget::Ip => "over_ip_budget",
+                    gossip::budget::OverBudget::Relay => "over_relay_budget",
                 };
                 (gossipsub::MessageAcceptance::Ignore, label)
             }
-            Ok(()) => match gossip::validate(&message, &self.trusted_relays) {
+            // Records may list circuits through this relay and through
+            // the federation's members.
+            Ok(()) => match gossip::validate(&message, |relay| {
+                *relay == *self.swarm.local_peer_id() || self.is_member(relay)
+            }) {
                 Verdict::Accept => (gossipsub::MessageAcceptance::Accept, "accepted"),
                 Verdict::Reject(reason) => {
                     self.refusals.refused("gossip-rejected", || {
@@ -914,10 +1025,26 @@ impl EventLoop {
                             message.source
                         )
                     });
-                    (gossipsub::MessageAcceptance::Reject, "rejected")
+                    // Not forwarded either way. A member is not penalized:
+                    // below the graylist threshold, every page's message
+                    // it carries would be dropped (two relays may briefly
+                    // disagree on the membership file).
+                    let acceptance = if from_member {
+                        gossipsub::MessageAcceptance::Ignore
+                    } else {
+                        gossipsub::MessageAcceptance::Reject
+                    };
+                    (acceptance, "rejected")
                 }
             },
         };
+        self.count_federation_messages(
+            topic,
+            from_member,
+            label == "accepted",
+            &propagation_source,
+            message.source.as_ref(),
+        );
         self.metrics
             .gossip_messages
             .get_or_create(&GossipLabels {

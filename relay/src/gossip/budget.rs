@@ -113,6 +113,8 @@ pub struct TopicRates {
 pub enum OverBudget {
     Peer,
     Ip,
+    /// A federation relay's budget.
+    Relay,
 }
 
 impl OverBudget {
@@ -120,6 +122,7 @@ impl OverBudget {
         match self {
             OverBudget::Peer => "peer",
             OverBudget::Ip => "ip",
+            OverBudget::Relay => "relay",
         }
     }
 }
@@ -129,14 +132,32 @@ impl OverBudget {
 pub struct TopicBudget {
     per_peer: Buckets<PeerId>,
     per_ip: Buckets<IpPrefix>,
+    /// The federation's relays, each of which forwards the messages of all
+    /// its pages: a bucket of their own size, and no address budget (two
+    /// relays may share a host).
+    per_relay: Buckets<PeerId>,
 }
 
 impl TopicBudget {
     pub fn new(rates: TopicRates) -> Self {
+        Self::with_relay_rate(rates, rates.per_peer)
+    }
+
+    pub fn with_relay_rate(rates: TopicRates, per_relay: Rate) -> Self {
         Self {
             per_peer: Buckets::new(rates.per_peer),
             per_ip: Buckets::new(rates.per_ip),
+            per_relay: Buckets::new(per_relay),
         }
+    }
+
+    /// Spends one message handed over by the federation relay `relay`.
+    pub fn spend_relay(&mut self, relay: PeerId, now: Instant) -> Result<(), OverBudget> {
+        if !self.per_relay.has_token(relay, now) {
+            return Err(OverBudget::Relay);
+        }
+        self.per_relay.take(relay);
+        Ok(())
     }
 
     /// Spends one message of `peer` (at `ip`, if known), or says which
@@ -167,6 +188,7 @@ impl TopicBudget {
     /// reconnecting does not refill it.
     pub fn forget(&mut self, peer: &PeerId) {
         self.per_peer.remove(peer);
+        self.per_relay.remove(peer);
     }
 }
 
@@ -177,11 +199,33 @@ pub struct GossipBudget {
     discovery: TopicBudget,
 }
 
+/// What one federation relay may hand over per topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRates {
+    pub chat: Rate,
+    pub discovery: Rate,
+}
+
 impl GossipBudget {
-    pub fn new(chat: TopicRates, discovery: TopicRates) -> Self {
+    pub fn new(chat: TopicRates, discovery: TopicRates, relays: RelayRates) -> Self {
         Self {
-            chat: TopicBudget::new(chat),
-            discovery: TopicBudget::new(discovery),
+            chat: TopicBudget::with_relay_rate(chat, relays.chat),
+            discovery: TopicBudget::with_relay_rate(discovery, relays.discovery),
+        }
+    }
+
+    /// Spends one message on `topic` handed over by the federation relay
+    /// `relay`.
+    pub fn spend_relay(
+        &mut self,
+        topic: &str,
+        relay: PeerId,
+        now: Instant,
+    ) -> Result<(), OverBudget> {
+        match topic {
+            "chat" => self.chat.spend_relay(relay, now),
+            "discovery" => self.discovery.spend_relay(relay, now),
+            _ => Ok(()),
         }
     }
 
@@ -269,6 +313,21 @@ mod tests {
             Err(OverBudget::Ip)
         );
         assert_eq!(budget.spend(PeerId::random(), Some(other_64), now), Ok(()));
+    }
+
+    #[test]
+    fn a_relay_has_its_own_budget_and_no_address_budget() {
+        let mut budget = TopicBudget::with_relay_rate(rates(2, 2), Rate { per_minute: 100 });
+        let (relay, page) = (PeerId::random(), PeerId::random());
+        let ip = Some("192.0.2.1".parse().expect("ip"));
+        let now = Instant::now();
+        let forwarded = (0..1000)
+            .filter(|_| budget.spend_relay(relay, now).is_ok())
+            .count();
+        assert_eq!(forwarded, 100, "the relay's bucket");
+        assert_eq!(budget.spend_relay(relay, now), Err(OverBudget::Relay));
+        // A page on the relay's host keeps its own budgets.
+        assert_eq!(budget.spend(page, ip, now), Ok(()));
     }
 
     #[test]

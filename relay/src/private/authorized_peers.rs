@@ -138,7 +138,7 @@ impl AuthorizedPeers {
     /// mistake).
     pub fn load(path: &Path) -> Result<Self, AuthorizedError> {
         let (peers, loaded) = read(path)?;
-        tracing::info!(file = %path.display(), peers = peers.len(), "private relay mode: authorized peers loaded");
+        tracing::info!(file = %path.display(), peers = peers.len(), "peer list loaded");
         Ok(Self {
             path: path.to_owned(),
             inner: Arc::new(Mutex::new(State {

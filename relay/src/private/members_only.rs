@@ -34,6 +34,9 @@ use crate::private::authorized_peers::AuthorizedPeers;
 pub struct MembersOnly<B> {
     inner: B,
     members: Option<AuthorizedPeers>,
+    /// Served too in private relay mode: the federation's relays, for
+    /// gossip.
+    also: Option<AuthorizedPeers>,
     /// Guests' connections, which `inner` never hears of. Bounded by the
     /// swarm's connection limits.
     guests: HashSet<ConnectionId>,
@@ -57,15 +60,26 @@ impl<B> MembersOnly<B> {
         Self {
             inner,
             members,
+            also: None,
             guests: HashSet::new(),
             served: HashMap::new(),
         }
     }
 
+    /// Serves the peers in `also` too, when `members` is set.
+    pub fn also_serving(mut self, also: Option<AuthorizedPeers>) -> Self {
+        self.also = also;
+        self
+    }
+
     fn is_guest(&self, peer: &PeerId) -> bool {
-        self.members
-            .as_ref()
-            .is_some_and(|members| !members.is_authorized(peer))
+        self.members.as_ref().is_some_and(|members| {
+            !members.is_authorized(peer)
+                && !self
+                    .also
+                    .as_ref()
+                    .is_some_and(|also| also.is_authorized(peer))
+        })
     }
 
     fn handler(
