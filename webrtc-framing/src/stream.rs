@@ -4,8 +4,12 @@
 //! stream's framing going when the application does not.
 //!
 //! Both share the channel. Whichever is polled reads from it, decodes the
-//! frames, applies their flags and answers them (a FIN with FIN_ACK), and
-//! wakes the other. That way a FIN is acknowledged even when the
+//! frames, applies their flags and answers them (a FIN with FIN_ACK). The
+//! channel is read with a waker of this module's (`WakerHub`) that wakes
+//! both: a channel keeps one read waker, and the task it would otherwise
+//! wake may be the application's, which need not read again (libp2p's
+//! relay server reads one request and never polls the stream's read half
+//! again). That way a FIN is acknowledged even when the
 //! application stopped reading, or dropped the stream after closing its
 //! write half: the drop listener lingers until the peer's FIN comes (or
 //! [`Config::linger`] passes), so a peer that waits for our FIN_ACK (as
@@ -24,7 +28,10 @@ use std::{
     time::Duration,
 };
 
-use futures::{AsyncRead, AsyncWrite, FutureExt as _, ready};
+use futures::{
+    AsyncRead, AsyncWrite, FutureExt as _, ready,
+    task::{ArcWake, waker},
+};
 use futures_timer::Delay;
 
 use crate::{
@@ -105,9 +112,62 @@ struct Shared<T> {
     /// Why reading failed, for every later read.
     failure: Option<(io::ErrorKind, String)>,
     stream_dropped: bool,
-    reader: Option<Waker>,
-    closer: Option<Waker>,
-    listener: Option<Waker>,
+    /// Wakes every task that waits on this stream.
+    wakers: Arc<WakerHub>,
+    /// `wakers` as a `Waker`, for reading the channel.
+    hub_waker: Waker,
+}
+
+/// Who waits on a stream.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// The application, in a read, write or close.
+    Application,
+    /// The drop listener, in its connection's task.
+    Listener,
+}
+
+/// The tasks waiting on one stream, woken together when the channel has
+/// something: whichever of them is polled next reads it.
+#[derive(Default)]
+struct WakerHub {
+    waiting: Mutex<[Option<Waker>; 2]>,
+}
+
+impl WakerHub {
+    fn slots(&self) -> MutexGuard<'_, [Option<Waker>; 2]> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn register(&self, role: Role, waker: &Waker) {
+        let mut slots = self.slots();
+        let slot = &mut slots[role as usize];
+        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake_one(&self, role: Role) {
+        let waker = self.slots()[role as usize].take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wake_all(&self) {
+        let wakers = std::mem::take(&mut *self.slots());
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+impl ArcWake for WakerHub {
+    fn wake_by_ref(hub: &Arc<Self>) {
+        hub.wake_all();
+    }
 }
 
 impl<T> Stream<T>
@@ -121,6 +181,7 @@ where
     }
 
     pub fn with_config(channel: T, config: Config) -> (Self, DropListener<T>) {
+        let wakers = Arc::new(WakerHub::default());
         let shared = Arc::new(Mutex::new(Shared {
             channel,
             state: StreamState::new(),
@@ -130,9 +191,8 @@ where
             channel_ended: false,
             failure: None,
             stream_dropped: false,
-            reader: None,
-            closer: None,
-            listener: None,
+            wakers: wakers.clone(),
+            hub_waker: waker(wakers),
         }));
         (
             Self {
@@ -173,11 +233,14 @@ where
     /// Reads and applies what the channel has, until it has nothing more
     /// for now or [`MAX_READ_AHEAD`] bytes wait for the reader; then sends
     /// the flags that are owed. Returns whether anything arrived.
-    fn pump(&mut self, cx: &mut Context<'_>) -> bool {
+    fn pump(&mut self, cx: &mut Context<'_>, role: Role) -> bool {
+        self.wakers.register(role, cx.waker());
         let mut arrived = false;
         let mut buffer = [0u8; MAX_FRAME_LEN];
+        let hub_waker = self.hub_waker.clone();
+        let mut hub_cx = Context::from_waker(&hub_waker);
         while !self.channel_ended && self.received.len() < MAX_READ_AHEAD {
-            match Pin::new(&mut self.channel).poll_read(cx, &mut buffer) {
+            match Pin::new(&mut self.channel).poll_read(&mut hub_cx, &mut buffer) {
                 Poll::Ready(Ok(0)) => {
                     self.channel_ended = true;
                     self.state.on_channel_closed();
@@ -204,12 +267,7 @@ where
             tracing::debug!(%error, "sending a flag failed");
         }
         if arrived {
-            for waker in [self.reader.take(), self.closer.take(), self.listener.take()]
-                .into_iter()
-                .flatten()
-            {
-                waker.wake();
-            }
+            self.wakers.wake_all();
         }
         arrived
     }
@@ -292,8 +350,7 @@ where
             if shared.state.read_half() != ReadHalf::Open {
                 return Poll::Ready(Ok(0));
             }
-            if !shared.pump(cx) {
-                shared.reader = Some(cx.waker().clone());
+            if !shared.pump(cx, Role::Application) {
                 return Poll::Pending;
             }
         }
@@ -311,7 +368,7 @@ where
     ) -> Poll<io::Result<usize>> {
         let mut shared = lock(&self.shared);
         // Flags the peer sent (STOP_SENDING, RESET_STREAM) end writing.
-        shared.pump(cx);
+        shared.pump(cx, Role::Application);
         shared.state.check_write()?;
         ready!(shared.poll_send_owed(cx))?;
         let n = buf.len().min(MAX_PAYLOAD_LEN);
@@ -350,7 +407,7 @@ where
                 }
                 CloseProgress::WaitingForFinAck => {}
             }
-            if !shared.pump(cx) {
+            if !shared.pump(cx, Role::Application) {
                 break;
             }
         }
@@ -367,7 +424,6 @@ where
             shared.state.stop_waiting_for_fin_ack();
             return Poll::Ready(Ok(()));
         }
-        shared.closer = Some(cx.waker().clone());
         Poll::Pending
     }
 }
@@ -381,9 +437,7 @@ impl<T> Drop for Stream<T> {
             // for the whole (the drop listener sends RESET_STREAM).
             shared.state.reset();
         }
-        if let Some(listener) = shared.listener.take() {
-            listener.wake();
-        }
+        shared.wakers.wake_one(Role::Listener);
     }
 }
 
@@ -398,8 +452,7 @@ where
         let mut shared = lock(&this.shared);
         if !shared.stream_dropped {
             // Keep the flags flowing for a stream nobody reads right now.
-            shared.pump(cx);
-            shared.listener = Some(cx.waker().clone());
+            shared.pump(cx, Role::Listener);
             return Poll::Pending;
         }
         // Dropped: send what is owed (RESET_STREAM, FIN, FIN_ACK).
@@ -412,7 +465,7 @@ where
                 ready!(shared.poll_send_owed(cx))?;
                 return Poll::Ready(Ok(()));
             }
-            if !shared.pump(cx) {
+            if !shared.pump(cx, Role::Listener) {
                 break;
             }
         }
@@ -422,7 +475,7 @@ where
             tracing::debug!(?linger, "the peer sent no FIN after the stream was dropped");
             return Poll::Ready(Ok(()));
         }
-        shared.listener = Some(cx.waker().clone());
+        shared.wakers.register(Role::Listener, cx.waker());
         Poll::Pending
     }
 }

@@ -315,3 +315,26 @@ async fn simultaneous_close_completes_on_both_sides() {
     assert_eq!(a.read(&mut [0u8; 4]).await.expect("end"), 0);
     assert_eq!(b.read(&mut [0u8; 4]).await.expect("end"), 0);
 }
+
+#[tokio::test]
+async fn fin_is_acknowledged_when_the_application_read_last_and_stopped_reading() {
+    // A channel keeps one read waker. Here the application's read is the
+    // last to poll it, then the application never reads again (as libp2p's
+    // relay server does after reading a request): the FIN that arrives
+    // must still reach the drop listener, which sends FIN_ACK.
+    let (a, b) = channel_pair();
+    let (mut a, _a_listener) = Stream::with_config(a, patient());
+    let (mut b, b_listener) = Stream::with_config(b, patient());
+    let _b_listener = run(b_listener);
+    tokio::task::yield_now().await; // the listener polls the channel first
+    {
+        let mut buffer = [0u8; 8];
+        let read = b.read(&mut buffer);
+        futures::pin_mut!(read);
+        assert!(futures::poll!(read).is_pending(), "nothing to read yet");
+    }
+    a.write_all(b"request").await.expect("write");
+    within("close, acknowledged though B's reader went away", a.close())
+        .await
+        .expect("FIN_ACK arrived");
+}
