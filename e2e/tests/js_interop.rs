@@ -94,25 +94,41 @@ async fn run_webrtc_direct(
         .to_owned();
 
     // The js-libp2p page reaches the relay over WebRTC-direct and reserves.
+    // A second load is allowed for a race that is not this test's subject:
+    // libp2p-webrtc 0.10 takes the client's data channels only once its
+    // Noise handshake is over, and js-libp2p opens its identify and
+    // reservation streams the moment its side of Noise ends, so now and
+    // then (2 of 9 runs here) the relay never sees them. Our page waits
+    // for the relay's first stream instead (webrtc-p2p `direct.rs`).
     let stun = format!("stun:127.0.0.1:{}", ports.stun);
-    js.browser
-        .goto(&e2e::js_peer_url(relay_webrtc_direct, &[stun])?)
-        .await?;
-    let js_state = e2e::wait_until(
-        "the js-libp2p page is ready with a /p2p-circuit/webrtc address through WebRTC-direct",
-        TIMEOUT,
-        || async {
-            let state = js.state().await?;
-            Ok(
-                if state.state == "ready" && state.webrtc_addr.contains("/webrtc-direct/") {
-                    Check::Done(state)
-                } else {
-                    Check::NotYet(state.to_string())
-                },
-            )
-        },
-    )
-    .await?;
+    let url = e2e::js_peer_url(relay_webrtc_direct, &[stun])?;
+    let mut attempt = 1;
+    let js_state = loop {
+        js.browser.goto(&url).await?;
+        let ready = e2e::wait_until(
+            "the js-libp2p page is ready with a /p2p-circuit/webrtc address through WebRTC-direct",
+            TIMEOUT,
+            || async {
+                let state = js.state().await?;
+                Ok(
+                    if state.state == "ready" && state.webrtc_addr.contains("/webrtc-direct/") {
+                        Check::Done(state)
+                    } else {
+                        Check::NotYet(state.to_string())
+                    },
+                )
+            },
+        )
+        .await;
+        match ready {
+            Ok(state) => break state,
+            Err(error) if attempt == 1 => {
+                eprintln!("first load did not reserve (loading it again): {error:#}");
+                attempt += 1;
+            }
+            Err(error) => return Err(error.context("second load")),
+        }
+    };
     let reserved_ms = js
         .browser
         .run_async("return window.jsPeer.reservedAfterMs();", vec![])
