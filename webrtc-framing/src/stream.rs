@@ -40,8 +40,11 @@ use crate::{
 };
 
 /// Received payload bytes held for a reader that has not read them yet,
-/// before the channel is left unread.
-pub const MAX_READ_AHEAD: usize = 256 * 1024;
+/// before the channel is left unread: one frame's worth. Reading ahead is
+/// there to see flags (a FIN to acknowledge) while nobody reads, not to
+/// buffer: on the relay every stream a peer opens could hold this much,
+/// taken out of the transport's own flow-controlled buffers.
+pub const MAX_READ_AHEAD: usize = MAX_FRAME_LEN;
 
 /// js-libp2p's wait for FIN_ACK (`DEFAULT_FIN_ACK_TIMEOUT`), and ours.
 pub const DEFAULT_FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
