@@ -48,16 +48,9 @@ if (ourUrl == null || jsPage == null || relaysArg == null || stun == null) {
 }
 const relays = relaysArg.split(',').filter((addr) => addr !== '')
 const transportOf = (relay) => relay.includes('/webrtc-direct/') ? 'WebRTC-direct' : relay.includes('/ws') ? 'WebSocket' : relay
-// Why js-libp2p's pages have no runs over a transport. Over WebRTC-direct
-// to a rust-libp2p relay, rust-libp2p's streams never answer FIN with
-// FIN_ACK (rust-libp2p#4600); js-libp2p's stream close waits for it and
-// fails, so its identify, reservation and ping fail and it aborts the
-// connection after about 15 s: every run would only time out.
-// BENCH_JS_WEBRTC_DIRECT=1 runs them anyway (to see whether that changed).
-const jsCannot = (transport) =>
-  transport === 'WebRTC-direct' && process.env.BENCH_JS_WEBRTC_DIRECT !== '1'
-    ? 'n/a: js-libp2p cannot reserve over WebRTC-direct on a rust-libp2p relay (no FIN_ACK, rust-libp2p#4600)'
-    : null
+// js-libp2p's pages run over both transports: over WebRTC-direct they
+// need the relay to answer each stream's FIN with FIN_ACK, which it does
+// on this project's libp2p-webrtc-utils (webrtc-utils/, README).
 const runs = Number(runsArg ?? 10)
 const perfBytes = Number(megabytesArg ?? 32) * 1e6
 const repeats = Number(repeatsArg ?? 3)
@@ -214,7 +207,6 @@ try {
     for (let i = 0; i < runs; i++) {
       const order = (i % 2 === 0 ? ['ours', 'js'] : ['js', 'ours'])
         .filter((k) => (process.env.BENCH_PAIR_ONLY ?? k) === k)
-        .filter((k) => k !== 'js' || jsCannot(transport) == null)
       for (const kind of order) {
         try {
           const withPerf = r === 0 && i >= runs - 2 && results[kind].every((run) => run.upload == null)
@@ -238,12 +230,8 @@ try {
 const ms = (value) => `${value.toFixed(0)} ms`
 const mbps = (value) => `${value.toFixed(1)} MB/s`
 
-function row (metric, values, unit, digits, suffix, noReference = null) {
+function row (metric, values, unit, digits, suffix) {
   const { ours, js } = values
-  if (ours.length > 0 && js.length === 0 && noReference != null) {
-    console.log(`${METRIC_PREFIX}${metric}, median of ${ours.length} (${spread(ours, digits)} ${suffix})\t${unit(median(ours))}\t${noReference}\t-`)
-    return
-  }
   if (ours.length === 0 || js.length === 0) {
     const missing = ours.length === 0 ? 'ours' : 'js-libp2p'
     console.log(`${METRIC_PREFIX}${metric}\t- (failed: no ${missing} result, see the log above)\t-\t-`)
@@ -266,10 +254,10 @@ for (const [r, relay] of relays.entries()) {
     ['direct', 'direct WebRTC connection up']
   ]) {
     row(`browser link (${over}), Connect to ${label}, both pages of ${runs} runs${failedRuns}`,
-      { ours: perPage('ours', moment), js: perPage('js', moment) }, ms, 0, 'ms', jsCannot(transportOf(relay)))
+      { ours: perPage('ours', moment), js: perPage('js', moment) }, ms, 0, 'ms')
   }
   row(`browser link (${over}), Connect to the first chat message shown, receiving page of ${runs} runs${failedRuns}`,
-    { ours: results.ours.map((r) => r.chat), js: results.js.map((r) => r.chat) }, ms, 0, 'ms', jsCannot(transportOf(relay)))
+    { ours: results.ours.map((r) => r.chat), js: results.js.map((r) => r.chat) }, ms, 0, 'ms')
 }
 const { results } = byRelay[0]
 const perfRuns = (kind, direction) => results[kind].flatMap((r) => r[direction] ?? [])

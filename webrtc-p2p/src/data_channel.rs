@@ -1,5 +1,5 @@
 //! An `RTCDataChannel` as a byte stream (`AsyncRead` + `AsyncWrite`), on
-//! which `libp2p-webrtc-utils` runs the libp2p stream framing.
+//! which `webrtc-framing` runs the libp2p stream framing.
 //!
 //! Reads come from the channel's `message` events, buffered up to
 //! [`MAX_READ_BUFFER`]: a data channel has no read-side backpressure that a
@@ -23,9 +23,9 @@ use std::{
 
 use futures::{AsyncRead, AsyncWrite};
 use js_sys::{ArrayBuffer, Uint8Array};
-use libp2p_webrtc_utils::MAX_MSG_LEN;
 use wasm_bindgen::{JsCast as _, closure::Closure};
 use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
+use webrtc_framing::MAX_FRAME_LEN;
 
 /// Bytes received and not yet read before the channel is closed as abusive.
 pub const MAX_READ_BUFFER: usize = 1024 * 1024;
@@ -242,7 +242,7 @@ impl AsyncWrite for PollDataChannel {
             return Poll::Pending;
         }
         // One message carries at most one frame's worth, as the spec sizes them.
-        let n = buf.len().min(MAX_MSG_LEN);
+        let n = buf.len().min(MAX_FRAME_LEN);
         self.channel
             .send_with_u8_array(&buf[..n])
             .map_err(|error| io::Error::other(format!("data channel send failed: {error:?}")))?;

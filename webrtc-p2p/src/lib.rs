@@ -17,7 +17,7 @@
 //!    connection: the remote peer id is the relayed connection's.
 //! 5. Each libp2p stream is its own `RTCDataChannel`, framed as in
 //!    WebRTC-direct (varint-prefixed protobuf frames of at most 16 KiB with
-//!    FIN / STOP_SENDING / RESET_STREAM; no FIN_ACK yet, see `stream`),
+//!    FIN / STOP_SENDING / RESET_STREAM / FIN_ACK, by `webrtc-framing`),
 //!    multistream-select on each.
 //!
 //! # Modules
@@ -29,7 +29,8 @@
 //! - `peer_connection` (browser): an `RTCPeerConnection` with ICE servers,
 //!   trickled candidates, its state and the channels the remote opens.
 //! - `data_channel` and `stream` (browser): a data channel as a byte stream,
-//!   with the framing of `libp2p-webrtc-utils` on top.
+//!   with the framing of `webrtc-framing` on top (a FIN answered with
+//!   FIN_ACK, a close that waits for the peer's FIN_ACK).
 //! - `connection` (browser): the connection as a libp2p `StreamMuxer`.
 //! - `transport` and `behaviour` (browser): [`new`] returns both, wired
 //!   together. The transport dials and listens on `/webrtc` addresses; the

@@ -1,10 +1,13 @@
 //! A libp2p stream of a `/webrtc` connection: one data channel with the
-//! spec's framing (FIN / STOP_SENDING / RESET_STREAM), made `Send` for
-//! libp2p (the page is single-threaded: it never leaves it).
+//! spec's framing (FIN / STOP_SENDING / RESET_STREAM / FIN_ACK, by the
+//! `webrtc-framing` crate), made `Send` for libp2p (the page is
+//! single-threaded: it never leaves it).
 //!
-//! The framing is `libp2p-webrtc-utils` 0.5's, which neither sends FIN_ACK
-//! nor knows the flag (rust-libp2p#4600): closing does not wait for the
-//! remote, and a FIN_ACK received (js-libp2p sends one) is a read error.
+//! A FIN from the peer is answered with FIN_ACK, by the stream or, when
+//! nobody reads it, by its drop listener, which the connection polls.
+//! Closing waits for the peer's FIN_ACK up to
+//! [`webrtc_framing::DEFAULT_FIN_ACK_TIMEOUT`] (10 s, as js-libp2p): an
+//! older peer that never sends one costs that wait, not an error.
 
 use std::{
     io,
@@ -16,34 +19,40 @@ use futures::{AsyncRead, AsyncWrite};
 use send_wrapper::SendWrapper;
 use web_sys::RtcDataChannel;
 
+use webrtc_framing::Config;
+
 use crate::data_channel::{ConnectionWaker, PollDataChannel};
 
 pub struct Stream {
-    inner: SendWrapper<libp2p_webrtc_utils::Stream<PollDataChannel>>,
+    inner: SendWrapper<webrtc_framing::Stream<PollDataChannel>>,
 }
 
-/// Resets the stream for the peer when it is dropped without being closed.
-pub(crate) type DropListener = SendWrapper<libp2p_webrtc_utils::DropListener<PollDataChannel>>;
+/// Answers the peer's flags while nobody reads the stream; resets the
+/// stream for the peer when it is dropped without being closed, and
+/// acknowledges the peer's FIN when it is dropped after closing.
+pub(crate) type DropListener = SendWrapper<webrtc_framing::DropListener<PollDataChannel>>;
 
 impl Stream {
     pub(crate) fn new(
         channel: RtcDataChannel,
         connection: ConnectionWaker,
     ) -> (Self, DropListener) {
-        Self::from_channel(PollDataChannel::new(channel, connection))
+        Self::from_channel(PollDataChannel::new(channel, connection), Config::default())
     }
 
     /// A stream on WebRTC-direct's handshake channel, which stays open
     /// after the stream is closed (see [`PollDataChannel::new_kept_open`]).
+    /// Its close does not wait for FIN_ACK: nobody reads the channel after
+    /// the handshake, on either side, to send one.
     pub(crate) fn handshake(channel: RtcDataChannel) -> (Self, DropListener) {
-        Self::from_channel(PollDataChannel::new_kept_open(
-            channel,
-            ConnectionWaker::default(),
-        ))
+        Self::from_channel(
+            PollDataChannel::new_kept_open(channel, ConnectionWaker::default()),
+            Config::without_fin_ack_wait(),
+        )
     }
 
-    fn from_channel(channel: PollDataChannel) -> (Self, DropListener) {
-        let (inner, drop_listener) = libp2p_webrtc_utils::Stream::new(channel);
+    fn from_channel(channel: PollDataChannel, config: Config) -> (Self, DropListener) {
+        let (inner, drop_listener) = webrtc_framing::Stream::with_config(channel, config);
         (
             Self {
                 inner: SendWrapper::new(inner),

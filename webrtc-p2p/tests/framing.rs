@@ -1,7 +1,8 @@
 //! The stream framing every `/webrtc` data channel carries (shared with
-//! WebRTC-direct, implemented by `libp2p-webrtc-utils`): half-close with
-//! FIN, STOP_SENDING, reset, and payloads larger than one frame. (No
-//! FIN_ACK: `libp2p-webrtc-utils` 0.5 has none, see `src/stream.rs`.)
+//! WebRTC-direct, implemented by `webrtc-framing`): half-close with FIN
+//! answered by FIN_ACK, STOP_SENDING, reset, and payloads larger than one
+//! frame. Every close here waits up to a minute for FIN_ACK, so a close
+//! that ends within the tests' 5 s deadline proves the FIN_ACK came.
 //!
 //! The data channel is modelled in memory with the semantics of an
 //! `RTCDataChannel`: reliable, ordered, message-based, shared by handles.
@@ -14,8 +15,17 @@ mod support;
 use std::{io, pin::Pin, time::Duration};
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
-use libp2p_webrtc_utils::{MAX_MSG_LEN, Stream};
-use support::channel_pair;
+use support::{Channel, channel_pair};
+use webrtc_framing::{Config, DropListener, MAX_FRAME_LEN as MAX_MSG_LEN};
+
+/// A stream whose close waits up to a minute for the peer's FIN_ACK.
+fn stream(channel: Channel) -> (webrtc_framing::Stream<Channel>, DropListener<Channel>) {
+    let patient = Config {
+        fin_ack_timeout: Some(Duration::from_secs(60)),
+        linger: Duration::from_secs(60),
+    };
+    webrtc_framing::Stream::with_config(channel, patient)
+}
 
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), future)
@@ -27,13 +37,13 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
 async fn payload_larger_than_a_frame_arrives_whole_in_frames_of_at_most_16_kib() {
     let (a, b) = channel_pair();
     let sent = a.sent.clone();
-    let (mut a, _a_drop) = Stream::new(a);
-    let (mut b, _b_drop) = Stream::new(b);
+    let (mut a, _a_drop) = stream(a);
+    let (mut b, _b_drop) = stream(b);
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
 
     let writer = async {
         a.write_all(&payload).await.expect("write");
-        a.close().await.expect("close: FIN sent");
+        a.close().await.expect("close: FIN acknowledged");
     };
     let reader = async {
         let mut received = Vec::new();
@@ -62,8 +72,8 @@ async fn payload_larger_than_a_frame_arrives_whole_in_frames_of_at_most_16_kib()
 #[tokio::test]
 async fn fin_half_closes_one_direction_and_the_other_keeps_working() {
     let (a, b) = channel_pair();
-    let (mut a, _a_drop) = Stream::new(a);
-    let (mut b, _b_drop) = Stream::new(b);
+    let (mut a, _a_drop) = stream(a);
+    let (mut b, _b_drop) = stream(b);
 
     // A sends and half-closes; B sees the end of A's data...
     a.write_all(b"request").await.expect("write");
@@ -87,33 +97,35 @@ async fn fin_half_closes_one_direction_and_the_other_keeps_working() {
 
     // ...and can still answer on its half.
     b.write_all(b"response").await.expect("B's half is open");
-    b.close().await.expect("close");
     let mut response = Vec::new();
-    within("response", a.read_to_end(&mut response))
-        .await
-        .expect("A reads B's half");
+    let (closed, read) = within(
+        "response",
+        futures::future::join(b.close(), a.read_to_end(&mut response)),
+    )
+    .await;
+    closed.expect("B's FIN acknowledged by A's read");
+    read.expect("A reads B's half");
     assert_eq!(response, b"response");
 }
 
 #[tokio::test]
 async fn dropping_an_unclosed_stream_resets_it_for_the_peer() {
     let (a, b) = channel_pair();
-    let (mut a, a_drop) = Stream::new(a);
-    let (mut b, _b_drop) = Stream::new(b);
+    let (mut a, a_drop) = stream(a);
+    let (mut b, _b_drop) = stream(b);
     a.write_all(b"partial").await.expect("write");
     a.flush().await.expect("flush");
     drop(a);
     // The drop listener sends RESET_STREAM once it sees the stream gone.
     within("reset sent", a_drop).await.expect("reset sent");
 
-    // libp2p-webrtc-utils ends the data at the read that meets the reset
-    // (what arrived before it is delivered); from then on the stream is
-    // reset for reads and writes alike, unlike after a FIN.
-    let mut buffer = Vec::new();
-    within("reset seen", b.read_to_end(&mut buffer))
+    // What arrived before the reset is delivered; from then on the stream
+    // is reset for reads and writes alike, unlike after a FIN.
+    let mut buffer = [0u8; 16];
+    let n = within("data before the reset", b.read(&mut buffer))
         .await
         .expect("the data before the reset");
-    assert_eq!(buffer, b"partial");
+    assert_eq!(&buffer[..n], b"partial");
     let error = b
         .read(&mut [0u8; 8])
         .await
@@ -129,26 +141,35 @@ async fn dropping_an_unclosed_stream_resets_it_for_the_peer() {
 #[tokio::test]
 async fn stop_sending_makes_the_peers_writes_fail() {
     let (a, b) = channel_pair();
-    let (mut a, _a_drop) = Stream::new(a);
-    let (mut b, _b_drop) = Stream::new(b);
+    let (mut a, _a_drop) = stream(a);
+    let (mut b, _b_drop) = stream(b);
     within(
         "STOP_SENDING",
         futures::future::poll_fn(|cx| Pin::new(&mut b).poll_close_read(cx)),
     )
     .await
     .expect("close read");
-    // A learns of it on its next read of the channel.
-    let mut buffer = [0u8; 8];
-    let _ = tokio::time::timeout(Duration::from_millis(200), a.read(&mut buffer)).await;
+    // A learns of it on its next write.
     let error = a
         .write_all(b"ignored")
         .await
         .expect_err("the peer stopped reading");
     assert!(
-        matches!(
-            error.kind(),
-            io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero
-        ),
+        error.kind() == io::ErrorKind::BrokenPipe && error.to_string().contains("STOP_SENDING"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn fin_is_acknowledged_by_the_connection_when_nobody_reads_the_stream() {
+    let (a, b) = channel_pair();
+    let (mut a, _a_drop) = stream(a);
+    let (_b, b_drop) = stream(b);
+    // B's handler never reads again; B's connection polls the drop
+    // listener, as `Connection::poll` does, and that answers the FIN.
+    let _b_connection = tokio::spawn(b_drop);
+    a.write_all(b"one-way").await.expect("write");
+    within("close: FIN_ACK from B's connection", a.close())
+        .await
+        .expect("FIN acknowledged");
 }

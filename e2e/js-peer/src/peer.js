@@ -2,11 +2,13 @@
 // of the interoperability test, and the reference the benchmarks measure
 // the Rust page against.
 //
-// It connects to the relay given as `?relay=<multiaddr>`, reserves a slot,
-// listens on `/webrtc`, and shows its state in the DOM:
+// It connects to the relay given as `?relay=<multiaddr>` (over /ws or
+// /webrtc-direct), reserves a slot, listens on `/webrtc`, and shows its
+// state in the DOM:
 //   #status[data-state]   starting | connecting | ready | failed
 //   #peer-id              its peer id
-//   #webrtc-addr          its `<relay>/p2p-circuit/webrtc/p2p/<id>` address
+//   #webrtc-addr          its `<relay>/p2p-circuit/webrtc/p2p/<id>` address,
+//                         through the relay transport it dialed
 //   #log                  what happened, one line each
 // The test drives it through `window.jsPeer` (see the end of this file).
 // Untrusted strings are only ever set as text.
@@ -17,7 +19,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, PING_PROTOCOL } from '@libp2p/ping'
-import { webRTC } from '@libp2p/webrtc'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -46,6 +48,10 @@ async function start () {
     throw new Error('no ?relay=<multiaddr> in the URL')
   }
   const relayAddr = multiaddr(relay)
+  // The circuit address to show goes through the transport we reach the
+  // relay by.
+  const relayTransport = relay.includes('/webrtc-direct/') ? '/webrtc-direct/' : '/ws/'
+  performance.mark('js-peer:start')
   const iceServers = params.getAll('ice').map((urls) => ({ urls }))
 
   setStatus('starting')
@@ -54,6 +60,7 @@ async function start () {
     transports: [
       webSockets(),
       webRTC({ rtcConfiguration: { iceServers } }),
+      webRTCDirect(),
       circuitRelayTransport()
     ],
     connectionEncrypters: [noise()],
@@ -74,9 +81,10 @@ async function start () {
   })
   node.addEventListener('self:peer:update', () => {
     const addrs = node.getMultiaddrs().map((ma) => ma.toString())
-    const webrtc = addrs.find((ma) => ma.includes('/ws/') && ma.includes('/p2p-circuit/webrtc/'))
+    const webrtc = addrs.find((ma) => ma.includes(relayTransport) && ma.includes('/p2p-circuit/webrtc/'))
     if (webrtc != null && $('webrtc-addr').textContent !== webrtc) {
       $('webrtc-addr').textContent = webrtc
+      performance.mark('js-peer:reserved')
       log(`listening on ${webrtc}`)
       setStatus('ready')
     }
@@ -173,6 +181,27 @@ window.jsPeer = {
     const rtts = await pingOn(conn, rounds)
     log(`pinged ${peer} ${rounds} times over ${conn.remoteAddr}`)
     return { connection: describe(conn), rtts }
+  },
+  // Pings `peer` on any connection to it (the relay's, say), `rounds`
+  // times on one stream, and times the stream's close, which waits for
+  // the peer's FIN_ACK over WebRTC (10 s, then it fails, if none comes).
+  async ping (peer, rounds) {
+    const node = await ready
+    const conn = node.getConnections().find((conn) => conn.remotePeer.toString() === peer)
+    if (conn == null) {
+      throw new Error(`no connection to ${peer}: ${JSON.stringify(node.getConnections().map(describe))}`)
+    }
+    const started = performance.now()
+    const rtts = await pingOn(conn, rounds)
+    log(`pinged ${peer} ${rounds} times over ${conn.remoteAddr}`)
+    return { connection: describe(conn), rtts, totalMs: performance.now() - started }
+  },
+  // Milliseconds from the page's start to its reservation (its
+  // `/p2p-circuit/webrtc` address), or null before.
+  reservedAfterMs () {
+    const [start] = performance.getEntriesByName('js-peer:start')
+    const [reserved] = performance.getEntriesByName('js-peer:reserved')
+    return start == null || reserved == null ? null : reserved.startTime - start.startTime
   },
   // Closes every connection to `peer`.
   async hangUp (peer) {
