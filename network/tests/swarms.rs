@@ -60,7 +60,7 @@ async fn send_chat_arrives_as_chat_from_its_author() {
     assert!(matches!(sent, Ok(Sent::Published)), "{sent:?}");
     let (_, (from, text)) = b
         .wait_network("A's chat", |event| match event {
-            Event::Chat { from, text } => Some((*from, text.clone())),
+            Event::Chat { from, text, .. } => Some((*from, text.clone())),
             _ => None,
         })
         .await;
