@@ -9,13 +9,18 @@
 //! an error on its console (checked before each reload, since a reload
 //! starts a new console, and at the end).
 //!
-//! Needs the built page (`scripts/build-page`), chromedriver and Chromium.
+//! The same runs with a Firefox page and a Chromium page.
+//!
+//! Needs the built page (`scripts/build-page`), chromedriver and Chromium,
+//! and for the second test Firefox and geckodriver.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 
-use e2e::{Browser, Check, ChromeDriver, PageRelay, PageState, TIMEOUT, wait_page, wait_until};
+use e2e::{
+    Browser, BrowserKind, Check, ChromeDriver, PageRelay, PageState, TIMEOUT, wait_page, wait_until,
+};
 
 const PREFIX: &str = "browser_reload";
 /// The bound each step of the first upgrade meets (as in browser_chat:
@@ -50,19 +55,10 @@ async fn a_page_that_reloads_goes_direct_again_whichever_side_dials() {
         .multiaddr("ws", "127.0.0.1")
         .expect("the relay printed a WebSocket address")
         .to_owned();
-
-    let outcome = match run(&a, &b, &ports.page_url(), &relay_addr).await {
-        Ok(()) => match a.check_no_page_errors().await {
-            Ok(()) => b.check_no_page_errors().await,
-            error => error,
-        },
-        error => error,
-    };
-    if let Err(error) = outcome {
-        let a_report = a.save_failure_report(PREFIX).await;
-        let b_report = b.save_failure_report(PREFIX).await;
+    let pages = [Page::new(&a, &relay_addr), Page::new(&b, &relay_addr)];
+    if let Err(error) = run_checked(pages, &ports.page_url()).await {
         panic!(
-            "{error:#}\n\nartifacts:\n{a_report}\n{b_report}\nchromedriver log: {}\nrelay log: {}",
+            "{error}chromedriver log: {}\nrelay log: {}",
             driver.log_path().display(),
             relay.log_path.display()
         );
@@ -72,18 +68,100 @@ async fn a_page_that_reloads_goes_direct_again_whichever_side_dials() {
     relay.kill().await.expect("kill the relay");
 }
 
-async fn run(a: &Browser, b: &Browser, page_url: &str, relay_addr: &str) -> anyhow::Result<()> {
-    a.goto(page_url).await?;
-    b.goto(page_url).await?;
-    let id_a = connect(a, relay_addr).await?;
-    let id_b = connect(b, relay_addr).await?;
+/// The same in Firefox and Chromium: Firefox reaches the relay at this
+/// machine's LAN address (it makes no WebRTC connection to loopback, see
+/// `e2e::lan_ipv4`), Chromium on loopback, each over WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_or_chromium_page_that_reloads_goes_direct_again() {
+    let lan = e2e::lan_ipv4()
+        .unwrap_or_else(|error| panic!("{error:#}"))
+        .to_string();
+    let prefix = format!("{PREFIX}_firefox");
+    let PageRelay {
+        process: relay,
+        ports,
+        state_dir: _state_dir,
+        ..
+    } = PageRelay::start(&prefix, &[&format!("--listen-ip={lan}")])
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let firefox = Browser::launch(BrowserKind::Firefox, &prefix, "firefox")
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let chromium = Browser::launch(BrowserKind::Chromium, &prefix, "chromium")
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let relay_addr = |host: &str| {
+        relay
+            .multiaddr("ws", host)
+            .unwrap_or_else(|| panic!("the relay printed no WebSocket address on {host}"))
+            .to_owned()
+    };
+    let (firefox_relay, chromium_relay) = (relay_addr(&lan), relay_addr("127.0.0.1"));
+    let pages = [
+        Page::new(&firefox, &firefox_relay),
+        Page::new(&chromium, &chromium_relay),
+    ];
+    if let Err(error) = run_checked(pages, &ports.page_url()).await {
+        panic!(
+            "{error}driver logs: {:?} {:?}\nrelay log: {}",
+            firefox.driver_log(),
+            chromium.driver_log(),
+            relay.log_path.display()
+        );
+    }
+    firefox.close().await.expect("close Firefox");
+    chromium.close().await.expect("close Chromium");
+    relay.kill().await.expect("kill the relay");
+}
+
+/// A page under test and the relay address it connects with.
+#[derive(Clone, Copy)]
+struct Page<'a> {
+    browser: &'a Browser,
+    relay_addr: &'a str,
+}
+
+impl<'a> Page<'a> {
+    fn new(browser: &'a Browser, relay_addr: &'a str) -> Self {
+        Self {
+            browser,
+            relay_addr,
+        }
+    }
+}
+
+/// [`run`], then no console error on either page; on a failure, what
+/// went wrong and where each page's report was saved.
+async fn run_checked(pages: [Page<'_>; 2], page_url: &str) -> Result<(), String> {
+    let [a, b] = pages;
+    let outcome = match run(a, b, page_url).await {
+        Ok(()) => match a.browser.check_no_page_errors().await {
+            Ok(()) => b.browser.check_no_page_errors().await,
+            error => error,
+        },
+        error => error,
+    };
+    let Err(error) = outcome else {
+        return Ok(());
+    };
+    let a_report = a.browser.save_failure_report(PREFIX).await;
+    let b_report = b.browser.save_failure_report(PREFIX).await;
+    Err(format!("{error:#}\n\nartifacts:\n{a_report}\n{b_report}\n"))
+}
+
+async fn run(a: Page<'_>, b: Page<'_>, page_url: &str) -> anyhow::Result<()> {
+    a.browser.goto(page_url).await?;
+    b.browser.goto(page_url).await?;
+    let id_a = connect(a).await?;
+    let id_b = connect(b).await?;
     anyhow::ensure!(id_a != id_b, "both pages show the peer id {id_a}");
     let started = Instant::now();
     for (page, other) in [(a, &id_b), (b, &id_a)] {
-        wait_peer(page, other, "listed", STEP_TIMEOUT, |_| None).await?;
+        wait_peer(page.browser, other, "listed", STEP_TIMEOUT, |_| None).await?;
     }
     for (page, other) in [(a, &id_b), (b, &id_a)] {
-        wait_peer(page, other, "direct", STEP_TIMEOUT, is_direct).await?;
+        wait_peer(page.browser, other, "direct", STEP_TIMEOUT, is_direct).await?;
     }
     eprintln!(
         "first upgrade: both direct {:.1} s after both reserved",
@@ -110,16 +188,21 @@ async fn run(a: &Browser, b: &Browser, page_url: &str, relay_addr: &str) -> anyh
         eprintln!(
             "round {}: page {} ({reloader_id}, which {dials}) reloads",
             round + 1,
-            reloader.name
+            reloader.browser.name
         );
         reload_and_come_back(
             (reloader, reloader_id),
-            (stayer, stayer_id),
+            (stayer.browser, stayer_id),
             round + 1,
-            relay_addr,
         )
         .await
-        .with_context(|| format!("round {} (page {} reloads)", round + 1, reloader.name))?;
+        .with_context(|| {
+            format!(
+                "round {} (page {} reloads)",
+                round + 1,
+                reloader.browser.name
+            )
+        })?;
     }
     Ok(())
 }
@@ -127,11 +210,11 @@ async fn run(a: &Browser, b: &Browser, page_url: &str, relay_addr: &str) -> anyh
 /// `reloader` reloads, clicks Connect, and the pair is direct again on a
 /// new link that carries chat both ways and the pings.
 async fn reload_and_come_back(
-    (reloader, reloader_id): (&Browser, &str),
+    (page, reloader_id): (Page<'_>, &str),
     (stayer, stayer_id): (&Browser, &str),
     round: usize,
-    relay_addr: &str,
 ) -> anyhow::Result<()> {
+    let reloader = page.browser;
     let before = stayer.snapshot().await?;
     let old_link = before
         .peer(reloader_id)
@@ -145,7 +228,7 @@ async fn reload_and_come_back(
     // The console starts anew with the document: read it first.
     reloader.check_no_page_errors().await?;
     reloader.reload().await?;
-    let id = connect(reloader, relay_addr).await?;
+    let id = connect(page).await?;
     anyhow::ensure!(
         id == reloader_id,
         "page {} has peer id {id} after the reload, not {reloader_id}",
@@ -205,7 +288,12 @@ async fn reload_and_come_back(
 
 /// Fills in the relay's address, clicks Connect and waits for the
 /// reservation; returns the page's peer id.
-async fn connect(page: &Browser, relay_addr: &str) -> anyhow::Result<String> {
+async fn connect(
+    Page {
+        browser: page,
+        relay_addr,
+    }: Page<'_>,
+) -> anyhow::Result<String> {
     // The relay address is prefilled once /api/relay answers: wait for
     // the page to be up before typing over it.
     wait_page(page, "#relay-addr is prefilled", TIMEOUT, |state| {
