@@ -384,6 +384,7 @@ impl PeerBook {
             return false;
         };
         let back = entry.connections.is_empty() && entry.back();
+        let best = entry.path();
         entry.connections.insert(
             connection,
             Connection {
@@ -393,6 +394,10 @@ impl PeerBook {
                 stalled: false,
             },
         );
+        if entry.path() != best {
+            // A better path: the round trip of the old one is not its own.
+            entry.rtt = None;
+        }
         entry.dialing = false;
         entry.last_error = None;
         entry.last_seen = now;
@@ -732,6 +737,7 @@ mod tests {
         book.on_rtt(&peer, relayed, Duration::from_millis(80), now);
         assert_eq!(shown(&book), rtt(80));
         book.on_connected(peer, direct, Path::Direct, now);
+        assert_eq!(shown(&book), None, "the relayed rtt shown as direct");
         book.on_rtt(&peer, direct, Duration::from_millis(2), now);
         book.on_rtt(&peer, relayed, Duration::from_millis(90), now);
         assert_eq!(shown(&book), rtt(2), "a relayed rtt shown as direct");

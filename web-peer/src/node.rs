@@ -41,6 +41,11 @@ use crate::{
 /// stream per connection carries them all (a data channel on a direct
 /// link, a few dozen bytes a second on a circuit).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// A ping unanswered this long fails, and the next goes out on a new
+/// stream: a stream that stalled (a data channel whose message nobody
+/// woke up for) must not pass for a dead link, so this is well below
+/// [`LIVENESS`]'s dead bound (one interval, this, one interval, an answer).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// A link to a peer whose pings go unanswered for 3 s shows
 /// `reconnecting` (without its old round trip); after 8 s it is closed as
 /// dead, and the peer falls back to its relayed connection, is dialed
@@ -176,7 +181,11 @@ impl Node {
                         identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
                             .with_agent_version(AGENT_VERSION.to_owned()),
                     ),
-                    ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+                    ping: ping::Behaviour::new(
+                        ping::Config::new()
+                            .with_interval(PING_INTERVAL)
+                            .with_timeout(PING_TIMEOUT),
+                    ),
                     stream: libp2p_stream::Behaviour::new(),
                 })
             })
