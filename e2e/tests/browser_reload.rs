@@ -30,10 +30,16 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(8);
 /// showing the other direct on a new link: the first upgrade's two steps
 /// (listed, then direct), no more.
 const BACK_DIRECT_TIMEOUT: Duration = Duration::from_secs(16);
-/// Messages sent, each way and round, until one arrives over the direct
-/// link (a copy forwarded by the relay may arrive first: gossip sends
-/// every message both ways).
-const CHAT_TRIES: usize = 5;
+/// From the reload until the other page no longer shows the old link as
+/// direct: the old page's peer connection closes with it, and the other
+/// page's connection ends with its SCTP association.
+const OLD_LINK_GONE_WITHIN: Duration = Duration::from_millis(2500);
+/// Each way and round, messages are sent until one arrives straight over
+/// the direct link, for at most this long: a copy forwarded by the relay
+/// may arrive first (gossip sends every message both ways), and a gossip
+/// stream whose setup stalled is given up and opened again by gossipsub
+/// after its 10 s negotiation timeout.
+const CHAT_DIRECT_WITHIN: Duration = Duration::from_secs(15);
 const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +62,7 @@ async fn a_page_that_reloads_goes_direct_again_whichever_side_dials() {
         .expect("the relay printed a WebSocket address")
         .to_owned();
     let pages = [Page::new(&a, &relay_addr), Page::new(&b, &relay_addr)];
-    if let Err(error) = run_checked(pages, &ports.page_url()).await {
+    if let Err(error) = run_checked(pages, &ports.page_url(), PREFIX).await {
         panic!(
             "{error}chromedriver log: {}\nrelay log: {}",
             driver.log_path().display(),
@@ -102,7 +108,7 @@ async fn a_firefox_or_chromium_page_that_reloads_goes_direct_again() {
         Page::new(&firefox, &firefox_relay),
         Page::new(&chromium, &chromium_relay),
     ];
-    if let Err(error) = run_checked(pages, &ports.page_url()).await {
+    if let Err(error) = run_checked(pages, &ports.page_url(), &prefix).await {
         panic!(
             "{error}driver logs: {:?} {:?}\nrelay log: {}",
             firefox.driver_log(),
@@ -133,7 +139,7 @@ impl<'a> Page<'a> {
 
 /// [`run`], then no console error on either page; on a failure, what
 /// went wrong and where each page's report was saved.
-async fn run_checked(pages: [Page<'_>; 2], page_url: &str) -> Result<(), String> {
+async fn run_checked(pages: [Page<'_>; 2], page_url: &str, prefix: &str) -> Result<(), String> {
     let [a, b] = pages;
     let outcome = match run(a, b, page_url).await {
         Ok(()) => match a.browser.check_no_page_errors().await {
@@ -145,8 +151,8 @@ async fn run_checked(pages: [Page<'_>; 2], page_url: &str) -> Result<(), String>
     let Err(error) = outcome else {
         return Ok(());
     };
-    let a_report = a.browser.save_failure_report(PREFIX).await;
-    let b_report = b.browser.save_failure_report(PREFIX).await;
+    let a_report = a.browser.save_failure_report(prefix).await;
+    let b_report = b.browser.save_failure_report(prefix).await;
     Err(format!("{error:#}\n\nartifacts:\n{a_report}\n{b_report}\n"))
 }
 
@@ -228,6 +234,26 @@ async fn reload_and_come_back(
     // The console starts anew with the document: read it first.
     reloader.check_no_page_errors().await?;
     reloader.reload().await?;
+    let reloaded = Instant::now();
+    // The old link goes with the old page: the stayer stops showing it
+    // as direct at once (its SCTP association ended), long before the
+    // liveness rule would call it reconnecting (3 s).
+    wait_peer(
+        stayer,
+        reloader_id,
+        &format!("no longer direct on the old link (connection {old_link})"),
+        OLD_LINK_GONE_WITHIN,
+        |peer| {
+            (peer.state.as_deref() == Some("direct") && peer.link.as_deref() == Some(&old_link))
+                .then(|| format!("still direct on it: {:?}", peer.text))
+        },
+    )
+    .await?;
+    eprintln!(
+        "round {round}: page {} stopped showing the old link as direct {:.1} s after the reload",
+        stayer.name,
+        reloaded.elapsed().as_secs_f64()
+    );
     let id = connect(page).await?;
     anyhow::ensure!(
         id == reloader_id,
@@ -361,15 +387,16 @@ async fn wait_peer(
 }
 
 /// `from` sends messages until one arrives at `to` straight over their
-/// direct link (`data-via="direct"`), at most [`CHAT_TRIES`].
+/// direct link (`data-via="direct"`), for at most [`CHAT_DIRECT_WITHIN`].
 async fn chat_over_direct_link(
     from: &Browser,
     to: &Browser,
     from_id: &str,
     round: usize,
 ) -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut vias = Vec::new();
-    for attempt in 1..=CHAT_TRIES {
+    for attempt in 1.. {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.subsec_nanos())
@@ -393,18 +420,26 @@ async fn chat_over_direct_link(
             })
         })
         .await?;
-        eprintln!(
-            "round {round}: chat {} -> {} #{attempt} arrived via {via}",
-            from.name, to.name
-        );
         if via == "direct" {
+            eprintln!(
+                "round {round}: chat {} -> {} crossed the direct link with message #{attempt}, {:.1} s after the first (earlier ones came via {vias:?})",
+                from.name,
+                to.name,
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         vias.push(via);
+        if started.elapsed() >= CHAT_DIRECT_WITHIN {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let receiver = to.snapshot().await?;
     anyhow::bail!(
-        "none of {CHAT_TRIES} messages from page {} reached page {} over the direct link: they came via {vias:?}",
+        "no message from page {} reached page {} over the direct link within {CHAT_DIRECT_WITHIN:?}: {} messages came via {vias:?}\n{receiver}",
         from.name,
-        to.name
+        to.name,
+        vias.len()
     )
 }
