@@ -43,7 +43,7 @@ pub struct Browser {
     // Dropped after the session is closed (fields drop in order): the
     // driver this browser owns, if any, then the profile.
     own_driver: Option<Driver>,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -129,7 +129,7 @@ impl Browser {
             driver_port: driver.port(),
             closed: false,
             own_driver: None,
-            _profile: profile,
+            profile,
         };
         browser.record_console().await?;
         if kind == BrowserKind::Firefox {
@@ -175,6 +175,23 @@ impl Browser {
             }
         }
         Ok(())
+    }
+
+    /// Reloads the page, as a user pressing F5: the tab (and so its
+    /// `sessionStorage`, and the page's peer id) stays.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        self.client
+            .refresh()
+            .await
+            .with_context(|| format!("browser {}: reload", self.name))
+    }
+
+    /// Stops this browser's every process (SIGSTOP), as a laptop that
+    /// sleeps: no goodbye on any connection. They are killed when the
+    /// returned [`Frozen`] is (or on its drop); the session is lost then.
+    pub fn freeze(&self) -> anyhow::Result<crate::Frozen> {
+        crate::Frozen::stop_tree_of(self.profile.path())
+            .with_context(|| format!("browser {}: stop its processes", self.name))
     }
 
     /// Navigates to `url`.

@@ -15,7 +15,8 @@
 //! - [`JsPeer`]: the js-libp2p peer page (`e2e/js-peer/`) in a browser;
 //! - [`Browser`]: one headless Chromium or Firefox session with its own
 //!   fresh profile, closed on drop; it records the page's console (and so
-//!   its uncaught errors) in either browser;
+//!   its uncaught errors) in either browser; [`Browser::freeze`] stops
+//!   its processes as a frozen laptop would ([`Frozen`]);
 //! - [`wait_until`] and [`Check`]: every wait polls a condition until a
 //!   deadline and fails saying what it expected and what it saw instead;
 //! - [`PageState`]: one snapshot of the chat page's DOM contract (the
@@ -41,6 +42,7 @@ pub mod natlab;
 mod page;
 pub mod pebble;
 mod ports;
+mod process_tree;
 mod relay_process;
 pub mod tls_trust;
 
@@ -62,6 +64,7 @@ pub use host::lan_ipv4;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{ChatEntry, PageState, PeerEntry, wait_page, wait_pages};
 pub use ports::{RelayPorts, relay_args};
+pub use process_tree::Frozen;
 pub use relay_process::{PageRelay, RelayProcess, chat_peer_binary, relay_binary};
 
 /// How often a wait looks again.

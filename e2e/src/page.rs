@@ -16,10 +16,10 @@ use crate::{Browser, Check, wait_until};
 /// | `#notice` | latest error or notice in plain words; `hidden` attribute when none |
 /// | `#self-peer-id`, `#self-addr` | own peer id; own circuit address (empty until the reservation is accepted) |
 /// | `#copy-addr` | button |
-/// | `#peers li[data-peer-id]` | one per discovered peer, with `.peer-name` and `.peer-state[data-state][data-relayed]` (relayed connections still open) |
+/// | `#peers li[data-peer-id]` | one per discovered peer, with `.peer-name` and `.peer-state[data-state][data-relayed][data-incarnation][data-link]` (relayed connections still open; the peer's comebacks; the connection the link shown stands on), its text ending in ` · <n> ms` when a round trip was measured on the link shown |
 /// | `#dial-addr`, `#dial` | input and button |
 /// | `#chat-input`, `#send` | text input (Enter sends) and button |
-/// | `#chat-log li[data-from]` | one per message, with `.chat-sender`, `.chat-time`, `.chat-text` |
+/// | `#chat-log li[data-from][data-via]` | one per message, with `.chat-sender`, `.chat-time`, `.chat-text`; `data-via`: how it arrived (`direct`, `relayed`, `peer`, `forwarded`) |
 /// | `#event-log` | a `details` element listing events |
 #[derive(Debug, Clone, Default)]
 pub struct PageState {
@@ -53,6 +53,23 @@ pub struct PeerEntry {
     /// `.peer-state[data-relayed]`: relayed connections to the peer still
     /// open (`None` when the page does not say).
     pub relayed: Option<u32>,
+    /// `.peer-state[data-incarnation]`: how often the peer came back
+    /// after every connection to it closed (`None` when the page does
+    /// not say).
+    pub incarnation: Option<u32>,
+    /// `.peer-state[data-link]`: the connection the link shown stands on
+    /// (a new one is a new link).
+    pub link: Option<String>,
+    /// `.peer-state`'s text (`direct (WebRTC) · 2 ms`, say).
+    pub text: String,
+}
+
+impl PeerEntry {
+    /// The round trip the entry shows (` · <n> ms` at the end of its text).
+    pub fn rtt_ms(&self) -> Option<u64> {
+        let (_, rest) = self.text.rsplit_once(" · ")?;
+        rest.strip_suffix(" ms")?.trim().parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +78,10 @@ pub struct ChatEntry {
     pub sender: String,
     pub time: String,
     pub text: String,
+    /// `data-via`: how the message arrived (`direct`, `relayed`: straight
+    /// from its sender on a link of that kind; `peer`: straight from its
+    /// sender on either; `forwarded`: through another peer or a relay).
+    pub via: Option<String>,
 }
 
 impl PageState {
@@ -87,6 +108,11 @@ impl PageState {
                     relayed: peer["relayed"]
                         .as_str()
                         .and_then(|count| count.parse().ok()),
+                    incarnation: peer["incarnation"]
+                        .as_str()
+                        .and_then(|count| count.parse().ok()),
+                    link: peer["link"].as_str().map(str::to_owned),
+                    text: peer["text"].as_str().unwrap_or_default().to_owned(),
                 })
                 .collect(),
             chat: list("chat")
@@ -96,6 +122,7 @@ impl PageState {
                     sender: line["sender"].as_str().unwrap_or_default().to_owned(),
                     time: line["time"].as_str().unwrap_or_default().to_owned(),
                     text: line["text"].as_str().unwrap_or_default().to_owned(),
+                    via: line["via"].as_str().map(str::to_owned),
                 })
                 .collect(),
             events: list("events")
@@ -120,9 +147,19 @@ impl PageState {
 
     /// Whether `#chat-log` has a message from `from` whose text is `text`.
     pub fn has_message(&self, from: &str, text: &str) -> bool {
+        self.message(from, text).is_some()
+    }
+
+    /// The message from `from` whose text is `text`, if `#chat-log` has it.
+    pub fn message(&self, from: &str, text: &str) -> Option<&ChatEntry> {
         self.chat
             .iter()
-            .any(|line| line.from == from && line.text.trim() == text)
+            .find(|line| line.from == from && line.text.trim() == text)
+    }
+
+    /// `#peers`' entry for `peer_id`.
+    pub fn peer(&self, peer_id: &str) -> Option<&PeerEntry> {
+        self.peers.iter().find(|peer| peer.peer_id == peer_id)
     }
 }
 
@@ -158,12 +195,16 @@ impl fmt::Display for PageState {
         for peer in &self.peers {
             writeln!(
                 f,
-                "    {} name={:?} state={} relayed={}",
+                "    {} name={:?} state={} relayed={} incarnation={} link={} text={:?}",
                 peer.peer_id,
                 peer.name,
                 peer.state.as_deref().unwrap_or("(none)"),
                 peer.relayed
-                    .map_or_else(|| "(none)".to_owned(), |count| count.to_string())
+                    .map_or_else(|| "(none)".to_owned(), |count| count.to_string()),
+                peer.incarnation
+                    .map_or_else(|| "(none)".to_owned(), |count| count.to_string()),
+                peer.link.as_deref().unwrap_or("(none)"),
+                peer.text
             )?;
         }
         let skip = self.chat.len().saturating_sub(10);
@@ -176,8 +217,12 @@ impl fmt::Display for PageState {
         for line in &self.chat[skip..] {
             writeln!(
                 f,
-                "    [{}] {} ({}): {:?}",
-                line.time, line.sender, line.from, line.text
+                "    [{}] {} ({}, via {}): {:?}",
+                line.time,
+                line.sender,
+                line.from,
+                line.via.as_deref().unwrap_or("(none)"),
+                line.text
             )?;
         }
         let skip = self.events.len().saturating_sub(25);
@@ -232,12 +277,16 @@ return {
     name: text(item.querySelector('.peer-name')),
     state: attr(item.querySelector('.peer-state'), 'data-state'),
     relayed: attr(item.querySelector('.peer-state'), 'data-relayed'),
+    incarnation: attr(item.querySelector('.peer-state'), 'data-incarnation'),
+    link: attr(item.querySelector('.peer-state'), 'data-link'),
+    text: text(item.querySelector('.peer-state')),
   })),
   chat: Array.from(document.querySelectorAll('#chat-log li')).map((item) => ({
     from: item.getAttribute('data-from'),
     sender: text(item.querySelector('.chat-sender')),
     time: text(item.querySelector('.chat-time')),
     text: text(item.querySelector('.chat-text')),
+    via: item.getAttribute('data-via'),
   })),
   events,
   missing,
@@ -302,14 +351,22 @@ mod tests {
             "status": "connected", "statusText": "Connected",
             "noticeVisible": false, "noticeText": "",
             "relayAddr": "/ip4/127.0.0.1/tcp/2/ws/p2p/R", "selfPeerId": "A", "selfAddr": "x",
-            "peers": [{ "id": "B", "name": "bee", "state": "relayed", "relayed": "1" }],
-            "chat": [{ "from": "B", "sender": "bee", "time": "12:00", "text": "hi" }],
+            "peers": [{ "id": "B", "name": "bee", "state": "relayed", "relayed": "1",
+                        "incarnation": "2", "link": "7", "text": "relayed · 41 ms" }],
+            "chat": [{ "from": "B", "sender": "bee", "time": "12:00", "text": "hi", "via": "direct" }],
             "events": ["connected"], "missing": ["#dial"],
         });
         let page = PageState::from_json("A", &value);
         assert!(page.is_connected());
         assert!(page.lists_peer("B") && !page.lists_peer("C"));
         assert_eq!(page.peers[0].relayed, Some(1));
+        assert_eq!(page.peers[0].incarnation, Some(2));
+        assert_eq!(page.peers[0].link.as_deref(), Some("7"));
+        assert_eq!(page.peer("B").and_then(PeerEntry::rtt_ms), Some(41));
+        assert_eq!(
+            page.message("B", "hi").and_then(|m| m.via.as_deref()),
+            Some("direct")
+        );
         assert!(page.has_message("B", "hi") && !page.has_message("A", "hi"));
         let text = page.to_string();
         for expected in [

@@ -4,7 +4,7 @@
 //! no I/O of its own: the swarm runs it, and the shell reads its events.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     task::{Context, Poll},
     time::Duration,
 };
@@ -17,7 +17,7 @@ use futures::FutureExt as _;
 use futures_timer::Delay;
 use libp2p::{
     Multiaddr, PeerId,
-    core::{Endpoint, transport::PortUse},
+    core::{ConnectedPoint, Endpoint, transport::PortUse},
     gossipsub::{self, IdentTopic, MessageAcceptance},
     identity::Keypair,
     swarm::{
@@ -29,9 +29,9 @@ use libp2p::{
 use web_time::Instant;
 
 use crate::{
-    Config, PeerInfo,
+    Config, Path, PeerInfo,
     book::PeerBook,
-    config::ANNOUNCE_DELAY,
+    config::{ANNOUNCE_DELAY, LIVENESS_CHECK},
     dial::{self, is_circuit},
 };
 
@@ -65,8 +65,14 @@ pub enum Event {
     PeerChanged(PeerInfo),
     /// A peer stopped announcing and is not connected: forgotten.
     PeerGone { peer: PeerId },
-    /// A chat message from another peer.
-    Chat { from: PeerId, text: String },
+    /// A chat message from another peer; `via` is the peer that handed
+    /// it to us (its author, over a connection to it, or a relay or
+    /// another peer forwarding it).
+    Chat {
+        from: PeerId,
+        text: String,
+        via: PeerId,
+    },
     /// A held message (see [`Behaviour::send_chat`]) was published.
     ChatSent { text: String },
     /// A held message could not be published.
@@ -79,6 +85,14 @@ pub enum Event {
     /// A relayed connection to `peer` is being closed: the direct one
     /// carries everything now.
     ClosingRelayed { peer: PeerId },
+    /// A connection to `peer` on `path` is being closed as dead (only
+    /// with a [`crate::Liveness`] rule): see [`DeadLink`] for why.
+    LinkDead {
+        peer: PeerId,
+        connection: ConnectionId,
+        path: Path,
+        why: DeadLink,
+    },
 }
 
 /// Whether a chat message went out at once or waits.
@@ -102,6 +116,21 @@ pub enum SendError {
     #[error("not sent")]
     Publish(#[source] gossipsub::PublishError),
 }
+
+/// Why a link is closed as dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLink {
+    /// Its pings went unanswered for this long ([`crate::Liveness::dead`]).
+    Silent(Duration),
+    /// The peer dialed us anew through a relay while this direct link
+    /// stood, so it no longer knows the link (it reloaded, say).
+    Stale,
+}
+
+/// Why a relayed connection was refused (see [`DeadLink::Stale`]).
+#[derive(Debug, thiserror::Error)]
+#[error("a direct link to this peer is still open, though stale; it is being closed: dial again")]
+pub struct StaleLinkOpen;
 
 /// Why the behaviour could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +163,17 @@ pub struct Behaviour {
     grace: Option<Delay>,
     /// Relayed connections asked to close, until they have.
     closing: HashSet<ConnectionId>,
+    /// Connections closed as dead ([`crate::Liveness`]) or stale, until
+    /// they have, with when they last answered a ping, or `None` when the
+    /// peer is known to be alive (bounded like `closing`: by the open
+    /// connections).
+    dead: HashMap<ConnectionId, Option<Instant>>,
     /// Chat held while relayed connections close (bounded by
     /// [`Config::max_held_chat`]), and its deadline.
     held: Vec<ChatMessage>,
     held_timer: Option<Delay>,
+    /// Fires every [`LIVENESS_CHECK`] when the config has a liveness rule.
+    liveness_timer: Option<Delay>,
     /// Bounded by what one swarm event or timer produces; drained first
     /// in every poll.
     pending: VecDeque<ToSwarmEvent>,
@@ -163,6 +199,7 @@ impl Behaviour {
                 .subscribe(&IdentTopic::new(topic))
                 .map_err(|source| BuildError::Subscribe { topic, source })?;
         }
+        let liveness_timer = config.liveness.map(|_| Delay::new(LIVENESS_CHECK));
         Ok(Self {
             inner: Inner {
                 gossipsub,
@@ -178,8 +215,10 @@ impl Behaviour {
             announce_soon: None,
             grace: None,
             closing: HashSet::new(),
+            dead: HashMap::new(),
             held: Vec::new(),
             held_timer: None,
+            liveness_timer,
             pending: VecDeque::new(),
         })
     }
@@ -366,13 +405,16 @@ impl Behaviour {
         };
         let acceptance = match Inbound::decode(&message) {
             Ok(Inbound::Record(record)) => {
-                self.on_record(record);
+                self.on_record(record, propagation_source);
                 MessageAcceptance::Accept
             }
             Ok(Inbound::Chat { from, message }) => {
                 let text = message.text().to_owned();
-                self.pending
-                    .push_back(ToSwarm::GenerateEvent(Event::Chat { from, text }));
+                self.pending.push_back(ToSwarm::GenerateEvent(Event::Chat {
+                    from,
+                    text,
+                    via: propagation_source,
+                }));
                 MessageAcceptance::Accept
             }
             Err(InboundError::UnknownTopic(_)) => MessageAcceptance::Ignore,
@@ -393,10 +435,21 @@ impl Behaviour {
         );
     }
 
-    fn on_record(&mut self, record: PeerRecord) {
+    fn on_record(&mut self, record: PeerRecord, propagation_source: PeerId) {
         let peer = record.peer_id();
         if peer == self.local || self.is_relay(&peer) {
             return;
+        }
+        if self.config.liveness.is_some()
+            && propagation_source != peer
+            && self.book.is_connected(&peer)
+        {
+            // A connected peer's record came the long way round: the
+            // copy over our own link to it was slower, or there was none,
+            // since the peer no longer knows that link (it reloaded, and
+            // our link to its old incarnation has not been found dead
+            // yet). It gets our record soon, so that it can dial us.
+            self.announce_soon();
         }
         let addrs = dial::kept_addrs(&record, &self.relays, self.config.dialable);
         if self.book.on_record(peer, addrs.clone(), Instant::now()) {
@@ -475,6 +528,95 @@ impl Behaviour {
         }
     }
 
+    /// The liveness rule's look: links that stalled or revived change
+    /// what the list shows; dead connections are closed (once each).
+    fn check_liveness(&mut self) {
+        let Some(liveness) = self.config.liveness else {
+            return;
+        };
+        let now = Instant::now();
+        for peer in self.book.check_liveness(now, liveness.stall) {
+            self.peer_changed(&peer);
+        }
+        for (peer, connection) in self.book.silent(now, liveness.dead) {
+            if self.dead.contains_key(&connection) || self.closing.contains(&connection) {
+                continue;
+            }
+            let answered = self.book.answered(&peer, connection).unwrap_or(now);
+            self.dead.insert(connection, Some(answered));
+            self.book.on_link_dead(&peer);
+            let path = self
+                .book
+                .path_of(&peer, connection)
+                .unwrap_or(Path::Relayed);
+            self.pending.push_back(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::One(connection),
+            });
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(Event::LinkDead {
+                    peer,
+                    connection,
+                    path,
+                    why: DeadLink::Silent(liveness.dead),
+                }));
+        }
+    }
+
+    /// A connection closed as dead or stale has closed. If it was the peer's last,
+    /// the peer may have come back as a new incarnation (a reload with
+    /// the same key) whose record arrived while the dead link still
+    /// stood, and so was no news: it gets our record soon, and is dialed
+    /// at once by the rule's dialer if it announced after the link went
+    /// silent. One that did not (frozen, asleep) is left to the expiry.
+    fn on_dead_closed(&mut self, peer: PeerId, answered: Option<Instant>) {
+        if self.book.is_connected(&peer) {
+            return;
+        }
+        self.announce_soon();
+        // A stale link's peer is alive: it just dialed us.
+        let alive = answered.is_none_or(|answered| {
+            self.book
+                .last_seen(&peer)
+                .is_some_and(|seen| seen > answered)
+        });
+        if alive && dial::dials_first(&self.local, &peer) {
+            self.dial(peer);
+        }
+    }
+
+    /// A relayed connection from `peer` comes in while we hold a direct
+    /// one to it. A peer that knows of a link to us never dials another
+    /// (every dial waits for the peer to be disconnected), so that link
+    /// is stale: the peer reloaded or restarted with the same key, and our
+    /// link goes to its old incarnation. The stale link is closed, and the
+    /// new connection refused until it is: accepted beside it, gossipsub
+    /// would count it as a second connection and never tell the new
+    /// incarnation what we subscribe to. The peer gets our record soon and
+    /// dials again (or is dialed, by the rule's dialer).
+    fn refuse_beside_stale_link(&mut self, peer: PeerId) -> Result<(), ConnectionDenied> {
+        let stale = self.book.direct_connections(&peer);
+        if self.config.liveness.is_none() || stale.is_empty() {
+            return Ok(());
+        }
+        for connection in stale {
+            if self.dead.insert(connection, None).is_none() {
+                self.pending.push_back(ToSwarm::CloseConnection {
+                    peer_id: peer,
+                    connection: CloseConnection::One(connection),
+                });
+                self.pending
+                    .push_back(ToSwarm::GenerateEvent(Event::LinkDead {
+                        peer,
+                        connection,
+                        path: Path::Direct,
+                        why: DeadLink::Stale,
+                    }));
+            }
+        }
+        Err(ConnectionDenied::new(StaleLinkOpen))
+    }
+
     fn on_dial_failure(&mut self, peer: PeerId, error: &DialError) {
         if self.is_relay(&peer) || matches!(error, DialError::DialPeerConditionFalse(_)) {
             return;
@@ -505,6 +647,13 @@ impl NetworkBehaviour for Behaviour {
         local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local_addr.clone(),
+            send_back_addr: remote_addr.clone(),
+        };
+        if !self.is_relay(&peer) && dial::path_of(&endpoint) == Path::Relayed {
+            self.refuse_beside_stale_link(peer)?;
+        }
         self.inner.handle_established_inbound_connection(
             connection_id,
             peer,
@@ -571,6 +720,9 @@ impl NetworkBehaviour for Behaviour {
                 {
                     self.peer_changed(&e.peer_id);
                 }
+                if let Some(answered) = self.dead.remove(&e.connection_id) {
+                    self.on_dead_closed(e.peer_id, answered);
+                }
                 self.release_held_chat(false);
                 self.close_relayed_after_grace();
             }
@@ -629,6 +781,13 @@ impl NetworkBehaviour for Behaviour {
             {
                 self.held_timer = None;
                 self.release_held_chat(true);
+                continue;
+            }
+            if let Some(timer) = &mut self.liveness_timer
+                && timer.poll_unpin(cx).is_ready()
+            {
+                timer.reset(LIVENESS_CHECK);
+                self.check_liveness();
                 continue;
             }
             match self.inner.poll(cx) {

@@ -66,6 +66,11 @@ pub enum Link {
     Discovered,
     Dialing,
     Connected(Path),
+    /// Connected, but the best path's pings have gone unanswered for a
+    /// while ([`PeerBook::check_liveness`]): the link may be dead (the peer
+    /// froze, slept, lost its network) or about to recover. It is closed
+    /// if the silence lasts (the shell's or the behaviour's liveness rule).
+    Reconnecting(Path),
     /// The last dial failed, with the reason.
     Unreachable(String),
 }
@@ -78,13 +83,15 @@ impl Link {
             Link::Dialing => "dialing",
             Link::Connected(Path::Relayed) => "relayed",
             Link::Connected(Path::Direct) => "direct",
+            Link::Reconnecting(_) => "reconnecting",
             Link::Unreachable(_) => "unreachable",
         }
     }
 
+    /// The path of the link shown, if connected (stalled or not).
     pub fn path(&self) -> Option<Path> {
         match self {
-            Link::Connected(path) => Some(*path),
+            Link::Connected(path) | Link::Reconnecting(path) => Some(*path),
             _ => None,
         }
     }
@@ -108,6 +115,9 @@ pub struct PeerInfo {
     /// Counts the peer's comebacks: it moves on each time the peer shows up
     /// again after every connection to it closed.
     pub incarnation: u32,
+    /// The connection the link shown stands on (the newest on its path):
+    /// a new one is a new link, even with no break between them.
+    pub link_id: Option<ConnectionId>,
 }
 
 impl PeerInfo {
@@ -117,13 +127,15 @@ impl PeerInfo {
     }
 }
 
-/// One open connection: its path, since when it is open, and when a ping
-/// on it was last answered (its opening counts as one).
+/// One open connection: its path, since when it is open, when a ping on
+/// it was last answered (its opening counts as one), and whether that was
+/// too long ago ([`PeerBook::check_liveness`]).
 #[derive(Debug, Clone, Copy)]
 struct Connection {
     path: Path,
     since: Instant,
     answered: Instant,
+    stalled: bool,
 }
 
 #[derive(Debug)]
@@ -139,6 +151,11 @@ struct Entry {
     /// Every connection to the peer closed since it was last heard from:
     /// its next record or connection is news.
     lost: bool,
+    /// A connection to it was closed as dead (its pings went unanswered)
+    /// and it has not shown up since: not dialed again until it does, so
+    /// a frozen peer is forgotten after the expiry instead of being kept
+    /// by dials that hang on it.
+    dead: bool,
     incarnation: u32,
 }
 
@@ -154,6 +171,7 @@ impl Entry {
             dialing: false,
             last_error: None,
             lost: false,
+            dead: false,
             incarnation: 0,
         }
     }
@@ -169,7 +187,16 @@ impl Entry {
 
     fn link(&self) -> Link {
         if let Some(path) = self.path() {
-            Link::Connected(path)
+            let stalled = self
+                .connections
+                .values()
+                .filter(|c| c.path == path)
+                .all(|c| c.stalled);
+            if stalled {
+                Link::Reconnecting(path)
+            } else {
+                Link::Connected(path)
+            }
         } else if self.dialing {
             Link::Dialing
         } else if let Some(error) = &self.last_error {
@@ -177,6 +204,16 @@ impl Entry {
         } else {
             Link::Discovered
         }
+    }
+
+    /// The newest connection on the path shown.
+    fn link_id(&self) -> Option<ConnectionId> {
+        let path = self.path()?;
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.path == path)
+            .max_by_key(|(_, c)| c.since)
+            .map(|(id, _)| *id)
     }
 
     /// Since when the peer has been reached directly without a break.
@@ -197,6 +234,7 @@ impl Entry {
 
     /// Marks a comeback: the peer shows up again after it was lost.
     fn back(&mut self) -> bool {
+        self.dead = false;
         let back = self.lost;
         if back {
             self.lost = false;
@@ -250,6 +288,7 @@ impl PeerBook {
             discovered: entry.discovered,
             relayed: entry.relayed().count(),
             incarnation: entry.incarnation,
+            link_id: entry.link_id(),
         })
     }
 
@@ -274,11 +313,12 @@ impl PeerBook {
         self.peers.get(peer).is_some_and(|e| e.dialing)
     }
 
-    /// Discovered, neither connected nor being dialed.
+    /// Discovered, neither connected nor being dialed, nor silent since
+    /// a link to it died ([`PeerBook::on_link_dead`]).
     pub fn idle(&self) -> Vec<PeerId> {
         self.peers
             .iter()
-            .filter(|(_, e)| e.discovered && !e.dialing && e.connections.is_empty())
+            .filter(|(_, e)| e.discovered && !e.dialing && !e.dead && e.connections.is_empty())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -344,18 +384,45 @@ impl PeerBook {
             return false;
         };
         let back = entry.connections.is_empty() && entry.back();
+        let best = entry.path();
         entry.connections.insert(
             connection,
             Connection {
                 path,
                 since: now,
                 answered: now,
+                stalled: false,
             },
         );
+        if entry.path() != best {
+            // A better path: the round trip of the old one is not its own.
+            entry.rtt = None;
+        }
         entry.dialing = false;
         entry.last_error = None;
         entry.last_seen = now;
         back
+    }
+
+    /// Records that a connection to `peer` is being closed as dead: until
+    /// it shows up again (a record, a connection), it is not [`idle`]
+    /// (not dialed by the announcement period).
+    ///
+    /// [`idle`]: PeerBook::idle
+    pub fn on_link_dead(&mut self, peer: &PeerId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.dead = true;
+        }
+    }
+
+    /// When `peer` was last heard from: a record or a new connection.
+    pub fn last_seen(&self, peer: &PeerId) -> Option<Instant> {
+        Some(self.peers.get(peer)?.last_seen)
+    }
+
+    /// When a ping on `connection` to `peer` was last answered.
+    pub fn answered(&self, peer: &PeerId, connection: ConnectionId) -> Option<Instant> {
+        Some(self.peers.get(peer)?.connections.get(&connection)?.answered)
     }
 
     /// Forgets a connection; returns its path.
@@ -397,11 +464,36 @@ impl PeerBook {
             return false;
         };
         link.answered = now;
+        // An answer revives a stalled connection.
+        let revived = std::mem::replace(&mut link.stalled, false);
         if Some(link.path) == best && entry.rtt != Some(rtt) {
             entry.rtt = Some(rtt);
             return true;
         }
-        false
+        revived
+    }
+
+    /// Marks the connections whose pings have gone unanswered for longer
+    /// than `stall` at `now` as stalled, and those answered since as live
+    /// again. Returns the peers whose link changed: a peer whose best path
+    /// stalled shows [`Link::Reconnecting`], without the round trip of
+    /// a link that no longer answers.
+    pub fn check_liveness(&mut self, now: Instant, stall: Duration) -> Vec<PeerId> {
+        let mut changed = Vec::new();
+        for (peer, entry) in &mut self.peers {
+            let before = entry.link();
+            for connection in entry.connections.values_mut() {
+                connection.stalled = now.saturating_duration_since(connection.answered) > stall;
+            }
+            let after = entry.link();
+            if after != before {
+                if matches!(after, Link::Reconnecting(_)) {
+                    entry.rtt = None;
+                }
+                changed.push(*peer);
+            }
+        }
+        changed
     }
 
     pub fn on_agent(&mut self, peer: &PeerId, agent: &str) {
@@ -424,6 +516,18 @@ impl PeerBook {
                     .map(move |(id, _)| (*peer, *id))
             })
             .collect()
+    }
+
+    /// The direct connections to `peer`.
+    pub fn direct_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.peers.get(peer).map_or_else(Vec::new, |entry| {
+            entry
+                .connections
+                .iter()
+                .filter(|(_, c)| c.path == Path::Direct)
+                .map(|(id, _)| *id)
+                .collect()
+        })
     }
 
     /// The relayed connections of peers also reached directly: a message
@@ -633,6 +737,7 @@ mod tests {
         book.on_rtt(&peer, relayed, Duration::from_millis(80), now);
         assert_eq!(shown(&book), rtt(80));
         book.on_connected(peer, direct, Path::Direct, now);
+        assert_eq!(shown(&book), None, "the relayed rtt shown as direct");
         book.on_rtt(&peer, direct, Duration::from_millis(2), now);
         book.on_rtt(&peer, relayed, Duration::from_millis(90), now);
         assert_eq!(shown(&book), rtt(2), "a relayed rtt shown as direct");
@@ -670,6 +775,54 @@ mod tests {
             !book.on_connected(peer, id(5), Path::Direct, now),
             "a second connection is no comeback"
         );
+    }
+
+    #[test]
+    fn a_best_path_whose_pings_go_unanswered_shows_reconnecting_until_one_is() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let stall = Duration::from_secs(3);
+        let mut book = book();
+        let peer = PeerId::random();
+        let (relayed, direct) = (id(1), id(2));
+        book.on_connected(peer, relayed, Path::Relayed, t0);
+        book.on_connected(peer, direct, Path::Direct, t0);
+        book.on_rtt(&peer, direct, Duration::from_millis(2), secs(1));
+        book.on_rtt(&peer, relayed, Duration::from_millis(40), secs(3));
+        assert!(
+            book.check_liveness(secs(4), stall).is_empty(),
+            "all answered"
+        );
+        // The direct link stops answering; the relayed one still does,
+        // yet the direct one is what the list shows: it is reconnecting.
+        book.on_rtt(&peer, relayed, Duration::from_millis(40), secs(5));
+        assert_eq!(book.check_liveness(secs(5), stall), vec![peer]);
+        let info = book.info(&peer).expect("listed");
+        assert_eq!(info.link, Link::Reconnecting(Path::Direct));
+        assert_eq!(info.rtt, None, "an old round trip shown for a stalled link");
+        assert!(book.check_liveness(secs(6), stall).is_empty(), "no change");
+        // An answer revives it.
+        assert!(book.on_rtt(&peer, direct, Duration::from_millis(3), secs(6)));
+        assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Direct)));
+        // Once the dead direct connection is closed, the relayed one shows.
+        book.check_liveness(secs(10), stall);
+        book.on_rtt(&peer, relayed, Duration::from_millis(40), secs(10));
+        book.on_disconnected(&peer, direct);
+        assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Relayed)));
+    }
+
+    #[test]
+    fn a_peer_whose_link_died_is_not_dialed_again_until_it_shows_up() {
+        let now = Instant::now();
+        let mut book = book();
+        let peer = PeerId::random();
+        book.on_record(peer, vec![], now);
+        book.on_connected(peer, id(1), Path::Direct, now);
+        book.on_link_dead(&peer);
+        book.on_disconnected(&peer, id(1));
+        assert!(book.idle().is_empty(), "a dead peer is dialed");
+        book.on_record(peer, vec![], now);
+        assert_eq!(book.idle(), vec![peer], "it announced: it is back");
     }
 
     #[test]

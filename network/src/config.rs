@@ -26,6 +26,25 @@ pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
 /// reservation reports several) or of newcomers makes one announcement.
 pub const ANNOUNCE_DELAY: Duration = Duration::from_millis(300);
 
+/// How often the liveness rule ([`Liveness`]) looks at the connections.
+pub const LIVENESS_CHECK: Duration = Duration::from_millis(500);
+
+/// When a connection whose pings go unanswered counts as stalled, and
+/// when as dead. The shell pings every connection and reports each answer
+/// ([`crate::Behaviour::on_rtt`]); a peer that froze, slept or lost its
+/// network says no goodbye, and without this its link would pass for a
+/// live one (WebRTC's own consent checks give up after 30 s and more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Unanswered for longer than this: the link shows
+    /// [`crate::Link::Reconnecting`], without its old round trip.
+    pub stall: Duration,
+    /// Unanswered for longer than this: the connection is closed
+    /// ([`crate::Event::LinkDead`]), and the peer falls back to another
+    /// connection, is dialed again, or is forgotten after the expiry.
+    pub dead: Duration,
+}
+
 /// The configuration of a [`crate::Behaviour`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,6 +66,9 @@ pub struct Config {
     /// Which of this peer's own circuit addresses its record carries (a
     /// page announces only those other browsers can open).
     pub announceable: fn(&Multiaddr) -> bool,
+    /// The liveness rule, if the behaviour applies it (off by default:
+    /// a shell may close silent connections itself).
+    pub liveness: Option<Liveness>,
 }
 
 impl Default for Config {
@@ -59,6 +81,7 @@ impl Default for Config {
             max_held_chat: DEFAULT_MAX_HELD_CHAT,
             dialable: |_| true,
             announceable: |_| true,
+            liveness: None,
         }
     }
 }
@@ -93,6 +116,11 @@ impl Config {
 
     pub fn with_announceable(mut self, announceable: fn(&Multiaddr) -> bool) -> Self {
         self.announceable = announceable;
+        self
+    }
+
+    pub fn with_liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = Some(liveness);
         self
     }
 }

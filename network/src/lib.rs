@@ -12,6 +12,8 @@
 //!   ([`chat_protocol::Inbound::decode`]), keeps the [`book`], dials by the
 //!   [`dial`] rule, and closes a relayed connection once a direct one has
 //!   stood beside it for [`Config::relayed_grace`], counted per connection.
+//!   With a [`Liveness`] rule it also shows a link whose pings go
+//!   unanswered as [`Link::Reconnecting`] and closes it once it is dead.
 //! - Commands are methods: [`Behaviour::send_chat`], [`Behaviour::peers`],
 //!   [`Behaviour::dial`], [`Behaviour::trust_relay`].
 //! - [`Event`]s: [`Event::Discovered`], [`Event::PeerChanged`],
@@ -32,6 +34,6 @@ pub mod book;
 pub mod config;
 pub mod dial;
 
-pub use behaviour::{Behaviour, BuildError, Event, SendError, Sent};
+pub use behaviour::{Behaviour, BuildError, DeadLink, Event, SendError, Sent};
 pub use book::{Link, Path, PeerInfo, short};
-pub use config::Config;
+pub use config::{Config, Liveness};

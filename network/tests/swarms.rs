@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use chat_network::{Config, Event, Link, Path, Sent};
+use chat_network::{Config, DeadLink, Event, Link, Liveness, Path, Sent};
 use chat_protocol::{InboundError, PeerRecord, RecordError};
 use common::{Forger, PeerBehaviourEvent, TestPeer, TestRelay};
 use libp2p::{
@@ -60,7 +60,7 @@ async fn send_chat_arrives_as_chat_from_its_author() {
     assert!(matches!(sent, Ok(Sent::Published)), "{sent:?}");
     let (_, (from, text)) = b
         .wait_network("A's chat", |event| match event {
-            Event::Chat { from, text } => Some((*from, text.clone())),
+            Event::Chat { from, text, .. } => Some((*from, text.clone())),
             _ => None,
         })
         .await;
@@ -316,4 +316,133 @@ async fn a_peer_that_comes_back_with_the_same_key_is_news_and_a_new_incarnation(
         .wait_network("a link to B again", incarnation(b_again.id))
         .await;
     assert_eq!((first, second), (0, 1), "a comeback is a new incarnation");
+}
+
+/// No ping answers reach A's book (the test hands in none): with a
+/// liveness rule, the link shows `reconnecting` once the stall bound is
+/// over, without a round trip, and is closed as dead after the dead bound.
+#[tokio::test]
+async fn a_link_whose_pings_go_unanswered_shows_reconnecting_then_is_closed_as_dead() {
+    let liveness = Liveness {
+        stall: Duration::from_millis(500),
+        dead: Duration::from_millis(1500),
+    };
+    let relay = TestRelay::start();
+    let mut a = TestPeer::start(&relay, Config::default().with_liveness(liveness)).await;
+    let b = TestPeer::start(&relay, Config::default()).await;
+    let b_id = b.id;
+    let (linked, _) = a
+        .wait_network("a relayed link to B", |event| match event {
+            Event::PeerChanged(info)
+                if info.peer == b_id && info.link == Link::Connected(Path::Relayed) =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    let (stalled, rtt) = a
+        .wait_network("B reconnecting", |event| match event {
+            Event::PeerChanged(info)
+                if info.peer == b_id && info.link == Link::Reconnecting(Path::Relayed) =>
+            {
+                Some(info.rtt)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(rtt, None, "a stalled link shows a round trip");
+    assert!(
+        stalled - linked >= liveness.stall,
+        "reconnecting {:?} after the link came up, before the stall bound {:?}",
+        stalled - linked,
+        liveness.stall
+    );
+    let (dead, connection) = a
+        .wait_network("the dead link closed", |event| match event {
+            Event::LinkDead {
+                peer,
+                connection,
+                path: Path::Relayed,
+                why: DeadLink::Silent(silence),
+            } if *peer == b_id && *silence == liveness.dead => Some(*connection),
+            _ => None,
+        })
+        .await;
+    assert!(
+        dead - linked >= liveness.dead,
+        "closed {:?} after the link came up, before the dead bound {:?}",
+        dead - linked,
+        liveness.dead
+    );
+    a.wait("the dead connection closed", |event| match event {
+        SwarmEvent::ConnectionClosed { connection_id, .. } if *connection_id == connection => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+}
+
+/// B "reloads": a second swarm with B's key dials A through the relay
+/// while A's direct link to the first one still stands (a reloaded page's
+/// link lingers until found dead). A closes that stale link at once and
+/// refuses the relayed connection until it has: beside the old link,
+/// gossipsub would take the new one for a second connection and never
+/// send the new incarnation A's subscriptions.
+#[tokio::test]
+async fn a_relayed_connection_from_a_peer_reached_directly_closes_the_stale_link_first() {
+    // Bounds no link reaches here: only the stale rule closes anything.
+    let liveness = Liveness {
+        stall: Duration::from_secs(60),
+        dead: Duration::from_secs(120),
+    };
+    let relay = TestRelay::start();
+    let mut a = TestPeer::start(&relay, Config::default().with_liveness(liveness)).await;
+    let mut b = TestPeer::start(&relay, Config::default()).await;
+    let b_id = b.id;
+    a.wait_network("B's record", discovered(b_id)).await;
+    go_direct(&mut b, &a).await;
+    a.wait_network("B direct", |event| match event {
+        Event::PeerChanged(info)
+            if info.peer == b_id && info.link == Link::Connected(Path::Direct) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    let b_again = TestPeer::start_with_key(&relay, Config::default(), b.key.clone()).await;
+    let circuit = relay.circuit_to(a.id);
+    let a_id = a.id;
+    b_again
+        .with(move |swarm| {
+            let opts = DialOpts::peer_id(a_id)
+                .addresses(vec![circuit])
+                .condition(PeerCondition::Always)
+                .build();
+            swarm.dial(opts).expect("relayed dial starts");
+        })
+        .await;
+    let (_, stale) = a
+        .wait_network("the stale direct link closed", |event| match event {
+            Event::LinkDead {
+                peer,
+                connection,
+                path: Path::Direct,
+                why: DeadLink::Stale,
+            } if *peer == b_id => Some(*connection),
+            _ => None,
+        })
+        .await;
+    a.wait("the stale connection closed", |event| match event {
+        SwarmEvent::ConnectionClosed { connection_id, .. } if *connection_id == stale => Some(()),
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } if *peer_id == b_id => {
+            panic!("a connection from B accepted beside the stale link: {endpoint:?}")
+        }
+        _ => None,
+    })
+    .await;
 }

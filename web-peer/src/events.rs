@@ -65,6 +65,31 @@ impl RelayStatus {
     }
 }
 
+/// How a chat message reached this page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Straight from its author, whom we reach only directly.
+    Direct,
+    /// Straight from its author, whom we reach only through a relay.
+    Relayed,
+    /// Straight from its author, over one of several links.
+    Peer,
+    /// Forwarded by the relay or another peer.
+    Forwarded,
+}
+
+impl Via {
+    /// Short, stable name (the page's `data-via`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Relayed => "relayed",
+            Via::Peer => "peer",
+            Via::Forwarded => "forwarded",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     /// This tab's peer id.
@@ -87,6 +112,11 @@ pub enum Event {
         /// Relayed connections to the peer still open (0 once the direct
         /// link has replaced them).
         relayed: usize,
+        /// How often the peer came back after every connection to it
+        /// closed (a reload, say).
+        incarnation: u32,
+        /// The connection the link shown stands on: a new one is a new link.
+        link_id: Option<String>,
     },
     PeerGone {
         peer: PeerId,
@@ -95,6 +125,8 @@ pub enum Event {
         from: PeerId,
         text: String,
         own: bool,
+        /// How it arrived (`None`: our own).
+        via: Option<Via>,
     },
     /// A message was not sent; its text is handed back so nothing is lost.
     ChatNotSent {

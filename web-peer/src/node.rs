@@ -29,15 +29,33 @@ use libp2p_webrtc_p2p::upgrade;
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
-    events::{Command, Event, RelayStatus},
+    events::{Command, Event, RelayStatus, Via},
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
     websocket,
 };
 
 /// How often each connection is pinged: the page shows each link's
-/// round-trip time, and it should be fresh.
-const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// round-trip time, and it should be fresh; and a link whose pings go
+/// unanswered is found out within a few of them ([`LIVENESS`]). One ping
+/// stream per connection carries them all (a data channel on a direct
+/// link, a few dozen bytes a second on a circuit).
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// A ping unanswered this long fails, and the next goes out on a new
+/// stream: a stream that stalled (a data channel whose message nobody
+/// woke up for) must not pass for a dead link, so this is well below
+/// [`LIVENESS`]'s dead bound (one interval, this, one interval, an answer).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// A link to a peer whose pings go unanswered for 3 s shows
+/// `reconnecting` (without its old round trip); after 8 s it is closed as
+/// dead, and the peer falls back to its relayed connection, is dialed
+/// again if it announced since (a reload), or is forgotten after the
+/// expiry (a frozen or sleeping laptop). WebRTC's own consent checks would
+/// call a dead link `failed` only after 30 s and more.
+const LIVENESS: chat_network::Liveness = chat_network::Liveness {
+    stall: Duration::from_secs(3),
+    dead: Duration::from_secs(8),
+};
 
 /// Events waiting for the UI. The UI runs on the same thread and drains
 /// them at once; if it ever falls this far behind, log lines are dropped.
@@ -102,6 +120,7 @@ fn network_config() -> chat_network::Config {
     chat_network::Config::default()
         .with_announce_interval(ANNOUNCE_INTERVAL)
         .with_announceable(announce::is_browser_dialable_circuit)
+        .with_liveness(LIVENESS)
 }
 
 impl Node {
@@ -162,7 +181,11 @@ impl Node {
                         identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
                             .with_agent_version(AGENT_VERSION.to_owned()),
                     ),
-                    ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+                    ping: ping::Behaviour::new(
+                        ping::Config::new()
+                            .with_interval(PING_INTERVAL)
+                            .with_timeout(PING_TIMEOUT),
+                    ),
                     stream: libp2p_stream::Behaviour::new(),
                 })
             })
@@ -428,6 +451,7 @@ impl Node {
             from,
             text,
             own: true,
+            via: None,
         });
     }
 
@@ -450,6 +474,8 @@ impl Node {
             rtt: info.rtt,
             direct_failed,
             relayed: info.relayed,
+            incarnation: info.incarnation,
+            link_id: info.link_id.map(|id| id.to_string()),
         });
     }
 
@@ -462,7 +488,10 @@ impl Node {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 if self.is_relay(&peer_id) {
                     if let Some(relay) = &mut self.relay {
@@ -476,7 +505,7 @@ impl Node {
                     self.reserve();
                 } else {
                     self.log(format!(
-                        "connected to {} ({})",
+                        "connected to {} ({}; connection {connection_id})",
                         short(&peer_id),
                         describe(&endpoint)
                     ));
@@ -617,11 +646,15 @@ impl Node {
                     .set_webrtc_addr(peer, None);
                 self.emit(Event::PeerGone { peer });
             }
-            Network::Chat { from, text } => self.emit(Event::Chat {
-                from,
-                text,
-                own: false,
-            }),
+            Network::Chat { from, text, via } => {
+                let via = self.chat_via(&from, &via);
+                self.emit(Event::Chat {
+                    from,
+                    text,
+                    own: false,
+                    via: Some(via),
+                })
+            }
             Network::ChatSent { text } => self.own_chat(text),
             Network::ChatNotSent { text, error } => self.emit(Event::ChatNotSent {
                 text,
@@ -639,6 +672,41 @@ impl Node {
                 "closing the relayed connection to {}: the direct one carries everything now",
                 short(&peer)
             )),
+            Network::LinkDead {
+                peer,
+                connection,
+                path,
+                why,
+            } => {
+                let why = match why {
+                    chat_network::DeadLink::Silent(silence) => {
+                        format!("no answer for {} s", silence.as_secs())
+                    }
+                    chat_network::DeadLink::Stale => {
+                        "it dialed us anew through the relay (a reload?)".to_owned()
+                    }
+                };
+                self.log(format!(
+                    "closing the {path} link to {} (connection {connection}): {why}",
+                    short(&peer)
+                ))
+            }
+        }
+    }
+
+    /// How a chat message from `from`, handed to us by `via`, arrived:
+    /// straight from its author over a direct or relayed link (or either,
+    /// while both are open), or forwarded by the relay or another peer.
+    fn chat_via(&self, from: &PeerId, via: &PeerId) -> Via {
+        if from != via {
+            return Via::Forwarded;
+        }
+        match self.peer_info(from) {
+            Some(info) if info.relayed == 0 && info.link.path() == Some(Path::Direct) => {
+                Via::Direct
+            }
+            Some(info) if info.link.path() == Some(Path::Relayed) => Via::Relayed,
+            _ => Via::Peer,
         }
     }
 

@@ -132,6 +132,13 @@ impl StreamMuxer for Connection {
         if self.inner.end_on_disconnect && self.inner.peer_connection.is_disconnected() {
             return Poll::Ready(Err(Error::Closed));
         }
+        // The remote closed its peer connection (a page that reloaded or
+        // closed): its data channels are gone for good, though ICE may
+        // call the connection connected for half a minute more.
+        if self.inner.peer_connection.sctp_closed() {
+            tracing::debug!("the SCTP association ended; the connection is closed");
+            return Poll::Ready(Err(Error::Closed));
+        }
         // A failed or closed peer connection ends the libp2p connection.
         match self
             .inner

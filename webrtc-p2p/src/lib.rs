@@ -60,7 +60,12 @@
 //! one). And data that reaches a stream nobody is reading wakes the
 //! connection's task, as a yamux socket would: libp2p-ping's responder,
 //! for one, starts waiting for the next ping without polling, and missed
-//! pings by seconds before.
+//! pings by seconds before. A connection ends when its peer connection
+//! fails or closes, and also as soon as its SCTP association does
+//! (`RTCSctpTransport.state` `closed`): when the remote page reloads or
+//! closes, the browser keeps the connection `connected` for half a minute
+//! more (until ICE's consent checks give up), while no channel can carry
+//! a byte again.
 //! Not (yet): reusing an existing relayed connection's identity checks
 //! beyond what the relay circuit gives, renegotiation, and native
 //! (non-browser) peers, which have no `RTCPeerConnection`.

@@ -44,6 +44,9 @@ struct Shared {
     inbound: VecDeque<RtcDataChannel>,
     inbound_waker: Option<Waker>,
     state_waker: Option<Waker>,
+    /// The SCTP transport whose `statechange` wakes `state_waker` too,
+    /// once it exists (see [`PeerConnection::sctp_closed`]).
+    sctp: Option<JsValue>,
 }
 
 struct Callbacks {
@@ -55,6 +58,11 @@ struct Callbacks {
 
 impl Drop for Callbacks {
     fn drop(&mut self) {
+        if let Ok(sctp) = Reflect::get(&self.connection, &JsValue::from_str("sctp"))
+            && sctp.is_object()
+        {
+            let _ = Reflect::set(&sctp, &JsValue::from_str("onstatechange"), &JsValue::NULL);
+        }
         self.connection.set_onicecandidate(None);
         self.connection.set_ondatachannel(None);
         self.connection.set_onconnectionstatechange(None);
@@ -264,6 +272,37 @@ impl PeerConnection {
             RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed => LinkState::Failed,
             _ => LinkState::Connecting,
         }
+    }
+
+    /// Whether the SCTP association that carries the data channels has
+    /// ended (`RTCSctpTransport.state` is `closed`): the remote closed its
+    /// peer connection (its page reloaded or closed), and no channel will
+    /// carry data again, while the connection's own state may stay
+    /// `connected` until ICE's consent checks give up, 30 s and more
+    /// later. Read through `sctp` (web-sys has no binding for it), whose
+    /// state changes wake [`Self::poll_state_change`] from then on.
+    pub(crate) fn sctp_closed(&self) -> bool {
+        let mut shared = self.shared.borrow_mut();
+        if shared.sctp.is_none() {
+            let Ok(sctp) = Reflect::get(&self.inner, &JsValue::from_str("sctp")) else {
+                return false;
+            };
+            if !sctp.is_object() {
+                return false; // Not negotiated yet, or not in this browser.
+            }
+            let _ = Reflect::set(
+                &sctp,
+                &JsValue::from_str("onstatechange"),
+                self._callbacks._on_state_change.as_ref(),
+            );
+            shared.sctp = Some(sctp);
+        }
+        shared
+            .sctp
+            .as_ref()
+            .and_then(|sctp| Reflect::get(sctp, &JsValue::from_str("state")).ok())
+            .and_then(|state| state.as_string())
+            .is_some_and(|state| state == "closed")
     }
 
     /// Whether ICE lost its path for now (`disconnected`): a browser peer

@@ -46,7 +46,7 @@ impl Node {
             NetworkEvent::ClosingRelayed { peer } => {
                 tracing::debug!(peer = %short(&peer), "closing a relayed connection: the peer is reached directly");
             }
-            NetworkEvent::Chat { from, text } => {
+            NetworkEvent::Chat { from, text, .. } => {
                 let own = false;
                 self.emit(Event::Chat { from, text, own });
             }
@@ -63,7 +63,8 @@ impl Node {
                 let reason = not_sent_reason(&error);
                 self.emit(Event::ChatNotSent { text, reason });
             }
-            NetworkEvent::PeerChanged(_) => {}
+            // chat-peer closes silent connections itself (`pings`).
+            NetworkEvent::PeerChanged(_) | NetworkEvent::LinkDead { .. } => {}
         }
     }
 }

@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlButtonElement, HtmlElement, HtmlInputElement, KeyboardEvent};
 
 use crate::{
-    events::{Command, Event, RelayStatus},
+    events::{Command, Event, RelayStatus, Via},
     page_config::{self, RelayInfo},
     relay_addr,
 };
@@ -179,14 +179,27 @@ impl Ui {
                 rtt,
                 direct_failed,
                 relayed,
-            } => self.render_peer(&peer, &link, rtt, direct_failed.as_deref(), relayed)?,
+                incarnation,
+                link_id,
+            } => self.render_peer(
+                &peer,
+                &link,
+                rtt,
+                direct_failed.as_deref(),
+                (relayed, incarnation, link_id.as_deref()),
+            )?,
             Event::PeerGone { peer } => {
                 if let Some(item) = self.peer_item(&peer)? {
                     item.remove();
                 }
                 self.update_peer_count();
             }
-            Event::Chat { from, text, own } => self.render_chat(&from, &text, own)?,
+            Event::Chat {
+                from,
+                text,
+                own,
+                via,
+            } => self.render_chat(&from, &text, own, via)?,
             Event::ChatNotSent { text, reason } => {
                 if self.chat_input.value().is_empty() {
                     self.chat_input.set_value(&text);
@@ -231,7 +244,7 @@ impl Ui {
         link: &Link,
         rtt: Option<std::time::Duration>,
         direct_failed: Option<&str>,
-        relayed: usize,
+        (relayed, incarnation, link_id): (usize, u32, Option<&str>),
     ) -> Result<(), JsValue> {
         let item = match self.peer_item(peer)? {
             Some(item) => item,
@@ -256,6 +269,8 @@ impl Ui {
             }
             Link::Connected(chat_network::Path::Relayed) => "relayed".to_owned(),
             Link::Connected(chat_network::Path::Direct) => "direct (WebRTC)".to_owned(),
+            // Its pings go unanswered: it recovers, or is closed soon.
+            Link::Reconnecting(_) => "reconnecting…".to_owned(),
             Link::Unreachable(_) => "unreachable".to_owned(),
         };
         if let Some(rtt) = rtt.filter(|_| matches!(link, Link::Connected(_))) {
@@ -271,6 +286,12 @@ impl Ui {
             // For tests and the curious: whether a relayed connection is
             // still open beside the direct one.
             state.set_attribute("data-relayed", &relayed.to_string())?;
+            // And how often it came back (a reload): a new link, not the old.
+            state.set_attribute("data-incarnation", &incarnation.to_string())?;
+            match link_id {
+                Some(id) => state.set_attribute("data-link", id)?,
+                None => state.remove_attribute("data-link")?,
+            }
             match (link, direct_failed) {
                 (Link::Unreachable(reason), _) => state.set_attribute("title", reason)?,
                 (Link::Connected(_), Some(reason)) => state.set_attribute("title", reason)?,
@@ -291,9 +312,18 @@ impl Ui {
         self.peer_count.set_text_content(Some(&text));
     }
 
-    fn render_chat(&self, from: &PeerId, text: &str, own: bool) -> Result<(), JsValue> {
+    fn render_chat(
+        &self,
+        from: &PeerId,
+        text: &str,
+        own: bool,
+        via: Option<Via>,
+    ) -> Result<(), JsValue> {
         let item = dom::element("li", if own { "chat own" } else { "chat" }, "")?;
         item.set_attribute("data-from", &from.to_string())?;
+        if let Some(via) = via {
+            item.set_attribute("data-via", via.name())?;
+        }
         if own {
             item.set_attribute("data-self", "true")?;
         }
