@@ -12,14 +12,10 @@ use send_wrapper::SendWrapper;
 
 use crate::{
     Error,
-    data_channel::ConnectionWaker,
+    data_channel::{ConnectionWaker, PollDataChannel},
     peer_connection::{LinkState, PeerConnection},
     stream::{DropListener, Stream},
 };
-
-/// The label of the channel the dialer creates so that its offer carries
-/// data-channel parameters; it is not a libp2p stream.
-pub(crate) const INIT_CHANNEL_LABEL: &str = "init";
 
 /// The id of WebRTC-direct's handshake channel (negotiated out of band).
 const HANDSHAKE_CHANNEL_ID: u16 = 0;
@@ -56,11 +52,12 @@ impl Connection {
     }
 
     fn with_end_on_disconnect(peer_connection: PeerConnection, end_on_disconnect: bool) -> Self {
+        let waker = peer_connection.connection_waker();
         Self {
             inner: SendWrapper::new(Inner {
                 peer_connection,
                 drop_listeners: FuturesUnordered::new(),
-                waker: ConnectionWaker::default(),
+                waker,
                 closed: false,
                 end_on_disconnect,
                 id_zero_holder: None,
@@ -68,8 +65,8 @@ impl Connection {
         }
     }
 
-    fn new_stream(&mut self, channel: web_sys::RtcDataChannel) -> Stream {
-        let (stream, drop_listener) = Stream::new(channel, self.inner.waker.clone());
+    fn new_stream(&mut self, channel: PollDataChannel) -> Stream {
+        let (stream, drop_listener) = Stream::new(channel);
         self.inner.drop_listeners.push(drop_listener);
         stream
     }
@@ -80,16 +77,11 @@ impl StreamMuxer for Connection {
     type Error = Error;
 
     fn poll_inbound(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
-        loop {
-            if self.inner.closed {
-                return Poll::Ready(Err(Error::Closed));
-            }
-            let channel = futures::ready!(self.inner.peer_connection.poll_inbound_channel(cx));
-            if channel.label() == INIT_CHANNEL_LABEL {
-                continue;
-            }
-            return Poll::Ready(Ok(self.new_stream(channel)));
+        if self.inner.closed {
+            return Poll::Ready(Err(Error::Closed));
         }
+        let channel = futures::ready!(self.inner.peer_connection.poll_inbound_channel(cx));
+        Poll::Ready(Ok(self.new_stream(channel)))
     }
 
     fn poll_outbound(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
@@ -109,6 +101,7 @@ impl StreamMuxer for Connection {
             self.inner.id_zero_holder = Some(channel);
             channel = self.inner.peer_connection.create_data_channel("");
         }
+        let channel = PollDataChannel::new(channel, self.inner.waker.clone());
         Poll::Ready(Ok(self.new_stream(channel)))
     }
 

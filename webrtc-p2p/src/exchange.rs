@@ -11,8 +11,7 @@ use web_sys::RtcSdpType;
 
 use crate::{
     Connection, Error,
-    connection::INIT_CHANNEL_LABEL,
-    peer_connection::{LinkState, PeerConnection},
+    peer_connection::{INIT_CHANNEL_LABEL, LinkState, PeerConnection},
     signaling::{
         Role, Session, SignalingError, SignalingMessage, Step, read_message, write_message,
     },

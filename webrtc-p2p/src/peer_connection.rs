@@ -18,7 +18,15 @@ use web_sys::{
     RtcSessionDescriptionInit,
 };
 
-use crate::{Error, signaling::IceCandidate};
+use crate::{
+    Error,
+    data_channel::{ConnectionWaker, PollDataChannel},
+    signaling::IceCandidate,
+};
+
+/// The label of the channel the dialer creates so that its offer carries
+/// data-channel parameters; it is not a libp2p stream.
+pub(crate) const INIT_CHANNEL_LABEL: &str = "init";
 
 /// Data channels the remote opened that no one has taken yet. Past this,
 /// new ones are closed: a peer cannot make us hold unbounded streams.
@@ -41,7 +49,14 @@ struct Shared {
     candidates: VecDeque<Option<IceCandidate>>,
     gathering_done: bool,
     candidate_waker: Option<Waker>,
-    inbound: VecDeque<RtcDataChannel>,
+    /// Wrapped as they arrive, so that their `onmessage` is set in the
+    /// same task as `ondatachannel`: a message the remote sends right after
+    /// opening the channel would otherwise be dispatched to no handler and
+    /// lost, stalling the protocol on that stream.
+    inbound: VecDeque<PollDataChannel>,
+    /// Woken when a queued channel receives data, so the connection's task
+    /// takes the channel (see [`ConnectionWaker`]).
+    connection_waker: ConnectionWaker,
     inbound_waker: Option<Waker>,
     state_waker: Option<Waker>,
     /// The SCTP transport whose `statechange` wakes `state_waker` too,
@@ -134,12 +149,18 @@ impl PeerConnection {
             let shared = shared.clone();
             move |event: RtcDataChannelEvent| {
                 let channel = event.channel();
+                // The offerer's first channel exists only to start SCTP
+                // (see `exchange`); it carries no stream.
+                if channel.label() == INIT_CHANNEL_LABEL {
+                    return;
+                }
                 let mut shared = shared.borrow_mut();
                 if shared.inbound.len() >= MAX_PENDING_INBOUND_CHANNELS {
                     tracing::warn!("too many unaccepted data channels; closing a new one");
                     channel.close();
                     return;
                 }
+                let channel = PollDataChannel::new(channel, shared.connection_waker.clone());
                 shared.inbound.push_back(channel);
                 if let Some(waker) = shared.inbound_waker.take() {
                     waker.wake();
@@ -353,7 +374,13 @@ impl PeerConnection {
         }
     }
 
-    pub fn poll_inbound_channel(&self, cx: &mut Context<'_>) -> Poll<RtcDataChannel> {
+    /// The waker that data on a channel nobody reads yet wakes: the
+    /// connection's task registers it.
+    pub(crate) fn connection_waker(&self) -> ConnectionWaker {
+        self.shared.borrow().connection_waker.clone()
+    }
+
+    pub(crate) fn poll_inbound_channel(&self, cx: &mut Context<'_>) -> Poll<PollDataChannel> {
         let mut shared = self.shared.borrow_mut();
         match shared.inbound.pop_front() {
             Some(channel) => Poll::Ready(channel),

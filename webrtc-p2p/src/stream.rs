@@ -33,11 +33,8 @@ pub struct Stream {
 pub(crate) type DropListener = SendWrapper<webrtc_framing::DropListener<PollDataChannel>>;
 
 impl Stream {
-    pub(crate) fn new(
-        channel: RtcDataChannel,
-        connection: ConnectionWaker,
-    ) -> (Self, DropListener) {
-        Self::from_channel(PollDataChannel::new(channel, connection), Config::default())
+    pub(crate) fn new(channel: PollDataChannel) -> (Self, DropListener) {
+        Self::from_channel(channel, Config::default())
     }
 
     /// A stream on WebRTC-direct's handshake channel, which stays open

@@ -157,6 +157,42 @@ async fn a_listener_refuses_a_stream_that_does_not_start_with_an_offer() {
     assert!(error.to_string().contains("SDP offer"), "{error}");
 }
 
+#[wasm_bindgen_test]
+async fn what_the_remote_sends_before_a_stream_is_taken_waits_for_it() {
+    let (a, b) = connect_pair().await;
+    let (mut a, mut b) = (Connection::new(a), Connection::new(b));
+    let mut outbound = poll_fn(|cx| Pin::new(&mut a).poll_outbound(cx))
+        .await
+        .expect("outbound stream");
+    let sending = async {
+        outbound.write_all(b"sent at once").await.expect("write");
+        outbound.close().await.expect("FIN acknowledged");
+    };
+    // B takes the stream only after A's message has arrived (as a busy
+    // connection task would): the message must wait in the channel, not
+    // be dispatched to no handler.
+    let receiving = async {
+        gloo_timers::future::sleep(std::time::Duration::from_millis(500)).await;
+        let mut inbound = poll_fn(|cx| Pin::new(&mut b).poll_inbound(cx))
+            .await
+            .expect("inbound stream");
+        let mut received = Vec::new();
+        inbound
+            .read_to_end(&mut received)
+            .await
+            .expect("read until FIN");
+        received
+    };
+    let exchanged = futures::future::join(sending, receiving);
+    let deadline = gloo_timers::future::sleep(std::time::Duration::from_secs(10));
+    match futures::future::select(Box::pin(exchanged), Box::pin(deadline)).await {
+        futures::future::Either::Left((((), received), _)) => assert_eq!(received, b"sent at once"),
+        futures::future::Either::Right(_) => {
+            panic!("the message sent before B took the stream never arrived (10 s)")
+        }
+    }
+}
+
 async fn exchange_data(mut a: Connection, mut b: Connection) {
     let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
 
