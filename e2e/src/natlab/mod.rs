@@ -15,7 +15,9 @@
 //!   matrix, and the matrix;
 //!   `proof`: what shows a browser cell's link for what it is (the relay
 //!   killed under a direct link; a ping over a relayed one);
-//! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR).
+//! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR);
+//! - [`recovery`]: native peers when the network changes under them
+//!   (mappings flushed, a new address, circuits that reach their limit).
 //!
 //! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
 
@@ -26,6 +28,7 @@ mod native;
 pub mod netns;
 mod probe;
 mod proof;
+pub mod recovery;
 mod topology;
 
 pub use cell::{
