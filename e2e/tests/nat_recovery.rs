@@ -3,8 +3,10 @@
 //!
 //! - `native_peers_go_direct_again_after_router_b_forgets_its_mappings`:
 //!   home × home, direct; router B's conntrack table and its memory of
-//!   outbound flows are flushed; a ping is answered over a direct path and
-//!   a message crosses each way within `RECOVERY_BOUND` (30 s);
+//!   outbound flows are flushed, first under live traffic, then as it
+//!   reboots (its link down 8 s, then back empty); after each, a ping is
+//!   answered over a direct path and a message crosses each way within
+//!   `RECOVERY_BOUND` (30 s);
 //! - `native_peers_go_direct_again_after_laptop_b_moves_to_another_network`:
 //!   the same after laptop B moves to another network (a Wi-Fi switch: its
 //!   link and address go, it comes up at 10.0.3.2 behind a new home router

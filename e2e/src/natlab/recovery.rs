@@ -2,8 +2,9 @@
 //! pair that is already connected:
 //!
 //! - [`mappings_flushed`]: router B forgets every mapping (its conntrack
-//!   table and the filter's memory of outbound flows are flushed), as a
-//!   home router does when it reboots or its table overflows;
+//!   table and the filter's memory of outbound flows are flushed), first
+//!   while traffic flows, then as it reboots (its link down for longer
+//!   than the peers wait for a ping, then back with an empty table);
 //! - [`moved_to_another_network`]: laptop B moves to another network, as
 //!   in a Wi-Fi switch: its old link and address are gone, and it comes up
 //!   behind a new home router with a new private and public address;
@@ -37,6 +38,10 @@ use crate::{RelayProcess, TIMEOUT};
 /// old connection), then reservation, discovery and DCUtR take a few
 /// seconds (the first upgrade here takes about 2 s).
 pub const RECOVERY_BOUND: Duration = Duration::from_secs(30);
+/// How long router B's internet link is down as it reboots in
+/// [`mappings_flushed`]: longer than chat-peer waits for a ping answer
+/// (5 s), so every connection through it is given up for dead.
+pub const REBOOT_OUTAGE: Duration = Duration::from_secs(8);
 /// The relay's circuit duration in [`circuits_renewed`].
 pub const CIRCUIT_DURATION: Duration = Duration::from_secs(12);
 /// How many circuit lifetimes [`circuits_renewed`] chats across.
@@ -229,8 +234,12 @@ impl Pair {
     }
 }
 
-/// Home × home: direct, then router B forgets its mappings; direct again
-/// within [`RECOVERY_BOUND`].
+/// Home × home: direct, then router B forgets its mappings twice: once
+/// while traffic flows (a flush), once as it reboots (its internet link
+/// down for [`REBOOT_OUTAGE`], longer than the peers wait for a ping
+/// answer, then back with an empty table). After each, a ping is answered
+/// over a direct path and a message crosses each way within
+/// [`RECOVERY_BOUND`].
 pub async fn mappings_flushed(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
     let kinds = (NatKind::Home, NatKind::Home);
     let mut pair = Pair::start("flush", kinds, setup, &[], "natlab-flush").await?;
@@ -239,35 +248,71 @@ pub async fn mappings_flushed(setup: &CellSetup) -> anyhow::Result<Vec<String>> 
     let took = pair
         .wait_path("direct", started, started + DIRECT_TIMEOUT)
         .await?;
-    report.push(format!(
-        "direct {:.1} s after both discovered",
-        took.as_secs_f64()
-    ));
+    report.push(format!("direct {:.1} s after both discovered", took.as_secs_f64()));
     pair.chat_both_ways("before the flush", Instant::now() + TIMEOUT)
         .await?;
 
-    let (mark_a, mark_b) = (pair.a.mark(), pair.b.mark());
-    let router = &pair.lab.b.router;
+    for reboot in [false, true] {
+        let what = if reboot { "the reboot" } else { "the flush" };
+        let (mark_a, mark_b) = (pair.a.mark(), pair.b.mark());
+        let router = &pair.lab.b.router;
+        let flows = tracked_flows(router)?;
+        if reboot {
+            router.ip(&["link", "set", "wan", "down"])?;
+            tokio::time::sleep(REBOOT_OUTAGE).await;
+        }
+        forget_mappings(router)?;
+        if reboot {
+            router.ip(&["link", "set", "wan", "up"])?;
+        }
+        let back = Instant::now();
+        let deadline = back + RECOVERY_BOUND;
+        let took = pair.wait_path("direct", back, deadline).await?;
+        pair.chat_both_ways(&format!("after {what}"), deadline)
+            .await?;
+        report.push(format!(
+            "{what} (router B forgot {flows} flows{}): direct again {:.1} s later, chat both \
+             ways {:.1} s (bound {:?})",
+            if reboot {
+                format!(", its link down {REBOOT_OUTAGE:?} before")
+            } else {
+                String::new()
+            },
+            took.as_secs_f64(),
+            back.elapsed().as_secs_f64(),
+            RECOVERY_BOUND
+        ));
+        report.push(format!("  A saw: {}", Pair::story(&pair.a, mark_a)));
+        report.push(format!("  B saw: {}", Pair::story(&pair.b, mark_b)));
+    }
+    pair.quit().await;
+    Ok(report)
+}
+
+/// How many flows `router`'s conntrack table holds; an error if none (a
+/// flush would then prove nothing).
+fn tracked_flows(router: &Netns) -> anyhow::Result<usize> {
+    let listed = router
+        .exec("conntrack", &["-L"])
+        .context("list router B's conntrack table")?;
+    let flows = listed.lines().filter(|line| !line.trim().is_empty()).count();
+    if flows == 0 {
+        bail!("router B's conntrack table is empty before the flush: the lab is not what it seems");
+    }
+    Ok(flows)
+}
+
+/// Flushes `router`'s conntrack table and its filter's memory of outbound
+/// flows. (Taking its link down has already dropped the flows masqueraded
+/// through it: the kernel forgets those when the interface goes down.)
+fn forget_mappings(router: &Netns) -> anyhow::Result<()> {
     router
         .exec("conntrack", &["-F"])
         .context("flush router B's conntrack table")?;
     router
         .exec("nft", &["flush", "set", "ip", "natlab", "outbound"])
         .context("flush router B's memory of outbound flows")?;
-    let flushed = Instant::now();
-    let deadline = flushed + RECOVERY_BOUND;
-    let took = pair.wait_path("direct", flushed, deadline).await?;
-    pair.chat_both_ways("after the flush", deadline).await?;
-    report.push(format!(
-        "after the flush: direct again {:.1} s later, chat both ways {:.1} s (bound {:?})",
-        took.as_secs_f64(),
-        flushed.elapsed().as_secs_f64(),
-        RECOVERY_BOUND
-    ));
-    report.push(format!("A saw: {}", Pair::story(&pair.a, mark_a)));
-    report.push(format!("B saw: {}", Pair::story(&pair.b, mark_b)));
-    pair.quit().await;
-    Ok(report)
+    Ok(())
 }
 
 /// Home × home: direct, then laptop B moves to another network (a Wi-Fi
