@@ -11,6 +11,10 @@
 //!   the same after laptop B moves to another network (a Wi-Fi switch: its
 //!   link and address go, it comes up at 10.0.3.2 behind a new home router
 //!   at 198.51.100.13);
+//! - `a_native_peer_restarted_behind_its_nat_goes_direct_again`: home ×
+//!   home, both reach the relay over QUIC; B's `chat-peer` is killed and
+//!   started again with its key three times; each time the pair is direct
+//!   again, with a message each way, within 30 s of the restart;
 //! - `native_peers_behind_symmetric_nats_chat_across_circuit_lifetimes`:
 //!   symmetric × symmetric, relayed for good, the relay's circuits last
 //!   12 s: after each of two circuit ends the peer that dials first says it
@@ -19,7 +23,7 @@
 //!
 //! Needs root, `ip`, `nft`, `sysctl` and `conntrack` (see `nat_matrix.rs`
 //! for `NATLAB_SKIP=1`). Each prints what it saw. Logs:
-//! `artifacts/natlab-{flush,moved,circuits}-*`.
+//! `artifacts/natlab-{flush,moved,restart,circuits}-*`.
 
 use e2e::natlab::{self, CellSetup, recovery};
 
@@ -69,4 +73,11 @@ async fn native_peers_go_direct_again_after_laptop_b_moves_to_another_network() 
 async fn native_peers_behind_symmetric_nats_chat_across_circuit_lifetimes() {
     let setup = setup();
     print_or_fail("circuits renewed", recovery::circuits_renewed(&setup).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(natlab_skip, ignore = "built with NATLAB_SKIP=1")]
+async fn a_native_peer_restarted_behind_its_nat_goes_direct_again() {
+    let setup = setup();
+    print_or_fail("B restarted", recovery::restarted_behind_nat(&setup).await);
 }

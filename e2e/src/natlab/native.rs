@@ -26,6 +26,8 @@ use crate::{TIMEOUT, artifacts_dir};
 
 /// The relay's default TCP port, which the peers reach it on.
 pub(super) const RELAY_TCP_PORT: u16 = 4001;
+/// The relay's default QUIC port.
+pub(super) const RELAY_QUIC_PORT: u16 = 4004;
 /// Both peers listen here (TCP and QUIC): DCUtR punches from these ports.
 const PEER_PORT: u16 = 4100;
 /// Events a peer may have printed and the cell not read yet.
@@ -189,7 +191,13 @@ impl NativePeer {
     ) -> anyhow::Result<Self> {
         let log = |what: &str| -> anyhow::Result<std::fs::File> {
             let path: PathBuf = artifacts_dir()?.join(format!("{prefix}-{name}-{what}.log"));
-            std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))
+            // Appended to: a peer started again (`recovery.rs`) adds to its
+            // first life's logs.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("open {}", path.display()))
         };
         let mut child = host
             .command(binary)
@@ -342,6 +350,14 @@ impl NativePeer {
             .write_all(format!("{line}\n").as_bytes())
             .await
             .with_context(|| format!("write to native peer {}", self.name))
+    }
+
+    /// Kills the process (SIGKILL: no goodbye to anyone) and waits for it.
+    pub(super) async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("kill native peer {}", self.name))
     }
 
     pub(super) async fn quit(&mut self) {

@@ -8,6 +8,8 @@
 //! - [`moved_to_another_network`]: laptop B moves to another network, as
 //!   in a Wi-Fi switch: its old link and address are gone, and it comes up
 //!   behind a new home router with a new private and public address;
+//! - [`restarted_behind_nat`]: B's `chat-peer` is killed and started again
+//!   with its key, behind its home router, reaching the relay over QUIC;
 //! - [`circuits_renewed`]: two peers behind symmetric NATs, with no direct
 //!   path, chat across several lifetimes of the relay's circuits (the
 //!   relay's `--max-circuit-duration` set short).
@@ -26,7 +28,7 @@ use serde_json::Value;
 use super::{
     CellSetup, DIRECT_TIMEOUT, Lab, NatKind, Netns, RELAY_IP,
     cell::start_relay_with,
-    native::{NativePeer, RELAY_TCP_PORT},
+    native::{NativePeer, RELAY_QUIC_PORT, RELAY_TCP_PORT},
     topology::{plug_into_internet, veth},
 };
 use crate::{RelayProcess, TIMEOUT};
@@ -42,6 +44,8 @@ pub const RECOVERY_BOUND: Duration = Duration::from_secs(30);
 /// [`mappings_flushed`]: longer than chat-peer waits for a ping answer
 /// (5 s), so every connection through it is given up for dead.
 pub const REBOOT_OUTAGE: Duration = Duration::from_secs(8);
+/// How often [`restarted_behind_nat`] restarts B.
+pub const RESTARTS: usize = 3;
 /// The relay's circuit duration in [`circuits_renewed`].
 pub const CIRCUIT_DURATION: Duration = Duration::from_secs(12);
 /// How many circuit lifetimes [`circuits_renewed`] chats across.
@@ -81,10 +85,19 @@ struct Pair {
     b: NativePeer,
     id_a: String,
     id_b: String,
+    /// How the peers reach the relay.
+    relay_addr: String,
     _relay: RelayProcess,
     _relay_state: tempfile::TempDir,
-    _keys: tempfile::TempDir,
+    keys: tempfile::TempDir,
     lab: Lab,
+}
+
+/// How the peers of a [`Pair`] reach the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayTransport {
+    Tcp,
+    Quic,
 }
 
 impl Pair {
@@ -94,14 +107,19 @@ impl Pair {
         setup: &CellSetup,
         relay_flags: &[&str],
         prefix: &str,
+        transport: RelayTransport,
     ) -> anyhow::Result<Self> {
         let chat_peer = setup
             .chat_peer_binary
             .as_deref()
             .context("no chat-peer binary given")?;
+        crate::clear_artifacts(prefix).context("clear earlier artifacts")?;
         let lab = Lab::create(tag, kinds.0, kinds.1).context("build the lab")?;
         let (relay, relay_state) = start_relay_with(&lab, setup, prefix, relay_flags).await?;
-        let relay_addr = format!("/ip4/{RELAY_IP}/tcp/{RELAY_TCP_PORT}/p2p/{}", relay.peer_id);
+        let relay_addr = match transport {
+            RelayTransport::Tcp => format!("/ip4/{RELAY_IP}/tcp/{RELAY_TCP_PORT}"),
+            RelayTransport::Quic => format!("/ip4/{RELAY_IP}/udp/{RELAY_QUIC_PORT}/quic-v1"),
+        } + &format!("/p2p/{}", relay.peer_id);
         let keys = tempfile::tempdir().context("temp dir for the peers' keys")?;
         let mut a = NativePeer::start(
             &lab.a.host,
@@ -132,9 +150,10 @@ impl Pair {
             b,
             id_a,
             id_b,
+            relay_addr,
             _relay: relay,
             _relay_state: relay_state,
-            _keys: keys,
+            keys,
             lab,
         })
     }
@@ -242,13 +261,24 @@ impl Pair {
 /// [`RECOVERY_BOUND`].
 pub async fn mappings_flushed(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
     let kinds = (NatKind::Home, NatKind::Home);
-    let mut pair = Pair::start("flush", kinds, setup, &[], "natlab-flush").await?;
+    let mut pair = Pair::start(
+        "flush",
+        kinds,
+        setup,
+        &[],
+        "natlab-flush",
+        RelayTransport::Tcp,
+    )
+    .await?;
     let mut report = Vec::new();
     let started = Instant::now();
     let took = pair
         .wait_path("direct", started, started + DIRECT_TIMEOUT)
         .await?;
-    report.push(format!("direct {:.1} s after both discovered", took.as_secs_f64()));
+    report.push(format!(
+        "direct {:.1} s after both discovered",
+        took.as_secs_f64()
+    ));
     pair.chat_both_ways("before the flush", Instant::now() + TIMEOUT)
         .await?;
 
@@ -295,7 +325,10 @@ fn tracked_flows(router: &Netns) -> anyhow::Result<usize> {
     let listed = router
         .exec("conntrack", &["-L"])
         .context("list router B's conntrack table")?;
-    let flows = listed.lines().filter(|line| !line.trim().is_empty()).count();
+    let flows = listed
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count();
     if flows == 0 {
         bail!("router B's conntrack table is empty before the flush: the lab is not what it seems");
     }
@@ -315,13 +348,97 @@ fn forget_mappings(router: &Netns) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Home × home over QUIC to the relay: direct; then B's `chat-peer` is
+/// killed (SIGKILL) and started again with its key, three times. Each time
+/// A must see the old connections go, and the pair must be direct again,
+/// with a message each way, within [`RECOVERY_BOUND`] of the restart. The
+/// relay hears no goodbye over QUIC, so it still holds B's old connection
+/// when B comes back (its QUIC idle timeout is 10 s).
+pub async fn restarted_behind_nat(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
+    let kinds = (NatKind::Home, NatKind::Home);
+    let prefix = "natlab-restart";
+    let mut pair = Pair::start("restart", kinds, setup, &[], prefix, RelayTransport::Quic).await?;
+    let chat_peer = setup
+        .chat_peer_binary
+        .as_deref()
+        .context("no chat-peer binary given")?;
+    let mut report = Vec::new();
+    let started = Instant::now();
+    let took = pair
+        .wait_path("direct", started, started + DIRECT_TIMEOUT)
+        .await?;
+    report.push(format!(
+        "direct {:.1} s after both discovered",
+        took.as_secs_f64()
+    ));
+    for round in 1..=RESTARTS {
+        let mark_a = pair.a.mark();
+        pair.b.kill().await?;
+        let killed = Instant::now();
+        let id_b = pair.id_b.clone();
+        pair.a
+            .wait_since(
+                mark_a,
+                "the killed B's direct connection closes",
+                TIMEOUT,
+                |event| {
+                    event["event"] == "disconnected"
+                        && event["path"] == "direct"
+                        && event["peer"] == id_b.as_str()
+                },
+            )
+            .await?;
+        let noticed = killed.elapsed();
+        pair.b = NativePeer::start(
+            &pair.lab.b.host,
+            chat_peer,
+            &pair.relay_addr,
+            pair.keys.path(),
+            prefix,
+            "B",
+        )?;
+        let restarted = Instant::now();
+        let id = pair.b.own_id().await?;
+        if id != pair.id_b {
+            bail!(
+                "B came back as {id}, not {}: the key file was not reused",
+                pair.id_b
+            );
+        }
+        let reserved = restarted.elapsed();
+        let deadline = restarted + RECOVERY_BOUND;
+        let took = pair.wait_path("direct", restarted, deadline).await?;
+        pair.chat_both_ways(&format!("after restart {round}"), deadline)
+            .await?;
+        report.push(format!(
+            "restart {round}: A saw B gone after {:.1} s; B reserved {:.1} s after it started, \
+             direct {:.1} s after it started (bound {:?}); chat both ways",
+            noticed.as_secs_f64(),
+            reserved.as_secs_f64(),
+            took.as_secs_f64(),
+            RECOVERY_BOUND
+        ));
+        report.push(format!("  B saw: {}", Pair::story(&pair.b, 0)));
+    }
+    pair.quit().await;
+    Ok(report)
+}
+
 /// Home × home: direct, then laptop B moves to another network (a Wi-Fi
 /// switch): its old link and address are gone, and it comes up behind a
 /// new home router with a new private address ([`NEW_HOST_IP`]) and a new
 /// public one ([`NEW_WAN_IP`]). Direct again within [`RECOVERY_BOUND`].
 pub async fn moved_to_another_network(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
     let kinds = (NatKind::Home, NatKind::Home);
-    let mut pair = Pair::start("moved", kinds, setup, &[], "natlab-moved").await?;
+    let mut pair = Pair::start(
+        "moved",
+        kinds,
+        setup,
+        &[],
+        "natlab-moved",
+        RelayTransport::Tcp,
+    )
+    .await?;
     let mut report = Vec::new();
     let started = Instant::now();
     let took = pair
@@ -403,7 +520,15 @@ fn lab_tag(lab: &Lab) -> String {
 pub async fn circuits_renewed(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
     let kinds = (NatKind::Symmetric, NatKind::Symmetric);
     let duration = format!("--max-circuit-duration={}", CIRCUIT_DURATION.as_secs());
-    let mut pair = Pair::start("circuits", kinds, setup, &[&duration], "natlab-circuits").await?;
+    let mut pair = Pair::start(
+        "circuits",
+        kinds,
+        setup,
+        &[&duration],
+        "natlab-circuits",
+        RelayTransport::Tcp,
+    )
+    .await?;
     let mut report = Vec::new();
     let started = Instant::now();
     pair.wait_path("relayed", started, started + TIMEOUT)
