@@ -14,7 +14,7 @@
 //! - `a_native_peer_restarted_behind_its_nat_goes_direct_again`: home ×
 //!   home, both reach the relay over QUIC; B's `chat-peer` is killed and
 //!   started again with its key three times; each time the pair is direct
-//!   again, with a message each way, within 30 s of the restart;
+//!   again, with a message each way, within 10 s of the restart;
 //! - `native_peers_behind_symmetric_nats_chat_across_circuit_lifetimes`:
 //!   symmetric × symmetric, relayed for good, the relay's circuits last
 //!   12 s: after each of two circuit ends the peer that dials first says it
