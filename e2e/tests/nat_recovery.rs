@@ -20,6 +20,13 @@
 //!   12 s: after each of two circuit ends the peer that dials first says it
 //!   dials again, both are on a new circuit within 5 s, a ping and a
 //!   message each way cross it, and neither forgets the other.
+//! - `pages_behind_symmetric_nats_chat_across_circuit_lifetimes`: the
+//!   same with two pages (Chromium) and 15 s circuits: each page keeps
+//!   listing the other, after each circuit end a new relayed connection
+//!   shows in an event log within 30 s (the page dials a known,
+//!   unconnected peer at its next announcement, every 20 s), a ping's
+//!   round trip shows over it and a message crosses each way. Needs the
+//!   built page.
 //!
 //! Needs root, `ip`, `nft`, `sysctl` and `conntrack` (see `nat_matrix.rs`
 //! for `NATLAB_SKIP=1`). Each prints what it saw. Logs:
@@ -80,4 +87,15 @@ async fn native_peers_behind_symmetric_nats_chat_across_circuit_lifetimes() {
 async fn a_native_peer_restarted_behind_its_nat_goes_direct_again() {
     let setup = setup();
     print_or_fail("B restarted", recovery::restarted_behind_nat(&setup).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(natlab_skip, ignore = "built with NATLAB_SKIP=1")]
+async fn pages_behind_symmetric_nats_chat_across_circuit_lifetimes() {
+    let mut setup = setup();
+    setup.page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
+    print_or_fail(
+        "pages across circuits",
+        natlab::pages_across_circuit_lifetimes(&setup).await,
+    );
 }

@@ -269,7 +269,7 @@ pub(super) async fn start_relay_with(
     Ok((relay, state_dir))
 }
 
-async fn open_browser(
+pub(super) async fn open_browser(
     driver: &DriverInNamespace,
     prefix: &str,
     name: &str,
@@ -296,7 +296,7 @@ async fn open_browser(
         .with_context(|| format!("open browser {name}"))
 }
 
-async fn save_console(browser: &Browser, prefix: &str) {
+pub(super) async fn save_console(browser: &Browser, prefix: &str) {
     let console = match browser.console().await {
         Ok(lines) => lines.join("\n"),
         Err(error) => format!("(cannot read the console: {error:#})"),

@@ -26,6 +26,7 @@ mod driver;
 mod nat;
 mod native;
 pub mod netns;
+mod page_circuits;
 mod probe;
 mod proof;
 pub mod recovery;
@@ -39,6 +40,10 @@ pub use driver::DriverInNamespace;
 pub use nat::{Expected, NatKind};
 pub use native::run_native_cell;
 pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};
+pub use page_circuits::{
+    PAGE_CIRCUIT_DURATION, PAGE_CIRCUIT_LIFETIMES, PAGE_REDIAL_BOUND,
+    pages_across_circuit_lifetimes,
+};
 pub use probe::{NatBehaviour, probe};
 pub use proof::{FIRST_MESSAGE_BOUND, RelayDead, RelayedLink};
 pub use topology::{Lab, RELAY_IP, Site};
