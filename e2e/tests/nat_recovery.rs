@@ -99,3 +99,26 @@ async fn pages_behind_symmetric_nats_chat_across_circuit_lifetimes() {
         natlab::pages_across_circuit_lifetimes(&setup).await,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(natlab_skip, ignore = "built with NATLAB_SKIP=1")]
+async fn pages_go_direct_again_after_router_b_reboots() {
+    let mut setup = setup();
+    setup.page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
+    print_or_fail(
+        "pages, router B rebooted",
+        natlab::pages_recover(&setup, natlab::PageChange::RouterReboots).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with the page on main: page B keeps its dead relay WebSocket as connected \
+            and never reconnects (issue 21, the page's liveness); run with --run-ignored"]
+async fn pages_go_direct_again_after_laptop_b_moves_to_another_network() {
+    let mut setup = setup();
+    setup.page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));
+    print_or_fail(
+        "pages, laptop B moved",
+        natlab::pages_recover(&setup, natlab::PageChange::LaptopMoves).await,
+    );
+}

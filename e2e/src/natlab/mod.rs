@@ -27,6 +27,7 @@ mod nat;
 mod native;
 pub mod netns;
 mod page_circuits;
+mod page_recovery;
 mod probe;
 mod proof;
 pub mod recovery;
@@ -44,6 +45,7 @@ pub use page_circuits::{
     PAGE_CIRCUIT_DURATION, PAGE_CIRCUIT_LIFETIMES, PAGE_REDIAL_BOUND,
     pages_across_circuit_lifetimes,
 };
+pub use page_recovery::{PAGE_RECOVERY_BOUND, PageChange, pages_recover};
 pub use probe::{NatBehaviour, probe};
 pub use proof::{FIRST_MESSAGE_BOUND, RelayDead, RelayedLink};
 pub use topology::{Lab, RELAY_IP, Site};

@@ -116,7 +116,7 @@ async fn run(a: &Browser, b: &Browser) -> anyhow::Result<Vec<String>> {
             if Instant::now() >= deadline {
                 bail!(
                     "circuit {lifetime}: no new relayed connection in either page's event log within \
-                     {:?} of the circuit's start",
+                     {:?} (the circuit's duration and the redial bound)",
                     PAGE_CIRCUIT_DURATION + PAGE_REDIAL_BOUND
                 );
             }
@@ -132,7 +132,7 @@ async fn run(a: &Browser, b: &Browser) -> anyhow::Result<Vec<String>> {
 }
 
 /// Until each page shows the other as relayed with a round trip.
-async fn wait_relayed_with_rtt(
+pub(super) async fn wait_relayed_with_rtt(
     a: &Browser,
     b: &Browser,
     id_a: &str,
@@ -158,7 +158,7 @@ async fn wait_relayed_with_rtt(
     Ok(())
 }
 
-async fn chat_both_ways(
+pub(super) async fn chat_both_ways(
     a: &Browser,
     b: &Browser,
     id_a: &str,

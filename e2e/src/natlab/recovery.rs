@@ -329,7 +329,7 @@ pub async fn mappings_flushed(setup: &CellSetup) -> anyhow::Result<Vec<String>> 
 
 /// How many flows `router`'s conntrack table holds; an error if none (a
 /// flush would then prove nothing).
-fn tracked_flows(router: &Netns) -> anyhow::Result<usize> {
+pub(super) fn tracked_flows(router: &Netns) -> anyhow::Result<usize> {
     let listed = router
         .exec("conntrack", &["-L"])
         .context("list router B's conntrack table")?;
@@ -346,7 +346,7 @@ fn tracked_flows(router: &Netns) -> anyhow::Result<usize> {
 /// Flushes `router`'s conntrack table and its filter's memory of outbound
 /// flows. (Taking its link down has already dropped the flows masqueraded
 /// through it: the kernel forgets those when the interface goes down.)
-fn forget_mappings(router: &Netns) -> anyhow::Result<()> {
+pub(super) fn forget_mappings(router: &Netns) -> anyhow::Result<()> {
     router
         .exec("conntrack", &["-F"])
         .context("flush router B's conntrack table")?;
@@ -483,7 +483,7 @@ pub async fn moved_to_another_network(setup: &CellSetup) -> anyhow::Result<Vec<S
 /// Unplugs laptop B from router B (its `eth0` goes, and with it its
 /// address and every socket's path) and plugs it into a new home router on
 /// the internet. Returns the new router (removed on drop).
-fn move_b_to_new_network(lab: &Lab) -> anyhow::Result<Netns> {
+pub(super) fn move_b_to_new_network(lab: &Lab) -> anyhow::Result<Netns> {
     let host = &lab.b.host;
     let router = Netns::create(&format!("{}-router-b2", lab_tag(lab)))?;
     plug_into_internet(&lab.internet, &router, "router-b2", NEW_WAN_IP)?;
