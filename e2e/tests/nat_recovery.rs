@@ -26,7 +26,14 @@
 //!   shows in an event log within 30 s (the page dials a known,
 //!   unconnected peer at its next announcement, every 20 s), a ping's
 //!   round trip shows over it and a message crosses each way. Needs the
-//!   built page.
+//!   built page;
+//! - `pages_go_direct_again_after_router_b_reboots`: two pages, home ×
+//!   home, direct; router B reboots (link down 8 s, mappings flushed); both
+//!   show the other direct with a round trip within 45 s, chat crosses,
+//!   and with the relay killed a message and a perf transfer still cross
+//!   each way; `pages_go_direct_again_after_laptop_b_moves_to_another_network`
+//!   does the same after B moves (ignored: the page does not yet notice a
+//!   dead relay connection).
 //!
 //! Needs root, `ip`, `nft`, `sysctl` and `conntrack` (see `nat_matrix.rs`
 //! for `NATLAB_SKIP=1`). Each prints what it saw. Logs:
