@@ -119,8 +119,8 @@ async fn pages_go_direct_again_after_router_b_reboots() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with the page on main: page B keeps its dead relay WebSocket as connected \
-            and never reconnects (issue 21, the page's liveness); run with --run-ignored"]
+#[ignore = "fails with this branch's page: page B keeps its dead relay WebSocket as connected \
+            and never reconnects (issue 21, the page's relay liveness); run with --run-ignored"]
 async fn pages_go_direct_again_after_laptop_b_moves_to_another_network() {
     let mut setup = setup();
     setup.page_dir = e2e::built_page_dir().unwrap_or_else(|error| panic!("{error:#}"));

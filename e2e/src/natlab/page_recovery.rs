@@ -100,6 +100,7 @@ async fn run(
     ));
     chat_both_ways(a, b, &id_a, &id_b, "before the change").await?;
 
+    let logged_b = b.snapshot().await?.events.len();
     let changed = match change {
         PageChange::RouterReboots => {
             let router = &lab.b.router;
@@ -116,6 +117,26 @@ async fn run(
         }
     };
     let since = Instant::now();
+    if change == PageChange::LaptopMoves {
+        // B's old links are dead: it must reconnect to the relay, and the
+        // pair must make a new direct connection (the labels alone could
+        // be stale ones).
+        let tail_a = &id_a[id_a.len().saturating_sub(8)..];
+        let relay_back = wait_logged(b, logged_b, "connected to the relay", since).await?;
+        let direct_back = wait_logged(
+            b,
+            logged_b,
+            &format!("connected to …{tail_a} (direct"),
+            since,
+        )
+        .await?;
+        report.push(format!(
+            "page B reconnected to the relay {:.1} s after the move and made a new direct \
+             connection {:.1} s after it",
+            relay_back.as_secs_f64(),
+            direct_back.as_secs_f64()
+        ));
+    }
     let took = wait_direct_with_rtt(a, b, &id_a, &id_b, PAGE_RECOVERY_BOUND).await?;
     chat_both_ways(a, b, &id_a, &id_b, "after the change").await?;
     report.push(format!(
@@ -163,4 +184,30 @@ async fn wait_direct_with_rtt(
         }
     }
     Ok(started.elapsed())
+}
+
+/// Waits until `page`'s event log has, after its first `skip` lines, one
+/// containing `text`, at most [`PAGE_RECOVERY_BOUND`] after `since`; how
+/// long after `since` it was seen.
+async fn wait_logged(
+    page: &Browser,
+    skip: usize,
+    text: &str,
+    since: Instant,
+) -> anyhow::Result<Duration> {
+    loop {
+        let events = page.snapshot().await?.events;
+        if events.iter().skip(skip).any(|line| line.contains(text)) {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() >= PAGE_RECOVERY_BOUND {
+            let new: Vec<&String> = events.iter().skip(skip).collect();
+            bail!(
+                "page {}: no event-log line with {text:?} within {PAGE_RECOVERY_BOUND:?}; its new \
+                 lines: {new:?}",
+                page.name
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
