@@ -64,6 +64,14 @@ pub enum Event {
         peer: PeerId,
         path: Path,
     },
+    /// The last connection to a peer still in the book was relayed and
+    /// ended (a circuit reaches the relay's duration or byte limit; the
+    /// relay lost one side for a moment): this peer dials it again now,
+    /// rather than at its next announcement.
+    Redialing {
+        peer: PeerId,
+        reason: String,
+    },
     /// Could not reach a peer.
     Unreachable {
         peer: PeerId,

@@ -69,6 +69,10 @@ struct Node {
     /// A connection without a ping answer for this long is closed as dead
     /// ([`pings::link_silence`]).
     link_silence: Duration,
+    /// When each connection to the relay was last heard from (established,
+    /// or a ping answered): one silent for [`Self::link_silence`] is
+    /// closed, and the relay dialed again ([`relay::RelayLiveness`]).
+    relay_liveness: relay::RelayLiveness,
 }
 
 impl Node {

@@ -71,6 +71,11 @@ impl Printer {
             Event::Unreachable { peer, reason } => {
                 format!("* cannot reach {}: {}", name(peer), sanitize(reason))
             }
+            Event::Redialing { peer, reason } => format!(
+                "* the relayed connection to {} ended ({}); dialing it again",
+                name(peer),
+                sanitize(reason)
+            ),
             Event::HolePunch { peer, result } => match result {
                 Ok(()) => format!("* hole punch with {} succeeded: direct", name(peer)),
                 Err(reason) => format!(
@@ -137,6 +142,9 @@ impl Printer {
             ),
             Event::Unreachable { peer: p, reason } => {
                 merge(peer(p), json!({"event": "unreachable", "reason": reason}))
+            }
+            Event::Redialing { peer: p, reason } => {
+                merge(peer(p), json!({"event": "redialing", "reason": reason}))
             }
             Event::HolePunch { peer: p, result } => merge(
                 peer(p),

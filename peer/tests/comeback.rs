@@ -3,7 +3,9 @@
 //! pair goes direct again by DCUtR as fast as it did the first time; a
 //! ping crosses the direct path and chat works both ways. Each side is
 //! restarted, so the peer with the smaller id (the one that dials on
-//! discovery) and the one with the larger id both come back.
+//! discovery) and the one with the larger id both come back; over TCP,
+//! and over QUIC, where the relay still holds the killed peer's connection
+//! when it comes back (the relay's `superseded` rule).
 
 mod common;
 
@@ -281,9 +283,14 @@ fn restart(
         killed.elapsed()
     );
 
+    let started = Instant::now();
     *gone = ChatPeer::spawn(name, relay, key_file);
     assert_eq!(gone.id, id, "the same key file, the same peer id");
     let since = gone.reserved();
+    println!(
+        "restart {round} ({name}): reserved {:?} after it started",
+        since.duration_since(started)
+    );
     let took = direct(stays, gone, since);
     println!("restart {round} ({name}): direct again {took:?} after its reservation");
     direct_only(stays, gone);
@@ -373,4 +380,12 @@ async fn a_frozen_peer_s_connections_are_closed_once_its_pings_go_unanswered() {
     );
     drop((a, b));
     relay.relay.shutdown().await;
+}
+
+/// Over QUIC a killed peer says no goodbye the relay can hear: the relay
+/// keeps its old connection until QUIC's idle timeout, and the restarted
+/// peer connects while it still stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_peer_goes_direct_again_over_quic() {
+    comes_back_direct("quic").await;
 }

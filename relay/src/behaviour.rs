@@ -25,6 +25,7 @@ use crate::{
         members_only::MembersOnly,
     },
     refusals::Refusals,
+    superseded::SupersededConnections,
 };
 
 /// Sent in identify, so peers and operators see what they talk to.
@@ -33,7 +34,11 @@ pub const AGENT_VERSION: &str = concat!("browser-chat-relay/", env!("CARGO_PKG_V
 #[allow(missing_debug_implementations)] // Most of its fields are not `Debug`.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
-    // The limits come first: they deny a connection before any other
+    /// A peer that connects again while the relay holds its previous
+    /// connection gets a clean start; first, so that a connection it
+    /// refuses reaches no other behaviour.
+    superseded: SupersededConnections,
+    // The limits come next: they deny a connection before any other
     // behaviour has counted it.
     per_prefix_limits: ConnectionLimitsPerPrefix,
     connection_limits: connection_limits::Behaviour,
@@ -87,6 +92,7 @@ impl Behaviour {
             .map(|_| guest_circuits(limits, &config));
         let members = access.map(|access| access.peers.clone());
         Ok(Self {
+            superseded: SupersededConnections::new(policy.refusals.clone()),
             per_prefix_limits,
             connection_limits: connection_limits::Behaviour::new(connection_limits),
             global_dials_only: GlobalDialsOnly::new(

@@ -51,6 +51,7 @@ pub mod server;
 pub mod sockets;
 pub mod state;
 pub mod stun;
+pub mod superseded;
 pub mod swarm;
 pub mod tls;
 pub mod webrtc_direct_guard;

@@ -245,20 +245,31 @@ pub(super) async fn start_relay(
     setup: &CellSetup,
     prefix: &str,
 ) -> anyhow::Result<(RelayProcess, tempfile::TempDir)> {
+    start_relay_with(lab, setup, prefix, &[]).await
+}
+
+/// [`start_relay`] with `flags` added to the relay's command line.
+pub(super) async fn start_relay_with(
+    lab: &Lab,
+    setup: &CellSetup,
+    prefix: &str,
+    flags: &[&str],
+) -> anyhow::Result<(RelayProcess, tempfile::TempDir)> {
     let state_dir = tempfile::tempdir().context("temp dir for the relay's state")?;
     let mut relay_command = lab.relay.command(&setup.relay_binary);
     relay_command
         .arg(format!("--listen-ip={RELAY_IP}"))
         .arg(format!("--external-address={RELAY_IP}"))
         .arg(format!("--page-dir={}", setup.page_dir.display()))
-        .arg(format!("--state-dir={}", state_dir.path().display()));
+        .arg(format!("--state-dir={}", state_dir.path().display()))
+        .args(flags);
     let relay = RelayProcess::start_command(prefix, relay_command)
         .await
         .context("start the relay in its namespace")?;
     Ok((relay, state_dir))
 }
 
-async fn open_browser(
+pub(super) async fn open_browser(
     driver: &DriverInNamespace,
     prefix: &str,
     name: &str,
@@ -285,7 +296,7 @@ async fn open_browser(
         .with_context(|| format!("open browser {name}"))
 }
 
-async fn save_console(browser: &Browser, prefix: &str) {
+pub(super) async fn save_console(browser: &Browser, prefix: &str) {
     let console = match browser.console().await {
         Ok(lines) => lines.join("\n"),
         Err(error) => format!("(cannot read the console: {error:#})"),

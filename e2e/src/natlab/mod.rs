@@ -15,7 +15,9 @@
 //!   matrix, and the matrix;
 //!   `proof`: what shows a browser cell's link for what it is (the relay
 //!   killed under a direct link; a ping over a relayed one);
-//! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR).
+//! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR);
+//! - [`recovery`]: native peers when the network changes under them
+//!   (mappings flushed, a new address, circuits that reach their limit).
 //!
 //! Needs root, `ip`, `nft` and `sysctl` ([`check_prerequisites`]).
 
@@ -24,8 +26,11 @@ mod driver;
 mod nat;
 mod native;
 pub mod netns;
+mod page_circuits;
+mod page_recovery;
 mod probe;
 mod proof;
+pub mod recovery;
 mod topology;
 
 pub use cell::{
@@ -36,6 +41,11 @@ pub use driver::DriverInNamespace;
 pub use nat::{Expected, NatKind};
 pub use native::run_native_cell;
 pub use netns::{Netns, check_prerequisites, remove_on_signal, remove_stale};
+pub use page_circuits::{
+    PAGE_CIRCUIT_DURATION, PAGE_CIRCUIT_LIFETIMES, PAGE_REDIAL_BOUND,
+    pages_across_circuit_lifetimes,
+};
+pub use page_recovery::{PAGE_RECOVERY_BOUND, PageChange, pages_recover};
 pub use probe::{NatBehaviour, probe};
 pub use proof::{FIRST_MESSAGE_BOUND, RelayDead, RelayedLink};
 pub use topology::{Lab, RELAY_IP, Site};

@@ -25,7 +25,9 @@ use super::{
 use crate::{TIMEOUT, artifacts_dir};
 
 /// The relay's default TCP port, which the peers reach it on.
-const RELAY_TCP_PORT: u16 = 4001;
+pub(super) const RELAY_TCP_PORT: u16 = 4001;
+/// The relay's default QUIC port.
+pub(super) const RELAY_QUIC_PORT: u16 = 4004;
 /// Both peers listen here (TCP and QUIC): DCUtR punches from these ports.
 const PEER_PORT: u16 = 4100;
 /// Events a peer may have printed and the cell not read yet.
@@ -169,7 +171,7 @@ async fn run(index: usize, setup: &CellSetup, outcome: &mut CellOutcome) -> anyh
 }
 
 /// A `chat-peer chat --json` in a laptop's namespace.
-struct NativePeer {
+pub(super) struct NativePeer {
     name: &'static str,
     child: Child,
     stdin: ChildStdin,
@@ -179,7 +181,7 @@ struct NativePeer {
 }
 
 impl NativePeer {
-    fn start(
+    pub(super) fn start(
         host: &super::Netns,
         binary: &Path,
         relay_addr: &str,
@@ -189,7 +191,13 @@ impl NativePeer {
     ) -> anyhow::Result<Self> {
         let log = |what: &str| -> anyhow::Result<std::fs::File> {
             let path: PathBuf = artifacts_dir()?.join(format!("{prefix}-{name}-{what}.log"));
-            std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))
+            // Appended to: a peer started again (`recovery.rs`) adds to its
+            // first life's logs.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("open {}", path.display()))
         };
         let mut child = host
             .command(binary)
@@ -201,7 +209,11 @@ impl NativePeer {
             .arg(format!("--listen-port={PEER_PORT}"))
             .arg("--json")
             .arg("chat")
-            .env("RUST_LOG", "info")
+            // `NATLAB_PEER_LOG` (a tracing filter) for more detail.
+            .env(
+                "RUST_LOG",
+                std::env::var("NATLAB_PEER_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log("stderr")?)
@@ -233,7 +245,7 @@ impl NativePeer {
     }
 
     /// Its peer id, from the circuit address of its reservation.
-    async fn own_id(&mut self) -> anyhow::Result<String> {
+    pub(super) async fn own_id(&mut self) -> anyhow::Result<String> {
         let reserved = self
             .wait("its reservation", TIMEOUT, |event| {
                 event["event"] == "reserved"
@@ -247,9 +259,34 @@ impl NativePeer {
 
     /// Whether an event matching `matches` was printed, waiting up to
     /// `timeout` for it.
-    async fn poll_for(&mut self, timeout: Duration, matches: impl Fn(&Value) -> bool) -> bool {
-        if self.seen.iter().any(&matches) {
-            return true;
+    pub(super) async fn poll_for(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> bool {
+        self.poll_since(0, timeout, matches).await.is_some()
+    }
+
+    /// The events read from `mark` on.
+    pub(super) fn seen_since(&self, mark: usize) -> &[Value] {
+        &self.seen[mark.min(self.seen.len())..]
+    }
+
+    /// How many events were read so far: a mark for [`Self::wait_since`].
+    pub(super) fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The index of the first event from `mark` on that matches, waiting
+    /// up to `timeout` for one.
+    async fn poll_since(
+        &mut self,
+        mark: usize,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Option<usize> {
+        if let Some(found) = self.seen.iter().skip(mark).position(&matches) {
+            return Some(mark + found);
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -258,26 +295,35 @@ impl NativePeer {
                     let found = matches(&event);
                     self.seen.push(event);
                     if found {
-                        return true;
+                        return Some(self.seen.len() - 1);
                     }
                 }
-                Ok(None) | Err(_) => return false,
+                Ok(None) | Err(_) => return None,
             }
         }
     }
 
     /// The first event matching `matches`, or an error saying what was
     /// awaited and what the peer printed last.
-    async fn wait(
+    pub(super) async fn wait(
         &mut self,
         what: &str,
         timeout: Duration,
         matches: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
-        if self.poll_for(timeout, &matches).await
-            && let Some(event) = self.seen.iter().find(|event| matches(event))
-        {
-            return Ok(event.clone());
+        self.wait_since(0, what, timeout, matches).await
+    }
+
+    /// The first event from `mark` on matching `matches` (see [`Self::wait`]).
+    pub(super) async fn wait_since(
+        &mut self,
+        mark: usize,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        if let Some(index) = self.poll_since(mark, timeout, &matches).await {
+            return Ok(self.seen[index].clone());
         }
         let exited = match self.child.try_wait() {
             Ok(Some(status)) => format!(" (it exited: {status})"),
@@ -299,14 +345,22 @@ impl NativePeer {
         )
     }
 
-    async fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+    pub(super) async fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
         self.stdin
             .write_all(format!("{line}\n").as_bytes())
             .await
             .with_context(|| format!("write to native peer {}", self.name))
     }
 
-    async fn quit(&mut self) {
+    /// Kills the process (SIGKILL: no goodbye to anyone) and waits for it.
+    pub(super) async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("kill native peer {}", self.name))
+    }
+
+    pub(super) async fn quit(&mut self) {
         let _ = self.send_line("/quit").await;
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await

@@ -250,7 +250,7 @@ pub async fn relayed_link(
 }
 
 /// The text of `page`'s `.peer-state` for `peer`.
-async fn peer_state(page: &Browser, peer: &str) -> anyhow::Result<String> {
+pub(super) async fn peer_state(page: &Browser, peer: &str) -> anyhow::Result<String> {
     let text = page
         .run_async(
             "const [peer] = args;\n\

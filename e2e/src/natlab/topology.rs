@@ -131,7 +131,7 @@ impl Site {
 
 /// Connects `node` to the internet's bridge: `wan` (or `eth0` for the
 /// relay) inside it with `ip`, a port of `br0` named `port` on the other end.
-fn plug_into_internet(
+pub(super) fn plug_into_internet(
     internet: &Netns,
     node: &Netns,
     port: &str,
@@ -153,7 +153,12 @@ fn plug_into_internet(
 
 /// A veth pair with one end in each namespace, created there directly (no
 /// end ever sits in the machine's own namespace).
-fn veth(left: &Netns, left_name: &str, right: &Netns, right_name: &str) -> anyhow::Result<()> {
+pub(super) fn veth(
+    left: &Netns,
+    left_name: &str,
+    right: &Netns,
+    right_name: &str,
+) -> anyhow::Result<()> {
     super::netns::run(
         "ip",
         &[

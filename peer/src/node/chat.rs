@@ -1,13 +1,52 @@
-//! What the chat network behaviour reports, in this peer's events; and
-//! chat sent by the user.
+//! What the chat network behaviour reports, in this peer's events; chat
+//! sent by the user; and dialing a peer again whose relayed connection
+//! ended.
 
-use chat_network::{Event as NetworkEvent, SendError, Sent};
+use chat_network::{Event as NetworkEvent, SendError, Sent, dial::dials_first};
 use chat_protocol::report::describe_error;
+use libp2p::{
+    PeerId,
+    multiaddr::Protocol,
+    swarm::dial_opts::{DialOpts, PeerCondition},
+};
 
 use super::Node;
 use crate::{events::Event, names::short};
 
 impl Node {
+    /// `peer`'s last connection, a relayed one, ended: a circuit reached
+    /// the relay's duration or byte limit (2 minutes, 1 MiB by default),
+    /// or the relay lost one side. A peer still in the book is dialed
+    /// again at once by the side that dials first (the dial rule), so a
+    /// pair that cannot go direct is back on a fresh circuit within a
+    /// round trip, not at the next announcement; a peer that has gone
+    /// fails the dial and is forgotten when its record expires.
+    ///
+    /// The dial goes through the relay this peer uses (the one circuit the
+    /// dial rule allows) and only asks that the peer be disconnected: a
+    /// hole punch that cannot succeed (symmetric NATs) may still be
+    /// dialing it for seconds, and the chat network's dial, which also
+    /// waits for that, would be dropped.
+    pub(super) fn redial_after_relayed(&mut self, peer: PeerId, reason: String) {
+        let known = self.swarm.behaviour().network.peer(&peer).is_some();
+        if !known || !dials_first(self.swarm.local_peer_id(), &peer) {
+            return;
+        }
+        let circuit = self
+            .relay_addr
+            .clone()
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(peer));
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![circuit])
+            .condition(PeerCondition::Disconnected)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => self.emit(Event::Redialing { peer, reason }),
+            Err(error) => tracing::debug!(%peer, %error, "no redial"),
+        }
+    }
+
     pub(super) fn send_chat(&mut self, text: String) {
         let result = self.swarm.behaviour_mut().network.send_chat(text.clone());
         match result {

@@ -17,7 +17,7 @@ use super::{
     relay::RELAY_BACKOFF_MIN,
     swarm::BehaviourEvent,
 };
-use crate::events::{Command, Event, Reachability};
+use crate::events::{Command, Event, Path, Reachability};
 
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -121,6 +121,7 @@ impl Node {
                     }
                     self.expire_pings();
                     self.close_silent_connections();
+                    self.close_silent_relay_connections();
                 }
             }
         }
@@ -156,9 +157,14 @@ impl Node {
                 }
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
             } => {
                 if peer_id == self.relay_id {
+                    self.relay_liveness
+                        .heard(connection_id, std::time::Instant::now());
                     self.relay_backoff = RELAY_BACKOFF_MIN;
                     self.relay_retry.armed = false;
                     self.emit(Event::RelayConnected { relay: peer_id });
@@ -180,22 +186,29 @@ impl Node {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 cause,
                 ..
             } => {
                 if peer_id == self.relay_id {
+                    self.relay_liveness.closed(connection_id);
                     if num_established == 0 {
                         let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
                         self.relay_unreachable(reason);
                     }
                     return;
                 }
+                let path = path_of(&endpoint);
                 self.emit(Event::Disconnected {
                     peer: peer_id,
-                    path: path_of(&endpoint),
+                    path,
                 });
+                if num_established == 0 && path == Path::Relayed {
+                    let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
+                    self.redial_after_relayed(peer_id, reason);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),

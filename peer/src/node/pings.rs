@@ -69,6 +69,9 @@ impl Node {
             result,
         } = event;
         if peer == self.relay_id {
+            if result.is_ok() {
+                self.relay_liveness.heard(connection, Instant::now());
+            }
             return;
         }
         let rtt = match result {
