@@ -9,6 +9,7 @@
 //! - [`events`]: the commands the page sends and the events it renders;
 //! - [`relay_addr`]: reading the relay address a user pasted;
 //! - [`backoff`]: reconnect delays;
+//! - [`relay_liveness`]: noticing a relay connection that went silent;
 //! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
@@ -20,13 +21,14 @@
 //!   waiting for the browser's send buffer to drain;
 //! - `console_log` (wasm only): `tracing` events to the browser's console.
 //!
-//! The first four compile natively as well, so their tests run with the
+//! The first five compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod announce;
 pub mod backoff;
 pub mod events;
 pub mod relay_addr;
+pub mod relay_liveness;
 
 #[cfg(target_arch = "wasm32")]
 mod console_log;

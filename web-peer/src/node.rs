@@ -8,12 +8,12 @@
 //! Commands from the UI come in on one channel, events for the UI go out
 //! on another; nothing else reaches the swarm.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use chat_network::{Link, Path, PeerInfo, SendError, Sent, short};
 use chat_protocol::report;
 use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
-use gloo_timers::future::TimeoutFuture;
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
     core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
@@ -21,7 +21,10 @@ use libp2p::{
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
-    swarm::{DialError, NetworkBehaviour, SwarmEvent},
+    swarm::{
+        ConnectionId, DialError, NetworkBehaviour, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
     websocket_websys, yamux,
 };
 use libp2p_webrtc_p2p::upgrade;
@@ -32,6 +35,7 @@ use crate::{
     events::{Command, Event, RelayStatus, Via},
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
+    relay_liveness::{self, RelayLiveness},
     websocket,
 };
 
@@ -83,13 +87,32 @@ pub enum NodeError {
     Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The relay this node uses, and its circuit listener.
+/// The relay this node uses, its connections and its circuit listener.
 struct Relay {
     addr: RelayAddr,
     /// Whether a connection to it was ever established; only then does a
     /// lost connection start the reconnect loop.
     was_connected: bool,
     circuit_listener: Option<ListenerId>,
+    /// The open connections to it that still count, and when each was
+    /// last heard from.
+    liveness: RelayLiveness,
+    /// Connections given up as silent and closing. The relay client
+    /// reserves and dials circuits on a relay's first connection, which
+    /// would be one of these: no reservation is asked for until they have
+    /// closed.
+    given_up: HashSet<ConnectionId>,
+    /// Our dial to the relay under way, if any.
+    dialing: Option<ConnectionId>,
+}
+
+impl Relay {
+    /// Whether a connection to the relay that still counts is open, and
+    /// none given up is still closing: circuits and reservations go over
+    /// a live connection.
+    fn ready(&self) -> bool {
+        !self.liveness.is_empty() && self.given_up.is_empty()
+    }
 }
 
 pub struct Node {
@@ -99,6 +122,8 @@ pub struct Node {
     status: RelayStatus,
     backoff: Backoff,
     reconnect_timer: Fuse<TimeoutFuture>,
+    /// Once a second: the relay connections' liveness check.
+    liveness_tick: futures::stream::Fuse<IntervalStream>,
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
     /// The perf protocol, for the benchmarks.
@@ -111,6 +136,7 @@ enum Step {
     Command(Option<Command>),
     Swarm(SwarmEvent<BehaviourEvent>),
     Reconnect,
+    LivenessCheck,
     Perf(perf_service::Step),
 }
 
@@ -206,6 +232,8 @@ impl Node {
             status: RelayStatus::Idle,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
             reconnect_timer: Fuse::terminated(),
+            liveness_tick: IntervalStream::new(relay_liveness::CHECK_INTERVAL.as_millis() as u32)
+                .fuse(),
             dropped_events: 0,
             ice_servers,
             perf: Perf::new(streams),
@@ -222,6 +250,7 @@ impl Node {
                 command = commands.next() => Step::Command(command),
                 event = self.swarm.select_next_some() => Step::Swarm(event),
                 _ = &mut self.reconnect_timer => Step::Reconnect,
+                _ = self.liveness_tick.select_next_some() => Step::LivenessCheck,
                 step = self.perf.next().fuse() => Step::Perf(step),
             };
             match step {
@@ -229,6 +258,7 @@ impl Node {
                 Step::Command(None) => break,
                 Step::Swarm(event) => self.on_swarm_event(event),
                 Step::Reconnect => self.dial_relay(),
+                Step::LivenessCheck => self.check_relay_liveness(),
                 Step::Perf(perf_service::Step::Incoming(peer, stream)) => {
                     let direct = self
                         .peer_info(&peer)
@@ -340,24 +370,76 @@ impl Node {
             addr,
             was_connected: false,
             circuit_listener: None,
+            liveness: RelayLiveness::new(relay_liveness::RELAY_SILENCE),
+            given_up: HashSet::new(),
+            dialing: None,
         });
         self.backoff.reset();
         self.reconnect_timer = Fuse::terminated();
         self.dial_relay();
     }
 
+    /// Dials the relay, unless a connection to it that still counts is
+    /// open or a dial is under way. A new connection, even while one given
+    /// up is still closing (its WebSocket may take a minute to).
     fn dial_relay(&mut self) {
         let Some(relay) = &self.relay else { return };
-        let (addr, peer_id) = (relay.addr.addr.clone(), relay.addr.peer_id);
-        if self.swarm.is_connected(&peer_id) {
+        if !relay.liveness.is_empty() {
             self.reserve();
             return;
         }
+        if relay.dialing.is_some() {
+            return;
+        }
+        let (addr, peer_id) = (relay.addr.addr.clone(), relay.addr.peer_id);
         self.set_status(RelayStatus::Connecting { relay: peer_id });
         self.log(format!("dialing the relay at {addr}"));
-        if let Err(error) = self.swarm.dial(addr.clone()) {
-            self.relay_unreachable(format!("cannot dial {addr}: {error}"));
+        let opts = DialOpts::peer_id(peer_id)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                if let Some(relay) = &mut self.relay {
+                    relay.dialing = Some(connection);
+                }
+            }
+            Err(error) => self.relay_unreachable(format!("cannot dial {addr}: {error}")),
         }
+    }
+
+    /// Gives up the relay connections whose pings went unanswered for
+    /// [`relay_liveness::RELAY_SILENCE`] (a network change: see
+    /// `relay_liveness`): closes them, drops the reservation made on them,
+    /// and dials the relay anew at once. The reservation is asked for
+    /// again on the new connection once the old ones have closed.
+    fn check_relay_liveness(&mut self) {
+        let Some(relay) = &mut self.relay else { return };
+        let silent = relay.liveness.silent(web_time::Instant::now());
+        if silent.is_empty() {
+            return;
+        }
+        let silence = relay.liveness.silence();
+        for connection in &silent {
+            relay.liveness.forget(*connection);
+            relay.given_up.insert(*connection);
+        }
+        let listener = relay.circuit_listener.take();
+        self.log(format!(
+            "relay connection lost: no answer for {} s; reconnecting",
+            silence.as_secs()
+        ));
+        for connection in silent {
+            self.swarm.close_connection(connection);
+        }
+        if let Some(listener) = listener {
+            self.swarm.remove_listener(listener);
+        }
+        self.emit(Event::Addresses(self.circuit_addrs()));
+        self.backoff.reset();
+        self.reconnect_timer = Fuse::terminated();
+        self.dial_relay();
     }
 
     /// The relay could not be reached: retry if it worked before, else
@@ -385,10 +467,11 @@ impl Node {
         }
     }
 
-    /// Asks the relay for a reservation by listening on its circuit address.
+    /// Asks the relay for a reservation by listening on its circuit
+    /// address, once it is [`Relay::ready`].
     fn reserve(&mut self) {
         let Some(relay) = &mut self.relay else { return };
-        if relay.circuit_listener.is_some() {
+        if relay.circuit_listener.is_some() || !relay.ready() {
             return;
         }
         let circuit = relay.addr.addr.clone().with(Protocol::P2pCircuit);
@@ -402,6 +485,109 @@ impl Node {
             Err(error) => self.emit(Event::Notice(format!(
                 "Cannot ask the relay for a reservation: {error}"
             ))),
+        }
+    }
+
+    /// A connection to the relay closed. The last one: reconnect (unless a
+    /// dial is already under way: a connection given up as silent, closing
+    /// after its replacement was dialed). One given up whose replacement
+    /// is up: the reservation can now be made on the new one.
+    fn on_relay_connection_closed(
+        &mut self,
+        connection: ConnectionId,
+        num_established: u32,
+        reason: String,
+    ) {
+        let Some(relay) = &mut self.relay else { return };
+        relay.liveness.forget(connection);
+        relay.given_up.remove(&connection);
+        let dialing = relay.dialing.is_some();
+        if num_established > 0 {
+            self.reserve();
+            return;
+        }
+        if let Some(listener) = relay.circuit_listener.take() {
+            self.swarm.remove_listener(listener);
+        }
+        self.emit(Event::Addresses(Vec::new()));
+        if dialing {
+            self.log(format!(
+                "the old relay connection closed ({reason}); a new one is being dialed"
+            ));
+            return;
+        }
+        self.emit(Event::Notice(format!(
+            "Lost the connection to the relay ({reason}). Reconnecting…"
+        )));
+        self.relay_unreachable(reason);
+    }
+
+    /// Dials, through the relay, each peer in the book we have no
+    /// connection to, whichever side the dial rule names. After a
+    /// reconnection to the relay (a network change) our circuits went with
+    /// the old connection, while the peers may still hold theirs, dead
+    /// without their knowing: our dial is the news that replaces them (the
+    /// chat network closes a relayed link a peer dialed anew as stale).
+    fn dial_disconnected_peers(&mut self) {
+        let disconnected: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .network
+            .peers()
+            .into_iter()
+            .map(|info| info.peer)
+            .filter(|peer| !self.swarm.is_connected(peer))
+            .collect();
+        if disconnected.is_empty() {
+            return;
+        }
+        self.log(format!(
+            "dialing {} known peers again through the relay",
+            disconnected.len()
+        ));
+        for peer in disconnected {
+            self.swarm.behaviour_mut().network.dial(peer);
+        }
+    }
+
+    /// `peer`'s last connection, a relayed one, ended: a circuit reached
+    /// the relay's duration or byte limit (2 minutes, 1 MiB by default),
+    /// or the relay lost one side. A peer still in the book is dialed
+    /// again at once by the side that dials first (the dial rule), so a
+    /// pair that cannot go direct is back on a fresh circuit within a
+    /// round trip, not at the next announcement (20 s); a peer that has
+    /// gone fails the dial and is forgotten when its record expires.
+    ///
+    /// Only over a relay connection that counts ([`Relay::ready`]): while
+    /// the page reconnects to the relay, the new reservation's
+    /// announcement brings the peers back. The dial only asks that the peer
+    /// be disconnected: a WebRTC upgrade that cannot succeed may still be
+    /// dialing it, and a dial that waits for that would be dropped.
+    fn redial_after_relayed(&mut self, peer: PeerId, reason: String) {
+        let known = self.peer_info(&peer).is_some();
+        if !known || !dials_first(self.swarm.local_peer_id(), &peer) {
+            return;
+        }
+        let Some(relay) = self.relay.as_ref().filter(|relay| relay.ready()) else {
+            return;
+        };
+        let circuit = relay
+            .addr
+            .addr
+            .clone()
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(peer));
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![circuit])
+            .condition(PeerCondition::Disconnected)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => self.log(format!(
+                "the relayed connection to {} ended ({reason}; a circuit ends at the relay's \
+                 time or data limit); dialing it again",
+                short(&peer)
+            )),
+            Err(error) => tracing::debug!(%peer, %error, "no redial"),
         }
     }
 
@@ -496,6 +682,12 @@ impl Node {
                 if self.is_relay(&peer_id) {
                     if let Some(relay) = &mut self.relay {
                         relay.was_connected = true;
+                        relay
+                            .liveness
+                            .heard(connection_id, web_time::Instant::now());
+                        if relay.dialing == Some(connection_id) {
+                            relay.dialing = None;
+                        }
                     }
                     self.backoff.reset();
                     self.reconnect_timer = Fuse::terminated();
@@ -511,33 +703,43 @@ impl Node {
                     ));
                 }
             }
-            // The peers' connections are the chat network's to track.
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 cause,
                 ..
             } if self.is_relay(&peer_id) => {
                 let reason = cause
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "closed".to_owned());
-                self.emit(Event::Notice(format!(
-                    "Lost the connection to the relay ({reason}). Reconnecting…"
-                )));
-                if let Some(relay) = &mut self.relay
-                    && let Some(listener) = relay.circuit_listener.take()
-                {
-                    self.swarm.remove_listener(listener);
-                }
-                self.emit(Event::Addresses(Vec::new()));
-                self.relay_unreachable(reason);
+                self.on_relay_connection_closed(connection_id, num_established, reason);
+            }
+            // The peers' connections are the chat network's to track; a
+            // relayed one that was a peer's last is dialed again.
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established: 0,
+                cause,
+                ..
+            } if path_of(&endpoint) == Path::Relayed => {
+                let reason = cause
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "closed".to_owned());
+                self.redial_after_relayed(peer_id, reason);
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer_id),
+                connection_id,
                 error,
-                ..
             } => {
                 if self.is_relay(&peer_id) {
+                    if let Some(relay) = &mut self.relay
+                        && relay.dialing == Some(connection_id)
+                    {
+                        relay.dialing = None;
+                    }
                     self.relay_unreachable(error.to_string());
                 } else if let DialError::Transport(attempts) = &error
                     && attempts.iter().any(|(addr, _)| is_webrtc(addr))
@@ -586,7 +788,10 @@ impl Node {
                     renewal: false,
                     ..
                 },
-            )) => self.log(format!("reservation accepted by {}", short(&relay_peer_id))),
+            )) => {
+                self.log(format!("reservation accepted by {}", short(&relay_peer_id)));
+                self.dial_disconnected_peers();
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Network(event)) => self.on_network_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Upgrade(event)) => self.on_upgrade_event(event),
             // The dialer's failures also end its dial (handled above).
@@ -601,8 +806,19 @@ impl Node {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
+                result: Ok(_),
+            })) if self.is_relay(&peer) => {
+                if let Some(relay) = &mut self.relay
+                    && relay.liveness.is_watched(connection)
+                {
+                    relay.liveness.heard(connection, web_time::Instant::now());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
                 result: Ok(rtt),
-            })) if !self.is_relay(&peer) => {
+            })) => {
                 self.swarm
                     .behaviour_mut()
                     .network
@@ -749,7 +965,7 @@ fn not_sent_reason(error: &SendError) -> String {
     }
 }
 
-use chat_network::dial::{is_webrtc, path_of};
+use chat_network::dial::{dials_first, is_webrtc, path_of};
 
 /// `stun:<host>:3478` for the relay at `addr`.
 fn default_stun_url(addr: &Multiaddr) -> Option<String> {

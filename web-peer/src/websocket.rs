@@ -1,5 +1,6 @@
 //! The WebSocket connection to the relay: `libp2p-websocket-websys`'s, with
-//! a flush that does not wait for the browser to put the bytes on the wire.
+//! a flush that does not wait for the browser to put the bytes on the wire,
+//! and a close that does not wait for the relay to answer it.
 //!
 //! `libp2p-websocket-websys` 0.6 finishes `poll_flush` only when the
 //! socket's `bufferedAmount` is 0, and it looks at `bufferedAmount` from a
@@ -64,6 +65,17 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        // The library's close calls `WebSocket.close()` and then waits for
+        // the close event, that is for the relay's answering close frame.
+        // When the network is gone (a laptop moved, a NAT forgot us) that
+        // answer never comes, and Chromium gives up on it only after a
+        // minute: the libp2p connection stayed open as long, and the relay
+        // client, which reserves on a relay's first connection, kept using
+        // it. Once `close()` has been called the closing is the browser's,
+        // as sent bytes are: ours is done.
+        match Pin::new(&mut self.0).poll_close(cx) {
+            Poll::Pending => Poll::Ready(Ok(())),
+            done => done,
+        }
     }
 }

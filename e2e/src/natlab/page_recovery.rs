@@ -118,10 +118,12 @@ async fn run(
     };
     let since = Instant::now();
     if change == PageChange::LaptopMoves {
-        // B's old links are dead: it must reconnect to the relay, and the
-        // pair must make a new direct connection (the labels alone could
-        // be stale ones).
+        // B's old links are dead: it must say its relay connection is
+        // lost, reconnect to the relay, and the pair must make a new
+        // direct connection (the labels alone could be stale ones).
         let tail_a = &id_a[id_a.len().saturating_sub(8)..];
+        let relay_lost =
+            wait_logged(b, logged_b, "relay connection lost: no answer for", since).await?;
         let relay_back = wait_logged(b, logged_b, "connected to the relay", since).await?;
         let direct_back = wait_logged(
             b,
@@ -131,8 +133,9 @@ async fn run(
         )
         .await?;
         report.push(format!(
-            "page B reconnected to the relay {:.1} s after the move and made a new direct \
-             connection {:.1} s after it",
+            "page B gave up its relay connection {:.1} s after the move, reconnected to the \
+             relay {:.1} s after it and made a new direct connection {:.1} s after it",
+            relay_lost.as_secs_f64(),
             relay_back.as_secs_f64(),
             direct_back.as_secs_f64()
         ));
