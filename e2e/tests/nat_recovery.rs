@@ -22,9 +22,9 @@
 //!   message each way cross it, and neither forgets the other.
 //! - `pages_behind_symmetric_nats_chat_across_circuit_lifetimes`: the
 //!   same with two pages (Chromium) and 15 s circuits: each page keeps
-//!   listing the other, after each circuit end a new relayed connection
-//!   shows in an event log within 30 s (the page dials a known,
-//!   unconnected peer at its next announcement, every 20 s), a ping's
+//!   listing the other; after each circuit end the page that dials first
+//!   logs that the relayed connection ended and that it dials again, a new
+//!   relayed connection shows in an event log within 5 s of that, a ping's
 //!   round trip shows over it and a message crosses each way. Needs the
 //!   built page;
 //! - `pages_go_direct_again_after_router_b_reboots`: two pages, home ×

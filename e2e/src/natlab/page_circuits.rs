@@ -1,8 +1,11 @@
 //! Two pages behind symmetric NATs (no direct path: they stay relayed)
 //! while the relay's circuits reach their duration limit, set short: the
-//! pages must keep each other listed, be on a new circuit after each end
-//! (a ping's round trip over it, and the page's event log telling of the
-//! new relayed connection), and chat across every circuit. Logs:
+//! pages must keep each other listed; after each end the page that dials
+//! first must say in its event log that the relayed connection ended and
+//! that it dials again, and the pair be on a new circuit within
+//! [`PAGE_REDIAL_BOUND`] of that (a page's event log telling of the new
+//! relayed connection, a ping's round trip over it); and chat crosses
+//! every circuit. Logs:
 //! `artifacts/natlab-page-circuits-*`.
 
 use std::time::{Duration, Instant};
@@ -20,10 +23,14 @@ use crate::{Browser, BrowserKind, POLL, TIMEOUT, wait_page, wait_pages};
 pub const PAGE_CIRCUIT_DURATION: Duration = Duration::from_secs(15);
 /// Circuit ends the pages must come through.
 pub const PAGE_CIRCUIT_LIFETIMES: usize = 2;
-/// How long after a circuit ended the pages must be on a new one: the
-/// page dials a known, unconnected peer at its next announcement (every
-/// 20 s), so one announcement period and some slack.
-pub const PAGE_REDIAL_BOUND: Duration = Duration::from_secs(30);
+/// How long after a page said it dials again (its circuit ended) the pages
+/// must be on a new one: a dial through the relay takes a few round trips
+/// (the native peers' bound). Without the page's own redial, the next
+/// announcement (every 20 s) would be the next dial.
+pub const PAGE_REDIAL_BOUND: Duration = Duration::from_secs(5);
+/// How long after a circuit's duration its end must show in a page's event
+/// log: the relay's limit check and the close reaching the pages.
+const CIRCUIT_END_SLACK: Duration = Duration::from_secs(10);
 
 /// Runs the scenario; what it saw, one line each.
 pub async fn pages_across_circuit_lifetimes(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
@@ -82,53 +89,66 @@ async fn run(a: &Browser, b: &Browser) -> anyhow::Result<Vec<String>> {
             a.snapshot().await?.events.len(),
             b.snapshot().await?.events.len(),
         ];
-        // The circuit ends PAGE_CIRCUIT_DURATION after it opened; a new
-        // relayed connection shows in either page's event log.
-        let deadline = Instant::now() + PAGE_CIRCUIT_DURATION + PAGE_REDIAL_BOUND;
-        let line = loop {
-            let mut found = None;
-            for (index, (page, other)) in [(a, &id_b), (b, &id_a)].into_iter().enumerate() {
-                let state = page.snapshot().await?;
-                if !state.lists_peer(other) {
-                    bail!(
-                        "page {} stopped listing {other} while its circuits were renewed \
-                         (circuit {lifetime})",
-                        page.name
-                    );
-                }
-                let tail = &other[other.len().saturating_sub(8)..];
-                found = found.or_else(|| {
-                    state
-                        .events
-                        .iter()
-                        .skip(logged[index])
-                        .find(|line| {
-                            line.contains("connected to")
-                                && line.contains(tail)
-                                && line.contains("relayed")
-                        })
-                        .map(|line| format!("{}: {line}", page.name))
-                });
-            }
-            if let Some(line) = found {
-                break line;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "circuit {lifetime}: no new relayed connection in either page's event log within \
-                     {:?} (the circuit's duration and the redial bound)",
-                    PAGE_CIRCUIT_DURATION + PAGE_REDIAL_BOUND
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        };
+        // The circuit ends PAGE_CIRCUIT_DURATION after it opened: the
+        // page that dials first says so and dials again.
+        let redial = wait_logged_by_either(
+            [(a, &id_b, logged[0]), (b, &id_a, logged[1])],
+            lifetime,
+            "a redial after the circuit's end (\"the relayed connection to … ended\")",
+            PAGE_CIRCUIT_DURATION + CIRCUIT_END_SLACK,
+            |line, tail| line.contains("the relayed connection to") && line.contains(tail),
+        )
+        .await?;
+        let line = wait_logged_by_either(
+            [(a, &id_b, logged[0]), (b, &id_a, logged[1])],
+            lifetime,
+            "a new relayed connection",
+            PAGE_REDIAL_BOUND,
+            |line, tail| {
+                line.contains("connected to") && line.contains(tail) && line.contains("relayed")
+            },
+        )
+        .await?;
         wait_relayed_with_rtt(a, b, &id_a, &id_b, PAGE_REDIAL_BOUND).await?;
         chat_both_ways(a, b, &id_a, &id_b, &format!("on circuit {}", lifetime + 1)).await?;
         report.push(format!(
-            "circuit {lifetime} renewed: {line}; ping and chat crossed it"
+            "circuit {lifetime} renewed: {redial}; then {line}; ping and chat crossed it"
         ));
     }
     Ok(report)
+}
+
+/// Until either page's event log, past the lines it had (`skip`), has a
+/// line `matches` (given the tail of the other's id); that line, after the
+/// page's name. Both pages must keep listing each other meanwhile.
+async fn wait_logged_by_either(
+    pages: [(&Browser, &String, usize); 2],
+    lifetime: usize,
+    what: &str,
+    bound: Duration,
+    matches: impl Fn(&str, &str) -> bool,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + bound;
+    loop {
+        for (page, other, skip) in pages {
+            let state = page.snapshot().await?;
+            if !state.lists_peer(other) {
+                bail!(
+                    "page {} stopped listing {other} while its circuits were renewed \
+                     (circuit {lifetime})",
+                    page.name
+                );
+            }
+            let tail = &other[other.len().saturating_sub(8)..];
+            if let Some(line) = state.events.iter().skip(skip).find(|l| matches(l, tail)) {
+                return Ok(format!("{}: {line}", page.name));
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("circuit {lifetime}: no {what} in either page's event log within {bound:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Until each page shows the other as relayed with a round trip.
