@@ -94,7 +94,7 @@ async fn run(a: &Browser, b: &Browser) -> anyhow::Result<Vec<String>> {
         let redial = wait_logged_by_either(
             [(a, &id_b, logged[0]), (b, &id_a, logged[1])],
             lifetime,
-            "a redial after the circuit's end (\"the relayed connection to … ended\")",
+            "line saying the circuit ended and the peer is dialed again (\"the relayed connection to … ended\")",
             PAGE_CIRCUIT_DURATION + CIRCUIT_END_SLACK,
             |line, tail| line.contains("the relayed connection to") && line.contains(tail),
         )
@@ -102,7 +102,7 @@ async fn run(a: &Browser, b: &Browser) -> anyhow::Result<Vec<String>> {
         let line = wait_logged_by_either(
             [(a, &id_b, logged[0]), (b, &id_a, logged[1])],
             lifetime,
-            "a new relayed connection",
+            "line with a new relayed connection",
             PAGE_REDIAL_BOUND,
             |line, tail| {
                 line.contains("connected to") && line.contains(tail) && line.contains("relayed")
