@@ -164,7 +164,11 @@ mod tests {
         assert!(liveness.silent(start).is_empty());
         // Asleep for a minute: nothing was asked, so nothing is known.
         let woke = start + 60 * SECOND;
-        assert!(liveness.silent(woke).is_empty());
+        assert_eq!(
+            liveness.silent(woke),
+            Vec::<ConnectionId>::new(),
+            "the first check after a minute asleep must not call the connection silent"
+        );
         // Still no answer 10 s after waking: now it is silent.
         let found = check_each_second(&mut liveness, woke + SECOND, 10);
         assert_eq!(found, vec![(10, vec![connection])]);
