@@ -348,13 +348,18 @@ impl Node {
             }
         };
         self.emit(Event::ClearNotice);
-        if let Some(old) = self.relay.take()
-            && old.addr.peer_id != addr.peer_id
-        {
-            if let Some(listener) = old.circuit_listener {
-                self.swarm.remove_listener(listener);
+        // The same relay again (Connect clicked twice): its connections,
+        // their liveness and its reservation stay as they are.
+        let mut same_relay = None;
+        if let Some(old) = self.relay.take() {
+            if old.addr.peer_id == addr.peer_id {
+                same_relay = Some(old);
+            } else {
+                if let Some(listener) = old.circuit_listener {
+                    self.swarm.remove_listener(listener);
+                }
+                let _ = self.swarm.disconnect_peer_id(old.addr.peer_id);
             }
-            let _ = self.swarm.disconnect_peer_id(old.addr.peer_id);
         }
         if self.ice_servers.get().is_empty()
             && let Some(url) = default_stun_url(&addr.addr)
@@ -366,13 +371,16 @@ impl Node {
         // it vouches for join here once relays federate).
         let trusted = [(addr.peer_id, addr.addr.clone())].into_iter().collect();
         self.swarm.behaviour_mut().network.set_relays(trusted);
-        self.relay = Some(Relay {
-            addr,
-            was_connected: false,
-            circuit_listener: None,
-            liveness: RelayLiveness::new(relay_liveness::RELAY_SILENCE),
-            given_up: HashSet::new(),
-            dialing: None,
+        self.relay = Some(match same_relay {
+            Some(relay) => Relay { addr, ..relay },
+            None => Relay {
+                addr,
+                was_connected: false,
+                circuit_listener: None,
+                liveness: RelayLiveness::new(relay_liveness::RELAY_SILENCE),
+                given_up: HashSet::new(),
+                dialing: None,
+            },
         });
         self.backoff.reset();
         self.reconnect_timer = Fuse::terminated();
