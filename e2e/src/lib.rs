@@ -62,7 +62,10 @@ pub use chromedriver::{ChromeDriver, Driver};
 pub use firefox::{FIREFOX_ARGS, FIREFOX_PREFS};
 pub use host::lan_ipv4;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
-pub use page::{ChatEntry, PageState, PeerEntry, wait_page, wait_pages};
+pub use page::{
+    ChatEntry, PageState, PeerEntry, click_connect, connect_to_relay, wait_page, wait_pages,
+    wait_reserved,
+};
 pub use ports::{RelayPorts, relay_args};
 pub use process_tree::Frozen;
 pub use relay_process::{PageRelay, RelayProcess, chat_peer_binary, relay_binary};

@@ -316,6 +316,55 @@ pub async fn wait_page(
     .await
 }
 
+/// Types `relay_addr` into the page's relay field and clicks Connect, once
+/// the page is up (its field is prefilled from `/api/relay`: typing before
+/// that would be overwritten).
+pub async fn click_connect(
+    page: &Browser,
+    relay_addr: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_page(page, "#relay-addr is prefilled", timeout, |state| {
+        state
+            .relay_addr
+            .trim()
+            .is_empty()
+            .then(|| "#relay-addr is empty".to_owned())
+    })
+    .await?;
+    page.fill("#relay-addr", relay_addr).await?;
+    page.click("#connect").await
+}
+
+/// Waits until the page is connected to its relay and shows a circuit
+/// address (its reservation stands), and returns the page as it was then.
+pub async fn wait_reserved(page: &Browser, timeout: Duration) -> anyhow::Result<PageState> {
+    wait_page(
+        page,
+        "#status is connected and #self-addr is a circuit address",
+        timeout,
+        |state| {
+            (!(state.is_connected() && state.self_addr.contains("/p2p-circuit"))).then(|| {
+                format!(
+                    "#status {:?}, #self-addr {:?}",
+                    state.status, state.self_addr
+                )
+            })
+        },
+    )
+    .await
+}
+
+/// [`click_connect`], then [`wait_reserved`].
+pub async fn connect_to_relay(
+    page: &Browser,
+    relay_addr: &str,
+    timeout: Duration,
+) -> anyhow::Result<PageState> {
+    click_connect(page, relay_addr, timeout).await?;
+    wait_reserved(page, timeout).await
+}
+
 /// [`wait_page`] on two pages at once: until `page_ok` holds on both.
 pub async fn wait_pages(
     a: &Browser,

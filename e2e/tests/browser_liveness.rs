@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Browser, ChromeDriver, PageRelay, TIMEOUT, wait_page};
+use e2e::{Browser, ChromeDriver, PageRelay, TIMEOUT, connect_to_relay, wait_page};
 
 const PREFIX: &str = "browser_liveness";
 /// The first upgrade's bound (as in browser_chat): listed, then direct.
@@ -192,29 +192,7 @@ impl Watch<'_> {
 /// Fills in the relay's address, clicks Connect and waits for the
 /// reservation; returns the page's peer id.
 async fn connect(page: &Browser, relay_addr: &str) -> anyhow::Result<String> {
-    wait_page(page, "#relay-addr is prefilled", TIMEOUT, |state| {
-        state
-            .relay_addr
-            .trim()
-            .is_empty()
-            .then(|| "#relay-addr is empty".to_owned())
-    })
-    .await?;
-    page.fill("#relay-addr", relay_addr).await?;
-    page.click("#connect").await?;
-    let state = wait_page(
-        page,
-        "#status is connected and #self-addr is a circuit address",
-        TIMEOUT,
-        |state| {
-            (!(state.is_connected() && state.self_addr.contains("/p2p-circuit"))).then(|| {
-                format!(
-                    "#status {:?}, #self-addr {:?}",
-                    state.status, state.self_addr
-                )
-            })
-        },
-    )
-    .await?;
-    Ok(state.self_peer_id)
+    Ok(connect_to_relay(page, relay_addr, TIMEOUT)
+        .await?
+        .self_peer_id)
 }

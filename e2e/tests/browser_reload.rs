@@ -19,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use e2e::{
-    Browser, BrowserKind, Check, ChromeDriver, PageRelay, PageState, TIMEOUT, wait_page, wait_until,
+    Browser, BrowserKind, Check, ChromeDriver, PageRelay, PageState, TIMEOUT, connect_to_relay,
+    wait_page, wait_until,
 };
 
 const PREFIX: &str = "browser_reload";
@@ -320,32 +321,7 @@ async fn connect(
         relay_addr,
     }: Page<'_>,
 ) -> anyhow::Result<String> {
-    // The relay address is prefilled once /api/relay answers: wait for
-    // the page to be up before typing over it.
-    wait_page(page, "#relay-addr is prefilled", TIMEOUT, |state| {
-        state
-            .relay_addr
-            .trim()
-            .is_empty()
-            .then(|| "#relay-addr is empty".to_owned())
-    })
-    .await?;
-    page.fill("#relay-addr", relay_addr).await?;
-    page.click("#connect").await?;
-    let state = wait_page(
-        page,
-        "#status is connected and #self-addr is a circuit address",
-        TIMEOUT,
-        |state| {
-            (!(state.is_connected() && state.self_addr.contains("/p2p-circuit"))).then(|| {
-                format!(
-                    "#status {:?}, #self-addr {:?}",
-                    state.status, state.self_addr
-                )
-            })
-        },
-    )
-    .await?;
+    let state = connect_to_relay(page, relay_addr, TIMEOUT).await?;
     anyhow::ensure!(
         !state.self_peer_id.is_empty(),
         "page {} shows no peer id",

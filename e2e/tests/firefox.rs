@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use e2e::{
-    Browser, BrowserKind, Check, PageRelay, PageState, RelayProcess, TIMEOUT, wait_page, wait_until,
+    Browser, BrowserKind, Check, PageRelay, PageState, RelayProcess, TIMEOUT, wait_page,
+    wait_reserved, wait_until,
 };
 
 const PREFIX: &str = "firefox_chromium";
@@ -155,20 +156,7 @@ async fn run_round(
         page.click("#connect").await?;
     }
     for page in [firefox, chromium] {
-        wait_page(
-            page,
-            "#status is connected and #self-addr is a circuit address",
-            TIMEOUT,
-            |state| {
-                (!(state.is_connected() && state.self_addr.contains("/p2p-circuit"))).then(|| {
-                    format!(
-                        "#status {:?}, #self-addr {:?}",
-                        state.status, state.self_addr
-                    )
-                })
-            },
-        )
-        .await?;
+        wait_reserved(page, TIMEOUT).await?;
     }
 
     for ((page, _), (_, other)) in [(dialer, listener), (listener, dialer)] {
