@@ -14,7 +14,7 @@
 
 use e2e::{
     Browser, BrowserKind, Check, ChromeDriver, JsPeer, PageRelay, PageState, RelayPorts,
-    RelayProcess, TIMEOUT,
+    RelayProcess, TIMEOUT, click_connect,
 };
 use serde::Deserialize;
 
@@ -163,8 +163,9 @@ async fn run_webrtc_direct(
         .multiaddr("ws", "127.0.0.1")
         .ok_or_else(|| anyhow::anyhow!("the relay printed no WebSocket address: {relay:?}"))?;
     rust.goto(&ports.page_url()).await?;
-    rust.fill("#relay-addr", relay_ws).await?;
-    rust.click("#connect").await?;
+    // Typed once the page is up: a click before the page has loaded is
+    // lost, and the prefill would overwrite what was typed.
+    click_connect(rust, relay_ws, TIMEOUT).await?;
     let ours = wait_rust(rust, "#status is connected", |page| {
         (page.is_connected() && page.self_addr.contains("/p2p-circuit/"))
             .then_some(())
@@ -239,8 +240,9 @@ async fn run(
 
     // Our page connects to the relay and gets its circuit address.
     rust.goto(&ports.page_url()).await?;
-    rust.fill("#relay-addr", relay_ws).await?;
-    rust.click("#connect").await?;
+    // Typed once the page is up: a click before the page has loaded is
+    // lost, and the prefill would overwrite what was typed.
+    click_connect(rust, relay_ws, TIMEOUT).await?;
     let ours = wait_rust(
         rust,
         "#status is connected with a circuit address",
