@@ -27,8 +27,12 @@
 //!   is `AsyncRead + AsyncWrite` (one write, one message). No I/O of its
 //!   own: the browser's `RTCDataChannel` and webrtc-rs's data channel both
 //!   plug in.
+//! - `memory` (feature `memory-channel`): an in-memory channel with a
+//!   data channel's semantics, for tests.
 
 pub mod codec;
+#[cfg(feature = "memory-channel")]
+pub mod memory;
 pub mod state;
 pub mod stream;
 

@@ -6,12 +6,10 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-mod support;
-
 use std::{future::Future, io, pin::Pin, time::Duration};
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
-use support::{Channel, channel_pair};
+use webrtc_framing::memory::{Channel, channel_pair};
 use webrtc_framing::{Config, DropListener, Flag, FrameDecoder, MAX_FRAME_LEN, Stream, codec};
 
 /// Fails the test if `future` takes longer than 5 s (a deadline, not a

@@ -6,8 +6,6 @@
 
 #![cfg(target_arch = "wasm32")]
 
-mod support;
-
 use std::pin::Pin;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
@@ -132,7 +130,7 @@ async fn framed_streams_cross_a_real_peer_connection_both_ways() {
 #[wasm_bindgen_test]
 async fn dialer_and_listener_signal_over_a_stream_and_connect() {
     // The stream stands in for `/webrtc-signaling/0.0.1` on a relayed connection.
-    let (dialer_end, listener_end) = support::channel_pair();
+    let (dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
     let (dialed, answered) = futures::join!(
         exchange::dial(dialer_end, &[]),
         exchange::answer(listener_end, &[])
@@ -146,7 +144,7 @@ async fn dialer_and_listener_signal_over_a_stream_and_connect() {
 
 #[wasm_bindgen_test]
 async fn a_listener_refuses_a_stream_that_does_not_start_with_an_offer() {
-    let (mut dialer_end, listener_end) = support::channel_pair();
+    let (mut dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
     let wrong = SignalingMessage::Answer("v=0".into());
     signaling::write_message(&mut dialer_end, &wrong)
         .await

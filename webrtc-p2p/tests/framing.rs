@@ -10,12 +10,10 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-mod support;
-
 use std::{io, pin::Pin, time::Duration};
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
-use support::{Channel, channel_pair};
+use webrtc_framing::memory::{Channel, channel_pair};
 use webrtc_framing::{Config, DropListener, MAX_FRAME_LEN as MAX_MSG_LEN};
 
 /// A stream whose close waits up to a minute for the peer's FIN_ACK.

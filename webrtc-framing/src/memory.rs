@@ -1,7 +1,7 @@
 //! An in-memory duplex channel with the semantics of an `RTCDataChannel`:
-//! reliable, ordered, message-based, shared by cloned handles.
-
-#![allow(dead_code)] // Each test file uses a part of it.
+//! reliable, ordered, message-based, shared by cloned handles. For tests of
+//! the framing over a channel (this crate's, and those of crates that put
+//! it on real data channels); behind the `memory-channel` feature.
 
 use std::{
     collections::VecDeque,
@@ -25,6 +25,7 @@ struct Queue {
 /// One end of an in-memory data channel: writes become whole messages in
 /// the peer's queue, reads consume ours.
 #[derive(Clone)]
+#[allow(missing_debug_implementations)] // Queues of bytes and wakers.
 pub struct Channel {
     inbound: Arc<Mutex<Queue>>,
     outbound: Arc<Mutex<Queue>>,
