@@ -389,8 +389,11 @@ impl Behaviour {
             self.pending
                 .push_back(ToSwarm::GenerateEvent(Event::PeerGone { peer }));
         }
-        for peer in self.book.idle() {
-            self.dial(peer);
+        let now = Instant::now();
+        for (peer, quiet) in self.book.idle(now) {
+            if dial::dials_first(&self.local, &peer) || quiet >= dial::FIRST_DIALER_GRACE {
+                self.dial(peer);
+            }
         }
     }
 
@@ -621,7 +624,8 @@ impl Behaviour {
         if self.is_relay(&peer) || matches!(error, DialError::DialPeerConditionFalse(_)) {
             return;
         }
-        self.book.on_dial_failed(&peer, describe_error(error));
+        self.book
+            .on_dial_failed(&peer, describe_error(error), Instant::now());
         self.peer_changed(&peer);
     }
 }
@@ -715,7 +719,7 @@ impl NetworkBehaviour for Behaviour {
                 self.closing.remove(&e.connection_id);
                 if self
                     .book
-                    .on_disconnected(&e.peer_id, e.connection_id)
+                    .on_disconnected(&e.peer_id, e.connection_id, Instant::now())
                     .is_some()
                 {
                     self.peer_changed(&e.peer_id);

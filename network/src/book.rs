@@ -156,6 +156,9 @@ struct Entry {
     /// a frozen peer is forgotten after the expiry instead of being kept
     /// by dials that hang on it.
     dead: bool,
+    /// Since when the peer has had neither a connection nor a dial in
+    /// flight: [`PeerBook::idle`] says how long each idle peer has been.
+    quiet_since: Instant,
     incarnation: u32,
 }
 
@@ -172,6 +175,7 @@ impl Entry {
             last_error: None,
             lost: false,
             dead: false,
+            quiet_since: now,
             incarnation: 0,
         }
     }
@@ -314,12 +318,13 @@ impl PeerBook {
     }
 
     /// Discovered, neither connected nor being dialed, nor silent since
-    /// a link to it died ([`PeerBook::on_link_dead`]).
-    pub fn idle(&self) -> Vec<PeerId> {
+    /// a link to it died ([`PeerBook::on_link_dead`]): each with how long
+    /// it has been so at `now`.
+    pub fn idle(&self, now: Instant) -> Vec<(PeerId, Duration)> {
         self.peers
             .iter()
             .filter(|(_, e)| e.discovered && !e.dialing && !e.dead && e.connections.is_empty())
-            .map(|(id, _)| *id)
+            .map(|(id, e)| (*id, now.saturating_duration_since(e.quiet_since)))
             .collect()
     }
 
@@ -349,6 +354,9 @@ impl PeerBook {
             return false;
         };
         let news = !entry.discovered || (entry.lost && entry.connections.is_empty());
+        if !entry.discovered {
+            entry.quiet_since = now;
+        }
         entry.back();
         entry.addrs = addrs;
         entry.last_seen = now;
@@ -362,11 +370,12 @@ impl PeerBook {
         }
     }
 
-    pub fn on_dial_failed(&mut self, peer: &PeerId, error: String) {
+    pub fn on_dial_failed(&mut self, peer: &PeerId, error: String, now: Instant) {
         if let Some(entry) = self.peers.get_mut(peer) {
             entry.dialing = false;
             if entry.connections.is_empty() {
                 entry.last_error = Some(error);
+                entry.quiet_since = now;
             }
         }
     }
@@ -426,12 +435,20 @@ impl PeerBook {
     }
 
     /// Forgets a connection; returns its path.
-    pub fn on_disconnected(&mut self, peer: &PeerId, connection: ConnectionId) -> Option<Path> {
+    pub fn on_disconnected(
+        &mut self,
+        peer: &PeerId,
+        connection: ConnectionId,
+        now: Instant,
+    ) -> Option<Path> {
         let entry = self.peers.get_mut(peer)?;
         let best = entry.path();
         let path = entry.connections.remove(&connection).map(|c| c.path);
         if path.is_some() && entry.connections.is_empty() {
             entry.lost = true;
+            if !entry.dialing {
+                entry.quiet_since = now;
+            }
         }
         if entry.path() != best {
             // The round trip measured on the best path says nothing of the
@@ -606,6 +623,11 @@ mod tests {
         ConnectionId::new_unchecked(n)
     }
 
+    fn idle(book: &PeerBook) -> Vec<PeerId> {
+        let now = Instant::now();
+        book.idle(now).into_iter().map(|(peer, _)| peer).collect()
+    }
+
     fn link(book: &PeerBook, peer: &PeerId) -> Option<Link> {
         book.info(peer).map(|info| info.link)
     }
@@ -648,12 +670,35 @@ mod tests {
         let peer = PeerId::random();
         assert!(book.on_record(peer, vec![], now), "first record");
         assert!(!book.on_record(peer, vec![], now), "second record");
-        assert_eq!(book.idle(), vec![peer]);
+        assert_eq!(idle(&book), vec![peer]);
         book.on_dialing(peer, now);
         assert_eq!(link(&book, &peer), Some(Link::Dialing));
-        assert!(book.idle().is_empty(), "being dialed");
+        assert!(idle(&book).is_empty(), "being dialed");
         book.on_connected(peer, id(1), Path::Relayed, now);
         assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Relayed)));
+    }
+
+    #[test]
+    fn an_idle_peer_says_how_long_it_has_been_without_connection_or_dial() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let mut book = book();
+        let peer = PeerId::random();
+        book.on_record(peer, vec![], t0);
+        assert_eq!(book.idle(secs(2)), vec![(peer, Duration::from_secs(2))]);
+        // A later record does not make the wait start again.
+        book.on_record(peer, vec![], secs(3));
+        assert_eq!(book.idle(secs(4)), vec![(peer, Duration::from_secs(4))]);
+        // Connected, then its last connection closes: quiet from then on.
+        book.on_connected(peer, id(1), Path::Relayed, secs(5));
+        assert!(book.idle(secs(6)).is_empty());
+        book.on_disconnected(&peer, id(1), secs(10));
+        assert_eq!(book.idle(secs(11)), vec![(peer, Duration::from_secs(1))]);
+        // A failed dial, likewise.
+        book.on_dialing(peer, secs(12));
+        assert!(book.idle(secs(13)).is_empty(), "being dialed");
+        book.on_dial_failed(&peer, "no route".into(), secs(14));
+        assert_eq!(book.idle(secs(16)), vec![(peer, Duration::from_secs(2))]);
     }
 
     #[test]
@@ -663,12 +708,12 @@ mod tests {
         let peer = PeerId::random();
         book.on_record(peer, vec![], now);
         book.on_dialing(peer, now);
-        book.on_dial_failed(&peer, "no route".into());
+        book.on_dial_failed(&peer, "no route".into(), now);
         assert_eq!(
             link(&book, &peer),
             Some(Link::Unreachable("no route".into()))
         );
-        assert_eq!(book.idle(), vec![peer], "a later tick tries again");
+        assert_eq!(idle(&book), vec![peer], "a later tick tries again");
         book.on_connected(peer, id(1), Path::Relayed, now);
         assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Relayed)));
     }
@@ -683,11 +728,11 @@ mod tests {
         book.on_connected(peer, id(2), Path::Direct, now);
         assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Direct)));
         assert_eq!(book.info(&peer).map(|i| i.relayed), Some(1));
-        assert_eq!(book.on_disconnected(&peer, id(2)), Some(Path::Direct));
+        assert_eq!(book.on_disconnected(&peer, id(2), now), Some(Path::Direct));
         assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Relayed)));
         let later = now + EXPIRY + Duration::from_secs(1);
         assert!(book.expire(later).is_empty(), "still connected");
-        book.on_disconnected(&peer, id(1));
+        book.on_disconnected(&peer, id(1), now);
         assert_eq!(link(&book, &peer), Some(Link::Discovered));
         assert!(book.expire(now + EXPIRY / 2).is_empty(), "not yet");
         assert_eq!(book.expire(later), vec![peer]);
@@ -721,7 +766,7 @@ mod tests {
         let (due, next) = book.relayed_to_close(secs(6), grace);
         assert_eq!((due.len(), next), (2, Some(secs(8))), "{due:?}");
         // No direct path, nothing to close.
-        book.on_disconnected(&a, id(2));
+        book.on_disconnected(&a, id(2), secs(6));
         assert_eq!(book.relayed_to_close(secs(9), grace).0, vec![(b, id(3))]);
     }
 
@@ -741,9 +786,9 @@ mod tests {
         book.on_rtt(&peer, direct, Duration::from_millis(2), now);
         book.on_rtt(&peer, relayed, Duration::from_millis(90), now);
         assert_eq!(shown(&book), rtt(2), "a relayed rtt shown as direct");
-        book.on_disconnected(&peer, relayed);
+        book.on_disconnected(&peer, relayed, now);
         assert_eq!(shown(&book), rtt(2), "still direct");
-        book.on_disconnected(&peer, direct);
+        book.on_disconnected(&peer, direct, now);
         assert_eq!(shown(&book), None);
     }
 
@@ -757,17 +802,17 @@ mod tests {
         book.on_connected(peer, id(1), Path::Relayed, now);
         book.on_connected(peer, id(2), Path::Direct, now);
         assert!(!book.on_record(peer, vec![], now), "connected: not news");
-        book.on_disconnected(&peer, id(1));
+        book.on_disconnected(&peer, id(1), now);
         assert!(!book.on_record(peer, vec![], now), "still reached directly");
         assert_eq!(incarnation(&book), Some(0));
-        book.on_disconnected(&peer, id(2));
+        book.on_disconnected(&peer, id(2), now);
         assert!(book.on_record(peer, vec![], now), "it came back");
         assert_eq!(incarnation(&book), Some(1));
         assert!(!book.on_record(peer, vec![], now), "news once");
         // Back by a connection before its record arrived: a new
         // incarnation too, and its record is then nothing to catch up on.
         book.on_connected(peer, id(3), Path::Relayed, now);
-        book.on_disconnected(&peer, id(3));
+        book.on_disconnected(&peer, id(3), now);
         assert!(book.on_connected(peer, id(4), Path::Relayed, now));
         assert_eq!(incarnation(&book), Some(2));
         assert!(!book.on_record(peer, vec![], now));
@@ -807,7 +852,7 @@ mod tests {
         // Once the dead direct connection is closed, the relayed one shows.
         book.check_liveness(secs(10), stall);
         book.on_rtt(&peer, relayed, Duration::from_millis(40), secs(10));
-        book.on_disconnected(&peer, direct);
+        book.on_disconnected(&peer, direct, secs(10));
         assert_eq!(link(&book, &peer), Some(Link::Connected(Path::Relayed)));
     }
 
@@ -819,10 +864,10 @@ mod tests {
         book.on_record(peer, vec![], now);
         book.on_connected(peer, id(1), Path::Direct, now);
         book.on_link_dead(&peer);
-        book.on_disconnected(&peer, id(1));
-        assert!(book.idle().is_empty(), "a dead peer is dialed");
+        book.on_disconnected(&peer, id(1), now);
+        assert!(idle(&book).is_empty(), "a dead peer is dialed");
         book.on_record(peer, vec![], now);
-        assert_eq!(book.idle(), vec![peer], "it announced: it is back");
+        assert_eq!(idle(&book), vec![peer], "it announced: it is back");
     }
 
     #[test]

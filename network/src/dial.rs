@@ -9,7 +9,9 @@
 //! upgrade to a direct link that runs over it.
 //!
 //! Of two peers, the one with the smaller peer id dials at once; the other
-//! waits an announcement period, so that a pair usually makes one circuit.
+//! waits at least [`FIRST_DIALER_GRACE`], so that a pair makes one circuit.
+
+use std::time::Duration;
 
 use chat_protocol::{PeerRecord, discovery::TrustedRelays};
 use libp2p::{Multiaddr, PeerId, core::ConnectedPoint, multiaddr::Protocol};
@@ -30,6 +32,15 @@ pub fn kept_addrs(
     addrs.sort_by_key(|addr| !is_webrtc(addr));
     addrs
 }
+
+/// How long the peer that does not dial first leaves the other to do so,
+/// from the moment it learned of it, or lost its last connection to it,
+/// before dialing on its own announcement tick. Without it, a tick that
+/// fell while the first dialer's circuit was on its way made a second
+/// circuit, and two relayed connections for one pair: two circuits to
+/// renew, and gossipsub greets only the first (rust-libp2p#5097). A
+/// circuit dial takes a few round trips through the relay.
+pub const FIRST_DIALER_GRACE: Duration = Duration::from_secs(5);
 
 /// Whether this peer dials `remote` as soon as it learns of it.
 pub fn dials_first(local: &PeerId, remote: &PeerId) -> bool {

@@ -132,6 +132,61 @@ async fn a_forged_or_garbled_record_is_rejected_and_not_discovered() {
     );
 }
 
+#[tokio::test]
+async fn the_peer_that_does_not_dial_first_leaves_the_other_its_grace() {
+    // F has the smaller id, so it dials first; it never does (it is not a
+    // chat peer and holds no reservation), so A, on its fast ticks, dials
+    // F itself, but only once F had `FIRST_DIALER_GRACE` to do so:
+    // dialing on the first tick made a second circuit whenever F's was
+    // on its way.
+    let relay = TestRelay::start();
+    let f_key = libp2p::identity::Keypair::generate_ed25519();
+    let f_id = f_key.public().to_peer_id();
+    let a_key = loop {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        if !chat_network::dial::dials_first(&key.public().to_peer_id(), &f_id) {
+            break key;
+        }
+    };
+    let ticks = Duration::from_millis(200);
+    let config = Config::default()
+        .with_announce_interval(ticks)
+        .with_peer_expiry(common::STEP);
+    let mut a = TestPeer::start_with_key(&relay, config, a_key).await;
+    let forger = Forger::start_with_key(&relay.addr, f_key.clone());
+    let record = PeerRecord::new(f_key.public(), vec![relay.circuit_to(f_id)])
+        .expect("valid record")
+        .encode();
+    let deadline = Instant::now() + common::STEP;
+    let discovered_at = loop {
+        // Published again until the relay knows the forger's subscription.
+        forger.publish(record.clone());
+        let next = tokio::time::timeout(ticks, a.events.recv()).await;
+        if let Ok(Some((at, SwarmEvent::Behaviour(PeerBehaviourEvent::Network(event))))) = next
+            && matches!(event, Event::Discovered { peer, .. } if peer == f_id)
+        {
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A did not discover F within {:?}",
+            common::STEP
+        );
+    };
+    let (dialed_at, ()) = a
+        .wait_network("A dialing F", |event| match event {
+            Event::PeerChanged(info) if info.peer == f_id && info.link == Link::Dialing => Some(()),
+            _ => None,
+        })
+        .await;
+    let waited = dialed_at - discovered_at;
+    assert!(
+        waited >= chat_network::dial::FIRST_DIALER_GRACE - ticks,
+        "A dialed F {waited:?} after discovering it, before F's grace of {:?}",
+        chat_network::dial::FIRST_DIALER_GRACE
+    );
+}
+
 /// Dials `other` straight at its memory address; returns when the direct
 /// connection was established.
 async fn go_direct(peer: &mut TestPeer, other: &TestPeer) -> Instant {

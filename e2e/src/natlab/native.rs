@@ -322,8 +322,21 @@ impl NativePeer {
         timeout: Duration,
         matches: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
+        let index = self.wait_index_since(mark, what, timeout, matches).await?;
+        Ok(self.seen[index].clone())
+    }
+
+    /// Like [`Self::wait_since`], the event's index: `index + 1` is a mark
+    /// for what must come after it.
+    pub(super) async fn wait_index_since(
+        &mut self,
+        mark: usize,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<usize> {
         if let Some(index) = self.poll_since(mark, timeout, &matches).await {
-            return Ok(self.seen[index].clone());
+            return Ok(index);
         }
         let exited = match self.child.try_wait() {
             Ok(Some(status)) => format!(" (it exited: {status})"),

@@ -554,8 +554,11 @@ pub async fn circuits_renewed(setup: &CellSetup) -> anyhow::Result<Vec<String>> 
                 event["event"] == name && event["path"] == path && event["peer"] == other.as_str()
             }
         };
-        pair.a
-            .wait_since(
+        // Each peer's new connection is the first after its old one ended:
+        // one made earlier (both peers dialing at once) is not a renewal.
+        let ended_a = pair
+            .a
+            .wait_index_since(
                 mark_a,
                 &format!("circuit {lifetime} to B ends"),
                 ended_bound,
@@ -563,9 +566,18 @@ pub async fn circuits_renewed(setup: &CellSetup) -> anyhow::Result<Vec<String>> 
             )
             .await?;
         let ended = Instant::now();
+        let ended_b = pair
+            .b
+            .wait_index_since(
+                mark_b,
+                &format!("circuit {lifetime} to A ends"),
+                REDIAL_BOUND,
+                is_event("disconnected", "relayed", id_a.clone()),
+            )
+            .await?;
         pair.a
             .wait_since(
-                mark_a,
+                ended_a + 1,
                 &format!("a new circuit to B after circuit {lifetime}"),
                 REDIAL_BOUND,
                 is_event("connected", "relayed", id_b.clone()),
@@ -573,7 +585,7 @@ pub async fn circuits_renewed(setup: &CellSetup) -> anyhow::Result<Vec<String>> 
             .await?;
         pair.b
             .wait_since(
-                mark_b,
+                ended_b + 1,
                 &format!("a new circuit to A after circuit {lifetime}"),
                 REDIAL_BOUND,
                 is_event("connected", "relayed", id_a.clone()),

@@ -277,7 +277,10 @@ pub struct Forger {
 impl Forger {
     /// Connects straight to `victim` (its memory address).
     pub fn start(victim: &Multiaddr) -> Self {
-        let key = Keypair::generate_ed25519();
+        Self::start_with_key(victim, Keypair::generate_ed25519())
+    }
+
+    pub fn start_with_key(victim: &Multiaddr, key: Keypair) -> Self {
         let id = key.public().to_peer_id();
         let mut gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
