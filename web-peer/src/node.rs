@@ -29,10 +29,13 @@ use libp2p::{
 };
 use libp2p_webrtc_p2p::upgrade;
 
+mod failover;
+
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
     events::{Command, Event, RelayStatus, Via},
+    federation::Federation,
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
     relay_liveness::{self, RelayLiveness},
@@ -128,6 +131,14 @@ pub struct Node {
     ice_servers: libp2p_webrtc_p2p::IceServers,
     /// The perf protocol, for the benchmarks.
     perf: Perf,
+    /// The federation's relays, as last listed.
+    federation: Federation,
+    /// While moving to another relay of the federation: the relay that
+    /// went away.
+    moving_from: Option<RelayAddr>,
+    /// The relay this page last moved away from, shown beside the one it
+    /// is on.
+    moved_from: Option<PeerId>,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -237,6 +248,9 @@ impl Node {
             dropped_events: 0,
             ice_servers,
             perf: Perf::new(streams),
+            federation: Federation::default(),
+            moving_from: None,
+            moved_from: None,
         })
     }
 
@@ -257,7 +271,10 @@ impl Node {
                 Step::Command(Some(command)) => self.on_command(command),
                 Step::Command(None) => break,
                 Step::Swarm(event) => self.on_swarm_event(event),
-                Step::Reconnect => self.dial_relay(),
+                Step::Reconnect => {
+                    self.federation.new_round();
+                    self.dial_relay()
+                }
                 Step::LivenessCheck => self.check_relay_liveness(),
                 Step::Perf(perf_service::Step::Incoming(peer, stream)) => {
                     let direct = self
@@ -319,6 +336,10 @@ impl Node {
                 let only_direct = self.only_direct(&peer);
                 self.perf.start(peer, upload, download, reply, only_direct);
             }
+            Command::Federation {
+                relays,
+                secure_page,
+            } => self.on_federation_list(&relays, secure_page),
             Command::ServePerf => match self.perf.accept_streams() {
                 Ok(()) => {
                     self.log("serving /perf/1.0.0 to directly connected peers (benchmark page)")
@@ -348,6 +369,16 @@ impl Node {
             }
         };
         self.emit(Event::ClearNotice);
+        self.moving_from = None;
+        self.moved_from = None;
+        self.federation.new_round();
+        self.backoff.reset();
+        self.connect_to(addr);
+    }
+
+    /// Makes `addr` this page's relay and dials it; the relay it was on
+    /// is let go (not its peers: direct links stay).
+    fn connect_to(&mut self, addr: RelayAddr) {
         // The same relay again (Connect clicked twice): its connections,
         // their liveness and its reservation stay as they are.
         let mut same_relay = None;
@@ -367,10 +398,6 @@ impl Node {
             // A relay we were not served by: its STUN service on the default port.
             self.ice_servers.set(vec![url]);
         }
-        // Circuits are dialed through the relay the page connected to (relays
-        // it vouches for join here once relays federate).
-        let trusted = [(addr.peer_id, addr.addr.clone())].into_iter().collect();
-        self.swarm.behaviour_mut().network.set_relays(trusted);
         self.relay = Some(match same_relay {
             Some(relay) => Relay { addr, ..relay },
             None => Relay {
@@ -382,7 +409,7 @@ impl Node {
                 dialing: None,
             },
         });
-        self.backoff.reset();
+        self.trust_federation();
         self.reconnect_timer = Fuse::terminated();
         self.dial_relay();
     }
@@ -413,7 +440,7 @@ impl Node {
                     relay.dialing = Some(connection);
                 }
             }
-            Err(error) => self.relay_unreachable(format!("cannot dial {addr}: {error}")),
+            Err(error) => self.relay_dial_failed(format!("cannot dial {addr}: {error}")),
         }
     }
 
@@ -579,14 +606,12 @@ impl Node {
         let Some(relay) = self.relay.as_ref().filter(|relay| relay.ready()) else {
             return;
         };
-        let circuit = relay
-            .addr
-            .addr
-            .clone()
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(peer));
+        // Through the relay its record names (ours, or another of the
+        // federation's).
+        let _ = relay;
+        let circuits = self.swarm.behaviour().network.relayed_addrs(&peer);
         let opts = DialOpts::peer_id(peer)
-            .addresses(vec![circuit])
+            .addresses(circuits)
             .condition(PeerCondition::Disconnected)
             .build();
         match self.swarm.dial(opts) {
@@ -700,7 +725,11 @@ impl Node {
                     self.backoff.reset();
                     self.reconnect_timer = Fuse::terminated();
                     self.emit(Event::ClearNotice);
-                    self.set_status(RelayStatus::Connected { relay: peer_id });
+                    self.on_moved(peer_id);
+                    self.set_status(RelayStatus::Connected {
+                        relay: peer_id,
+                        moved_from: self.moved_from,
+                    });
                     self.log(format!("connected to the relay {}", short(&peer_id)));
                     self.reserve();
                 } else {
@@ -748,7 +777,7 @@ impl Node {
                     {
                         relay.dialing = None;
                     }
-                    self.relay_unreachable(error.to_string());
+                    self.relay_dial_failed(error.to_string());
                 } else if let DialError::Transport(attempts) = &error
                     && attempts.iter().any(|(addr, _)| is_webrtc(addr))
                 {
