@@ -139,6 +139,9 @@ pub struct Node {
     /// The relay this page last moved away from, shown beside the one it
     /// is on.
     moved_from: Option<PeerId>,
+    /// Fires when a relay dialed after ours went away has not answered
+    /// in time (see `failover::MOVE_AFTER`).
+    move_timer: Fuse<TimeoutFuture>,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -147,6 +150,7 @@ enum Step {
     Command(Option<Command>),
     Swarm(SwarmEvent<BehaviourEvent>),
     Reconnect,
+    MoveDue,
     LivenessCheck,
     Perf(perf_service::Step),
 }
@@ -251,6 +255,7 @@ impl Node {
             federation: Federation::default(),
             moving_from: None,
             moved_from: None,
+            move_timer: Fuse::terminated(),
         })
     }
 
@@ -264,6 +269,7 @@ impl Node {
                 command = commands.next() => Step::Command(command),
                 event = self.swarm.select_next_some() => Step::Swarm(event),
                 _ = &mut self.reconnect_timer => Step::Reconnect,
+                _ = &mut self.move_timer => Step::MoveDue,
                 _ = self.liveness_tick.select_next_some() => Step::LivenessCheck,
                 step = self.perf.next().fuse() => Step::Perf(step),
             };
@@ -275,6 +281,7 @@ impl Node {
                     self.federation.new_round();
                     self.dial_relay()
                 }
+                Step::MoveDue => self.on_move_due(),
                 Step::LivenessCheck => self.check_relay_liveness(),
                 Step::Perf(perf_service::Step::Incoming(peer, stream)) => {
                     let direct = self
@@ -439,6 +446,7 @@ impl Node {
                 if let Some(relay) = &mut self.relay {
                     relay.dialing = Some(connection);
                 }
+                self.arm_move_timer();
             }
             Err(error) => self.relay_dial_failed(format!("cannot dial {addr}: {error}")),
         }
@@ -724,6 +732,7 @@ impl Node {
                     }
                     self.backoff.reset();
                     self.reconnect_timer = Fuse::terminated();
+                    self.move_timer = Fuse::terminated();
                     self.emit(Event::ClearNotice);
                     self.on_moved(peer_id);
                     self.set_status(RelayStatus::Connected {

@@ -2,14 +2,19 @@
 //! moving to one of them when its own relay dies.
 //!
 //! A relay that went away is dialed again once (a network blip passes
-//! so); when that dial fails too, the page moves to the first relay of
-//! the last list it has not tried, skipping those it cannot reach, and
-//! reserves and announces there. Its direct links do not go through a
+//! so); when that dial fails too, or does not answer within
+//! [`MOVE_AFTER`], the page moves to the first relay of the last list it
+//! has not tried, skipping those it cannot reach (each gets
+//! [`MOVE_AFTER`] too), and reserves and announces there. Its direct links do not go through a
 //! relay and stay up meanwhile. When every listed relay has failed, it
 //! goes back to retrying its own relay with backoff, and tries the list
 //! again after each wait.
 
+use std::time::Duration;
+
 use chat_network::short;
+use futures::FutureExt as _;
+use gloo_timers::future::TimeoutFuture;
 use libp2p::PeerId;
 
 use super::{Node, Relay};
@@ -18,7 +23,34 @@ use crate::{
     relay_liveness::{self, RelayLiveness},
 };
 
+/// How long a relay dialed after ours went away has to answer before the
+/// next relay of the federation is tried. A dead relay's dial does not
+/// always fail at once: Chromium throttles WebSocket dials to a host
+/// that refused one, and a dial to a vanished host waits for TCP's
+/// timeout. A live relay answers within a round trip or two.
+pub(super) const MOVE_AFTER: Duration = Duration::from_secs(3);
+
 impl Node {
+    /// Starts [`MOVE_AFTER`] for the relay being dialed, when there is
+    /// somewhere to move to and the dial follows a loss or a move.
+    pub(super) fn arm_move_timer(&mut self) {
+        let Some(relay) = &self.relay else { return };
+        let after_loss = relay.was_connected || self.moving_from.is_some();
+        if after_loss && !self.federation.is_empty() {
+            self.move_timer = TimeoutFuture::new(MOVE_AFTER.as_millis() as u32).fuse();
+        }
+    }
+
+    /// [`MOVE_AFTER`] passed: if the relay still has not answered, the
+    /// next one is tried.
+    pub(super) fn on_move_due(&mut self) {
+        let Some(relay) = &self.relay else { return };
+        if !relay.liveness.is_empty() {
+            return;
+        }
+        self.relay_dial_failed(format!("no answer within {} s", MOVE_AFTER.as_secs()));
+    }
+
     /// A new federation list from the relay that served the page.
     pub(super) fn on_federation_list(&mut self, relays: &[ListedRelay], secure_page: bool) {
         let (changed, skipped) = self.federation.update(relays, secure_page);
