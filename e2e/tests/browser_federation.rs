@@ -33,8 +33,9 @@ const PREFIX: &str = "browser_federation";
 /// From the SIGKILL of A until its pages are reserved on C: the page sees
 /// its WebSocket close at once on loopback, dials A again after 1 s, gives
 /// that dial 3 s (Chromium holds back a WebSocket to a port that refused
-/// one), then moves, at worst after giving a dead B 3 s too. About 5 s.
-const FAILOVER_WITHIN: Duration = Duration::from_secs(10);
+/// one), then moves: about 5 s, or 8 s when the page's last list (read
+/// every 30 s) still names the dead B, which comes first and gets 3 s.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(15);
 /// Two pages on different relays find each other and go direct: records
 /// are announced every 20 s, and a page's first announcement may come
 /// before its peer's relay was trusted.
