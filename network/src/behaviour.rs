@@ -235,6 +235,25 @@ impl Behaviour {
         self.relays = relays;
     }
 
+    /// Trusts `home`, the relay this peer is reserved on, and the
+    /// federation it vouches for (`members`, each at the address this peer
+    /// reaches it by), within [`dial::MAX_FEDERATION_RELAYS`]: circuits
+    /// through those relays are dialed, over a connection this peer opens
+    /// to the relay. Peers already known get their addresses again at
+    /// their next record.
+    pub fn set_federation(
+        &mut self,
+        home: (PeerId, Multiaddr),
+        members: impl IntoIterator<Item = (PeerId, Multiaddr)>,
+    ) {
+        self.relays = dial::federation_trust(home, members);
+    }
+
+    /// The relayed addresses `peer` is dialed at (see [`dial::relayed_addrs`]).
+    pub fn relayed_addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        dial::relayed_addrs(self.book.addrs(peer), &self.relays, *peer)
+    }
+
     pub fn relays(&self) -> &TrustedRelays {
         &self.relays
     }

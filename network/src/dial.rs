@@ -16,6 +16,35 @@ use std::time::Duration;
 use chat_protocol::{PeerRecord, discovery::TrustedRelays};
 use libp2p::{Multiaddr, PeerId, core::ConnectedPoint, multiaddr::Protocol};
 
+/// Relays of the federation a peer trusts besides its own, at most. Each
+/// is a connection the peer may open (to dial a circuit through it to a
+/// peer reserved there), so a federation of fifty relays does not make
+/// a page open fifty sockets: the first ones its relay lists are trusted,
+/// and peers reserved on the others are still heard (the relays forward
+/// their records and chat) but not dialed.
+pub const MAX_FEDERATION_RELAYS: usize = 4;
+
+/// The relays a peer dials circuits through: `home`, the relay it is
+/// reserved on, and the first [`MAX_FEDERATION_RELAYS`] others of
+/// `members` (the federation `home` vouches for, each with the address
+/// this peer reaches it by).
+pub fn federation_trust(
+    home: (PeerId, Multiaddr),
+    members: impl IntoIterator<Item = (PeerId, Multiaddr)>,
+) -> TrustedRelays {
+    let mut trusted = TrustedRelays::default();
+    let home_id = home.0;
+    trusted.insert_home(home.0, home.1);
+    for (relay, addr) in members
+        .into_iter()
+        .filter(|(relay, _)| *relay != home_id)
+        .take(MAX_FEDERATION_RELAYS)
+    {
+        trusted.insert(relay, addr);
+    }
+    trusted
+}
+
 /// The addresses kept from `record`: circuits through `trusted` relays
 /// that pass `dialable`, `/webrtc` ones first, without repeats.
 pub fn kept_addrs(
@@ -48,15 +77,21 @@ pub fn dials_first(local: &PeerId, remote: &PeerId) -> bool {
 }
 
 /// The relayed addresses to dial `peer` at: its plain circuits among
-/// `kept`, or, when it announced none, the circuit through each trusted
-/// relay (a peer reserved there can be reached so, record or not).
+/// `kept`, or, when it announced none, the circuit through this peer's
+/// own relay (a peer reserved there can be reached so, record or not), or
+/// through each trusted relay when none is named the home one (guessing
+/// through every federation relay would open a socket to each).
 pub fn relayed_addrs(kept: &[Multiaddr], trusted: &TrustedRelays, peer: PeerId) -> Vec<Multiaddr> {
     let plain: Vec<Multiaddr> = kept.iter().filter(|a| !is_webrtc(a)).cloned().collect();
     if !plain.is_empty() {
         return plain;
     }
-    trusted
-        .iter()
+    let guesses: Vec<(&PeerId, &Multiaddr)> = match trusted.home() {
+        Some(home) => vec![home],
+        None => trusted.iter().collect(),
+    };
+    guesses
+        .into_iter()
         .map(|(relay, addr)| {
             let mut addr = addr.clone();
             if addr.iter().last() != Some(Protocol::P2p(*relay)) {
@@ -177,6 +212,52 @@ mod tests {
             vec![addr(&format!(
                 "/ip4/10.0.0.1/tcp/1/p2p/{relay}/p2p-circuit/p2p/{peer}"
             ))]
+        );
+    }
+
+    #[test]
+    fn a_federation_is_trusted_up_to_its_bound_and_guesses_go_through_home_alone() {
+        let home = PeerId::random();
+        let home_addr = addr(&format!("/ip4/10.0.0.1/tcp/1/ws/p2p/{home}"));
+        let members: Vec<(PeerId, Multiaddr)> = (0..MAX_FEDERATION_RELAYS + 2)
+            .map(|i| {
+                let relay = PeerId::random();
+                (
+                    relay,
+                    addr(&format!("/ip4/10.0.1.{i}/tcp/1/ws/p2p/{relay}")),
+                )
+            })
+            .chain([(home, home_addr.clone())])
+            .collect();
+        let trusted = federation_trust((home, home_addr.clone()), members.clone());
+        assert_eq!(trusted.len(), 1 + MAX_FEDERATION_RELAYS, "{trusted:?}");
+        assert_eq!(trusted.home(), Some((&home, &home_addr)));
+        for (relay, _) in &members[..MAX_FEDERATION_RELAYS] {
+            assert!(trusted.contains(relay), "the first members are trusted");
+        }
+        assert!(!trusted.contains(&members[MAX_FEDERATION_RELAYS].0));
+
+        // A peer reserved on a member is dialed through that member, at
+        // the address we reach the member by.
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let (member, member_addr) = &members[0];
+        let record = PeerRecord::new(
+            key.public(),
+            vec![addr(&format!(
+                "/ip4/192.0.2.9/tcp/9/ws/p2p/{member}/p2p-circuit"
+            ))],
+        )
+        .expect("valid");
+        let kept = kept_addrs(&record, &trusted, |_| true);
+        assert_eq!(
+            relayed_addrs(&kept, &trusted, peer),
+            vec![addr(&format!("{member_addr}/p2p-circuit/p2p/{peer}"))]
+        );
+        // One that announced nothing: through home only.
+        assert_eq!(
+            relayed_addrs(&[], &trusted, peer),
+            vec![addr(&format!("{home_addr}/p2p-circuit/p2p/{peer}"))]
         );
     }
 

@@ -146,9 +146,29 @@ impl Circuit {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedRelays {
     relays: HashMap<PeerId, Multiaddr>,
+    /// The relay this peer is reserved on, if it said which: a peer that
+    /// announced no circuit is dialed through it alone.
+    home: Option<PeerId>,
 }
 
 impl TrustedRelays {
+    /// Trusts `relay`, reached at `addr`, as the relay this peer is
+    /// reserved on.
+    pub fn insert_home(&mut self, relay: PeerId, addr: Multiaddr) {
+        self.relays.insert(relay, addr);
+        self.home = Some(relay);
+    }
+
+    /// The relay this peer is reserved on, and how it reaches it.
+    pub fn home(&self) -> Option<(&PeerId, &Multiaddr)> {
+        let home = self.home.as_ref()?;
+        Some((home, self.relays.get(home)?))
+    }
+
+    pub fn len(&self) -> usize {
+        self.relays.len()
+    }
+
     /// Trusts `relay`, reached at `addr`.
     pub fn insert(&mut self, relay: PeerId, addr: Multiaddr) {
         self.relays.insert(relay, addr);
@@ -176,6 +196,7 @@ impl FromIterator<(PeerId, Multiaddr)> for TrustedRelays {
     fn from_iter<I: IntoIterator<Item = (PeerId, Multiaddr)>>(iter: I) -> Self {
         Self {
             relays: iter.into_iter().collect(),
+            home: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The relay's HTTP side: the page (served by [`crate::assets`]), what the
-//! page needs to know about the relay (`/api/relay`), `/health` and
-//! Prometheus `/metrics`.
+//! page needs to know about the relay (`/api/relay`: its addresses, its
+//! STUN service, and the federation's relays a browser can dial),
+//! `/health` and Prometheus `/metrics`.
 
 use std::{
     path::PathBuf,
@@ -35,6 +36,12 @@ pub struct SharedState {
 pub struct RelayInfo {
     pub multiaddrs: Vec<Multiaddr>,
     pub stun_urls: Vec<String>,
+    /// The federation's relays this relay is connected to, each with the
+    /// addresses a browser can dial it at (see
+    /// [`crate::federation::members::Members::browser_list`]): the relays
+    /// a page dials circuits through and moves to when this one dies.
+    #[serde(skip)]
+    pub federation: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +51,13 @@ struct RelayInfoResponse<'a> {
     multiaddrs: Vec<AddressEntry>,
     stun_urls: &'a [String],
     topics: Topics,
+    federation: Vec<MemberEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct MemberEntry {
+    peer_id: String,
+    multiaddrs: Vec<AddressEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,19 +101,20 @@ async fn relay_info(
     let body = RelayInfoResponse {
         peer_id: state.peer_id.to_string(),
         agent_version: crate::behaviour::AGENT_VERSION,
-        multiaddrs: info
-            .multiaddrs
-            .iter()
-            .map(|addr| AddressEntry {
-                multiaddr: addr.to_string(),
-                transport: transport_of(addr),
-            })
-            .collect(),
+        multiaddrs: address_entries(&info.multiaddrs),
         stun_urls: &info.stun_urls,
         topics: Topics {
             discovery: chat_protocol::topics::DISCOVERY,
             chat: chat_protocol::topics::CHAT,
         },
+        federation: info
+            .federation
+            .iter()
+            .map(|(peer, addrs)| MemberEntry {
+                peer_id: peer.to_string(),
+                multiaddrs: address_entries(addrs),
+            })
+            .collect(),
     };
     let mut response = Json(body).into_response();
     // The page fetches this from its own origin; never cache stale addresses.
@@ -107,6 +122,16 @@ async fn relay_info(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+fn address_entries(addrs: &[Multiaddr]) -> Vec<AddressEntry> {
+    addrs
+        .iter()
+        .map(|addr| AddressEntry {
+            multiaddr: addr.to_string(),
+            transport: transport_of(addr),
+        })
+        .collect()
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<Arc<SharedState>>) -> Response {

@@ -820,6 +820,9 @@ impl EventLoop {
                     tracing::debug!(%peer_id, agent = %info.agent_version, "identified");
                     if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut() {
                         federation.on_identified(*peer_id, info);
+                        if federation.is_member(peer_id) {
+                            self.publish_info();
+                        }
                     }
                 }
             }
@@ -928,10 +931,15 @@ impl EventLoop {
         let Some(federation) = behaviour.federation.as_mut() else {
             return;
         };
+        let membership = matches!(event, federation::BehaviourEvent::Members(_));
         federation.on_event(event, &mut behaviour.gossipsub);
         if let Some(metrics) = &self.federation_metrics {
             let members = &federation.members;
             metrics.set_members(members.listed(), members.known(), members.connected());
+        }
+        if membership {
+            // `/api/relay` lists the connected members.
+            self.publish_info();
         }
     }
 
@@ -1078,6 +1086,13 @@ impl EventLoop {
                 &self.external_hosts,
                 self.stun_addr,
             ),
+            federation: self
+                .swarm
+                .behaviour()
+                .federation
+                .as_ref()
+                .map(|federation| federation.members.browser_list())
+                .unwrap_or_default(),
         };
         *self
             .shared

@@ -635,3 +635,108 @@ async fn a_private_relay_gossips_with_the_relays_of_its_federation() {
     chats(&on_a, &mut on_b, "from the private relay").await;
     chats(&on_b, &mut on_a, "to the private relay").await;
 }
+
+/// `relay`'s `/api/relay` federation list: each member's peer id and the
+/// addresses (with their transports) a browser can dial it at.
+async fn federation_list(relay: &RelayProcess) -> Vec<(String, Vec<(String, String)>)> {
+    let info: serde_json::Value = reqwest::get(format!("{}/api/relay", relay.http))
+        .await
+        .expect("/api/relay")
+        .json()
+        .await
+        .expect("/api/relay is JSON");
+    let members = info["federation"].as_array().unwrap_or_else(|| {
+        panic!(
+            "relay {}: /api/relay has no federation list: {info}",
+            relay.name
+        )
+    });
+    members
+        .iter()
+        .map(|member| {
+            let addrs = member["multiaddrs"]
+                .as_array()
+                .expect("a member's multiaddrs")
+                .iter()
+                .map(|entry| {
+                    let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+                    (text("multiaddr"), text("transport"))
+                })
+                .collect();
+            (
+                member["peer_id"].as_str().unwrap_or_default().to_owned(),
+                addrs,
+            )
+        })
+        .collect()
+}
+
+/// Polls `relay`'s federation list until `check` passes; fails with the
+/// list and the relay's log.
+async fn wait_for_list(
+    relay: &RelayProcess,
+    what: &str,
+    check: impl Fn(&[(String, Vec<(String, String)>)]) -> bool,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let list = federation_list(relay).await;
+        if check(&list) {
+            return list;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "relay {}: expected {what} in /api/relay's federation list within {TIMEOUT:?}, got {list:?}; its log ends:\n{}",
+                relay.name,
+                relay.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_relay_lists_the_connected_members_at_the_addresses_a_browser_dials() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let members = members_file(dir.path(), &[21, 22]);
+    let mut b = RelayProcess::start("B", 22, &members, &[]);
+    let a = RelayProcess::start("A", 21, &members, &[federate(&b)]);
+
+    let list = wait_for_list(&a, "B", |list| {
+        list.iter().any(|(peer, _)| *peer == b.peer_id.to_string())
+    })
+    .await;
+    assert_eq!(list.len(), 1, "A lists B alone (not itself): {list:?}");
+    let addrs = &list[0].1;
+    assert!(
+        addrs
+            .iter()
+            .any(|(addr, transport)| *addr == b.websocket.to_string() && transport == "websocket"),
+        "B's WebSocket address {} is listed: {addrs:?}",
+        b.websocket
+    );
+    assert!(
+        addrs
+            .iter()
+            .any(|(addr, transport)| transport == "webrtc-direct" && addr.contains("/certhash/")),
+        "B's WebRTC-direct address is listed with its certhash: {addrs:?}"
+    );
+    for (addr, transport) in addrs {
+        assert!(
+            matches!(
+                transport.as_str(),
+                "websocket" | "websocket-secure" | "webrtc-direct"
+            ),
+            "only addresses a browser dials are listed, not {transport} ({addr}): {addrs:?}"
+        );
+        assert!(
+            addr.ends_with(&format!("/p2p/{}", b.peer_id)),
+            "{addr} names its relay"
+        );
+    }
+
+    // B dies: A no longer offers it to pages.
+    b.kill();
+    wait_for_list(&a, "no member once B is gone", |list| list.is_empty()).await;
+}

@@ -30,6 +30,13 @@ pub enum Command {
     /// Serve `/perf/1.0.0` to directly connected peers, within a total
     /// budget: only a page opened for benchmarking (`?bench`) does.
     ServePerf,
+    /// The federation's relays, as the relay that served the page last
+    /// listed them (`/api/relay`); `secure_page`: the page was served over
+    /// `https:`, so it can open only secure WebSockets.
+    Federation {
+        relays: Vec<crate::federation::ListedRelay>,
+        secure_page: bool,
+    },
 }
 
 /// The node's connection to its relay.
@@ -41,6 +48,9 @@ pub enum RelayStatus {
     },
     Connected {
         relay: PeerId,
+        /// The relay this page was on before, which went away: the page
+        /// moved to `relay`.
+        moved_from: Option<PeerId>,
     },
     /// Lost; the next attempt is in `retry_in`.
     Reconnecting {

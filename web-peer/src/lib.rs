@@ -10,6 +10,8 @@
 //! - [`relay_addr`]: reading the relay address a user pasted;
 //! - [`backoff`]: reconnect delays;
 //! - [`relay_liveness`]: noticing a relay connection that went silent;
+//! - [`federation`]: the federation's relays (`/api/relay`), trusted for
+//!   circuits and moved to when the page's relay dies;
 //! - [`announce`]: which of our addresses the discovery record carries;
 //! - `node` (wasm only): the libp2p node and its event loop;
 //! - `ui` (wasm only): the page, written against web-sys;
@@ -21,12 +23,13 @@
 //!   waiting for the browser's send buffer to drain;
 //! - `console_log` (wasm only): `tracing` events to the browser's console.
 //!
-//! The first five compile natively as well, so their tests run with the
+//! The first six compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod announce;
 pub mod backoff;
 pub mod events;
+pub mod federation;
 pub mod relay_addr;
 pub mod relay_liveness;
 

@@ -29,10 +29,13 @@ use libp2p::{
 };
 use libp2p_webrtc_p2p::upgrade;
 
+mod failover;
+
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
     events::{Command, Event, RelayStatus, Via},
+    federation::Federation,
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
     relay_liveness::{self, RelayLiveness},
@@ -128,6 +131,17 @@ pub struct Node {
     ice_servers: libp2p_webrtc_p2p::IceServers,
     /// The perf protocol, for the benchmarks.
     perf: Perf,
+    /// The federation's relays, as last listed.
+    federation: Federation,
+    /// While moving to another relay of the federation: the relay that
+    /// went away.
+    moving_from: Option<RelayAddr>,
+    /// The relay this page last moved away from, shown beside the one it
+    /// is on.
+    moved_from: Option<PeerId>,
+    /// Fires when a relay dialed after ours went away has not answered
+    /// in time (see `failover::MOVE_AFTER`).
+    move_timer: Fuse<TimeoutFuture>,
 }
 
 // One is built and consumed per turn of the loop: its size costs nothing.
@@ -136,6 +150,7 @@ enum Step {
     Command(Option<Command>),
     Swarm(SwarmEvent<BehaviourEvent>),
     Reconnect,
+    MoveDue,
     LivenessCheck,
     Perf(perf_service::Step),
 }
@@ -237,6 +252,10 @@ impl Node {
             dropped_events: 0,
             ice_servers,
             perf: Perf::new(streams),
+            federation: Federation::default(),
+            moving_from: None,
+            moved_from: None,
+            move_timer: Fuse::terminated(),
         })
     }
 
@@ -250,6 +269,7 @@ impl Node {
                 command = commands.next() => Step::Command(command),
                 event = self.swarm.select_next_some() => Step::Swarm(event),
                 _ = &mut self.reconnect_timer => Step::Reconnect,
+                _ = &mut self.move_timer => Step::MoveDue,
                 _ = self.liveness_tick.select_next_some() => Step::LivenessCheck,
                 step = self.perf.next().fuse() => Step::Perf(step),
             };
@@ -257,7 +277,11 @@ impl Node {
                 Step::Command(Some(command)) => self.on_command(command),
                 Step::Command(None) => break,
                 Step::Swarm(event) => self.on_swarm_event(event),
-                Step::Reconnect => self.dial_relay(),
+                Step::Reconnect => {
+                    self.federation.new_round();
+                    self.dial_relay()
+                }
+                Step::MoveDue => self.on_move_due(),
                 Step::LivenessCheck => self.check_relay_liveness(),
                 Step::Perf(perf_service::Step::Incoming(peer, stream)) => {
                     let direct = self
@@ -319,6 +343,10 @@ impl Node {
                 let only_direct = self.only_direct(&peer);
                 self.perf.start(peer, upload, download, reply, only_direct);
             }
+            Command::Federation {
+                relays,
+                secure_page,
+            } => self.on_federation_list(&relays, secure_page),
             Command::ServePerf => match self.perf.accept_streams() {
                 Ok(()) => {
                     self.log("serving /perf/1.0.0 to directly connected peers (benchmark page)")
@@ -348,6 +376,16 @@ impl Node {
             }
         };
         self.emit(Event::ClearNotice);
+        self.moving_from = None;
+        self.moved_from = None;
+        self.federation.new_round();
+        self.backoff.reset();
+        self.connect_to(addr);
+    }
+
+    /// Makes `addr` this page's relay and dials it; the relay it was on
+    /// is let go (not its peers: direct links stay).
+    fn connect_to(&mut self, addr: RelayAddr) {
         // The same relay again (Connect clicked twice): its connections,
         // their liveness and its reservation stay as they are.
         let mut same_relay = None;
@@ -367,10 +405,6 @@ impl Node {
             // A relay we were not served by: its STUN service on the default port.
             self.ice_servers.set(vec![url]);
         }
-        // Circuits are dialed through the relay the page connected to (relays
-        // it vouches for join here once relays federate).
-        let trusted = [(addr.peer_id, addr.addr.clone())].into_iter().collect();
-        self.swarm.behaviour_mut().network.set_relays(trusted);
         self.relay = Some(match same_relay {
             Some(relay) => Relay { addr, ..relay },
             None => Relay {
@@ -382,7 +416,7 @@ impl Node {
                 dialing: None,
             },
         });
-        self.backoff.reset();
+        self.trust_federation();
         self.reconnect_timer = Fuse::terminated();
         self.dial_relay();
     }
@@ -412,8 +446,9 @@ impl Node {
                 if let Some(relay) = &mut self.relay {
                     relay.dialing = Some(connection);
                 }
+                self.arm_move_timer();
             }
-            Err(error) => self.relay_unreachable(format!("cannot dial {addr}: {error}")),
+            Err(error) => self.relay_dial_failed(format!("cannot dial {addr}: {error}")),
         }
     }
 
@@ -579,14 +614,12 @@ impl Node {
         let Some(relay) = self.relay.as_ref().filter(|relay| relay.ready()) else {
             return;
         };
-        let circuit = relay
-            .addr
-            .addr
-            .clone()
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(peer));
+        // Through the relay its record names (ours, or another of the
+        // federation's).
+        let _ = relay;
+        let circuits = self.swarm.behaviour().network.relayed_addrs(&peer);
         let opts = DialOpts::peer_id(peer)
-            .addresses(vec![circuit])
+            .addresses(circuits)
             .condition(PeerCondition::Disconnected)
             .build();
         match self.swarm.dial(opts) {
@@ -699,8 +732,13 @@ impl Node {
                     }
                     self.backoff.reset();
                     self.reconnect_timer = Fuse::terminated();
+                    self.move_timer = Fuse::terminated();
                     self.emit(Event::ClearNotice);
-                    self.set_status(RelayStatus::Connected { relay: peer_id });
+                    self.on_moved(peer_id);
+                    self.set_status(RelayStatus::Connected {
+                        relay: peer_id,
+                        moved_from: self.moved_from,
+                    });
                     self.log(format!("connected to the relay {}", short(&peer_id)));
                     self.reserve();
                 } else {
@@ -748,7 +786,7 @@ impl Node {
                     {
                         relay.dialing = None;
                     }
-                    self.relay_unreachable(error.to_string());
+                    self.relay_dial_failed(error.to_string());
                 } else if let DialError::Transport(attempts) = &error
                     && attempts.iter().any(|(addr, _)| is_webrtc(addr))
                 {

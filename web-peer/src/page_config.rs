@@ -1,9 +1,11 @@
 //! What the page is configured with from outside the node: the ICE
 //! servers of its URL's `?ice=` parameter, and the relay that served it
-//! (`/api/relay`: its addresses and STUN service). The UI prefills its
+//! (`/api/relay`: its addresses, STUN service and federation). The UI prefills its
 //! input from these and hands the node its ICE servers.
 
 use wasm_bindgen::{JsCast as _, JsValue};
+
+use crate::federation::ListedRelay;
 use wasm_bindgen_futures::JsFuture;
 
 /// The `ice` parameter of the page's URL (comma-separated `stun:`/`turn:`
@@ -33,6 +35,10 @@ pub struct RelayInfo {
     pub stun_urls: Vec<String>,
     /// The host the page was loaded from.
     pub host: String,
+    /// The federation's relays it is connected to.
+    pub federation: Vec<ListedRelay>,
+    /// Whether the page was served over `https:`.
+    pub secure_page: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -40,6 +46,15 @@ struct RelayJson {
     multiaddrs: Vec<AddressEntry>,
     #[serde(default)]
     stun_urls: Vec<String>,
+    /// Absent from a relay that predates federation.
+    #[serde(default)]
+    federation: Vec<MemberJson>,
+}
+
+#[derive(serde::Deserialize)]
+struct MemberJson {
+    peer_id: String,
+    multiaddrs: Vec<AddressEntry>,
 }
 
 #[derive(serde::Deserialize)]
@@ -66,5 +81,14 @@ pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
             .collect(),
         stun_urls: info.stun_urls,
         host: window.location().hostname()?,
+        federation: info
+            .federation
+            .into_iter()
+            .map(|member| ListedRelay {
+                peer_id: member.peer_id,
+                addrs: member.multiaddrs.into_iter().map(|a| a.multiaddr).collect(),
+            })
+            .collect(),
+        secure_page: window.location().protocol()? == "https:",
     })
 }

@@ -9,6 +9,12 @@
 //! members' addresses are kept, at most [`MAX_ADDRS_PER_MEMBER`] each, and
 //! at most `--max-federation-members` members are dialed. A member that
 //! dials in is always kept: the operator listed it.
+//!
+//! Beside the addresses relays dial (TCP, QUIC), each member's addresses a
+//! browser can dial ([`browser_addr`]: `/ws`, `/wss`, `/webrtc-direct`
+//! with its certhash), as the member itself announced them in identify,
+//! are kept for `/api/relay`'s federation list ([`Members::browser_list`]):
+//! the relays a page may dial circuits through and fail over to.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -56,6 +62,9 @@ pub enum Event {
 #[derive(Debug, Default)]
 struct Member {
     addrs: Vec<Multiaddr>,
+    /// Where a browser reaches it (at most [`MAX_ADDRS_PER_MEMBER`]), as
+    /// the member said in its last identify.
+    browser_addrs: Vec<Multiaddr>,
     connections: usize,
     backoff: Backoff,
     next_dial: Option<Instant>,
@@ -147,6 +156,49 @@ impl Members {
             .iter()
             .filter(|(_, member)| member.connections > 0)
             .map(|(peer, _)| peer)
+    }
+
+    /// The connected members that said where a browser reaches them, each
+    /// with those addresses (ending in the member's `/p2p`), sorted by
+    /// peer id so that every page reads the list in one order.
+    pub fn browser_list(&self) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let mut list: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .book
+            .iter()
+            .filter(|(_, member)| member.connections > 0 && !member.browser_addrs.is_empty())
+            .map(|(peer, member)| {
+                let addrs = member
+                    .browser_addrs
+                    .iter()
+                    .map(|addr| addr.clone().with(Protocol::P2p(*peer)))
+                    .collect();
+                (*peer, addrs)
+            })
+            .collect();
+        list.sort_by_key(|(peer, _)| *peer);
+        list
+    }
+
+    /// Replaces what a connected member said of where browsers reach it
+    /// (its identify's listen addresses, through [`browser_addr`]). Ignored
+    /// for a peer this relay is not connected to as a member.
+    pub fn learn_browser_addrs(
+        &mut self,
+        peer: PeerId,
+        addrs: impl IntoIterator<Item = Multiaddr>,
+    ) {
+        let Some(member) = self.book.get_mut(&peer) else {
+            return;
+        };
+        member.browser_addrs.clear();
+        for addr in addrs {
+            if member.browser_addrs.len() >= MAX_ADDRS_PER_MEMBER {
+                break;
+            }
+            if !member.browser_addrs.contains(&addr) {
+                member.browser_addrs.push(addr);
+            }
+        }
     }
 
     /// Takes in addresses of `peer` (ignored unless it is a member), and
@@ -308,6 +360,58 @@ pub fn relay_addr(addr: Multiaddr) -> Option<Multiaddr> {
     }
 }
 
+/// The part of `addr` a browser dials: a WebSocket (`/ws`, `/wss`,
+/// `/tls/ws`) or WebRTC-direct address with its certhash, to a specified
+/// IP or a DNS name, without its `/p2p`. Never TCP or QUIC alone (a
+/// browser cannot open those), never a circuit.
+pub fn browser_addr(addr: Multiaddr) -> Option<Multiaddr> {
+    let mut out = Multiaddr::empty();
+    let mut protocols = addr.iter().peekable();
+    match protocols.next()? {
+        Protocol::Ip4(ip) if !ip.is_unspecified() => out.push(Protocol::Ip4(ip)),
+        Protocol::Ip6(ip) if !ip.is_unspecified() && !ip.is_unicast_link_local() => {
+            out.push(Protocol::Ip6(ip))
+        }
+        host @ (Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => out.push(host),
+        _ => return None,
+    }
+    let browser = match protocols.next()? {
+        Protocol::Tcp(port) => {
+            out.push(Protocol::Tcp(port));
+            if protocols.peek() == Some(&Protocol::Tls) {
+                out.push(Protocol::Tls);
+                protocols.next();
+            }
+            match protocols.next()? {
+                ws @ (Protocol::Ws(_) | Protocol::Wss(_)) => {
+                    out.push(ws);
+                    true
+                }
+                _ => false,
+            }
+        }
+        Protocol::Udp(port) => {
+            out.push(Protocol::Udp(port));
+            if protocols.next()? != Protocol::WebRTCDirect {
+                return None;
+            }
+            out.push(Protocol::WebRTCDirect);
+            let mut certhash = false;
+            while let Some(Protocol::Certhash(hash)) = protocols.peek().cloned() {
+                out.push(Protocol::Certhash(hash));
+                protocols.next();
+                certhash = true;
+            }
+            certhash
+        }
+        _ => false,
+    };
+    match protocols.next() {
+        None | Some(Protocol::P2p(_)) if browser && protocols.next().is_none() => Some(out),
+        _ => None,
+    }
+}
+
 impl NetworkBehaviour for Members {
     type ConnectionHandler = Either<KeepAlive, dummy::ConnectionHandler>;
     type ToSwarm = Event;
@@ -461,6 +565,42 @@ mod tests {
             "/p2p-circuit".to_owned(),
         ] {
             assert_eq!(relay_addr(addr(&other)), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn browsers_are_told_of_websocket_and_webrtc_direct_addresses_only() {
+        let peer = PeerId::random();
+        let certhash = "uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g";
+        for (given, kept) in [
+            (
+                format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{peer}"),
+                "/ip4/127.0.0.1/tcp/4002/ws".to_owned(),
+            ),
+            (
+                "/dns4/relay.example.org/tcp/443/wss".to_owned(),
+                "/dns4/relay.example.org/tcp/443/wss".to_owned(),
+            ),
+            (
+                "/dns4/relay.example.org/tcp/443/tls/ws".to_owned(),
+                "/dns4/relay.example.org/tcp/443/tls/ws".to_owned(),
+            ),
+            (
+                format!("/ip4/192.0.2.7/udp/4003/webrtc-direct/certhash/{certhash}"),
+                format!("/ip4/192.0.2.7/udp/4003/webrtc-direct/certhash/{certhash}"),
+            ),
+        ] {
+            assert_eq!(browser_addr(addr(&given)), Some(addr(&kept)), "{given}");
+        }
+        for other in [
+            "/ip4/127.0.0.1/tcp/4001".to_owned(),
+            "/ip4/127.0.0.1/udp/4004/quic-v1".to_owned(),
+            "/ip4/127.0.0.1/udp/4003/webrtc-direct".to_owned(),
+            "/ip4/0.0.0.0/tcp/4002/ws".to_owned(),
+            format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{peer}/p2p-circuit"),
+            "/p2p-circuit".to_owned(),
+        ] {
+            assert_eq!(browser_addr(addr(&other)), None, "{other}");
         }
     }
 }

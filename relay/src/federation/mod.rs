@@ -166,6 +166,9 @@ impl Behaviour {
                 self.dht.add_address(&peer, addr.clone());
             }
             self.members.learn(peer, addrs);
+            let browser = info.listen_addrs.iter().cloned();
+            self.members
+                .learn_browser_addrs(peer, browser.filter_map(members::browser_addr));
             self.lookup();
         } else if peer != self.members.local_peer_id() && info.protocols.contains(&DHT_PROTOCOL) {
             self.members.refuse(peer);

@@ -216,7 +216,18 @@ impl Ui {
         let text = match status {
             RelayStatus::Idle => "Not connected".to_owned(),
             RelayStatus::Connecting { relay } => format!("Connecting to relay {}…", short(relay)),
-            RelayStatus::Connected { relay } => format!("Connected to relay {}", short(relay)),
+            RelayStatus::Connected {
+                relay,
+                moved_from: None,
+            } => format!("Connected to relay {}", short(relay)),
+            RelayStatus::Connected {
+                relay,
+                moved_from: Some(from),
+            } => format!(
+                "Connected to relay {}: moved here from relay {}, which went away",
+                short(relay),
+                short(from)
+            ),
             RelayStatus::Reconnecting { retry_in, .. } => {
                 format!(
                     "Connection to the relay lost. Trying again in {} s…",
@@ -406,7 +417,13 @@ async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
             addrs,
             stun_urls,
             host,
+            federation,
+            secure_page,
         }) => {
+            send_command(Command::Federation {
+                relays: federation,
+                secure_page,
+            });
             if configured.is_none() && !stun_urls.is_empty() {
                 send_command(Command::SetIceServers(stun_urls));
             }
@@ -420,5 +437,27 @@ async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
             ?error,
             "no relay information at /api/relay; the address must be pasted"
         ),
+    }
+    refresh_federation(send_command).await;
+}
+
+/// How often the page reads its relay's federation list again: relays
+/// join and leave, and a page moves to one of the last list it read when
+/// its relay dies. Ten thousand pages on one relay make about 330 small
+/// requests a second at this period.
+const FEDERATION_REFRESH_MS: u32 = 30_000;
+
+/// Reads `/api/relay`'s federation list every [`FEDERATION_REFRESH_MS`]
+/// and hands it to the node. A failed read (the relay that served the
+/// page is down) leaves the node with the last list.
+async fn refresh_federation(send_command: impl Fn(Command)) {
+    loop {
+        gloo_timers::future::TimeoutFuture::new(FEDERATION_REFRESH_MS).await;
+        if let Ok(info) = page_config::fetch_relay_info().await {
+            send_command(Command::Federation {
+                relays: info.federation,
+                secure_page: info.secure_page,
+            });
+        }
     }
 }

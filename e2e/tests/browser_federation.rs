@@ -1,0 +1,347 @@
+//! Pages on different relays of a federation reach each other, and a page
+//! whose relay dies moves to another. Three relay processes on loopback,
+//! B federated with A and C only (A and C find each other through the
+//! federation's DHT), each serving the built page; headless Chromium
+//! pages:
+//!
+//! - a page on A and a page on C discover each other, chat both ways and
+//!   go direct (WebRTC): each dials the other's circuit through the
+//!   other's relay, which its own relay lists in `/api/relay`;
+//! - B is killed (SIGKILL): a new page on A still reaches the page on C;
+//! - A is killed: both its pages move to C within [`FAILOVER_WITHIN`]
+//!   (the status says so), the first is listed again by the page on C,
+//!   and they chat.
+//!
+//! No page may report an error on its console.
+//!
+//! Needs the built page (`scripts/build-page`), chromedriver and Chromium.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use e2e::{
+    Browser, Check, ChromeDriver, PageRelay, RelayProcess, TIMEOUT, connect_to_relay, wait_page,
+    wait_until,
+};
+use relay::state::seeded_keypair;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const PREFIX: &str = "browser_federation";
+/// From the SIGKILL of A until its pages are reserved on C: the page sees
+/// its WebSocket close at once on loopback, dials A again after 1 s, gives
+/// that dial 3 s (Chromium holds back a WebSocket to a port that refused
+/// one), then moves: about 5 s, or 8 s when the page's last list (read
+/// every 30 s) still names the dead B, which comes first and gets 3 s.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(15);
+/// Two pages on different relays find each other and go direct: records
+/// are announced every 20 s, and a page's first announcement may come
+/// before its peer's relay was trusted.
+const DIRECT_WITHIN: Duration = Duration::from_secs(60);
+/// Identities of A, B and C (`--secret-key-seed`), so that the federation
+/// file can name them before they start.
+const SEEDS: [u8; 3] = [31, 32, 33];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_on_two_relays_go_direct_and_a_page_whose_relay_dies_moves_to_another() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let members = members_file(dir.path());
+    let driver = ChromeDriver::start(PREFIX)
+        .await
+        .expect("chromedriver starts");
+    let b = start_relay("B", SEEDS[1], &members, None).await;
+    let a = start_relay("A", SEEDS[0], &members, Some(&b.process)).await;
+    let c = start_relay("C", SEEDS[2], &members, Some(&b.process)).await;
+    let mut relays = Relays {
+        a: Some(a),
+        b: Some(b),
+        c,
+    };
+    let mut pages = Vec::new();
+    let outcome = run(&driver, &mut relays, &mut pages).await;
+    let outcome = match outcome {
+        Ok(()) => check_consoles(&pages).await,
+        error => error,
+    };
+    if let Err(error) = outcome {
+        let mut reports = String::new();
+        for page in &pages {
+            reports.push_str(&page.save_failure_report(PREFIX).await);
+            reports.push('\n');
+        }
+        panic!(
+            "{error:#}\n\nartifacts:\n{reports}chromedriver log: {}\nrelay logs: {}",
+            driver.log_path().display(),
+            relays.log_paths()
+        );
+    }
+    for page in pages {
+        page.close().await.expect("close the browser");
+    }
+}
+
+/// The relays still running.
+struct Relays {
+    a: Option<PageRelay>,
+    b: Option<PageRelay>,
+    c: PageRelay,
+}
+
+impl Relays {
+    fn log_paths(&self) -> String {
+        [self.a.as_ref(), self.b.as_ref(), Some(&self.c)]
+            .into_iter()
+            .flatten()
+            .map(|relay| relay.process.log_path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+async fn run(
+    driver: &ChromeDriver,
+    relays: &mut Relays,
+    pages: &mut Vec<Browser>,
+) -> anyhow::Result<()> {
+    let ids = SEEDS.map(|seed| seeded_keypair(seed).public().to_peer_id().to_string());
+    let [id_relay_a, id_relay_b, id_relay_c] = ids.clone();
+    let c = &relays.c;
+    let a = relays.a.as_ref().context("A runs")?;
+
+    // A and C were told only of B: each lists the other once the DHT
+    // has introduced them.
+    let started = Instant::now();
+    wait_for_members(a, "A", &[&id_relay_b, &id_relay_c]).await?;
+    wait_for_members(c, "C", &[&id_relay_a, &id_relay_b]).await?;
+    eprintln!(
+        "measured: A and C list each other in /api/relay {:.1} s after C started",
+        started.elapsed().as_secs_f64()
+    );
+
+    // A page on A and a page on C: discovered, direct, chatting.
+    let on_a = open_page(driver, "A1", a, pages).await?;
+    let on_c = open_page(driver, "C1", c, pages).await?;
+    let (page_a, page_c) = (&pages[on_a], &pages[on_c]);
+    let id_a = connect(page_a, a).await?;
+    let id_c = connect(page_c, c).await?;
+    let started = Instant::now();
+    wait_direct(page_a, &id_c).await?;
+    wait_direct(page_c, &id_a).await?;
+    eprintln!(
+        "measured: pages on A and C direct {:.1} s after both reserved",
+        started.elapsed().as_secs_f64()
+    );
+    chat(page_a, page_c, &id_a, "A to C").await?;
+    chat(page_c, page_a, &id_c, "C to A").await?;
+
+    // B dies: A and C stay federated, and a new page on A reaches C's.
+    relays.b.take().context("B runs")?.process.kill().await?;
+    wait_for_members(a, "A, B killed", &[&id_relay_c]).await?;
+    let on_a2 = open_page(driver, "A2", a, pages).await?;
+    let (page_a2, page_c) = (&pages[on_a2], &pages[on_c]);
+    let id_a2 = connect(page_a2, a).await?;
+    wait_direct(page_a2, &id_c).await?;
+    wait_direct(page_c, &id_a2).await?;
+    chat(page_a2, page_c, &id_a2, "A2 to C, B dead").await?;
+    chat(page_c, page_a2, &id_c, "C to A2, B dead").await?;
+
+    // A dies: its pages move to C.
+    relays.a.take().context("A runs")?.process.kill().await?;
+    let killed = Instant::now();
+    for index in [on_a, on_a2] {
+        let page = &pages[index];
+        wait_page(
+            page,
+            &format!("reserved on C ({id_relay_c}), saying it moved from A"),
+            FAILOVER_WITHIN,
+            |state| {
+                let moved = state.is_connected()
+                    && state.status_text.contains(&short(&id_relay_c))
+                    && state.status_text.contains("moved here from relay")
+                    && state.status_text.contains(&short(&id_relay_a));
+                let reserved_on_c = state
+                    .self_addr
+                    .contains(&format!("/p2p/{id_relay_c}/p2p-circuit"));
+                (!(moved && reserved_on_c)).then(|| {
+                    format!(
+                        "#status {:?}, #self-addr {:?}",
+                        state.status_text, state.self_addr
+                    )
+                })
+            },
+        )
+        .await?;
+        eprintln!(
+            "measured: page {} moved to C {:.1} s after A was killed (bound {FAILOVER_WITHIN:?})",
+            page.name,
+            killed.elapsed().as_secs_f64()
+        );
+    }
+    let (page_a, page_c) = (&pages[on_a], &pages[on_c]);
+    wait_page(
+        page_c,
+        &format!("#peers lists the moved page {id_a}"),
+        TIMEOUT,
+        |state| (!state.lists_peer(&id_a)).then(|| format!("#peers does not list {id_a}")),
+    )
+    .await?;
+    chat(page_a, page_c, &id_a, "A1 to C, moved").await?;
+    chat(page_c, page_a, &id_c, "C to A1, moved").await?;
+    Ok(())
+}
+
+/// A federation file naming A, B and C.
+fn members_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("federation");
+    let text: String = SEEDS
+        .iter()
+        .map(|seed| format!("{}\n", seeded_keypair(*seed).public().to_peer_id()))
+        .collect();
+    std::fs::write(&path, text).expect("federation file");
+    path
+}
+
+/// Starts relay `name` with identity `seed`, the federation file
+/// `members`, and `--federate` to `federate`'s TCP address.
+async fn start_relay(
+    name: &str,
+    seed: u8,
+    members: &Path,
+    federate: Option<&RelayProcess>,
+) -> PageRelay {
+    let mut extra = vec![
+        format!("--secret-key-seed={seed}"),
+        format!("--federation-peers={}", members.display()),
+    ];
+    if let Some(other) = federate {
+        let tcp = other
+            .multiaddr("tcp", "127.0.0.1")
+            .expect("the relay printed a TCP address");
+        extra.push(format!("--federate={tcp}"));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    PageRelay::start(&format!("{PREFIX}-{name}"), &extra)
+        .await
+        .unwrap_or_else(|error| panic!("relay {name}: {error:#}"))
+}
+
+/// `GET /api/relay` of `relay`, as JSON (a raw HTTP/1.0 request: the
+/// relay is on loopback, and nothing else here speaks HTTP).
+async fn api_relay(relay: &PageRelay) -> anyhow::Result<serde_json::Value> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", relay.ports.http))
+        .await
+        .context("connect to the relay's HTTP port")?;
+    stream
+        .write_all(b"GET /api/relay HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response")?;
+    serde_json::from_str(body).with_context(|| format!("/api/relay is JSON: {body}"))
+}
+
+/// Waits until `relay`'s `/api/relay` lists exactly `expected` as its
+/// federation.
+async fn wait_for_members(relay: &PageRelay, name: &str, expected: &[&str]) -> anyhow::Result<()> {
+    wait_until(
+        &format!("relay {name} lists {expected:?} in /api/relay"),
+        TIMEOUT,
+        || async move {
+            let info = api_relay(relay).await?;
+            let mut listed: Vec<String> = info["federation"]
+                .as_array()
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter_map(|member| member["peer_id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            listed.sort();
+            let mut expected: Vec<String> = expected.iter().map(|id| (*id).to_owned()).collect();
+            expected.sort();
+            Ok(if listed == expected {
+                Check::Done(())
+            } else {
+                Check::NotYet(format!("it lists {listed:?}"))
+            })
+        },
+    )
+    .await
+}
+
+/// Opens a browser named `name` on the page `relay` serves; returns its
+/// index in `pages`.
+async fn open_page(
+    driver: &ChromeDriver,
+    name: &str,
+    relay: &PageRelay,
+    pages: &mut Vec<Browser>,
+) -> anyhow::Result<usize> {
+    let page = Browser::open(driver, name).await?;
+    pages.push(page);
+    let page = pages.last().context("just pushed")?;
+    page.goto(&relay.ports.page_url()).await?;
+    Ok(pages.len() - 1)
+}
+
+/// Connects `page` to `relay` over WebSocket; returns the page's peer id.
+async fn connect(page: &Browser, relay: &PageRelay) -> anyhow::Result<String> {
+    let addr = relay
+        .process
+        .multiaddr("ws", "127.0.0.1")
+        .context("the relay printed a WebSocket address")?;
+    Ok(connect_to_relay(page, addr, TIMEOUT).await?.self_peer_id)
+}
+
+/// `page` shows `other` on a direct (WebRTC) link.
+async fn wait_direct(page: &Browser, other: &str) -> anyhow::Result<()> {
+    wait_page(
+        page,
+        &format!("#peers shows {other} direct"),
+        DIRECT_WITHIN,
+        |state| match state.peer(other) {
+            Some(peer) if peer.state.as_deref() == Some("direct") => None,
+            found => Some(format!("found {found:?}")),
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// `from` sends a unique message; `to` shows it, from `from_id`.
+async fn chat(from: &Browser, to: &Browser, from_id: &str, round: &str) -> anyhow::Result<()> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    let text = format!("hello ({round}) #{nanos:09}");
+    from.fill("#chat-input", &text).await?;
+    from.press_enter("#chat-input").await?;
+    let text = &text;
+    wait_page(
+        to,
+        &format!("#chat-log shows {text:?} from {from_id}"),
+        TIMEOUT,
+        |state| (!state.has_message(from_id, text)).then(|| "not there".to_owned()),
+    )
+    .await
+    .map(drop)
+}
+
+/// The short form of a peer id the page shows (`chat_network::short`:
+/// its last 8 characters).
+fn short(peer_id: &str) -> String {
+    peer_id[peer_id.len().saturating_sub(8)..].to_owned()
+}
+
+async fn check_consoles(pages: &[Browser]) -> anyhow::Result<()> {
+    for page in pages {
+        page.check_no_page_errors().await?;
+    }
+    Ok(())
+}
