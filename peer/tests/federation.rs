@@ -3,7 +3,8 @@
 //! through the DHT). `chat-peer ping <peer id>`, the binary, on A reaches
 //! a peer reserved on C by its id alone: A says C holds it, the peer dials
 //! the circuit through C, and DCUtR makes the link direct. A peer no relay
-//! holds is "not found", and the command fails.
+//! holds is "not found", and the command fails; so is the peer on C once
+//! it has left.
 //!
 //! The relays run in this process (the relay library, as its binary runs
 //! it), each with its own swarm, ports and identity.
@@ -179,5 +180,21 @@ async fn chat_peer_pings_a_peer_on_another_relay_by_its_id_alone() {
     );
     assert!(metric(&a, "relay_federation_lookups_total{outcome=\"not_found\"}").await >= 1.0);
 
+    // The peer on C leaves: C's tombstone reaches A, and a lookup there
+    // no longer names C.
+    let gone = on_c.peer_id;
     on_c.shutdown().await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let output = chat_peer_ping(&a, gone, dir.path()).await;
+        let events = json_lines(&output);
+        let located = events.iter().any(|event| event["event"] == "located");
+        if !located && !output.status.success() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A still locates the peer that left C after {TIMEOUT:?}: {events:?}"
+        );
+    }
 }
