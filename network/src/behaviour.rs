@@ -33,6 +33,7 @@ use crate::{
     book::PeerBook,
     config::{ANNOUNCE_DELAY, LIVENESS_CHECK},
     dial::{self, is_circuit},
+    locate::{self, LocateError, Lookups},
 };
 
 /// This peer's own circuit addresses kept at most (the relay client
@@ -48,6 +49,8 @@ pub struct Inner {
     gossipsub: gossipsub::Behaviour,
     /// Makes gossipsub send at once on every connection (see [`wake`]).
     wake: wake::Behaviour,
+    /// Asks the relay where a peer is reserved (see [`locate`]).
+    locate: locate::Client,
 }
 
 /// What the behaviour reports.
@@ -93,6 +96,11 @@ pub enum Event {
         path: Path,
         why: DeadLink,
     },
+    /// A lookup ([`Behaviour::locate`]) found `peer` reserved on `relay`:
+    /// that relay is trusted now, and `peer` is being dialed through it.
+    Located { peer: PeerId, relay: PeerId },
+    /// A lookup gave no relay to dial `peer` through.
+    LocateFailed { peer: PeerId, error: LocateError },
 }
 
 /// Whether a chat message went out at once or waits.
@@ -177,6 +185,8 @@ pub struct Behaviour {
     /// Bounded by what one swarm event or timer produces; drained first
     /// in every poll.
     pending: VecDeque<ToSwarmEvent>,
+    /// Lookups under way (at most [`locate::MAX_LOOKUPS_IN_FLIGHT`]).
+    lookups: Lookups,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -204,7 +214,9 @@ impl Behaviour {
             inner: Inner {
                 gossipsub,
                 wake: wake::Behaviour::default(),
+                locate: locate::client(),
             },
+            lookups: Lookups::default(),
             local: keypair.public().to_peer_id(),
             keypair: keypair.clone(),
             book: PeerBook::new(config.max_peers, config.peer_expiry),
@@ -317,6 +329,43 @@ impl Behaviour {
         self.book.on_dialing(peer, Instant::now());
         self.peer_changed(&peer);
         true
+    }
+
+    /// Asks `relay` which relay holds `peer`'s reservation; on the answer,
+    /// trusts that relay and dials `peer`'s circuit through it
+    /// ([`Event::Located`], or [`Event::LocateFailed`]).
+    pub fn locate(&mut self, relay: PeerId, peer: PeerId) -> Result<(), LocateError> {
+        self.lookups
+            .ask(&mut self.inner.locate, relay, peer)
+            .map(|_| ())
+    }
+
+    fn on_located(
+        &mut self,
+        peer: PeerId,
+        result: Result<chat_protocol::locate::Located, LocateError>,
+    ) {
+        let event = match result.and_then(|located| {
+            let via_trusted = self.relays.addr_of(&located.relay).cloned();
+            let relay_addrs = match via_trusted {
+                Some(addr) => vec![dial::with_peer_id(&addr, located.relay)],
+                None => locate::relay_addrs(&located, self.config.dialable),
+            };
+            let Some(first) = relay_addrs.first() else {
+                return Err(LocateError::NoDialableAddress {
+                    relay: located.relay,
+                });
+            };
+            self.relays.insert(located.relay, first.clone());
+            Ok((located.relay, locate::circuits(&relay_addrs, peer)))
+        }) {
+            Ok((relay, circuits)) => {
+                self.dial_at(peer, circuits);
+                Event::Located { peer, relay }
+            }
+            Err(error) => Event::LocateFailed { peer, error },
+        };
+        self.pending.push_back(ToSwarm::GenerateEvent(event));
     }
 
     /// The path `connection` to `peer` takes, if it is in the book.
@@ -818,6 +867,11 @@ impl NetworkBehaviour for Behaviour {
                     self.on_gossip(event);
                 }
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Wake(never))) => match never {},
+                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Locate(event))) => {
+                    if let Some((peer, result)) = self.lookups.on_event(event) {
+                        self.on_located(peer, result);
+                    }
+                }
                 Poll::Ready(other) => {
                     return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
                 }

@@ -15,7 +15,8 @@
 //!   With a [`Liveness`] rule it also shows a link whose pings go
 //!   unanswered as [`Link::Reconnecting`] and closes it once it is dead.
 //! - Commands are methods: [`Behaviour::send_chat`], [`Behaviour::peers`],
-//!   [`Behaviour::dial`], [`Behaviour::trust_relay`].
+//!   [`Behaviour::dial`], [`Behaviour::trust_relay`], [`Behaviour::locate`]
+//!   (which relay of the federation holds a peer: [`locate`]).
 //! - [`Event`]s: [`Event::Discovered`], [`Event::PeerChanged`],
 //!   [`Event::PeerGone`], [`Event::Chat`], and the rest.
 //!
@@ -33,7 +34,9 @@ pub mod behaviour;
 pub mod book;
 pub mod config;
 pub mod dial;
+pub mod locate;
 
 pub use behaviour::{Behaviour, BuildError, DeadLink, Event, SendError, Sent};
 pub use book::{Link, Path, PeerInfo, short};
 pub use config::{Config, Liveness};
+pub use locate::LocateError;

@@ -77,6 +77,12 @@ pub enum Event {
         peer: PeerId,
         reason: String,
     },
+    /// The relay said which relay of its federation holds `peer`'s
+    /// reservation; `peer` is dialed through that relay.
+    Located {
+        peer: PeerId,
+        relay: PeerId,
+    },
     /// DCUtR's attempt to turn a relayed connection into a direct one.
     HolePunch {
         peer: PeerId,

@@ -71,6 +71,10 @@ impl Printer {
             Event::Unreachable { peer, reason } => {
                 format!("* cannot reach {}: {}", name(peer), sanitize(reason))
             }
+            Event::Located { peer, relay } => format!(
+                "* {} is reserved on relay {relay}; dialing it through that relay",
+                name(peer)
+            ),
             Event::Redialing { peer, reason } => format!(
                 "* the relayed connection to {} ended ({}); dialing it again",
                 name(peer),
@@ -143,6 +147,10 @@ impl Printer {
             Event::Unreachable { peer: p, reason } => {
                 merge(peer(p), json!({"event": "unreachable", "reason": reason}))
             }
+            Event::Located { peer: p, relay } => merge(
+                peer(p),
+                json!({"event": "located", "relay": relay.to_string()}),
+            ),
             Event::Redialing { peer: p, reason } => {
                 merge(peer(p), json!({"event": "redialing", "reason": reason}))
             }

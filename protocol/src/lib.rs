@@ -13,6 +13,8 @@
 //! - [`inbound`]: one decoder for every gossip message, by topic
 //!   ([`Inbound::decode`]), used by the relay and both peers;
 //! - [`gossip`]: the gossipsub configuration every peer runs;
+//! - [`locate`]: asking a relay which relay of its federation holds a
+//!   peer's reservation (`/browser-chat/locate/1.0.0`);
 //! - [`perf`]: the libp2p perf protocol (`/perf/1.0.0`), client and
 //!   bounded server, for the benchmarks' native peers and the page;
 //! - [`report`]: errors described the same way in the page and the
@@ -28,6 +30,7 @@ pub mod chat;
 pub mod discovery;
 pub mod gossip;
 pub mod inbound;
+pub mod locate;
 pub mod perf;
 pub mod report;
 pub mod topics;

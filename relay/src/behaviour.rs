@@ -122,9 +122,15 @@ impl Behaviour {
             ping: ping::Behaviour::default(),
             autonat: MembersOnly::new(autonat::v2::server::Behaviour::default(), members),
             federation: Toggle::from(federation.map(|setup| {
+                let bounds = federation::locate::Bounds::new(
+                    limits.max_reservations,
+                    setup.max_members,
+                    limits.reservation_duration.0,
+                );
                 federation::Behaviour::new(
                     keypair.public().to_peer_id(),
                     setup,
+                    bounds,
                     policy.refusals.clone(),
                 )
             })),

@@ -219,6 +219,12 @@ impl Relay {
             ] {
                 relay_metrics.set_limit(name, u64::from(value));
             }
+            let bounds = federation::locate::Bounds::new(
+                limits.max_reservations,
+                federation_options.max_federation_members as usize,
+                limits.reservation_duration.0,
+            );
+            relay_metrics.set_limit("federation_max_records", bounds.max_records as u64);
             FederationMetrics::register(&mut registry)
         });
         let per_prefix = ConnectionLimitsPerPrefix::new(
@@ -880,6 +886,9 @@ impl EventLoop {
             } => {
                 tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
                 self.reservations.insert(*src_peer_id);
+                if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut() {
+                    federation.reserved(*src_peer_id);
+                }
             }
             // Private mode's denials (PERMISSION_DENIED) are counted where
             // they are made.
@@ -894,6 +903,14 @@ impl EventLoop {
             relay::Event::ReservationClosed { src_peer_id }
             | relay::Event::ReservationTimedOut { src_peer_id } => {
                 self.reservations.remove(src_peer_id);
+                // libp2p-relay reports a closed reservation for each of a
+                // peer's connections: the peer is gone once none is left.
+                let gone = !self.swarm.is_connected(src_peer_id);
+                if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut()
+                    && gone
+                {
+                    federation.unreserved(*src_peer_id);
+                }
             }
             relay::Event::CircuitReqAccepted {
                 src_peer_id,
@@ -936,6 +953,10 @@ impl EventLoop {
         if let Some(metrics) = &self.federation_metrics {
             let members = &federation.members;
             metrics.set_members(members.listed(), members.known(), members.connected());
+            metrics.set_records(federation.records());
+            for (outcome, count) in federation.locate.take_outcomes() {
+                metrics.count_lookups(outcome.as_str(), count);
+            }
         }
         if membership {
             // `/api/relay` lists the connected members.

@@ -934,6 +934,17 @@ impl Node {
                 "closing the relayed connection to {}: the direct one carries everything now",
                 short(&peer)
             )),
+            // The page does not look peers up yet (issue #14's page side).
+            Network::Located { peer, relay } => self.log(format!(
+                "{} is reserved on relay {}",
+                short(&peer),
+                short(&relay)
+            )),
+            Network::LocateFailed { peer, error } => self.log(format!(
+                "cannot find {}: {}",
+                short(&peer),
+                report::describe_error(&error)
+            )),
             Network::LinkDead {
                 peer,
                 connection,

@@ -16,6 +16,8 @@
 //!   `proof`: what shows a browser cell's link for what it is (the relay
 //!   killed under a direct link; a ping over a relayed one);
 //! - [`run_native_cell`]: a cell with `chat-peer` on the laptops (DCUtR);
+//! - [`federation`]: a second relay federated with the first, each laptop
+//!   on its own relay (a lookup, then DCUtR);
 //! - [`recovery`]: native peers when the network changes under them
 //!   (mappings flushed, a new address, circuits that reach their limit).
 //!
@@ -23,6 +25,7 @@
 
 mod cell;
 mod driver;
+pub mod federation;
 mod nat;
 mod native;
 pub mod netns;

@@ -102,6 +102,11 @@ impl Node {
                 let reason = not_sent_reason(&error);
                 self.emit(Event::ChatNotSent { text, reason });
             }
+            NetworkEvent::Located { peer, relay } => {
+                tracing::info!(peer = %short(&peer), relay = %short(&relay), "located");
+                self.emit(Event::Located { peer, relay });
+            }
+            NetworkEvent::LocateFailed { peer, error } => self.locate_failed(peer, error),
             // chat-peer closes silent connections itself (`pings`).
             NetworkEvent::PeerChanged(_) | NetworkEvent::LinkDead { .. } => {}
         }

@@ -172,9 +172,14 @@ impl Node {
                     let waiting: Vec<PeerId> = self.pings.keys().copied().collect();
                     for peer in waiting {
                         if !self.swarm.is_connected(&peer) {
-                            self.swarm.behaviour_mut().network.dial(peer);
+                            self.reach(peer);
                         }
                     }
+                    return;
+                }
+                // Another relay of the federation, dialed for a circuit
+                // through it: not a peer.
+                if self.swarm.behaviour().network.is_relay(&peer_id) {
                     return;
                 }
                 let path = path_of(&endpoint);
@@ -198,6 +203,9 @@ impl Node {
                         let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
                         self.relay_unreachable(reason);
                     }
+                    return;
+                }
+                if self.swarm.behaviour().network.is_relay(&peer_id) {
                     return;
                 }
                 let path = path_of(&endpoint);

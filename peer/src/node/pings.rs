@@ -38,7 +38,44 @@ impl Node {
         // (see `ConnectionEstablished`), or the relay client's own dial of
         // the relay would race ours and cancel the circuit.
         if !self.swarm.is_connected(&peer) && self.swarm.is_connected(&self.relay_id) {
+            self.reach(peer);
+        }
+    }
+
+    /// Dials `peer` through the relay its record names; a peer without a
+    /// circuit this peer may dial (not discovered, or reserved on another
+    /// relay of the federation) is looked up first: the relay says which
+    /// relay holds its reservation, and the network dials through that
+    /// one (`Located`).
+    pub(super) fn reach(&mut self, peer: PeerId) {
+        let network = &mut self.swarm.behaviour_mut().network;
+        let has_circuit = network
+            .peer(&peer)
+            .is_some_and(|info| !info.addrs.is_empty());
+        if has_circuit {
+            network.dial(peer);
+            return;
+        }
+        if let Err(error) = network.locate(self.relay_id, peer) {
+            self.locate_failed(peer, error);
+        }
+    }
+
+    /// A lookup gave no relay: a relay that does not answer lookups is
+    /// tried as before (the circuit through it); otherwise a ping waiting
+    /// for `peer` fails with the reason.
+    pub(super) fn locate_failed(&mut self, peer: PeerId, error: chat_network::LocateError) {
+        if matches!(error, chat_network::LocateError::Unsupported) {
             self.swarm.behaviour_mut().network.dial(peer);
+            return;
+        }
+        let reason = format!(
+            "cannot find it: {}",
+            chat_protocol::report::describe_error(&error)
+        );
+        tracing::debug!(%peer, %reason, "lookup failed");
+        if self.pings.remove(&peer).is_some() {
+            self.emit(Event::PingFailed { peer, reason });
         }
     }
 

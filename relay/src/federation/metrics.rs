@@ -23,10 +23,19 @@ pub struct MessageLabels {
     pub topic: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `here`, `found` (on another relay), `not_found`, `busy`,
+    /// `timed_out`, `no_address` (see `locate::Outcome`).
+    pub outcome: &'static str,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FederationMetrics {
     pub members: Family<MemberLabels, Gauge>,
     pub messages: Family<MessageLabels, Counter>,
+    pub lookups: Family<LookupLabels, Counter>,
+    pub records: Gauge,
 }
 
 impl FederationMetrics {
@@ -43,7 +52,29 @@ impl FederationMetrics {
             "Gossip messages from and to other relays of the federation, by direction and topic",
             metrics.messages.clone(),
         );
+        registry.register(
+            "lookups",
+            "Lookups of peers' relays (locate protocol) answered, by outcome",
+            metrics.lookups.clone(),
+        );
+        registry.register(
+            "records",
+            "Reservation records held in the federation's DHT store (tombstones included)",
+            metrics.records.clone(),
+        );
         metrics
+    }
+
+    pub fn set_records(&self, records: usize) {
+        self.records.set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    pub fn count_lookups(&self, outcome: &'static str, by: u64) {
+        if by > 0 {
+            self.lookups
+                .get_or_create(&LookupLabels { outcome })
+                .inc_by(by);
+        }
     }
 
     pub fn set_members(&self, listed: usize, known: usize, connected: usize) {

@@ -25,6 +25,7 @@
 
 pub mod backoff;
 pub mod keep_alive;
+pub mod locate;
 pub mod members;
 pub mod metrics;
 
@@ -121,20 +122,27 @@ impl Setup {
 pub struct Behaviour {
     pub members: members::Members,
     pub dht: MembersOnly<kad::Behaviour<MemoryStore>>,
+    /// Who is reserved where: answers peers' lookups (`locate.rs`).
+    pub locate: locate::Locate,
 }
 
 impl Behaviour {
-    pub fn new(local: PeerId, setup: Setup, refusals: Refusals) -> Self {
+    pub fn new(local: PeerId, setup: Setup, bounds: locate::Bounds, refusals: Refusals) -> Self {
         let mut config = kad::Config::new(DHT_PROTOCOL);
         config
             // Only members enter the routing table, by `add_address`.
             .set_kbucket_inserts(kad::BucketInserts::Manual)
-            // Nothing is stored in it yet: a member's PUT is reported,
-            // not kept (who is reserved where comes later).
+            // A member's PUT is reported, and stored by `locate` once
+            // checked.
             .set_record_filtering(kad::StoreInserts::FilterBoth)
+            // Records are put again on each renewal, and every member
+            // holds them all: no republishing, no re-replication.
+            .set_publication_interval(None)
+            .set_replication_interval(None)
+            .set_query_timeout(locate::LOOKUP_TIMEOUT)
             // `Members` asks for the others on its own schedule.
             .set_periodic_bootstrap_interval(None);
-        let mut dht = kad::Behaviour::with_config(local, MemoryStore::new(local), config);
+        let mut dht = kad::Behaviour::with_config(local, bounds.store(local), config);
         dht.set_mode(Some(kad::Mode::Server));
         for (peer, addr) in &setup.bootstrap {
             dht.add_address(peer, addr.clone());
@@ -145,9 +153,10 @@ impl Behaviour {
                 setup.members.clone(),
                 setup.bootstrap,
                 setup.max_members,
-                refusals,
+                refusals.clone(),
             ),
             dht: MembersOnly::new(dht, Some(setup.members)),
+            locate: locate::Locate::new(bounds, refusals),
         }
     }
 
@@ -186,7 +195,10 @@ impl Behaviour {
             BehaviourEvent::Members(members::Event::Disconnected { peer }) => {
                 gossipsub.remove_explicit_peer(&peer);
             }
-            BehaviourEvent::Members(members::Event::LookupDue) => self.lookup(),
+            BehaviourEvent::Members(members::Event::LookupDue) => {
+                self.purge_expired_records();
+                self.lookup();
+            }
             BehaviourEvent::Dht(kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::GetClosestPeers(result),
                 ..
@@ -205,14 +217,32 @@ impl Behaviour {
                     self.members.learn(info.peer_id, addrs);
                 }
             }
+            BehaviourEvent::Dht(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            }) => self.on_put(source, record),
+            BehaviourEvent::Dht(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                ..
+            }) => self.on_get_record(id, result),
             BehaviourEvent::Dht(event) => tracing::trace!(?event, "federation DHT"),
+            BehaviourEvent::Locate(event) => self.on_locate(event),
         }
     }
 
     /// Asks the DHT for the members closest to this relay, which in a
     /// federation of a few dozen relays is all of them; one query at a time.
     fn lookup(&mut self) {
-        if self.dht.iter_queries().next().is_some() {
+        let finding_members = self
+            .dht
+            .iter_queries()
+            .any(|query| matches!(query.info(), kad::QueryInfo::GetClosestPeers { .. }));
+        if finding_members {
             return;
         }
         let local = self.members.local_peer_id();
