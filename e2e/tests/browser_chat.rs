@@ -34,6 +34,9 @@ const MALFORMED_ADDR: &str = "/ip4/127.0.0.1/tcp/notaport/ws";
 enum RelayTransport {
     WebSocket,
     WebRtcDirect,
+    /// WebRTC-direct served by the relay's own str0m listener
+    /// (`--webrtc-direct-listener str0m`).
+    WebRtcDirectStr0m,
 }
 
 impl RelayTransport {
@@ -42,6 +45,15 @@ impl RelayTransport {
         match self {
             Self::WebSocket => "browser_chat_ws",
             Self::WebRtcDirect => "browser_chat_webrtc_direct",
+            Self::WebRtcDirectStr0m => "browser_chat_webrtc_direct_str0m",
+        }
+    }
+
+    /// What the relay is started with besides the ports.
+    fn relay_args(self) -> &'static [&'static str] {
+        match self {
+            Self::WebSocket | Self::WebRtcDirect => &[],
+            Self::WebRtcDirectStr0m => &["--webrtc-direct-listener", "str0m"],
         }
     }
 
@@ -49,7 +61,9 @@ impl RelayTransport {
     fn is_of(self, addr: &str) -> bool {
         match self {
             Self::WebSocket => addr.contains("/ws/"),
-            Self::WebRtcDirect => addr.contains("/webrtc-direct/certhash/"),
+            Self::WebRtcDirect | Self::WebRtcDirectStr0m => {
+                addr.contains("/webrtc-direct/certhash/")
+            }
         }
     }
 }
@@ -64,6 +78,11 @@ async fn two_pages_chat_over_a_webrtc_direct_relay_and_again_after_it_restarts()
     two_pages_chat(RelayTransport::WebRtcDirect).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_chat_over_the_str0m_webrtc_direct_listener_and_again_after_it_restarts() {
+    two_pages_chat(RelayTransport::WebRtcDirectStr0m).await;
+}
+
 async fn two_pages_chat(transport: RelayTransport) {
     let prefix = transport.prefix();
     let PageRelay {
@@ -71,7 +90,7 @@ async fn two_pages_chat(transport: RelayTransport) {
         ports,
         args: relay_args,
         state_dir: _state_dir,
-    } = PageRelay::start(prefix, &[])
+    } = PageRelay::start(prefix, transport.relay_args())
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
 

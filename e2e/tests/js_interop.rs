@@ -33,14 +33,27 @@ async fn our_page_in_firefox_and_a_js_libp2p_page_connect_over_webrtc_in_both_di
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_js_libp2p_page_reserves_and_pings_over_webrtc_direct_and_our_page_reaches_it() {
-    let prefix = "js_interop_webrtc_direct";
+    js_libp2p_over_webrtc_direct("js_interop_webrtc_direct", &[]).await;
+}
+
+/// The same with the relay's own str0m listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_libp2p_page_reserves_and_pings_over_the_str0m_webrtc_direct_listener() {
+    js_libp2p_over_webrtc_direct(
+        "js_interop_webrtc_direct_str0m",
+        &["--webrtc-direct-listener", "str0m"],
+    )
+    .await;
+}
+
+async fn js_libp2p_over_webrtc_direct(prefix: &str, relay_args: &[&str]) {
     e2e::js_peer_page().unwrap_or_else(|error| panic!("{error:#}"));
     let PageRelay {
         process: relay,
         ports,
         state_dir: _state_dir,
         ..
-    } = PageRelay::start(prefix, &[])
+    } = PageRelay::start(prefix, relay_args)
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
     let driver = ChromeDriver::start(prefix)

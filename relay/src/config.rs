@@ -29,6 +29,18 @@ pub struct Options {
     #[arg(long, env = "RELAY_WEBRTC_PORT", default_value_t = 4003)]
     pub webrtc_port: u16,
 
+    /// Which WebRTC-direct listener serves `--webrtc-port`: `libp2p`
+    /// (libp2p-webrtc 0.10, IPv4 only) or `str0m` (the relay's own: IPv6
+    /// too, streams accepted as soon as DTLS is up, FIN_ACK, bounds before
+    /// any session is allocated). The certhash is the same for both.
+    #[arg(
+        long,
+        env = "RELAY_WEBRTC_DIRECT_LISTENER",
+        value_enum,
+        default_value_t
+    )]
+    pub webrtc_direct_listener: crate::webrtc_direct::ListenerKind,
+
     /// UDP port of the QUIC listener (`/quic-v1`) for native peers.
     #[arg(long, env = "RELAY_QUIC_PORT", default_value_t = 4004)]
     pub quic_port: u16,

@@ -54,6 +54,7 @@ pub mod stun;
 pub mod superseded;
 pub mod swarm;
 pub mod tls;
+pub mod webrtc_direct;
 pub mod webrtc_direct_guard;
 pub mod write_deadline;
 

@@ -48,6 +48,7 @@ use crate::{
         self, Tls, TlsError,
         redirect::{self, HttpsTarget},
     },
+    webrtc_direct::{self, ListenerKind},
     webrtc_direct_guard::{self, Restart, UnfinishedAddresses},
 };
 
@@ -79,6 +80,8 @@ pub enum StartError {
     Behaviour(#[from] GossipConfigError),
     #[error("cannot build the libp2p swarm")]
     Swarm(#[from] SwarmError),
+    #[error("the WebRTC certificate cannot serve the str0m listener: {0}")]
+    Certificate(#[from] crate::webrtc_direct::certificate::CertificateError),
     #[error("the {what} listener did not report an address within {LISTEN_REPORT_TIMEOUT:?}")]
     NoAddress { what: &'static str },
 }
@@ -245,9 +248,27 @@ impl Relay {
             federation,
             &policy,
         )?;
+        let webrtc_direct = match options.webrtc_direct_listener {
+            ListenerKind::Libp2p => swarm::WebRtcDirect::Libp2p(Box::new(loaded.certificate)),
+            ListenerKind::Str0m => {
+                swarm::WebRtcDirect::Str0m(Box::new(webrtc_direct::Transport::new(
+                    keypair.clone(),
+                    &loaded.certificate,
+                    webrtc_direct::Limits {
+                        max_sessions: webrtc_direct::demux::MAX_SESSIONS,
+                        max_pending_per_prefix: listener_limits.max_pending_per_ip,
+                        max_pending: limits.max_pending_connections as usize,
+                        new_per_prefix_per_second: webrtc_direct::demux::NEW_PER_PREFIX_PER_SECOND,
+                        new_per_second: webrtc_direct::demux::NEW_PER_SECOND,
+                    },
+                    webrtc_direct::Metrics::register(&mut registry),
+                    refusals.clone(),
+                )?))
+            }
+        };
         let mut swarm = swarm::build(
             keypair,
-            loaded.certificate,
+            webrtc_direct,
             tls.as_ref(),
             &listener_limits,
             behaviour,
@@ -301,7 +322,10 @@ impl Relay {
         let mut pending_listeners = Vec::new();
         let mut webrtc_listeners = HashMap::new();
         for (flag, what, addr) in listeners {
-            if what == "WebRTC-direct" && webrtc_would_clash(&ips, &addr, options.webrtc_port) {
+            if what == "WebRTC-direct"
+                && options.webrtc_direct_listener == ListenerKind::Libp2p
+                && webrtc_would_clash(&ips, &addr, options.webrtc_port)
+            {
                 tracing::info!(
                     %addr,
                     "WebRTC-direct listens on IPv4 only: libp2p-webrtc binds `::` dual-stack, \

@@ -254,14 +254,14 @@ fn push_address(out: &mut Vec<u8>, attr_type: u16, family: u8, port: u16, addr: 
 /// one over all of them (spoofed sources spread over many prefixes would
 /// get past per-prefix budgets alone).
 #[derive(Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl TokenBucket {
-    fn new(per_second: u32, now: Instant) -> Self {
+    pub(crate) fn new(per_second: u32, now: Instant) -> Self {
         let rate = f64::from(per_second);
         Self {
             rate,
@@ -278,7 +278,7 @@ impl TokenBucket {
     }
 
     /// `now` is a parameter so tests can drive time without tokio's test-util.
-    fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
@@ -293,7 +293,7 @@ impl TokenBucket {
 
 /// Budgets per source prefix, bounded to [`MAX_TRACKED_PREFIXES`].
 #[derive(Debug)]
-struct PrefixBudgets {
+pub(crate) struct PrefixBudgets {
     per_second: u32,
     buckets: HashMap<IpPrefix, TokenBucket>,
     last_sweep: Instant,
@@ -301,14 +301,14 @@ struct PrefixBudgets {
 
 /// Why a well-formed request was not answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OverBudget {
+pub(crate) enum OverBudget {
     Prefix,
     TooManyPrefixes,
     Global,
 }
 
 impl PrefixBudgets {
-    fn new(per_second: u32, now: Instant) -> Self {
+    pub(crate) fn new(per_second: u32, now: Instant) -> Self {
         Self {
             per_second,
             buckets: HashMap::new(),
@@ -316,7 +316,7 @@ impl PrefixBudgets {
         }
     }
 
-    fn try_take(&mut self, prefix: IpPrefix, now: Instant) -> Result<(), OverBudget> {
+    pub(crate) fn try_take(&mut self, prefix: IpPrefix, now: Instant) -> Result<(), OverBudget> {
         if !self.buckets.contains_key(&prefix) && self.buckets.len() >= MAX_TRACKED_PREFIXES {
             // At most one sweep a second: a flood of new prefixes must not
             // make every request walk the table.

@@ -24,6 +24,13 @@ use crate::{
     },
 };
 
+/// The WebRTC-direct listener (`--webrtc-direct-listener`).
+#[derive(Debug)]
+pub enum WebRtcDirect {
+    Libp2p(Box<libp2p_webrtc::tokio::Certificate>),
+    Str0m(Box<crate::webrtc_direct::Transport>),
+}
+
 /// How long a connection without open streams is kept.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -47,7 +54,7 @@ pub enum SwarmError {
 /// `registry`.
 pub fn build(
     keypair: Keypair,
-    certificate: libp2p_webrtc::tokio::Certificate,
+    webrtc_direct: WebRtcDirect,
     tls: Option<&Tls>,
     limits: &ListenerLimits,
     behaviour: Behaviour,
@@ -60,6 +67,7 @@ pub fn build(
         }
     };
     let max_websocket_frame = limits.max_websocket_frame;
+
     let websocket_noise = noise::Config::new(&keypair)?;
     let secure_websocket = match tls {
         Some(tls) => {
@@ -100,8 +108,25 @@ pub fn build(
         .with_other_transport(|_| secure_websocket)
         .map_err(|e| transport_error("secure WebSocket")(&e))?
         .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
+            let (theirs, ours) = match webrtc_direct {
+                WebRtcDirect::Libp2p(certificate) => (
+                    OptionalTransport::some(libp2p_webrtc::tokio::Transport::new(
+                        key.clone(),
+                        *certificate,
+                    )),
+                    OptionalTransport::none(),
+                ),
+                WebRtcDirect::Str0m(transport) => (
+                    OptionalTransport::none(),
+                    OptionalTransport::some(*transport),
+                ),
+            };
+            theirs
                 .map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection)))
+                .or_transport(
+                    ours.map(|(peer_id, connection), _| (peer_id, StreamMuxerBox::new(connection))),
+                )
+                .map(|either, _| either.into_inner())
         })
         .map_err(|e| transport_error("WebRTC-direct")(&e))?
         .with_bandwidth_metrics(registry)
