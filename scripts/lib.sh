@@ -92,7 +92,7 @@ wasm_env() {
 # Only scripts/build-page uses this: tests keep their panic messages.
 
 rustup_nightly_has_src() {
-  have rustup && rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'
+  have rustup && rustup +nightly component list --installed 2>/dev/null | grep '^rust-src' >/dev/null
 }
 
 # Exports what cargo needs to build the page with that std, after
