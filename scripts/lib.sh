@@ -81,6 +81,42 @@ wasm_env() {
   esac
 }
 
+# --- The page's standard library ---------------------------------------
+# The page links a std built from source with `panic = "immediate-abort"`
+# and std's `optimize_for_size`: a panic traps at once, so no panic
+# message, `Location` or formatting code reaches the wasm (BENCHMARKS.md
+# "Page weight": wasm gzip -11 %). Building std needs an unstable cargo
+# flag: rustup's nightly with its rust-src component (scripts/setup adds
+# it), or Debian's toolchain, which builds std from source anyway. Without
+# either, the page links the prebuilt std and carries the panic machinery.
+# Only scripts/build-page uses this: tests keep their panic messages.
+
+rustup_nightly_has_src() {
+  have rustup && rustup +nightly component list --installed 2>/dev/null | grep '^rust-src' >/dev/null
+}
+
+# Exports what cargo needs to build the page with that std, after
+# wasm_env; sets PAGE_STD to a line saying which std the page gets.
+# shellcheck disable=SC2034 # PAGE_STD is for the caller
+page_std_env() {
+  local flags='--cfg getrandom_backend="wasm_js" -Zunstable-options -Cpanic=immediate-abort'
+  case "$1" in
+    rustup)
+      if ! rustup_nightly_has_src; then
+        PAGE_STD="rustup's prebuilt std (no nightly with rust-src: panic messages stay)"
+        return 0
+      fi
+      export RUSTUP_TOOLCHAIN=nightly CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+      ;;
+    debian) ;;
+  esac
+  # The getrandom cfg of .cargo/config.toml is repeated: this variable
+  # takes the place of its target rustflags.
+  export CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags"
+  PAGE_STD="std built from source (rustc $(rustc --version | cut -d' ' -f2)), panic=immediate-abort, optimize_for_size"
+}
+
 # --- Build tools from npm ------------------------------------------------
 # binaryen's wasm-opt (tools/package-lock.json pins a version; Debian's 108
 # corrupts wasm-bindgen's output), installed into tools/node_modules by
