@@ -307,8 +307,10 @@ function row (metric, values, unit, digits, suffix) {
 
 // The phase breakdown: each phase's median over the pages that marked it
 // (a dialer's and a listener's WebRTC phases differ; "-" where the js page
-// has no such moment).
+// has no such moment; no row where neither page has it, as WebRTC-direct's
+// phases over WebSocket).
 function phaseRow (metric, values) {
+  if (values.ours.length === 0 && values.js.length === 0) return
   const part = (list) => list.length === 0 ? '-' : `${median(list).toFixed(0)} ms`
   const ratio = values.ours.length > 0 && values.js.length > 0 ? (median(values.ours) / median(values.js)).toFixed(2) : '-'
   console.log(`${METRIC_PREFIX}${metric}\t${part(values.ours)}\t${part(values.js)}\t${ratio}`)
@@ -316,8 +318,15 @@ function phaseRow (metric, values) {
 
 for (const { relay, mode, results, failures } of cases) {
   const over = `relay over ${transportOf(relay)}`
-  const from = mode === 'late' ? "late joiner (the first page held its reservation for ${LATE_JOINER_WAIT_MS / 1000} s), the newcomer's Connect" : 'simultaneous, Connect'
+  const from = mode === 'late'
+    ? `late joiner (the first page held its reservation for ${LATE_JOINER_WAIT_MS / 1000} s), the newcomer's Connect`
+    : 'simultaneous, Connect'
   const perPage = (kind, moment) => results[kind].flatMap((r) => r.pages.map((p) => p[moment])).filter((v) => v != null)
+  // The late joiner's own relay connection and reservation (the first
+  // page's came seconds before its Connect).
+  const newcomer = (kind, moment) => results[kind].map((r) => r.pages[1][moment]).filter((v) => v != null)
+  const pagesOf = (moment) => mode === 'late' && ['relay-connected', 'reserved'].includes(moment) ? 'the newcomer' : 'both pages'
+  const values = (kind, moment) => pagesOf(moment) === 'the newcomer' ? newcomer(kind, moment) : perPage(kind, moment)
   const failedRuns = failures.ours + failures.js > 0 ? `; failed runs: ours ${failures.ours}, js ${failures.js}` : ''
   for (const [moment, label] of [
     ['relay-connected', 'relay connection up'],
@@ -325,15 +334,18 @@ for (const { relay, mode, results, failures } of cases) {
     ['peer-listed', 'the other peer listed'],
     ['direct', 'direct WebRTC connection up']
   ]) {
-    row(`browser link (${over}), ${from} to ${label}, both pages of ${runs} runs${failedRuns}`,
-      { ours: perPage('ours', moment), js: perPage('js', moment) }, ms, 0, 'ms')
+    row(`browser link (${over}), ${from} to ${label}, ${pagesOf(moment)} of ${runs} runs${failedRuns}`,
+      { ours: values('ours', moment), js: values('js', moment) }, ms, 0, 'ms')
   }
   row(`browser link (${over}), ${from} to the first chat message shown, receiving page of ${runs} runs${failedRuns}`,
     { ours: results.ours.map((r) => r.chat), js: results.js.map((r) => r.chat) }, ms, 0, 'ms')
   for (const phase of PHASES) {
     const name = phase.replace(/^browser-chat:/, '')
-    phaseRow(`phase (${over}), ${from} to ${name}, median of the pages that marked it`,
-      { ours: perPage('ours', name), js: perPage('js', name) })
+    // Late joiner: the newcomer's, as the first page's relay phases came
+    // before the newcomer's Connect.
+    const pages = mode === 'late' ? newcomer : perPage
+    phaseRow(`phase (${over}), ${from} to ${name}, ${mode === 'late' ? 'the newcomer' : 'both pages'}, median of those that marked it`,
+      { ours: pages('ours', name), js: pages('js', name) })
   }
 }
 const { results } = cases[0]
