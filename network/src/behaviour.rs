@@ -31,7 +31,7 @@ use web_time::Instant;
 use crate::{
     Config, Path, PeerInfo,
     book::PeerBook,
-    config::{ANNOUNCE_DELAY, LIVENESS_CHECK},
+    config::{ANNOUNCE_BATCH, ANNOUNCE_MIN_GAP, LIVENESS_CHECK},
     dial::{self, is_circuit},
     locate::{self, LocateError, Lookups},
 };
@@ -167,6 +167,8 @@ pub struct Behaviour {
     own_addrs: Vec<Multiaddr>,
     announce: Delay,
     announce_soon: Option<Delay>,
+    /// When this peer last published its record.
+    announced_at: Option<Instant>,
     /// Fires when the next relayed connection's grace ends.
     grace: Option<Delay>,
     /// Relayed connections asked to close, until they have.
@@ -225,6 +227,7 @@ impl Behaviour {
             relays: TrustedRelays::default(),
             own_addrs: Vec::new(),
             announce_soon: None,
+            announced_at: None,
             grace: None,
             closing: HashSet::new(),
             dead: HashMap::new(),
@@ -403,10 +406,13 @@ impl Behaviour {
         )
     }
 
-    /// Announces soon (batching a burst of reasons into one record).
+    /// Announces soon: after [`ANNOUNCE_BATCH`] (a burst of reasons makes
+    /// one record), and no sooner than [`ANNOUNCE_MIN_GAP`] after the last
+    /// announcement.
     pub fn announce_soon(&mut self) {
         if self.announce_soon.is_none() {
-            self.announce_soon = Some(Delay::new(ANNOUNCE_DELAY));
+            let wait = announce_wait(self.announced_at.map(|at| at.elapsed()));
+            self.announce_soon = Some(Delay::new(wait));
         }
     }
 
@@ -441,6 +447,7 @@ impl Behaviour {
             .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
         {
             Ok(_) => {
+                self.announced_at = Some(Instant::now());
                 self.inner.wake.wake_all();
                 tracing::debug!("announced");
             }
@@ -698,6 +705,16 @@ impl Behaviour {
     }
 }
 
+/// How long an announcement for a reason waits, `since_last` the last
+/// announcement (`None`: there was none): [`ANNOUNCE_BATCH`], or what is
+/// left of [`ANNOUNCE_MIN_GAP`] if that is longer.
+fn announce_wait(since_last: Option<Duration>) -> Duration {
+    let gap_left = since_last.map_or(Duration::ZERO, |since| {
+        ANNOUNCE_MIN_GAP.saturating_sub(since)
+    });
+    gap_left.max(ANNOUNCE_BATCH)
+}
+
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = THandler<Inner>;
     type ToSwarm = Event;
@@ -878,5 +895,27 @@ impl NetworkBehaviour for Behaviour {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announcement_waits_for_the_batch_and_then_for_the_rest_of_the_gap() {
+        // The first record, or one long after the last: only the batch.
+        assert_eq!(announce_wait(None), ANNOUNCE_BATCH);
+        assert_eq!(announce_wait(Some(Duration::from_secs(5))), ANNOUNCE_BATCH);
+        // Right after an announcement: the rest of the gap.
+        assert_eq!(
+            announce_wait(Some(Duration::from_millis(100))),
+            ANNOUNCE_MIN_GAP - Duration::from_millis(100)
+        );
+        // Never less than the batch, even at the gap's end.
+        assert_eq!(
+            announce_wait(Some(ANNOUNCE_MIN_GAP - Duration::from_millis(1))),
+            ANNOUNCE_BATCH
+        );
     }
 }

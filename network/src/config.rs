@@ -22,9 +22,17 @@ pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(3);
 /// connection wait for it to close (see [`crate::Behaviour::send_chat`]):
 /// at most this many.
 pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
-/// Announcements wait this long, so that a burst of address changes (a
-/// reservation reports several) or of newcomers makes one announcement.
-pub const ANNOUNCE_DELAY: Duration = Duration::from_millis(300);
+/// An announcement waits this long, so that a burst of address changes (a
+/// reservation reports several, in one turn of the swarm) or of newcomers
+/// makes one record. Every announcement waits for it, and a newcomer or a
+/// new address is news the others wait for: the first record of a page
+/// that just got its reservation, the answer to a newcomer's record. (It
+/// was 300 ms, the whole of [`ANNOUNCE_MIN_GAP`], which put 0.3 s into
+/// every first discovery: BENCHMARKS.md, "Time to a direct browser link".)
+pub const ANNOUNCE_BATCH: Duration = Duration::from_millis(20);
+/// Announcements for a reason (not the periodic one) are at least this far
+/// apart: a stream of newcomers makes at most one record per this time.
+pub const ANNOUNCE_MIN_GAP: Duration = Duration::from_millis(300);
 
 /// How often the liveness rule ([`Liveness`]) looks at the connections.
 pub const LIVENESS_CHECK: Duration = Duration::from_millis(500);

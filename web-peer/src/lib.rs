@@ -21,7 +21,9 @@
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain;
-//! - `console_log` (wasm only): `tracing` events to the browser's console.
+//! - `console_log` (wasm only): `tracing` events to the browser's console;
+//! - `timing` (wasm only): User Timing marks at each phase of the node's
+//!   way to a direct link.
 //!
 //! The first six compile natively as well, so their tests run with the
 //! workspace's.
@@ -43,6 +45,8 @@ mod node;
 mod page_config;
 #[cfg(target_arch = "wasm32")]
 mod perf_service;
+#[cfg(target_arch = "wasm32")]
+mod timing;
 #[cfg(target_arch = "wasm32")]
 mod ui;
 #[cfg(target_arch = "wasm32")]

@@ -39,7 +39,7 @@ use crate::{
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
     relay_liveness::{self, RelayLiveness},
-    websocket,
+    timing, websocket,
 };
 
 /// How often each connection is pinged: the page shows each link's
@@ -721,6 +721,7 @@ impl Node {
                 ..
             } => {
                 if self.is_relay(&peer_id) {
+                    timing::phase(timing::RELAY_CONNECTION);
                     if let Some(relay) = &mut self.relay {
                         relay.was_connected = true;
                         relay
@@ -742,6 +743,11 @@ impl Node {
                     self.log(format!("connected to the relay {}", short(&peer_id)));
                     self.reserve();
                 } else {
+                    let phase = match path_of(&endpoint) {
+                        Path::Relayed => timing::CIRCUIT,
+                        Path::Direct => timing::DIRECT,
+                    };
+                    timing::peer_phase(phase, &peer_id);
                     self.log(format!(
                         "connected to {} ({}; connection {connection_id})",
                         short(&peer_id),
@@ -835,6 +841,7 @@ impl Node {
                     ..
                 },
             )) => {
+                timing::phase(timing::RESERVATION);
                 self.log(format!("reservation accepted by {}", short(&relay_peer_id)));
                 self.dial_disconnected_peers();
             }
@@ -886,11 +893,14 @@ impl Node {
     fn on_network_event(&mut self, event: chat_network::Event) {
         use chat_network::Event as Network;
         match event {
-            Network::Discovered { peer, addrs, .. } => self.log(format!(
-                "discovered {} ({} addresses)",
-                short(&peer),
-                addrs.len()
-            )),
+            Network::Discovered { peer, addrs, .. } => {
+                timing::peer_phase(timing::RECORD, &peer);
+                self.log(format!(
+                    "discovered {} ({} addresses)",
+                    short(&peer),
+                    addrs.len()
+                ))
+            }
             Network::PeerChanged(info) => {
                 // The upgrade dials one `/webrtc` address: any will do,
                 // the signaling runs on the relayed connection we have.

@@ -153,7 +153,7 @@ impl Behaviour {
                         doing: "open the signaling stream",
                         message: error.to_string(),
                     })?;
-                exchange::dial(stream, &ice_servers).await
+                exchange::dial(stream, &ice_servers, peer).await
             }
             .await;
             if let Err(error) = &result {
@@ -199,7 +199,7 @@ impl Behaviour {
                 wasm_bindgen_futures::spawn_local(async move {
                     let _running = running;
                     tracing::debug!(%peer, "answering a WebRTC connection request");
-                    match exchange::answer(stream, &ice_servers).await {
+                    match exchange::answer(stream, &ice_servers, peer).await {
                         Ok(connection) => {
                             tracing::debug!(%peer, "WebRTC connection answered");
                             let send_back_addr = Multiaddr::empty()

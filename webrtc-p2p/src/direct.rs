@@ -73,6 +73,7 @@ use crate::{
     Connection, Error, direct_sdp,
     peer_connection::{LinkState, PeerConnection},
     stream::Stream,
+    timing,
 };
 
 /// How long a dial may take, from the peer connection to the end of the
@@ -170,7 +171,9 @@ async fn dial_within(
 async fn wait_until_server_accepts_channels(peer_connection: &PeerConnection) {
     let opened = future::poll_fn(|cx| peer_connection.poll_inbound_waiting(cx));
     let grace = TimeoutFuture::new(SERVER_READY_GRACE.as_millis() as u32);
-    future::select(Box::pin(opened), Box::pin(grace)).await;
+    if let Either::Right(_) = future::select(Box::pin(opened), Box::pin(grace)).await {
+        timing::direct_phase("grace-over");
+    }
 }
 
 async fn dial(
@@ -178,6 +181,7 @@ async fn dial(
     server_fingerprint: Fingerprint,
     keypair: Keypair,
 ) -> Result<(PeerId, Connection), Error> {
+    timing::direct_phase("dial");
     let peer_connection = PeerConnection::new(&[])?;
     // Before the offer, so that the offer carries the data channel section.
     let handshake_channel = peer_connection.create_handshake_channel();
@@ -189,6 +193,7 @@ async fn dial(
     peer_connection
         .set_remote_description(RtcSdpType::Answer, &answer)
         .await?;
+    timing::direct_phase("described");
     let own_fingerprint =
         direct_sdp::fingerprint(&peer_connection.local_sdp().unwrap_or_default())?;
 
@@ -210,6 +215,7 @@ async fn dial(
         }
         Err(error) => return Err(Error::Noise(error)),
     };
+    timing::direct_phase("noise");
 
     // Channel 0 opened, so DTLS and SCTP are up; the state may lag by a task.
     if peer_connection.state() != LinkState::Connected {
@@ -221,6 +227,7 @@ async fn dial(
         }
     }
     wait_until_server_accepts_channels(&peer_connection).await;
+    timing::direct_phase("ready");
     tracing::debug!(%peer, %server, "WebRTC-direct connection up");
     Ok((peer, Connection::to_server(peer_connection)))
 }

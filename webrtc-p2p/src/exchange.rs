@@ -7,6 +7,7 @@ use futures::{
     AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, FutureExt as _, Stream as _,
     future::poll_fn,
 };
+use libp2p_core::PeerId;
 use web_sys::RtcSdpType;
 
 use crate::{
@@ -15,16 +16,19 @@ use crate::{
     signaling::{
         Role, Session, SignalingError, SignalingMessage, Step, read_message, write_message,
     },
+    timing,
 };
 
 /// How long ICE and DTLS may take once the descriptions are exchanged.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The dialer's side: offer, then candidates both ways until connected.
-pub async fn dial<S>(stream: S, ice_servers: &[String]) -> Result<Connection, Error>
+/// `peer` (the remote) names the phases' User Timing marks (`timing`).
+pub async fn dial<S>(stream: S, ice_servers: &[String], peer: PeerId) -> Result<Connection, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    timing::peer_phase("signaling", &peer);
     let peer_connection = PeerConnection::new(ice_servers)?;
     // The spec's `init` channel: without a channel the offer would carry no
     // data-channel (SCTP) section.
@@ -32,11 +36,13 @@ where
     let (reader, mut writer) = stream.split();
     let offer = peer_connection.offer().await?;
     write_message(&mut writer, &SignalingMessage::Offer(offer)).await?;
+    timing::peer_phase("offer", &peer);
     let result = exchange(
         &peer_connection,
         Session::new(Role::Dialer),
         reader,
         &mut writer,
+        peer,
     )
     .await;
     init.close();
@@ -46,7 +52,8 @@ where
 }
 
 /// The listener's side: answer the offer, then candidates both ways.
-pub async fn answer<S>(stream: S, ice_servers: &[String]) -> Result<Connection, Error>
+/// `peer` (the remote) names the phases' User Timing marks (`timing`).
+pub async fn answer<S>(stream: S, ice_servers: &[String], peer: PeerId) -> Result<Connection, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -57,13 +64,16 @@ where
     else {
         unreachable!("a listener's first step in order is the remote description");
     };
+    timing::peer_phase("signaling", &peer);
     let peer_connection = PeerConnection::new(ice_servers)?;
     peer_connection
         .set_remote_description(RtcSdpType::Offer, &offer)
         .await?;
+    timing::peer_phase("offer", &peer);
     let answer = peer_connection.answer().await?;
     write_message(&mut writer, &SignalingMessage::Answer(answer)).await?;
-    exchange(&peer_connection, session, reader, &mut writer).await?;
+    timing::peer_phase("answer", &peer);
+    exchange(&peer_connection, session, reader, &mut writer, peer).await?;
     Ok(Connection::new(peer_connection))
 }
 
@@ -81,6 +91,7 @@ async fn exchange<R, W>(
     mut session: Session,
     reader: R,
     writer: &mut W,
+    peer: PeerId,
 ) -> Result<(), Error>
 where
     R: AsyncRead + Unpin,
@@ -124,7 +135,8 @@ where
                 Step::RemoteDescription(sdp) => {
                     peer_connection
                         .set_remote_description(RtcSdpType::Answer, &sdp)
-                        .await?
+                        .await?;
+                    timing::peer_phase("answer", &peer);
                 }
             },
             // The remote may close its side once it is connected.
@@ -135,7 +147,10 @@ where
                 // A remote that stopped listening does not need them.
                 let _ = write_message(writer, &SignalingMessage::Candidate(candidate)).await;
             }
-            Event::State(LinkState::Connected) => return Ok(()),
+            Event::State(LinkState::Connected) => {
+                timing::peer_phase("connected", &peer);
+                return Ok(());
+            }
             Event::State(_) | Event::TimedOut => return Err(Error::IceFailed),
         }
     }

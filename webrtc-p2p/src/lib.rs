@@ -40,6 +40,9 @@
 //!   dials, when, and how often; a behaviour with no browser API, tested
 //!   natively.
 //! - [`addr`]: `/webrtc` addresses.
+//! - `timing` (browser): User Timing marks at each phase of a connection
+//!   (`libp2p-webrtc:<phase> <peer>`, `libp2p-webrtc-direct:<phase>`), for
+//!   DevTools and the benchmarks.
 //! - `direct` (browser): WebRTC-direct (`/webrtc-direct/certhash/...`),
 //!   a browser dialing a server such as the relay, on the same peer
 //!   connection, data channel and connection code; [`direct_sdp`] is its
@@ -91,6 +94,8 @@ mod data_channel;
 mod peer_connection;
 #[cfg(target_arch = "wasm32")]
 mod stream;
+#[cfg(target_arch = "wasm32")]
+mod timing;
 #[cfg(target_arch = "wasm32")]
 mod transport;
 

@@ -9,11 +9,12 @@
 use std::pin::Pin;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
-use libp2p_core::muxing::StreamMuxer;
+use libp2p_core::{PeerId, muxing::StreamMuxer};
 use libp2p_webrtc_p2p::{
     Connection, LinkState, PeerConnection, exchange,
     signaling::{self, Role, Session, SignalingMessage, Step},
 };
+use wasm_bindgen::JsCast as _;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::RtcSdpType;
 
@@ -127,19 +128,55 @@ async fn framed_streams_cross_a_real_peer_connection_both_ways() {
     exchange_data(Connection::new(a), Connection::new(b)).await;
 }
 
+/// The names of the User Timing marks in the page, in the order made.
+fn marks() -> Vec<String> {
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .expect("the page has `performance`");
+    let entries = js_sys::Reflect::get(&performance, &"getEntriesByType".into())
+        .expect("getEntriesByType")
+        .unchecked_into::<js_sys::Function>()
+        .call1(&performance, &"mark".into())
+        .expect("marks");
+    js_sys::Array::from(&entries)
+        .iter()
+        .map(|entry| {
+            js_sys::Reflect::get(&entry, &"name".into())
+                .ok()
+                .and_then(|name| name.as_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 #[wasm_bindgen_test]
 async fn dialer_and_listener_signal_over_a_stream_and_connect() {
     // The stream stands in for `/webrtc-signaling/0.0.1` on a relayed connection.
     let (dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
+    // Each side names the other in its marks.
+    let (dialer, listener) = (PeerId::random(), PeerId::random());
     let (dialed, answered) = futures::join!(
-        exchange::dial(dialer_end, &[]),
-        exchange::answer(listener_end, &[])
+        exchange::dial(dialer_end, &[], listener),
+        exchange::answer(listener_end, &[], dialer)
     );
     exchange_data(
         dialed.expect("the dialer connects"),
         answered.expect("the listener connects"),
     )
     .await;
+    // Every phase was marked on both sides, in the order it happens.
+    let marks = marks();
+    for remote in [listener, dialer] {
+        let phases: Vec<&str> = marks
+            .iter()
+            .filter_map(|name| name.strip_suffix(&format!(" {remote}")))
+            .filter_map(|name| name.strip_prefix("libp2p-webrtc:"))
+            .collect();
+        assert_eq!(
+            phases,
+            ["signaling", "offer", "answer", "connected"],
+            "the marks naming {remote}"
+        );
+    }
 }
 
 #[wasm_bindgen_test]
@@ -149,7 +186,7 @@ async fn a_listener_refuses_a_stream_that_does_not_start_with_an_offer() {
     signaling::write_message(&mut dialer_end, &wrong)
         .await
         .expect("write");
-    let error = exchange::answer(listener_end, &[])
+    let error = exchange::answer(listener_end, &[], PeerId::random())
         .await
         .expect_err("out of order");
     assert!(error.to_string().contains("SDP offer"), "{error}");

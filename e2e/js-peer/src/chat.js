@@ -18,12 +18,17 @@
 //
 // It records the same User Timing marks as ours (`browser-chat:connect`,
 // `browser-chat:relay-connected`, `browser-chat:reserved`, `browser-chat:peer-listed <id>`,
-// `browser-chat:direct <id>`, `browser-chat:chat <id>`), and the
+// `browser-chat:direct <id>`, `browser-chat:chat <id>`), the node's phases
+// where js-libp2p shows them (`browser-chat:node:relay-connection`,
+// `:reservation`, `:record <id>`, `:circuit <id>`, `:direct <id>`: see
+// web-peer/src/timing.rs) and the WebRTC phases (phase-marks.js), and the
 // benchmarks drive it through `window.jsChat` (end of this file).
 // @libp2p/pubsub-peer-discovery speaks the same record, but it announces
 // only on a timer (the first record, sent at start, has no circuit
 // address yet): the announcing here is written out to match ours.
 
+// First: it wraps RTCPeerConnection before @libp2p/webrtc takes it.
+import './phase-marks.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -40,7 +45,10 @@ import { createLibp2p } from 'libp2p'
 const DISCOVERY_TOPIC = '_peer-discovery._p2p._pubsub'
 const CHAT_TOPIC = 'browser-chat/1'
 const ANNOUNCE_INTERVAL_MS = 20000
-const ANNOUNCE_DELAY_MS = 300
+// As ours (network/src/config.rs): an announcement for a reason waits
+// 20 ms, and at least 300 ms after the last one.
+const ANNOUNCE_BATCH_MS = 20
+const ANNOUNCE_MIN_GAP_MS = 300
 const MAX_CHAT_BYTES = 4096
 const MAX_RECORD_BYTES = 4096
 const MAX_RECORD_ADDRS = 32
@@ -232,15 +240,18 @@ async function start () {
   const circuitAddrs = () => node.getMultiaddrs().filter((ma) => ma.toString().includes('/p2p-circuit'))
 
   let announceTimer
+  let announcedAt = -Infinity
   const announce = () => {
     announceTimer = undefined
     const addrs = circuitAddrs()
     if (addrs.length === 0) return
     const record = encodeRecord(publicKeyToProtobuf(node.peerId.publicKey), addrs.map((ma) => ma.bytes))
+    announcedAt = performance.now()
     pubsub.publish(DISCOVERY_TOPIC, record).catch((err) => log(`announcement not published: ${err.message}`))
   }
   const announceSoon = () => {
-    announceTimer ??= setTimeout(announce, ANNOUNCE_DELAY_MS)
+    const wait = Math.max(ANNOUNCE_BATCH_MS, announcedAt + ANNOUNCE_MIN_GAP_MS - performance.now())
+    announceTimer ??= setTimeout(announce, wait)
   }
   setInterval(announce, ANNOUNCE_INTERVAL_MS)
 
@@ -256,6 +267,7 @@ async function start () {
     item.dataset.peerId = id
     item.textContent = `${id} discovered`
     $('peers').append(item)
+    mark('node:record', id)
     mark('peer-listed', id)
     log(`discovered ${id} (${record.addrs.length} addresses)`)
     announceSoon()
@@ -296,8 +308,14 @@ async function start () {
 
   node.addEventListener('connection:open', ({ detail: conn }) => {
     log(`connection open: ${conn.remotePeer} ${conn.remoteAddr} (${conn.direction}${conn.limits != null ? ', limited' : ''})`)
-    if (relayPeer != null && conn.remotePeer.toString() === relayPeer) mark('relay-connected')
+    const fromRelay = relayPeer != null && conn.remotePeer.toString() === relayPeer
+    if (fromRelay) {
+      mark('node:relay-connection')
+      mark('relay-connected')
+    }
+    if (!fromRelay && conn.limits != null) mark('node:circuit', conn.remotePeer.toString())
     if (isDirect(conn)) {
+      mark('node:direct', conn.remotePeer.toString())
       const item = $('peers').querySelector(`li[data-peer-id="${conn.remotePeer}"]`)
       if (item != null) item.textContent = `${conn.remotePeer} direct (WebRTC)`
       mark('direct', conn.remotePeer.toString())
@@ -316,6 +334,7 @@ async function start () {
     const first = circuitAddrs().find((ma) => /\/(ws|webrtc-direct)\//.test(ma.toString()))
     if (first != null && $('self-addr').textContent === '') {
       $('self-addr').textContent = first.toString()
+      mark('node:reservation')
       mark('reserved')
       log(`listening on ${first}`)
       setStatus('ready')
