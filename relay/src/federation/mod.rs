@@ -20,8 +20,11 @@
 //!   ([`backoff`]) when it goes away, and closes the connection of a peer
 //!   that speaks the federation's DHT without being listed.
 //!
-//! What is left for later (cross-relay circuits from pages, failover, who
-//! is reserved where) is in `docs/design/federation.md`.
+//! - [`locate`] keeps who is reserved where (a DHT record per reservation)
+//!   and answers peers' lookups over the locate protocol.
+//!
+//! How pages use the federation, and what is left, is in
+//! `docs/design/federation.md`.
 
 pub mod backoff;
 pub mod keep_alive;
