@@ -3,11 +3,12 @@
 //! the prologue made of both certificates' fingerprints (spec
 //! `webrtc-direct.md`, "Connection Security").
 
-use std::{future::poll_fn, sync::Arc, task::Poll};
+use std::{future::poll_fn, sync::Arc, task::Poll, time::Duration};
 
 use futures::FutureExt as _;
 use libp2p::{PeerId, identity::Keypair};
 use libp2p_webrtc_utils::Fingerprint;
+use std::future::Future as _;
 use str0m::{RtcConfig, channel::ChannelConfig};
 use tokio::net::UdpSocket;
 
@@ -18,6 +19,11 @@ use super::{
     metrics::Metrics,
     session::{Session, SessionError, lock},
 };
+
+/// How long the first Noise message waits after channel 0 opened (see
+/// `accept`): a few task hops of the client, far below a round trip
+/// across the internet.
+const CLIENT_CHANNEL_SETTLE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -68,6 +74,18 @@ pub async fn accept(
         } else {
             Poll::Pending
         }
+    })
+    .await?;
+    // A webrtc-rs client (rust-libp2p's dialer) binds its negotiated
+    // channel 0 only once its side of the SCTP association is up: a
+    // message on stream 0 before that is read as a data channel's OPEN
+    // and dropped, and the Noise handshake then waits for a first message
+    // that never comes. Browsers bind it before their offer. So the first
+    // Noise message waits a moment, the session still driven meanwhile.
+    let mut settle = Box::pin(tokio::time::sleep(CLIENT_CHANNEL_SETTLE));
+    poll_fn(|cx| {
+        lock(&session).drive(cx)?;
+        settle.as_mut().poll(cx).map(Ok::<_, SessionError>)
     })
     .await?;
     let client_fingerprint = {
