@@ -910,8 +910,13 @@ impl EventLoop {
             } => {
                 tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
                 self.reservations.insert(*src_peer_id);
-                if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut() {
-                    federation.reserved(*src_peer_id);
+                if let Some(federation) = self.swarm.behaviour_mut().federation.as_mut()
+                    && let Some(from) = federation.reserved(*src_peer_id)
+                {
+                    tracing::info!(peer = %src_peer_id, %from, "moved here from another relay of the federation");
+                    if let Some(metrics) = &self.federation_metrics {
+                        metrics.moved_in.inc();
+                    }
                 }
             }
             // Private mode's denials (PERMISSION_DENIED) are counted where

@@ -370,11 +370,23 @@ fn holder(record: &Record, now: Instant) -> Option<PeerId> {
 
 impl super::Behaviour {
     /// `peer`'s reservation was accepted (or renewed): the federation
-    /// learns it is here.
-    pub fn reserved(&mut self, peer: PeerId) {
+    /// learns it is here. Returns the member the federation last saw it
+    /// reserved on, when that is another relay: the peer moved here, its
+    /// relay having died (whose record is still live) or let it go (a
+    /// tombstone).
+    pub fn reserved(&mut self, peer: PeerId) -> Option<PeerId> {
         let local = self.members.local_peer_id();
-        let expires = Instant::now() + self.locate.bounds.reservation_duration + RECORD_TTL_MARGIN;
+        let now = Instant::now();
+        let moved_from = self
+            .dht
+            .store_mut()
+            .get(&RecordKey::new(&peer.to_bytes()))
+            .filter(|stored| !stored.is_expired(now))
+            .and_then(|stored| stored.publisher)
+            .filter(|publisher| *publisher != local);
+        let expires = now + self.locate.bounds.reservation_duration + RECORD_TTL_MARGIN;
         self.put(record(peer, Some(local), expires));
+        moved_from
     }
 
     /// `peer`'s last connection closed: if this relay said it held its
@@ -644,6 +656,20 @@ mod tests {
             "a bad record was stored"
         );
         assert_eq!(federation.records(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_says_whether_the_peer_moved_here_from_another_relay() {
+        let (mut federation, _dir) = federation(16);
+        let (moved, stayed, new) = (PeerId::random(), PeerId::random(), PeerId::random());
+        // Relay 2 held `moved` and died: its record is still live.
+        federation.on_put(peer(2), put_by(peer(2), moved, Some(peer(2))));
+        assert_eq!(federation.reserved(moved), Some(peer(2)));
+        assert_eq!(federation.reserved(moved), None, "a renewal is no move");
+        // Relay 3 let `stayed` go (a tombstone), then it reserved here.
+        federation.on_put(peer(3), put_by(peer(3), stayed, None));
+        assert_eq!(federation.reserved(stayed), Some(peer(3)));
+        assert_eq!(federation.reserved(new), None, "never seen elsewhere");
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ pub struct FederationMetrics {
     pub messages: Family<MessageLabels, Counter>,
     pub lookups: Family<LookupLabels, Counter>,
     pub records: Gauge,
+    pub moved_in: Counter,
 }
 
 impl FederationMetrics {
@@ -56,6 +57,11 @@ impl FederationMetrics {
             "lookups",
             "Lookups of peers' relays (locate protocol) answered, by outcome",
             metrics.lookups.clone(),
+        );
+        registry.register(
+            "moved_in",
+            "Reservations of peers the federation last saw reserved on another relay: pages that moved here when their relay went away",
+            metrics.moved_in.clone(),
         );
         registry.register(
             "records",
