@@ -76,12 +76,14 @@ pub async fn accept(
         }
     })
     .await?;
-    // A webrtc-rs client (rust-libp2p's dialer) binds its negotiated
-    // channel 0 only once its side of the SCTP association is up: a
-    // message on stream 0 before that is read as a data channel's OPEN
-    // and dropped, and the Noise handshake then waits for a first message
-    // that never comes. Browsers bind it before their offer. So the first
-    // Noise message waits a moment, the session still driven meanwhile.
+    // A webrtc-rs client (rust-libp2p's dialer) creates its negotiated
+    // channel 0 only after setting our answer, and sent at once, our first
+    // Noise message was lost about one time in two: the client's handshake
+    // waited for it until its dial timed out (seen in relay/tests/
+    // webrtc_direct.rs; the likely cause, not traced in webrtc-rs: the
+    // message reaches stream 0 before the channel is bound to it).
+    // Browsers create the channel before their offer. So the first Noise
+    // message waits a moment, the session still driven meanwhile.
     let mut settle = Box::pin(tokio::time::sleep(CLIENT_CHANNEL_SETTLE));
     poll_fn(|cx| {
         lock(&session).drive(cx)?;
