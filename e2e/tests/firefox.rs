@@ -138,8 +138,8 @@ async fn run_round(
     round: Round,
 ) -> anyhow::Result<()> {
     // Fresh pages with fresh identities: nothing left of an earlier round.
-    let chromium_id = open_fresh(chromium, page_url).await?;
-    let firefox_id = loop_until_order(firefox, page_url, &chromium_id, round.dialer).await?;
+    let (firefox_id, chromium_id) =
+        loop_until_order(firefox, chromium, page_url, round.dialer).await?;
     let (dialer, listener) = match round.dialer {
         BrowserKind::Firefox => ((firefox, &firefox_id), (chromium, &chromium_id)),
         BrowserKind::Chromium => ((chromium, &chromium_id), (firefox, &firefox_id)),
@@ -239,25 +239,29 @@ async fn open_fresh(page: &Browser, url: &str) -> anyhow::Result<String> {
     Ok(state.self_peer_id)
 }
 
-/// Gives the Firefox page fresh identities until `dialer` has the smaller
-/// peer id (the page's rule for who dials), and returns Firefox's id.
+/// Gives both pages fresh identities until `dialer` has the smaller peer
+/// id (the page's rule for who dials); returns Firefox's id and
+/// Chromium's. Both change at each try, so each is an even chance: with
+/// Chromium's kept, a very small one (`12D3KooW9x…`, seen) left Firefox almost
+/// none, and 30 tries in a row failed.
 async fn loop_until_order(
     firefox: &Browser,
+    chromium: &Browser,
     url: &str,
-    chromium_id: &str,
     dialer: BrowserKind,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String)> {
     for _ in 0..IDENTITY_TRIES {
+        let chromium_id = open_fresh(chromium, url).await?;
         let firefox_id = open_fresh(firefox, url).await?;
         // Ed25519 peer ids are base58 strings of one length, whose order
         // is that of their bytes (the order libp2p's PeerId compares by).
         let firefox_smaller =
-            (firefox_id.len(), firefox_id.as_str()) < (chromium_id.len(), chromium_id);
+            (firefox_id.len(), firefox_id.as_str()) < (chromium_id.len(), chromium_id.as_str());
         if firefox_smaller == (dialer == BrowserKind::Firefox) {
-            return Ok(firefox_id);
+            return Ok((firefox_id, chromium_id));
         }
     }
-    anyhow::bail!("{IDENTITY_TRIES} fresh Firefox identities, none puts the {dialer} page first")
+    anyhow::bail!("{IDENTITY_TRIES} pairs of fresh identities, none puts the {dialer} page first")
 }
 
 /// Waits until `page` lists `other` with a link state that satisfies `ok`.
