@@ -16,6 +16,18 @@ pub mod relay_process;
 pub mod report;
 pub mod stats;
 
+/// A benchmark binary's exit status: success, or failure with its error
+/// printed under the binary's `name`.
+pub fn exit_code(name: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs to standard error, filtered by `RUST_LOG` (default: `info` for the
 /// benchmarks, `warn` for everything else).
 pub fn init_tracing() {

@@ -62,13 +62,7 @@ struct PeerBehaviour {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     bench::init_tracing();
-    match run(Options::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("relay-abuse: error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    bench::exit_code("relay-abuse", run(Options::parse()).await)
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {

@@ -60,13 +60,7 @@ fn seeded(seed: u8) -> PeerId {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     bench::init_tracing();
-    match run(Options::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("relay-federation: error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    bench::exit_code("relay-federation", run(Options::parse()).await)
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {

@@ -63,13 +63,7 @@ struct Options {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     bench::init_tracing();
-    match run(Options::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("relay-throughput: error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    bench::exit_code("relay-throughput", run(Options::parse()).await)
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
