@@ -34,7 +34,8 @@ pub fn peer_phase(phase: &str, peer: &PeerId) {
     put(&format!("browser-chat:node:{phase} {peer}"));
 }
 
-fn put(name: &str) {
+/// Marks `name` now, clearing an earlier mark of that name (one each).
+pub(crate) fn put(name: &str) {
     let Some(performance) = web_sys::window().and_then(|window| window.performance()) else {
         return;
     };

@@ -16,6 +16,8 @@
 
 use libp2p::PeerId;
 
+use crate::timing::put;
+
 pub const CONNECT: &str = "connect";
 pub const RELAY_CONNECTED: &str = "relay-connected";
 pub const RESERVED: &str = "reserved";
@@ -31,12 +33,4 @@ pub fn mark(moment: &str) {
 /// Marks `browser-chat:<moment> <peer>` now.
 pub fn mark_peer(moment: &str, peer: &PeerId) {
     put(&format!("browser-chat:{moment} {peer}"));
-}
-
-fn put(name: &str) {
-    let Some(performance) = web_sys::window().and_then(|window| window.performance()) else {
-        return;
-    };
-    performance.clear_marks_with_mark_name(name);
-    let _ = performance.mark(name);
 }
