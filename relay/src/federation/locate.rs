@@ -223,6 +223,7 @@ impl Locate {
                 .take(MAX_LOCATE_ADDRS)
                 .cloned()
                 .collect(),
+            browser_addrs: Vec::new(),
         })
     }
 
@@ -571,7 +572,9 @@ impl super::Behaviour {
     }
 
     /// Where `relay` is dialed: this relay's own addresses, or a member's
-    /// from the DHT's routing table.
+    /// from the DHT's routing table, and where a browser dials it (what
+    /// `/api/relay` lists of it). This relay's own browser addresses are
+    /// not given: the asker is connected to it already.
     fn located(&mut self, relay: PeerId) -> LocateResponse {
         let local = self.members.local_peer_id();
         if relay == local {
@@ -590,10 +593,16 @@ impl super::Behaviour {
             })
             .take(MAX_LOCATE_ADDRS)
             .collect();
-        if addrs.is_empty() {
+        let mut browser_addrs = self.members.browser_addrs(&relay);
+        browser_addrs.truncate(MAX_LOCATE_ADDRS);
+        if addrs.is_empty() && browser_addrs.is_empty() {
             return Err(LocateRefusal::NoAddress);
         }
-        Ok(Located { relay, addrs })
+        Ok(Located {
+            relay,
+            addrs,
+            browser_addrs,
+        })
     }
 }
 
