@@ -1,8 +1,9 @@
 //! Who is reserved where, and lookups for peers (issue #14, part 5).
 //!
 //! For each reservation it accepts, a relay puts a record into the
-//! federation's DHT: key = the reserved peer's id, value = the relay's own
-//! id, publisher = the relay, expiring a little after the reservation
+//! federation's DHT, sent straight to every connected member
+//! ([`Behaviour::put`](super::Behaviour)): key = the reserved peer's id,
+//! value = the relay's own id, publisher = the relay, expiring a little after the reservation
 //! would ([`RECORD_TTL_MARGIN`]); each renewal puts it again. When the
 //! peer's last connection closes, the relay puts a tombstone (an empty
 //! value, expiring after [`TOMBSTONE_TTL`]) over it, so that lookups stop
@@ -405,16 +406,34 @@ impl super::Behaviour {
         }
     }
 
-    fn put(&mut self, record: Record) {
-        // Quorum one: the record is in this relay's store whatever the
-        // others say, and the lookup falls back to this relay.
-        if let Err(error) = self.dht.put_record(record, kad::Quorum::One) {
+    /// Stores `record` here and sends it straight to every connected
+    /// member. Not kad's `put_record`: that one first walks the DHT for
+    /// the closest peers and waits, before it sends anything, for each
+    /// member in its routing table to answer or fail, a dead one included
+    /// (kad keeps a member that went away in its table; its dial fails
+    /// only at a timeout, we believe the QUIC handshake's). Seen in
+    /// `browser_federation`: a page reserved on A just after B was killed,
+    /// A was killed a few seconds later, and C never got that page's
+    /// record (it counted 1 of the 2 pages that moved to it; 2 since).
+    /// Every member holds every record anyway (at most `K` members), so
+    /// the connected ones are the peers to put it to; one that connects
+    /// later asks the DHT (`get_record`) for what it lacks.
+    fn put(&mut self, mut record: Record) {
+        let local = self.members.local_peer_id();
+        record.publisher = Some(local);
+        if let Err(error) = self.dht.store_mut().put(record.clone()) {
             self.locate.refusals.refused("federation-records-full", || {
                 format!(
                     "a reservation record was not stored ({error}): the store holds {} records at most",
                     self.locate.bounds.max_records
                 )
             });
+            return;
+        }
+        let members: Vec<PeerId> = self.members.connected_members().copied().collect();
+        if !members.is_empty() {
+            self.dht
+                .put_record_to(record, members.into_iter(), kad::Quorum::One);
         }
     }
 
