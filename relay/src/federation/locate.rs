@@ -645,7 +645,7 @@ mod tests {
             max_records,
             reservation_duration: Duration::from_secs(3600),
         };
-        let behaviour = Behaviour::new(peer(1), setup, bounds, Refusals::default());
+        let behaviour = Behaviour::new(peer(1), setup, bounds, None, Refusals::default());
         (behaviour, dir)
     }
 
