@@ -189,6 +189,9 @@ pub struct Behaviour {
     pending: VecDeque<ToSwarmEvent>,
     /// Lookups under way (at most [`locate::MAX_LOOKUPS_IN_FLIGHT`]).
     lookups: Lookups,
+    /// Relays trusted because a lookup named them (at most
+    /// [`locate::MAX_LOCATED_RELAYS`]; cleared with the trust set).
+    located_relays: Vec<PeerId>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -219,6 +222,7 @@ impl Behaviour {
                 locate: locate::client(),
             },
             lookups: Lookups::default(),
+            located_relays: Vec::new(),
             local: keypair.public().to_peer_id(),
             keypair: keypair.clone(),
             book: PeerBook::new(config.max_peers, config.peer_expiry),
@@ -248,6 +252,7 @@ impl Behaviour {
     /// Trusts these relays and no others.
     pub fn set_relays(&mut self, relays: TrustedRelays) {
         self.relays = relays;
+        self.located_relays.clear();
     }
 
     /// Trusts `home`, the relay this peer is reserved on, and the
@@ -262,6 +267,7 @@ impl Behaviour {
         members: impl IntoIterator<Item = (PeerId, Multiaddr)>,
     ) {
         self.relays = dial::federation_trust(home, members);
+        self.located_relays.clear();
     }
 
     /// The relayed addresses `peer` is dialed at (see [`dial::relayed_addrs`]).
@@ -334,36 +340,67 @@ impl Behaviour {
         true
     }
 
-    /// Asks `relay` which relay holds `peer`'s reservation; on the answer,
-    /// trusts that relay and dials `peer`'s circuit through it
-    /// ([`Event::Located`], or [`Event::LocateFailed`]).
+    /// Asks `relay` (this peer's own: only its answers are followed) which
+    /// relay holds `peer`'s reservation; on the answer, trusts that relay
+    /// and dials `peer`'s circuit through it ([`Event::Located`], or
+    /// [`Event::LocateFailed`]).
     pub fn locate(&mut self, relay: PeerId, peer: PeerId) -> Result<(), LocateError> {
         self.lookups
             .ask(&mut self.inner.locate, relay, peer)
             .map(|_| ())
     }
 
+    /// Whether `relay`'s answers to lookups are followed: it is this
+    /// peer's home relay or, for a peer that named none, a relay it was
+    /// told to trust (not one a lookup named).
+    fn vouches(&self, relay: &PeerId) -> bool {
+        match self.relays.home() {
+            Some((home, _)) => home == relay,
+            None => self.relays.contains(relay) && !self.located_relays.contains(relay),
+        }
+    }
+
     fn on_located(
         &mut self,
         peer: PeerId,
+        answered_by: PeerId,
         result: Result<chat_protocol::locate::Located, LocateError>,
     ) {
+        let dialable = self.config.dialable;
         let event = match result.and_then(|located| {
-            let via_trusted = self.relays.addr_of(&located.relay).cloned();
-            let relay_addrs = match via_trusted {
-                Some(addr) => vec![dial::with_peer_id(&addr, located.relay)],
-                None => locate::relay_addrs(&located, self.config.dialable),
+            if !self.vouches(&answered_by) {
+                return Err(LocateError::NotHome { from: answered_by });
+            }
+            let relay_addr = match self.relays.addr_of(&located.relay) {
+                Some(addr) => dial::with_peer_id(addr, located.relay),
+                None => locate::relay_addrs(&located, dialable)
+                    .into_iter()
+                    .next()
+                    .ok_or(LocateError::NoDialableAddress {
+                        relay: located.relay,
+                    })?,
             };
-            let Some(first) = relay_addrs.first() else {
-                return Err(LocateError::NoDialableAddress {
-                    relay: located.relay,
-                });
-            };
-            self.relays.insert(located.relay, first.clone());
-            Ok((located.relay, locate::circuits(&relay_addrs, peer)))
+            if !self.relays.contains(&located.relay) {
+                if self.located_relays.len() >= locate::MAX_LOCATED_RELAYS {
+                    return Err(LocateError::TooManyRelays {
+                        relay: located.relay,
+                    });
+                }
+                self.located_relays.push(located.relay);
+                self.relays.insert(located.relay, relay_addr.clone());
+            }
+            Ok((located.relay, locate::circuits(&relay_addr, peer, dialable)))
         }) {
             Ok((relay, circuits)) => {
-                self.dial_at(peer, circuits);
+                let plain = circuits
+                    .iter()
+                    .filter(|a| !dial::is_webrtc(a))
+                    .cloned()
+                    .collect();
+                if !self.book.is_connected(&peer) {
+                    self.book.on_located(peer, circuits, Instant::now());
+                }
+                self.dial_at(peer, plain);
                 Event::Located { peer, relay }
             }
             Err(error) => Event::LocateFailed { peer, error },
@@ -885,8 +922,8 @@ impl NetworkBehaviour for Behaviour {
                 }
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Wake(never))) => match never {},
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Locate(event))) => {
-                    if let Some((peer, result)) = self.lookups.on_event(event) {
-                        self.on_located(peer, result);
+                    if let Some((peer, answered_by, result)) = self.lookups.on_event(event) {
+                        self.on_located(peer, answered_by, result);
                     }
                 }
                 Poll::Ready(other) => {

@@ -364,6 +364,17 @@ impl PeerBook {
         news
     }
 
+    /// Records where a lookup found `peer` (its circuits through the relay
+    /// holding its reservation): the addresses it is dialed and upgraded
+    /// at until its own record says otherwise. A lookup is no record: the
+    /// peer is not marked discovered.
+    pub fn on_located(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: Instant) {
+        if let Some(entry) = self.entry(peer, now) {
+            entry.addrs = addrs;
+            entry.last_seen = now;
+        }
+    }
+
     pub fn on_dialing(&mut self, peer: PeerId, now: Instant) {
         if let Some(entry) = self.entry(peer, now) {
             entry.dialing = true;

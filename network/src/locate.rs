@@ -2,10 +2,13 @@
 //! (issue #14, part 5), asked of this peer's relay over
 //! [`chat_protocol::locate`]. The page and the native peer share it.
 //!
-//! The answer names a relay and its addresses; the relay that answered
-//! vouches for it, so the behaviour trusts it ([`crate::Behaviour`]'s
-//! trust set) and dials the peer's circuit through it, as for a peer whose
-//! record names that relay.
+//! The answer names a relay and its addresses (native and browser ones);
+//! only the answer of this peer's own relay is followed (the one it is
+//! reserved on: the relay vouches for the federation), so the behaviour
+//! trusts the relay named ([`crate::Behaviour`]'s trust set, at most
+//! [`MAX_LOCATED_RELAYS`] more than the federation's) and dials the peer's
+//! circuit through it at the first address this peer has a transport for,
+//! as for a peer whose record names that relay.
 //!
 //! Bounded: at most [`MAX_LOOKUPS_IN_FLIGHT`] lookups at once, one per
 //! peer, each answered within [`LOCATE_TIMEOUT`].
@@ -21,6 +24,11 @@ use libp2p::{
 
 /// Lookups under way at once; one more is refused at once.
 pub const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
+/// Relays trusted through lookups beyond the home relay and the
+/// [`crate::dial::MAX_FEDERATION_RELAYS`] of its list: each is a socket
+/// this peer may open. A new list of the federation
+/// ([`crate::Behaviour::set_federation`]) starts the count again.
+pub const MAX_LOCATED_RELAYS: usize = 4;
 /// How long the relay may take to answer (its own DHT lookup is bounded
 /// at 10 s).
 pub const LOCATE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,6 +48,12 @@ pub enum LocateError {
     Failed(#[source] OutboundFailure),
     #[error("the relay {relay} holding the reservation has no address this peer can dial")]
     NoDialableAddress { relay: PeerId },
+    #[error("the answer came from {from}, not from this peer's own relay")]
+    NotHome { from: PeerId },
+    #[error(
+        "the relay {relay} holding the reservation is not trusted: {MAX_LOCATED_RELAYS} relays found by lookups are already"
+    )]
+    TooManyRelays { relay: PeerId },
 }
 
 /// The client side of the locate protocol.
@@ -79,13 +93,15 @@ impl Lookups {
         Ok(true)
     }
 
-    /// The peer a finished request was about, and how it ended.
+    /// The peer a finished request was about, the relay that answered it,
+    /// and how it ended.
     pub fn on_event(
         &mut self,
         event: request_response::Event<LocateRequest, chat_protocol::locate::LocateResponse>,
-    ) -> Option<(PeerId, Result<Located, LocateError>)> {
+    ) -> Option<(PeerId, PeerId, Result<Located, LocateError>)> {
         match event {
             request_response::Event::Message {
+                peer: relay,
                 message:
                     request_response::Message::Response {
                         request_id,
@@ -94,30 +110,33 @@ impl Lookups {
                 ..
             } => {
                 let peer = self.in_flight.remove(&request_id)?;
-                Some((peer, response.map_err(LocateError::from)))
+                Some((peer, relay, response.map_err(LocateError::from)))
             }
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer: relay,
+                request_id,
+                error,
+                ..
             } => {
                 let peer = self.in_flight.remove(&request_id)?;
                 let error = match error {
                     OutboundFailure::UnsupportedProtocols => LocateError::Unsupported,
                     error => LocateError::Failed(error),
                 };
-                Some((peer, Err(error)))
+                Some((peer, relay, Err(error)))
             }
             _ => None,
         }
     }
 }
 
-/// `relay`'s address among `located`'s that this peer dials (`dialable`),
-/// ending in `/p2p/<relay>`; `None` when there is none.
+/// The located relay's addresses, each ending in `/p2p/<relay>`, whose
+/// circuits this peer has a transport for (`dialable`, the dial rule's
+/// test of a circuit), WebSocket ones first (a browser opens them where
+/// it may not open WebRTC-direct, and a page's relay is one already).
 pub fn relay_addrs(located: &Located, dialable: fn(&Multiaddr) -> bool) -> Vec<Multiaddr> {
-    located
-        .addrs
-        .iter()
-        .filter(|addr| dialable(addr))
+    let mut addrs: Vec<Multiaddr> = located
+        .all_addrs()
         .map(|addr| {
             let mut addr = addr.clone();
             if addr.iter().last() != Some(Protocol::P2p(located.relay)) {
@@ -125,19 +144,35 @@ pub fn relay_addrs(located: &Located, dialable: fn(&Multiaddr) -> bool) -> Vec<M
             }
             addr
         })
-        .collect()
+        .filter(|addr| dialable(&addr.clone().with(Protocol::P2pCircuit)))
+        .collect();
+    addrs.sort_by_key(|addr| {
+        !addr
+            .iter()
+            .any(|p| matches!(p, Protocol::Ws(_) | Protocol::Wss(_)))
+    });
+    addrs.dedup();
+    addrs
 }
 
-/// The circuits to `peer` through each of `relay_addrs`.
-pub fn circuits(relay_addrs: &[Multiaddr], peer: PeerId) -> Vec<Multiaddr> {
-    relay_addrs
-        .iter()
-        .map(|addr| {
-            addr.clone()
-                .with(Protocol::P2pCircuit)
-                .with(Protocol::P2p(peer))
-        })
-        .collect()
+/// The circuit to `peer` through `relay_addr`, plain (what is dialed)
+/// and, when `dialable` lets it through, its `/webrtc` twin (what a page
+/// upgrades to a direct link at, as a record's).
+pub fn circuits(
+    relay_addr: &Multiaddr,
+    peer: PeerId,
+    dialable: fn(&Multiaddr) -> bool,
+) -> Vec<Multiaddr> {
+    let circuit = relay_addr.clone().with(Protocol::P2pCircuit);
+    let webrtc = circuit
+        .clone()
+        .with(Protocol::WebRTC)
+        .with(Protocol::P2p(peer));
+    let mut circuits = vec![circuit.with(Protocol::P2p(peer))];
+    if dialable(&webrtc) {
+        circuits.insert(0, webrtc);
+    }
+    circuits
 }
 
 #[cfg(test)]
@@ -149,21 +184,56 @@ mod tests {
         let (relay, peer) = (PeerId::random(), PeerId::random());
         let located = Located {
             relay,
-            addrs: vec![
-                "/ip4/192.0.2.1/tcp/4001".parse().expect("valid"),
+            addrs: vec!["/ip4/192.0.2.1/tcp/4001".parse().expect("valid")],
+            browser_addrs: vec![
+                "/ip4/192.0.2.1/udp/4003/webrtc-direct"
+                    .parse()
+                    .expect("valid"),
                 "/ip4/192.0.2.1/tcp/4002/ws".parse().expect("valid"),
             ],
         };
-        let native: fn(&Multiaddr) -> bool =
-            |addr| !addr.iter().any(|p| matches!(p, Protocol::Ws(_)));
+        let native: fn(&Multiaddr) -> bool = |addr| {
+            !addr.iter().any(|p| {
+                matches!(
+                    p,
+                    Protocol::Ws(_) | Protocol::WebRTCDirect | Protocol::WebRTC
+                )
+            })
+        };
         let addrs = relay_addrs(&located, native);
         assert_eq!(
-            circuits(&addrs, peer),
+            addrs,
+            vec![
+                format!("/ip4/192.0.2.1/tcp/4001/p2p/{relay}")
+                    .parse::<Multiaddr>()
+                    .expect("valid")
+            ]
+        );
+        assert_eq!(
+            circuits(&addrs[0], peer, native),
             vec![
                 format!("/ip4/192.0.2.1/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{peer}")
                     .parse::<Multiaddr>()
                     .expect("valid")
-            ]
+            ],
+            "no /webrtc twin for a peer without the transport"
+        );
+        let browser: fn(&Multiaddr) -> bool = |addr| {
+            addr.iter()
+                .any(|p| matches!(p, Protocol::Ws(_) | Protocol::WebRTCDirect))
+        };
+        let addrs = relay_addrs(&located, browser);
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        assert!(
+            addrs[0].to_string().contains("/ws/"),
+            "WebSocket first: {addrs:?}"
+        );
+        let circuits = circuits(&addrs[0], peer, browser);
+        assert_eq!(circuits.len(), 2, "{circuits:?}");
+        assert!(
+            circuits[0]
+                .to_string()
+                .ends_with(&format!("/p2p-circuit/webrtc/p2p/{peer}"))
         );
         assert!(relay_addrs(&located, |_| false).is_empty());
     }

@@ -21,12 +21,15 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/browser-chat/locate/1
 /// ed25519 or secp256k1 key) plus its tag; room for a few bytes more.
 pub const MAX_REQUEST_BYTES: usize = 128;
 
-/// Most addresses of the holding relay an answer carries (the relay's
-/// address book keeps as many per member).
+/// Most addresses of the holding relay an answer carries, of each kind
+/// (native and browser; the relay's address book keeps as many per
+/// member).
 pub const MAX_LOCATE_ADDRS: usize = 8;
 
-/// Largest response read: [`MAX_LOCATE_ADDRS`] addresses of up to 200
-/// bytes each, and the relay's id.
+/// Largest response read or written. Readers of the first release (no
+/// browser addresses) read at most this much, so a writer leaves out the
+/// addresses that would not fit rather than raise it
+/// ([`encode_response`]).
 pub const MAX_RESPONSE_BYTES: usize = 2048;
 
 /// What a peer asks.
@@ -36,13 +39,24 @@ pub struct LocateRequest {
     pub peer: PeerId,
 }
 
-/// Where the peer is reserved: a relay and the addresses to dial it at
-/// (TCP or QUIC for native peers; what the federation's address book
-/// holds).
+/// Where the peer is reserved: a relay and the addresses to dial it at,
+/// what the federation's address book holds of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     pub relay: PeerId,
+    /// TCP and QUIC ones, for native peers.
     pub addrs: Vec<Multiaddr>,
+    /// Those a browser dials (`/ws`, `/wss`, `/tls/ws`, `/webrtc-direct`
+    /// with its certhash); empty from a relay of the first release.
+    pub browser_addrs: Vec<Multiaddr>,
+}
+
+impl Located {
+    /// Every address, browser ones first (a native peer's dial rule
+    /// leaves those out).
+    pub fn all_addrs(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.browser_addrs.iter().chain(&self.addrs)
+    }
 }
 
 /// Why the relay gave no relay.
@@ -74,7 +88,7 @@ pub enum LocateError {
     Addr,
     #[error("locate answer has an unknown status {0}")]
     Status(i32),
-    #[error("locate answer carries more than {max} addresses", max = MAX_LOCATE_ADDRS)]
+    #[error("locate answer carries more than {max} addresses of a kind", max = MAX_LOCATE_ADDRS)]
     TooManyAddrs,
 }
 
@@ -100,6 +114,8 @@ struct LocateResponseProto {
     relay: Vec<u8>,
     #[prost(bytes = "vec", repeated, tag = "3")]
     addrs: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    browser_addrs: Vec<Vec<u8>>,
 }
 
 const FOUND: i32 = 0;
@@ -128,18 +144,32 @@ impl LocateRequest {
     }
 }
 
+/// Encodes `response` within [`MAX_RESPONSE_BYTES`]: at most
+/// [`MAX_LOCATE_ADDRS`] addresses of each kind, and of those the last ones
+/// left out (browser ones first) while the message is too large.
 pub fn encode_response(response: &LocateResponse) -> Vec<u8> {
     let proto = match response {
-        Ok(located) => LocateResponseProto {
-            status: FOUND,
-            relay: located.relay.to_bytes(),
-            addrs: located
-                .addrs
-                .iter()
-                .take(MAX_LOCATE_ADDRS)
-                .map(|addr| addr.to_vec())
-                .collect(),
-        },
+        Ok(located) => {
+            let bytes = |addrs: &[Multiaddr]| -> Vec<Vec<u8>> {
+                addrs
+                    .iter()
+                    .take(MAX_LOCATE_ADDRS)
+                    .map(|addr| addr.to_vec())
+                    .collect()
+            };
+            let mut proto = LocateResponseProto {
+                status: FOUND,
+                relay: located.relay.to_bytes(),
+                addrs: bytes(&located.addrs),
+                browser_addrs: bytes(&located.browser_addrs),
+            };
+            while proto.encoded_len() > MAX_RESPONSE_BYTES {
+                if proto.browser_addrs.pop().is_none() && proto.addrs.pop().is_none() {
+                    break;
+                }
+            }
+            proto
+        }
         Err(refusal) => LocateResponseProto {
             status: match refusal {
                 LocateRefusal::NotFound => NOT_FOUND,
@@ -149,6 +179,7 @@ pub fn encode_response(response: &LocateResponse) -> Vec<u8> {
             },
             relay: Vec::new(),
             addrs: Vec::new(),
+            browser_addrs: Vec::new(),
         },
     };
     proto.encode_to_vec()
@@ -172,16 +203,21 @@ pub fn decode_response(bytes: &[u8]) -> Result<LocateResponse, LocateError> {
     if let Some(refusal) = refusal {
         return Ok(Err(refusal));
     }
-    if proto.addrs.len() > MAX_LOCATE_ADDRS {
+    if proto.addrs.len() > MAX_LOCATE_ADDRS || proto.browser_addrs.len() > MAX_LOCATE_ADDRS {
         return Err(LocateError::TooManyAddrs);
     }
     let relay = PeerId::from_bytes(&proto.relay).map_err(|_| LocateError::PeerId)?;
-    let addrs = proto
-        .addrs
-        .into_iter()
-        .map(|bytes| Multiaddr::try_from(bytes).map_err(|_| LocateError::Addr))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Ok(Located { relay, addrs }))
+    let parse = |addrs: Vec<Vec<u8>>| {
+        addrs
+            .into_iter()
+            .map(|bytes| Multiaddr::try_from(bytes).map_err(|_| LocateError::Addr))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Ok(Located {
+        relay,
+        addrs: parse(proto.addrs)?,
+        browser_addrs: parse(proto.browser_addrs)?,
+    }))
 }
 
 /// Reads what the other side wrote until it closed, refusing more than
@@ -278,6 +314,7 @@ mod tests {
                 addr("/ip4/192.0.2.1/tcp/4001"),
                 addr("/ip4/192.0.2.1/udp/4001/quic-v1"),
             ],
+            browser_addrs: vec![addr("/ip4/192.0.2.1/tcp/4002/ws")],
         };
         let answer = decode_response(&encode_response(&Ok(located.clone()))).expect("valid");
         assert_eq!(answer, Ok(located));
@@ -311,6 +348,7 @@ mod tests {
             status: 99,
             relay: Vec::new(),
             addrs: Vec::new(),
+            browser_addrs: Vec::new(),
         }
         .encode_to_vec();
         assert_eq!(
@@ -323,12 +361,59 @@ mod tests {
             status: FOUND,
             relay: PeerId::random().to_bytes(),
             addrs: vec![addr("/ip4/192.0.2.1/tcp/1").to_vec(); MAX_LOCATE_ADDRS + 1],
+            browser_addrs: Vec::new(),
         }
         .encode_to_vec();
         assert!(matches!(
             decode_response(&many),
             Err(LocateError::TooManyAddrs)
         ));
+    }
+
+    /// The first release's reader: no browser addresses, at most 2048
+    /// bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FirstReleaseResponse {
+        #[prost(int32, tag = "1")]
+        status: i32,
+        #[prost(bytes = "vec", tag = "2")]
+        relay: Vec<u8>,
+        #[prost(bytes = "vec", repeated, tag = "3")]
+        addrs: Vec<Vec<u8>>,
+    }
+
+    #[test]
+    fn an_answer_fits_the_first_releases_reader_whatever_the_addresses() {
+        // Long DNS names: 16 addresses of about 170 bytes would be 2.7 KB.
+        let long = |port: u16, tail: &str| {
+            addr(&format!(
+                "/dns4/{}.example/tcp/{port}{tail}",
+                "a".repeat(150)
+            ))
+        };
+        let located = Located {
+            relay: PeerId::random(),
+            addrs: (1..=8).map(|port| long(port, "")).collect(),
+            browser_addrs: (1..=8).map(|port| long(port, "/ws")).collect(),
+        };
+        let bytes = encode_response(&Ok(located.clone()));
+        assert!(bytes.len() <= MAX_RESPONSE_BYTES, "{} bytes", bytes.len());
+        let old = FirstReleaseResponse::decode(bytes.as_slice()).expect("an old reader reads it");
+        assert_eq!(old.status, FOUND);
+        assert_eq!(old.addrs.len(), 8, "native addresses are left out last");
+        let Ok(new) = decode_response(&bytes).expect("valid") else {
+            panic!("found")
+        };
+        assert_eq!(new.addrs, located.addrs);
+        assert!(
+            !new.browser_addrs.is_empty() && new.browser_addrs.len() < 8,
+            "{} browser addresses",
+            new.browser_addrs.len()
+        );
+        assert_eq!(
+            new.browser_addrs[..],
+            located.browser_addrs[..new.browser_addrs.len()]
+        );
     }
 
     #[tokio::test]

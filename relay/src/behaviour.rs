@@ -120,7 +120,7 @@ impl Behaviour {
                     .with_agent_version(AGENT_VERSION.to_owned()),
             ),
             ping: ping::Behaviour::default(),
-            autonat: MembersOnly::new(autonat::v2::server::Behaviour::default(), members),
+            autonat: MembersOnly::new(autonat::v2::server::Behaviour::default(), members.clone()),
             federation: Toggle::from(federation.map(|setup| {
                 let bounds = federation::locate::Bounds::new(
                     limits.max_reservations,
@@ -131,6 +131,7 @@ impl Behaviour {
                     keypair.public().to_peer_id(),
                     setup,
                     bounds,
+                    members,
                     policy.refusals.clone(),
                 )
             })),

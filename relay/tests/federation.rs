@@ -3,7 +3,8 @@
 //! peer on A and a peer on C see each other's records and chat both ways;
 //! B is killed (SIGKILL) and A and C stay federated, and dial B again when
 //! it is back; a relay that is not in the federation file cannot join; a
-//! private relay still gossips with its federation.
+//! private relay still gossips with its federation, and answers lookups
+//! (the locate protocol) of its listed peers only.
 //!
 //! The relays are the real binary; the peers are native libp2p test
 //! clients (`common::peer`) over TCP.
@@ -739,4 +740,94 @@ async fn api_relay_lists_the_connected_members_at_the_addresses_a_browser_dials(
     // B dies: A no longer offers it to pages.
     b.kill();
     wait_for_list(&a, "no member once B is gone", |list| list.is_empty()).await;
+}
+
+/// Asks `relay` (connected) over the locate protocol where `peer` is
+/// reserved, on a stream of its own; `Err` when the relay does not serve
+/// the protocol to this peer.
+async fn ask_locate(
+    swarm: common::PeerSwarm,
+    relay: PeerId,
+    peer: PeerId,
+) -> Result<chat_protocol::locate::LocateResponse, String> {
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut control = swarm.behaviour().stream.new_control();
+    let driver = tokio::spawn(async move {
+        let mut swarm = swarm;
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    let answer = tokio::time::timeout(TIMEOUT, async move {
+        let mut stream = control
+            .open_stream(relay, chat_protocol::locate::PROTOCOL)
+            .await
+            .map_err(|error| error.to_string())?;
+        let request = chat_protocol::locate::LocateRequest { peer };
+        stream.write_all(&request.encode()).await.expect("write");
+        stream.close().await.expect("close");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.expect("read");
+        Ok(chat_protocol::locate::decode_response(&bytes).expect("a valid answer"))
+    })
+    .await
+    .expect("the relay answers or refuses within the timeout");
+    driver.abort();
+    answer
+}
+
+/// A private relay answers lookups of its listed peers only: a guest sees
+/// the locate protocol as unsupported and learns nothing of who is
+/// reserved where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_relay_answers_lookups_of_listed_peers_only() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let members = members_file(dir.path(), &[23, 24]);
+    let (reserved, asker) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let authorized = dir.path().join("authorized");
+    std::fs::write(
+        &authorized,
+        format!(
+            "{}\n{}\n",
+            reserved.public().to_peer_id(),
+            asker.public().to_peer_id()
+        ),
+    )
+    .expect("authorized peers");
+    let a = RelayProcess::start(
+        "A-private-locate",
+        23,
+        &members,
+        &[format!("--authorized-peers={}", authorized.display())],
+    );
+    let _b = RelayProcess::start("B-private-locate", 24, &members, &[federate(&a)]);
+    a.wait_for_metric(CONNECTED, "A linked to B", |n| n == 1.0)
+        .await;
+    let mut on_a = common::peer(reserved.clone());
+    connect(&mut on_a, &a.tcp).await;
+    common::reserve(&mut on_a, &a.tcp).await;
+    let target = reserved.public().to_peer_id();
+    let keep_reserved = tokio::spawn(async move {
+        loop {
+            on_a.select_next_some().await;
+        }
+    });
+
+    let mut listed = common::peer(asker);
+    connect(&mut listed, &a.tcp).await;
+    let answer = ask_locate(listed, a.peer_id, target).await;
+    let Ok(Ok(located)) = answer else {
+        panic!("a listed peer's lookup of a peer reserved on A: {answer:?}");
+    };
+    assert_eq!(located.relay, a.peer_id, "{located:?}");
+
+    let mut guest = common::peer(Keypair::generate_ed25519());
+    connect(&mut guest, &a.tcp).await;
+    let answer = ask_locate(guest, a.peer_id, target).await;
+    let Err(error) = answer else {
+        panic!("a guest of the private relay was answered: {answer:?}");
+    };
+    assert!(error.contains("not support"), "{error}");
+    keep_reserved.abort();
 }

@@ -30,6 +30,7 @@ use libp2p::{
 use libp2p_webrtc_p2p::upgrade;
 
 mod failover;
+mod lookup;
 
 use crate::{
     ANNOUNCE_INTERVAL, announce,
@@ -161,6 +162,9 @@ fn network_config() -> chat_network::Config {
     chat_network::Config::default()
         .with_announce_interval(ANNOUNCE_INTERVAL)
         .with_announceable(announce::is_browser_dialable_circuit)
+        // What a lookup's answer is dialed at, too (records' circuits are
+        // rewritten to the page's own way to each relay).
+        .with_dialable(announce::is_browser_dialable_circuit)
         .with_liveness(LIVENESS)
 }
 
@@ -632,13 +636,23 @@ impl Node {
         }
     }
 
+    /// A pasted multiaddr is dialed; a bare peer id is looked up first.
     fn dial_pasted(&mut self, input: &str) {
-        let addr: Multiaddr = match input.trim().parse() {
+        let input = input.trim();
+        if !input.starts_with('/') {
+            match input.parse::<PeerId>() {
+                Ok(peer) => self.reach_by_id(peer),
+                Err(error) => self.emit(Event::Notice(format!(
+                    "\"{input}\" is neither a multiaddr nor a peer id: {error}."
+                ))),
+            }
+            return;
+        }
+        let addr: Multiaddr = match input.parse() {
             Ok(addr) => addr,
             Err(error) => {
                 self.emit(Event::Notice(format!(
-                    "\"{}\" is not a valid multiaddr: {error}.",
-                    input.trim()
+                    "\"{input}\" is not a valid multiaddr: {error}."
                 )));
                 return;
             }
@@ -944,17 +958,8 @@ impl Node {
                 "closing the relayed connection to {}: the direct one carries everything now",
                 short(&peer)
             )),
-            // The page does not look peers up yet (issue #14's page side).
-            Network::Located { peer, relay } => self.log(format!(
-                "{} is reserved on relay {}",
-                short(&peer),
-                short(&relay)
-            )),
-            Network::LocateFailed { peer, error } => self.log(format!(
-                "cannot find {}: {}",
-                short(&peer),
-                report::describe_error(&error)
-            )),
+            Network::Located { peer, relay } => self.located(peer, relay),
+            Network::LocateFailed { peer, error } => self.locate_failed(peer, error),
             Network::LinkDead {
                 peer,
                 connection,

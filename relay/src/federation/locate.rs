@@ -1,8 +1,9 @@
 //! Who is reserved where, and lookups for peers (issue #14, part 5).
 //!
 //! For each reservation it accepts, a relay puts a record into the
-//! federation's DHT: key = the reserved peer's id, value = the relay's own
-//! id, publisher = the relay, expiring a little after the reservation
+//! federation's DHT, sent straight to every connected member
+//! ([`Behaviour::put`](super::Behaviour)): key = the reserved peer's id,
+//! value = the relay's own id, publisher = the relay, expiring a little after the reservation
 //! would ([`RECORD_TTL_MARGIN`]); each renewal puts it again. When the
 //! peer's last connection closes, the relay puts a tombstone (an empty
 //! value, expiring after [`TOMBSTONE_TTL`]) over it, so that lookups stop
@@ -223,6 +224,7 @@ impl Locate {
                 .take(MAX_LOCATE_ADDRS)
                 .cloned()
                 .collect(),
+            browser_addrs: Vec::new(),
         })
     }
 
@@ -404,16 +406,34 @@ impl super::Behaviour {
         }
     }
 
-    fn put(&mut self, record: Record) {
-        // Quorum one: the record is in this relay's store whatever the
-        // others say, and the lookup falls back to this relay.
-        if let Err(error) = self.dht.put_record(record, kad::Quorum::One) {
+    /// Stores `record` here and sends it straight to every connected
+    /// member. Not kad's `put_record`: that one first walks the DHT for
+    /// the closest peers and waits, before it sends anything, for each
+    /// member in its routing table to answer or fail, a dead one included
+    /// (kad keeps a member that went away in its table; its dial fails
+    /// only at a timeout, we believe the QUIC handshake's). Seen in
+    /// `browser_federation`: a page reserved on A just after B was killed,
+    /// A was killed a few seconds later, and C never got that page's
+    /// record (it counted 1 of the 2 pages that moved to it; 2 since).
+    /// Every member holds every record anyway (at most `K` members), so
+    /// the connected ones are the peers to put it to; one that connects
+    /// later asks the DHT (`get_record`) for what it lacks.
+    fn put(&mut self, mut record: Record) {
+        let local = self.members.local_peer_id();
+        record.publisher = Some(local);
+        if let Err(error) = self.dht.store_mut().put(record.clone()) {
             self.locate.refusals.refused("federation-records-full", || {
                 format!(
                     "a reservation record was not stored ({error}): the store holds {} records at most",
                     self.locate.bounds.max_records
                 )
             });
+            return;
+        }
+        let members: Vec<PeerId> = self.members.connected_members().copied().collect();
+        if !members.is_empty() {
+            self.dht
+                .put_record_to(record, members.into_iter(), kad::Quorum::One);
         }
     }
 
@@ -571,7 +591,9 @@ impl super::Behaviour {
     }
 
     /// Where `relay` is dialed: this relay's own addresses, or a member's
-    /// from the DHT's routing table.
+    /// from the DHT's routing table, and where a browser dials it (what
+    /// `/api/relay` lists of it). This relay's own browser addresses are
+    /// not given: the asker is connected to it already.
     fn located(&mut self, relay: PeerId) -> LocateResponse {
         let local = self.members.local_peer_id();
         if relay == local {
@@ -590,10 +612,16 @@ impl super::Behaviour {
             })
             .take(MAX_LOCATE_ADDRS)
             .collect();
-        if addrs.is_empty() {
+        let mut browser_addrs = self.members.browser_addrs(&relay);
+        browser_addrs.truncate(MAX_LOCATE_ADDRS);
+        if addrs.is_empty() && browser_addrs.is_empty() {
             return Err(LocateRefusal::NoAddress);
         }
-        Ok(Located { relay, addrs })
+        Ok(Located {
+            relay,
+            addrs,
+            browser_addrs,
+        })
     }
 }
 
@@ -617,7 +645,7 @@ mod tests {
             max_records,
             reservation_duration: Duration::from_secs(3600),
         };
-        let behaviour = Behaviour::new(peer(1), setup, bounds, Refusals::default());
+        let behaviour = Behaviour::new(peer(1), setup, bounds, None, Refusals::default());
         (behaviour, dir)
     }
 

@@ -158,6 +158,16 @@ impl Members {
             .map(|(peer, _)| peer)
     }
 
+    /// Where a browser reaches `peer`, a connected member (empty when it
+    /// is not one, or said nothing of it).
+    pub fn browser_addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.book
+            .get(peer)
+            .filter(|member| member.connections > 0)
+            .map(|member| member.browser_addrs.clone())
+            .unwrap_or_default()
+    }
+
     /// The connected members that said where a browser reaches them, each
     /// with those addresses (ending in the member's `/p2p`), sorted by
     /// peer id so that every page reads the list in one order.

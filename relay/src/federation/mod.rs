@@ -125,12 +125,21 @@ impl Setup {
 pub struct Behaviour {
     pub members: members::Members,
     pub dht: MembersOnly<kad::Behaviour<MemoryStore>>,
-    /// Who is reserved where: answers peers' lookups (`locate.rs`).
-    pub locate: locate::Locate,
+    /// Who is reserved where: answers peers' lookups (`locate.rs`); in
+    /// private mode, only listed peers' (a guest sees the protocol as
+    /// unsupported, and learns nothing of who is reserved where).
+    pub locate: MembersOnly<locate::Locate>,
 }
 
 impl Behaviour {
-    pub fn new(local: PeerId, setup: Setup, bounds: locate::Bounds, refusals: Refusals) -> Self {
+    /// `private`: the authorized peers of private relay mode, if on.
+    pub fn new(
+        local: PeerId,
+        setup: Setup,
+        bounds: locate::Bounds,
+        private: Option<AuthorizedPeers>,
+        refusals: Refusals,
+    ) -> Self {
         let mut config = kad::Config::new(DHT_PROTOCOL);
         config
             // Only members enter the routing table, by `add_address`.
@@ -159,7 +168,7 @@ impl Behaviour {
                 refusals.clone(),
             ),
             dht: MembersOnly::new(dht, Some(setup.members)),
-            locate: locate::Locate::new(bounds, refusals),
+            locate: MembersOnly::new(locate::Locate::new(bounds, refusals), private),
         }
     }
 
