@@ -95,14 +95,33 @@ rustup_nightly_has_src() {
   have rustup && rustup +nightly component list --installed 2>/dev/null | grep '^rust-src' >/dev/null
 }
 
+# rustc flags that make the page smaller whichever std it links
+# (BENCHMARKS.md "Page weight: where the bytes go"):
+# - sha2's compact software rounds (a loop, not 64 unrolled rounds): the
+#   page hashes a few handshakes and signatures, never bulk data;
+# - source paths cut to what follows the crate registry or the repository
+#   (`tracing`'s warn call sites keep their file names in the wasm).
+# The paths are one word each: no spaces in CARGO_HOME or the checkout.
+page_size_flags() {
+  local flags='--cfg sha2_backend_soft="compact"' dir
+  for dir in "${CARGO_HOME:-${HOME:-/root}/.cargo}"/registry/src/*/; do
+    [ -d "$dir" ] && flags+=" --remap-path-prefix=$dir="
+  done
+  printf '%s --remap-path-prefix=%s/=' "$flags" "$(repo_root)"
+}
+
 # Exports what cargo needs to build the page with that std, after
 # wasm_env; sets PAGE_STD to a line saying which std the page gets.
+# The getrandom cfg of .cargo/config.toml is repeated: the variable set
+# here takes the place of its target rustflags.
 # shellcheck disable=SC2034 # PAGE_STD is for the caller
 page_std_env() {
-  local flags='--cfg getrandom_backend="wasm_js" -Zunstable-options -Cpanic=immediate-abort'
+  local flags
+  flags="--cfg getrandom_backend=\"wasm_js\" $(page_size_flags)"
   case "$1" in
     rustup)
       if ! rustup_nightly_has_src; then
+        export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags"
         PAGE_STD="rustup's prebuilt std (no nightly with rust-src: panic messages stay)"
         return 0
       fi
@@ -110,10 +129,8 @@ page_std_env() {
       ;;
     debian) ;;
   esac
-  # The getrandom cfg of .cargo/config.toml is repeated: this variable
-  # takes the place of its target rustflags.
   export CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags -Zunstable-options -Cpanic=immediate-abort"
   PAGE_STD="std built from source (rustc $(rustc --version | cut -d' ' -f2)), panic=immediate-abort, optimize_for_size"
 }
 

@@ -6,7 +6,8 @@
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use prost::Message as _;
-use serde::{Deserialize, Serialize};
+
+use super::candidate_json;
 
 /// The protocol the signaling stream is negotiated with.
 pub const PROTOCOL: &str = "/webrtc-signaling/0.0.1";
@@ -27,16 +28,14 @@ pub enum SignalingMessage {
     Candidate(Option<IceCandidate>),
 }
 
-/// `RTCIceCandidate.toJSON()`, as browsers produce and accept it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// `RTCIceCandidate.toJSON()`, as browsers produce and accept it; carried
+/// as JSON (`candidate_json`: `candidate`, `sdpMid`, `sdpMLineIndex`,
+/// `usernameFragment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceCandidate {
     pub candidate: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_mid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_m_line_index: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_fragment: Option<String>,
 }
 
@@ -88,7 +87,7 @@ impl SignalingMessage {
             SignalingMessage::Candidate(candidate) => (
                 MessageType::IceCandidate,
                 // `null` is what js-libp2p sends at the end of candidates.
-                serde_json::to_string(candidate).expect("a candidate always serializes"),
+                candidate_json::write(candidate.as_ref()),
             ),
         };
         MessageProto {
@@ -120,7 +119,7 @@ impl SignalingMessage {
                 if data.trim().is_empty() || data.trim() == "null" {
                     return Ok(Self::Candidate(None));
                 }
-                let candidate: IceCandidate = serde_json::from_str(&data)
+                let candidate = candidate_json::read(&data)
                     .map_err(|error| SignalingError::BadCandidate(error.to_string()))?;
                 Ok(Self::Candidate(
                     Some(candidate).filter(|c| !c.candidate.is_empty()),

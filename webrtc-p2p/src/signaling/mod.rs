@@ -1,6 +1,7 @@
 //! The `/webrtc-signaling/0.0.1` protocol: SDP offer and answer and trickled
 //! ICE candidates, exchanged over a relayed libp2p connection.
 
+mod candidate_json;
 mod message;
 mod session;
 
