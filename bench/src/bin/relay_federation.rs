@@ -88,7 +88,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// the two of the connect measurement, then the three of the scale-out.
 const SEEDS: [u8; 2] = [91, 92];
 const LOAD_SEEDS: [u8; 3] = [93, 94, 95];
-/// How long three relays may take to connect to each other.
+/// How long the relays may take to connect to each other.
 const FEDERATE_WITHIN: Duration = Duration::from_secs(30);
 /// All load peers may take this long to hold their reservations.
 const RAMP_WITHIN: Duration = Duration::from_secs(120);
@@ -164,9 +164,10 @@ async fn first_message_part(
         &options.log_dir.join("bench-federation-relay-2.log"),
     )
     .await?;
-    // The second relay dials the first at once; give the link a moment so
-    // that the first sample does not time the federation's own start.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // So that the first sample does not time the federation's own start.
+    let relays = [first, second];
+    wait_federated(&relays).await?;
+    let [first, second] = relays;
 
     let mut across = Vec::new();
     let mut one = Vec::new();
@@ -444,8 +445,9 @@ async fn wait_federated(relays: &[RelayProcess]) -> anyhow::Result<()> {
         }
         if Instant::now() >= give_up {
             bail!(
-                "the three relays did not all connect to each other within {FEDERATE_WITHIN:?} \
-                 (members connected, A B C: {connected:?}); see the relay logs"
+                "the {} relays did not all connect to each other within {FEDERATE_WITHIN:?} \
+                 (members connected to each, in order: {connected:?}); see the relay logs",
+                relays.len()
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
