@@ -4,6 +4,8 @@
 //! the same machine, so the ratio means something even where the absolute
 //! number depends on the machine. Nothing here asserts a time.
 //!
+//! - [`load`]: load peers holding reservations and announcing, on one
+//!   relay or spread over several;
 //! - [`relay_process`]: the relay binary as a child process, with its
 //!   resource use read from `/proc`;
 //! - [`stats`]: percentiles and medians;
@@ -12,6 +14,7 @@
 //!
 //! The perf protocol (`/perf/1.0.0`) is `chat_protocol::perf`, which the
 //! page serves as well.
+pub mod load;
 pub mod relay_process;
 pub mod report;
 pub mod stats;

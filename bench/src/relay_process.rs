@@ -2,6 +2,7 @@
 //! the OS, and its resource use read from `/proc/<pid>/`.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -10,7 +11,8 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use tokio::{
-    io::{AsyncBufReadExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::TcpStream,
     process::{Child, Command},
 };
 
@@ -44,6 +46,8 @@ pub struct RelayProcess {
     /// Its TCP address for native peers, ending in `/p2p/<peer id>`.
     pub tcp_addr: Multiaddr,
     pub peer_id: PeerId,
+    /// Its HTTP address (`/metrics`, `/api/relay`), when it printed one.
+    pub http_addr: Option<SocketAddr>,
     /// Holds its identity and certificate for the life of the run.
     _state_dir: tempfile::TempDir,
 }
@@ -85,7 +89,7 @@ impl RelayProcess {
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let pid = child.id().context("the relay exited at once")?;
         let stdout = child.stdout.take().context("the relay's stdout")?;
-        let tcp_addr = tokio::time::timeout(START_TIMEOUT, read_tcp_addr(stdout))
+        let (tcp_addr, http_addr) = tokio::time::timeout(START_TIMEOUT, read_banner(stdout))
             .await
             .map_err(|_| {
                 anyhow!(
@@ -102,6 +106,7 @@ impl RelayProcess {
             pid,
             tcp_addr,
             peer_id,
+            http_addr,
             _state_dir: state_dir,
         })
     }
@@ -120,30 +125,108 @@ impl RelayProcess {
         rss_bytes(self.pid)
     }
 
+    /// The relay's `/metrics` (Prometheus text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let addr = self
+            .http_addr
+            .context("the relay printed no HTTP address")?;
+        tokio::time::timeout(HTTP_TIMEOUT, http_get(addr, "/metrics"))
+            .await
+            .map_err(|_| anyhow!("GET http://{addr}/metrics: no answer within {HTTP_TIMEOUT:?}"))?
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }
 
-/// Reads the banner up to the TCP address (the line after "For native
-/// peers (TCP):"), then keeps draining standard output in the background so
-/// the relay never blocks on a full pipe.
-async fn read_tcp_addr(stdout: tokio::process::ChildStdout) -> anyhow::Result<Multiaddr> {
+/// How long one HTTP request to the relay may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the banner: the TCP address (the line after "For native peers
+/// (TCP):") and, after it, the page's HTTP address ("Page:
+/// http://host:port/", the last line), then keeps draining standard output
+/// in the background so the relay never blocks on a full pipe.
+async fn read_banner(
+    stdout: tokio::process::ChildStdout,
+) -> anyhow::Result<(Multiaddr, Option<SocketAddr>)> {
     let mut lines = BufReader::new(stdout).lines();
     let mut in_tcp_section = false;
+    let mut tcp_addr = None;
     while let Some(line) = lines.next_line().await.context("read the relay's output")? {
         if line.starts_with("For native peers (TCP)") {
             in_tcp_section = true;
-        } else if in_tcp_section {
+        } else if in_tcp_section && tcp_addr.is_none() {
             let addr: Multiaddr = line
                 .trim()
                 .parse()
                 .with_context(|| format!("the relay printed {line:?}, not a multiaddr"))?;
+            tcp_addr = Some(addr);
+        } else if let Some(page) = line.strip_prefix("Page: ") {
+            let tcp_addr = tcp_addr.context("the relay printed its page before its TCP address")?;
+            // An https page (a relay with a domain) has no plain address.
+            let http_addr = page
+                .strip_prefix("http://")
+                .and_then(|rest| rest.trim_end_matches('/').parse().ok());
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return Ok(addr);
+            return Ok((tcp_addr, http_addr));
         }
     }
-    bail!("the relay exited before printing its TCP address")
+    match tcp_addr {
+        Some(_) => bail!("the relay exited before printing its page address"),
+        None => bail!("the relay exited before printing its TCP address"),
+    }
+}
+
+/// The body of `GET path` from `addr` (HTTP/1.0, so the answer is neither
+/// chunked nor kept alive); an error unless the status is 200.
+async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8(answer).context("the answer is not UTF-8")?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .context("the answer has no header end")?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("GET http://{addr}{path}: {status}");
+    }
+    Ok(body.to_owned())
+}
+
+/// The value of the Prometheus sample `name` whose labels include every
+/// `label="value"` of `labels` (the sum, when several match); `None` when
+/// none does.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(rest) => match rest.split_once('}') {
+                Some((labels, value)) => (labels, value),
+                None => continue,
+            },
+            None if rest.starts_with(' ') => ("", rest),
+            None => continue,
+        };
+        let matches = labels.iter().all(|(key, value)| {
+            label_text
+                .split(',')
+                .any(|pair| pair.trim() == format!("{key}=\"{value}\""))
+        });
+        if matches && let Ok(value) = value.trim().parse::<f64>() {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat`'s times (`getconf CLK_TCK`;
@@ -221,6 +304,32 @@ mod tests {
     fn resident_memory_is_read_in_bytes() {
         let status = "Name:\trelay\nVmPeak:\t  9000 kB\nVmRSS:\t  2048 kB\n";
         assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
+    }
+
+    #[test]
+    fn metric_samples_are_found_by_name_and_labels() {
+        let text = "# HELP relay_federation_messages_total x\n\
+            relay_federation_messages_total{direction=\"from_relays\",topic=\"discovery\"} 42\n\
+            relay_federation_messages_total{direction=\"to_relays\",topic=\"discovery\"} 7\n\
+            relay_federation_messages_total{direction=\"from_relays\",topic=\"chat\"} 3\n\
+            relay_federation_records 5\n\
+            relay_federation_records_other 9\n";
+        let name = "relay_federation_messages_total";
+        assert_eq!(
+            metric(
+                text,
+                name,
+                &[("direction", "from_relays"), ("topic", "discovery")]
+            ),
+            Some(42.0)
+        );
+        assert_eq!(
+            metric(text, name, &[("direction", "from_relays")]),
+            Some(45.0)
+        );
+        assert_eq!(metric(text, name, &[("topic", "other")]), None);
+        assert_eq!(metric(text, "relay_federation_records", &[]), Some(5.0));
+        assert_eq!(metric(text, "relay_missing", &[]), None);
     }
 
     #[test]
