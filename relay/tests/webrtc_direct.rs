@@ -2,7 +2,7 @@
 //! str0m`), dialed by a native peer over libp2p-webrtc 0.10 (a dialer that
 //! never sends FIN_ACK: ping and reservations must not need one).
 //!
-//! - a peer reserves and pings over it;
+//! - a peer reserves and pings over it, over IPv4 and over IPv6;
 //! - its certhash is the one the libp2p listener announced, across
 //!   restarts and the switch of listener;
 //! - a flood of STUN binding requests from one source address, well
@@ -20,7 +20,10 @@ use std::{net::SocketAddr, time::Duration};
 use futures::StreamExt as _;
 
 use ::relay::{Relay, addresses::transport_of};
-use common::{TIMEOUT, TestRelay, connect, peer, relay_options, reserve, wait_for};
+use common::{
+    TIMEOUT, TestRelay, binding_request, connect, peer, relay_options, reserve,
+    signed_binding_request, wait_for,
+};
 use libp2p::{Multiaddr, identity::Keypair, multiaddr::Protocol, ping, swarm::SwarmEvent};
 
 const STR0M: &[&str] = &["--webrtc-direct-listener=str0m"];
@@ -49,6 +52,34 @@ async fn a_native_peer_reserves_and_pings_over_the_str0m_listener() {
     })
     .await;
     eprintln!("ping over the str0m listener: {rtt:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_peer_reserves_over_ipv6() {
+    let relay = TestRelay::start(&[STR0M[0], "--listen-ip=::1"]).await;
+    let addr = relay
+        .relay
+        .multiaddrs
+        .iter()
+        .find(|addr| {
+            transport_of(addr) == "webrtc-direct"
+                && matches!(addr.iter().next(), Some(Protocol::Ip6(_)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no IPv6 WebRTC-direct address in {:?}",
+                relay.relay.multiaddrs
+            )
+        })
+        .clone();
+    let mut a = peer(Keypair::generate_ed25519());
+    a.listen_on("/ip6/::1/udp/0/webrtc-direct".parse().expect("valid"))
+        .expect("listen");
+    let circuit = reserve(&mut a, &addr).await;
+    assert!(
+        circuit.iter().any(|p| p == Protocol::P2pCircuit),
+        "{circuit}"
+    );
 }
 
 fn webrtc_direct_addr(relay: &Relay) -> Multiaddr {
@@ -108,52 +139,6 @@ async fn the_certhash_stays_across_restarts_and_the_switch_of_listener() {
             "the certhash changed with {extra:?}: every pasted address would break"
         );
     }
-}
-
-/// A STUN binding request as a WebRTC-direct dialer sends it: username
-/// `ufrag:ufrag`, PRIORITY, ICE-CONTROLLING, MESSAGE-INTEGRITY keyed with
-/// the ufrag.
-fn binding_request(ufrag: &str, transaction: [u8; 12]) -> Vec<u8> {
-    signed_binding_request(ufrag, transaction, false)
-}
-
-/// [`binding_request`], with USE-CANDIDATE when `nominate` (what a
-/// browser puts on every check to an ICE-lite server).
-fn signed_binding_request(ufrag: &str, transaction: [u8; 12], nominate: bool) -> Vec<u8> {
-    let username = format!("{ufrag}:{ufrag}");
-    let mut attributes = Vec::new();
-    attributes.extend(0x0006u16.to_be_bytes());
-    attributes.extend((username.len() as u16).to_be_bytes());
-    attributes.extend(username.as_bytes());
-    while attributes.len() % 4 != 0 {
-        attributes.push(0);
-    }
-    // PRIORITY, which ICE requires in a binding request.
-    attributes.extend(0x0024u16.to_be_bytes());
-    attributes.extend(4u16.to_be_bytes());
-    attributes.extend(0x6e00_1effu32.to_be_bytes());
-    // ICE-CONTROLLING, as a browser dialing an ICE-lite server sends.
-    attributes.extend(0x802Au16.to_be_bytes());
-    attributes.extend(8u16.to_be_bytes());
-    attributes.extend(transaction[..8].iter());
-    if nominate {
-        attributes.extend(0x0025u16.to_be_bytes());
-        attributes.extend(0u16.to_be_bytes());
-    }
-    let mut message = Vec::new();
-    message.extend(0x0001u16.to_be_bytes());
-    // The length counts MESSAGE-INTEGRITY (4 + 20 bytes) already, as its
-    // HMAC requires.
-    message.extend(((attributes.len() + 24) as u16).to_be_bytes());
-    message.extend(0x2112_A442u32.to_be_bytes());
-    message.extend(transaction);
-    message.extend(&attributes);
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, ufrag.as_bytes());
-    let tag = ring::hmac::sign(&key, &message);
-    message.extend(0x0008u16.to_be_bytes());
-    message.extend(20u16.to_be_bytes());
-    message.extend(tag.as_ref());
-    message
 }
 
 fn udp_target(addr: &Multiaddr) -> SocketAddr {
