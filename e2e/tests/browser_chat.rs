@@ -33,10 +33,12 @@ const MALFORMED_ADDR: &str = "/ip4/127.0.0.1/tcp/notaport/ws";
 #[derive(Debug, Clone, Copy)]
 enum RelayTransport {
     WebSocket,
+    /// WebRTC-direct served by the relay's default listener, its own
+    /// (str0m).
     WebRtcDirect,
-    /// WebRTC-direct served by the relay's own str0m listener
-    /// (`--webrtc-direct-listener str0m`).
-    WebRtcDirectStr0m,
+    /// WebRTC-direct served by the fallback listener, libp2p-webrtc 0.10
+    /// (`--webrtc-direct-listener libp2p`).
+    WebRtcDirectLibp2p,
 }
 
 impl RelayTransport {
@@ -45,7 +47,7 @@ impl RelayTransport {
         match self {
             Self::WebSocket => "browser_chat_ws",
             Self::WebRtcDirect => "browser_chat_webrtc_direct",
-            Self::WebRtcDirectStr0m => "browser_chat_webrtc_direct_str0m",
+            Self::WebRtcDirectLibp2p => "browser_chat_webrtc_direct_libp2p",
         }
     }
 
@@ -53,7 +55,7 @@ impl RelayTransport {
     fn relay_args(self) -> &'static [&'static str] {
         match self {
             Self::WebSocket | Self::WebRtcDirect => &[],
-            Self::WebRtcDirectStr0m => &["--webrtc-direct-listener", "str0m"],
+            Self::WebRtcDirectLibp2p => &["--webrtc-direct-listener", "libp2p"],
         }
     }
 
@@ -61,7 +63,7 @@ impl RelayTransport {
     fn is_of(self, addr: &str) -> bool {
         match self {
             Self::WebSocket => addr.contains("/ws/"),
-            Self::WebRtcDirect | Self::WebRtcDirectStr0m => {
+            Self::WebRtcDirect | Self::WebRtcDirectLibp2p => {
                 addr.contains("/webrtc-direct/certhash/")
             }
         }
@@ -79,8 +81,8 @@ async fn two_pages_chat_over_a_webrtc_direct_relay_and_again_after_it_restarts()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_pages_chat_over_the_str0m_webrtc_direct_listener_and_again_after_it_restarts() {
-    two_pages_chat(RelayTransport::WebRtcDirectStr0m).await;
+async fn two_pages_chat_over_the_libp2p_webrtc_direct_listener_and_again_after_it_restarts() {
+    two_pages_chat(RelayTransport::WebRtcDirectLibp2p).await;
 }
 
 async fn two_pages_chat(transport: RelayTransport) {

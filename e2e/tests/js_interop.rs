@@ -36,12 +36,18 @@ async fn a_js_libp2p_page_reserves_and_pings_over_webrtc_direct_and_our_page_rea
     js_libp2p_over_webrtc_direct("js_interop_webrtc_direct", &[]).await;
 }
 
-/// The same with the relay's own str0m listener.
+/// The same with the fallback listener, libp2p-webrtc 0.10. Ignored: its
+/// accept race (README, "WebRTC framing, FIN_ACK and js-libp2p") loses a
+/// js-libp2p page's first streams often enough that the page's second
+/// load missed its reservation in 2 runs of 2 on the loaded test machine;
+/// the reason the str0m listener is the default. Run it with
+/// `--run-ignored all` to look at the fallback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_js_libp2p_page_reserves_and_pings_over_the_str0m_webrtc_direct_listener() {
+#[ignore = "libp2p-webrtc 0.10's accept race loses js-libp2p's first streams (README)"]
+async fn a_js_libp2p_page_reserves_and_pings_over_the_libp2p_webrtc_direct_listener() {
     js_libp2p_over_webrtc_direct(
-        "js_interop_webrtc_direct_str0m",
-        &["--webrtc-direct-listener", "str0m"],
+        "js_interop_webrtc_direct_libp2p",
+        &["--webrtc-direct-listener", "libp2p"],
     )
     .await;
 }

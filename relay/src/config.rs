@@ -29,10 +29,15 @@ pub struct Options {
     #[arg(long, env = "RELAY_WEBRTC_PORT", default_value_t = 4003)]
     pub webrtc_port: u16,
 
-    /// Which WebRTC-direct listener serves `--webrtc-port`: `libp2p`
-    /// (libp2p-webrtc 0.10, IPv4 only) or `str0m` (the relay's own: IPv6
-    /// too, streams accepted as soon as DTLS is up, FIN_ACK, bounds before
-    /// any session is allocated). The certhash is the same for both.
+    /// Which WebRTC-direct listener serves `--webrtc-port`: `str0m` (the
+    /// relay's own, the default: IPv4 and IPv6, streams accepted as soon as
+    /// DTLS is up, FIN_ACK, a client that changes address keeps its
+    /// session; nothing kept for a stranger beyond a signed STUN binding
+    /// request within 8 new sessions/s per IPv4 address or IPv6 /64 and
+    /// 256/s per listener, and a free slot of `--max-pending-per-ip` /
+    /// `--max-pending-connections`; a session must finish ICE, DTLS, SCTP
+    /// and Noise within `--handshake-timeout`) or `libp2p` (libp2p-webrtc
+    /// 0.10, the fallback: IPv4 only). The certhash is the same for both.
     #[arg(
         long,
         env = "RELAY_WEBRTC_DIRECT_LISTENER",

@@ -340,7 +340,9 @@ impl Relay {
                     addr: addr.to_string(),
                     reason: error.to_string(),
                 })?;
-            if what == "WebRTC-direct" {
+            // The guard bounds libp2p-webrtc's mux; the str0m listener
+            // bounds its own sessions (webrtc_direct::demux).
+            if what == "WebRTC-direct" && options.webrtc_direct_listener == ListenerKind::Libp2p {
                 webrtc_listeners.insert(id, addr.clone());
             }
             pending_listeners.push((id, flag, what, addr));

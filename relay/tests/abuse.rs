@@ -917,7 +917,10 @@ async fn binding_requests_from_many_source_ports_leave_the_webrtc_direct_listene
     raise_own_nofile();
     let relay = RelayProcess::start(
         4096,
-        &[&format!("--max-webrtc-unfinished-addresses={BOUND}")],
+        &[
+            "--webrtc-direct-listener=libp2p",
+            &format!("--max-webrtc-unfinished-addresses={BOUND}"),
+        ],
     );
     let webrtc = relay.addr("webrtc-direct");
     let server = {
@@ -988,4 +991,102 @@ async fn binding_requests_from_many_source_ports_leave_the_webrtc_direct_listene
     // address the relay printed at start still works.
     let took = connect_and_reserve(&webrtc).await;
     println!("a peer connected over WebRTC-direct and reserved in {took:?} after the restarts");
+}
+
+/// The same flood against the str0m listener (the default), each request
+/// signed as a dialer's is, so that it passes every check but the
+/// budgets: the listener needs no restart, keeps at most
+/// `--max-pending-per-ip` sessions for the flooding address, and a peer
+/// from another address connects and reserves meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_binding_requests_from_many_source_ports_leave_the_str0m_listener_bounded_and_open()
+{
+    const SOURCES: usize = 1200;
+    const PENDING_PER_IP: u64 = 8;
+    raise_own_nofile();
+    let relay = RelayProcess::start(4096, &["--webrtc-direct-listener=str0m"]);
+    let webrtc = relay.addr("webrtc-direct");
+    let server = {
+        let mut parts = webrtc.iter();
+        match (parts.next(), parts.next()) {
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => SocketAddr::from((ip, port)),
+            _ => panic!("{webrtc} is not a UDP address"),
+        }
+    };
+    let mut sockets = Vec::with_capacity(SOURCES);
+    for n in 0..SOURCES {
+        let socket = tokio::net::UdpSocket::bind((ATTACKER, 0))
+            .await
+            .expect("bind");
+        let mut transaction = [0u8; 12];
+        transaction[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        socket
+            .send_to(
+                &common::binding_request(&format!("libp2p+webrtc+v1/attacker{n}"), transaction),
+                server,
+            )
+            .await
+            .expect("send");
+        sockets.push(socket);
+        if n % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let number = |lines: Vec<String>| -> u64 {
+        lines
+            .iter()
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    // Most were refused by the budgets (the kernel may drop some first).
+    let started = Instant::now();
+    let refused = loop {
+        let refused = number(
+            relay
+                .metrics_lines(
+                    "relay_webrtc_direct_datagrams_dropped_total{reason=\"prefix-rate\"}",
+                )
+                .await,
+        ) + number(
+            relay
+                .metrics_lines(
+                    "relay_webrtc_direct_datagrams_dropped_total{reason=\"pending-per-ip\"}",
+                )
+                .await,
+        );
+        if refused >= (SOURCES / 2) as u64 {
+            break refused;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "{SOURCES} signed binding requests, only {refused} refused by the per-address budgets"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let opening = number(
+        relay
+            .metrics_lines("relay_webrtc_direct_sessions_opening ")
+            .await,
+    );
+    println!(
+        "{SOURCES} signed binding requests from one address: {refused} refused, {opening} sessions opening"
+    );
+    assert!(
+        opening <= PENDING_PER_IP,
+        "one address holds {opening} sessions in their handshake, over --max-pending-per-ip={PENDING_PER_IP}"
+    );
+    assert_eq!(
+        number(
+            relay
+                .metrics_lines("relay_webrtc_direct_listener_restarts_total")
+                .await
+        ),
+        0,
+        "the str0m listener was opened again: the libp2p listener's guard ran on it"
+    );
+    // Another address, while the flood's sessions still wait for their
+    // handshake deadline.
+    let took = connect_and_reserve(&webrtc).await;
+    println!("a peer connected over WebRTC-direct and reserved in {took:?} during the flood");
+    drop(sockets);
 }

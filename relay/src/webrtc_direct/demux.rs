@@ -10,6 +10,20 @@
 //! (the STUN server's token buckets), and a free pending slot: at most
 //! [`Limits::max_pending_per_prefix`] sessions in their handshake per
 //! IPv4 address or IPv6 /64, [`Limits::max_pending`] per listener.
+//!
+//! A client whose address changes (a NAT rebinding, a phone moving to
+//! another network) keeps its session: a binding request from a new
+//! source that carries the ufrag of a live session, correctly signed, is
+//! routed to that session, and so is what follows from that source (at
+//! most [`MAX_ADDRESSES_PER_SESSION`] sources per session). The `Rtc`'s
+//! ICE agent then decides: it answers the check at the new address and
+//! moves its sending there once the client nominates the new pair
+//! (browsers put USE-CANDIDATE on every check to an ICE-lite server) and
+//! the old pair has gone quiet (str0m drops a pair after 15 s without a
+//! check). A second dial with a live session's ufrag is routed the same
+//! way, so it cannot open a parallel session under that ufrag; a dialer
+//! picks a fresh random ufrag for each dial, and only someone who saw the
+//! ufrag on the path can send one.
 
 use std::{
     collections::HashMap,
@@ -44,6 +58,9 @@ pub const MAX_SESSIONS: usize = 4096;
 pub const NEW_PER_PREFIX_PER_SECOND: u32 = 8;
 /// New sessions per second on one listener.
 pub const NEW_PER_SECOND: u32 = 256;
+/// Source addresses one session is reached from (its first and those it
+/// moved to); a rebinding past it is dropped.
+pub const MAX_ADDRESSES_PER_SESSION: usize = 4;
 /// Largest datagram read; WebRTC stays below 1500 bytes.
 const MAX_DATAGRAM: usize = 2048;
 
@@ -66,6 +83,7 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Datagram {
     pub data: Vec<u8>,
+    pub source: SocketAddr,
     pub at: Instant,
 }
 
@@ -107,10 +125,22 @@ impl Drop for PendingSlot {
     }
 }
 
+/// A session as the demux knows it: where its datagrams go, by which
+/// ufrag it is known, and from how many addresses it is reached.
+#[derive(Debug, Clone)]
+struct Route {
+    datagrams: mpsc::Sender<Datagram>,
+    ufrag: Arc<str>,
+    addresses: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 pub struct Demux {
     socket: Arc<UdpSocket>,
     limits: Limits,
-    sessions: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
+    /// By source address: every address a session is reached from.
+    sessions: HashMap<SocketAddr, Route>,
+    /// By ufrag: the session a rebinding client's new address joins.
+    by_ufrag: HashMap<Arc<str>, Route>,
     new_sessions: mpsc::Sender<NewSession>,
     budgets: PrefixBudgets,
     budget: TokenBucket,
@@ -132,6 +162,7 @@ impl Demux {
             socket,
             limits,
             sessions: HashMap::new(),
+            by_ufrag: HashMap::new(),
             new_sessions,
             budgets: PrefixBudgets::new(limits.new_per_prefix_per_second, now),
             budget: TokenBucket::new(limits.new_per_second, now),
@@ -168,23 +199,42 @@ impl Demux {
             self.metrics.drop("empty");
             return;
         }
-        if let Some(session) = self.sessions.get(&source) {
-            match session.try_send(Datagram {
-                data: data.to_vec(),
-                at,
-            }) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.metrics.drop("session-queue-full");
-                    return;
-                }
-                // The session ended: the source is a stranger again.
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.sessions.remove(&source);
-                }
+        if let Some(route) = self.sessions.get(&source) {
+            if self.forward(route, data, source, at) {
+                return;
             }
+            // The session ended: the source is a stranger again.
+            self.forget(source);
         }
         self.on_stranger(data, source, at);
+    }
+
+    /// Hands `data` to the session of `route`; false when it has ended.
+    fn forward(&self, route: &Route, data: &[u8], source: SocketAddr, at: Instant) -> bool {
+        match route.datagrams.try_send(Datagram {
+            data: data.to_vec(),
+            source,
+            at,
+        }) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.drop("session-queue-full");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn forget(&mut self, source: SocketAddr) {
+        if let Some(route) = self.sessions.remove(&source)
+            && route.datagrams.is_closed()
+            && self
+                .by_ufrag
+                .get(&route.ufrag)
+                .is_some_and(|known| known.datagrams.same_channel(&route.datagrams))
+        {
+            self.by_ufrag.remove(&route.ufrag);
+        }
     }
 
     fn on_stranger(&mut self, data: &[u8], source: SocketAddr, at: Instant) {
@@ -192,6 +242,9 @@ impl Demux {
             return;
         };
         let prefix = IpPrefix::of(source.ip());
+        if self.rebind(&ufrag, data, source, prefix, at) {
+            return;
+        }
         if self
             .budgets
             .try_take(prefix, tokio::time::Instant::from_std(at))
@@ -212,7 +265,10 @@ impl Demux {
             return;
         };
         if self.sessions.len() >= self.limits.max_sessions {
-            self.sessions.retain(|_, session| !session.is_closed());
+            self.sessions
+                .retain(|_, route| !route.datagrams.is_closed());
+            self.by_ufrag
+                .retain(|_, route| !route.datagrams.is_closed());
             if self.sessions.len() >= self.limits.max_sessions {
                 self.metrics.drop("sessions-full");
                 self.refusals
@@ -221,11 +277,13 @@ impl Demux {
             }
         }
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let ufrag_key: Arc<str> = ufrag.as_str().into();
         let session = NewSession {
             remote: source,
             ufrag,
             first: Datagram {
                 data: data.to_vec(),
+                source,
                 at,
             },
             datagrams: rx,
@@ -233,10 +291,63 @@ impl Demux {
         };
         match self.new_sessions.try_send(session) {
             Ok(()) => {
-                self.sessions.insert(source, tx);
+                let route = Route {
+                    datagrams: tx,
+                    ufrag: ufrag_key,
+                    addresses: Arc::new(1.into()),
+                };
+                self.by_ufrag.insert(route.ufrag.clone(), route.clone());
+                self.sessions.insert(source, route);
             }
             Err(_) => self.metrics.drop("accept-backlog"),
         }
+    }
+
+    /// Routes a binding request from a new source to the live session of
+    /// its ufrag, if there is one (see the module doc); true if it did,
+    /// or dropped it for that session.
+    fn rebind(
+        &mut self,
+        ufrag: &str,
+        data: &[u8],
+        source: SocketAddr,
+        prefix: IpPrefix,
+        at: Instant,
+    ) -> bool {
+        let Some(route) = self.by_ufrag.get(ufrag).cloned() else {
+            return false;
+        };
+        if route.datagrams.is_closed() {
+            self.by_ufrag.remove(ufrag);
+            return false;
+        }
+        // A source change is charged like a new session: it costs the
+        // sender one signed request, and it adds a map entry.
+        if self
+            .budgets
+            .try_take(prefix, tokio::time::Instant::from_std(at))
+            .is_err()
+        {
+            self.metrics.drop("prefix-rate");
+            return true;
+        }
+        let addresses = route.addresses.load(std::sync::atomic::Ordering::Relaxed);
+        if addresses >= MAX_ADDRESSES_PER_SESSION || self.sessions.len() >= self.limits.max_sessions
+        {
+            self.metrics.drop("rebind-limit");
+            self.refusals
+                .refused("webrtc-direct-rebind", || format!("{prefix}"));
+            return true;
+        }
+        if self.forward(&route, data, source, at) {
+            route
+                .addresses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.rebinds.inc();
+            tracing::debug!(%source, "WebRTC-direct client reached its session from a new address");
+            self.sessions.insert(source, route);
+        }
+        true
     }
 
     /// The ufrag of a well-formed, correctly signed WebRTC-direct binding

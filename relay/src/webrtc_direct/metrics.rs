@@ -19,6 +19,9 @@ pub struct Metrics {
     pub established: Gauge,
     /// Datagrams the listener did not hand to any session, by reason.
     pub dropped: Family<DropLabels, Counter>,
+    /// Source addresses that joined a live session by its ufrag (a
+    /// client whose address changed).
+    pub rebinds: Counter,
 }
 
 impl Metrics {
@@ -39,6 +42,11 @@ impl Metrics {
             "datagrams_dropped",
             "WebRTC-direct datagrams dropped before any session, by reason",
             metrics.dropped.clone(),
+        );
+        relay.register(
+            "rebinds",
+            "WebRTC-direct clients that reached their session from a new address",
+            metrics.rebinds.clone(),
         );
         metrics
     }

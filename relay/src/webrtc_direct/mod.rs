@@ -1,6 +1,6 @@
-//! The relay's own WebRTC-direct listener (`--webrtc-direct-listener
-//! str0m`), on str0m's sans-IO WebRTC: see
-//! `docs/design/webrtc-direct-listener.md`.
+//! The relay's own WebRTC-direct listener (the default;
+//! `--webrtc-direct-listener libp2p` picks libp2p-webrtc 0.10 instead), on
+//! str0m's sans-IO WebRTC: see `docs/design/webrtc-direct-listener.md`.
 //!
 //! Unlike libp2p-webrtc 0.10 (the `libp2p` listener), it accepts the
 //! client's data channels from the moment DTLS and SCTP are up, answers
@@ -69,11 +69,12 @@ pub enum Error {
 /// Which WebRTC-direct listener the relay runs (`--webrtc-direct-listener`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ListenerKind {
-    /// libp2p-webrtc 0.10 (webrtc-rs): IPv4 only, channels accepted only
-    /// after its handshake bookkeeping.
-    #[default]
+    /// libp2p-webrtc 0.10 (webrtc-rs), the fallback: IPv4 only, channels
+    /// accepted only after its handshake bookkeeping (js-libp2p's first
+    /// streams are lost now and then), no bounds before a session exists.
     Libp2p,
-    /// This relay's own listener on str0m.
+    /// This relay's own listener on str0m, the default.
+    #[default]
     Str0m,
 }
 

@@ -159,7 +159,9 @@ impl Session {
 
     /// Feeds one datagram to the `Rtc`.
     pub fn receive(&mut self, datagram: &Datagram) {
-        let Ok(receive) = Receive::new(Protocol::Udp, self.remote, self.local, &datagram.data)
+        // From the datagram's own source: a client that moved keeps its
+        // session (the demux routes its new address here).
+        let Ok(receive) = Receive::new(Protocol::Udp, datagram.source, self.local, &datagram.data)
         else {
             return;
         };

@@ -401,3 +401,49 @@ pub async fn send_count(
     })
     .await
 }
+
+/// A STUN binding request as a WebRTC-direct dialer sends it: username
+/// `ufrag:ufrag`, PRIORITY, ICE-CONTROLLING, MESSAGE-INTEGRITY keyed with
+/// the ufrag.
+pub fn binding_request(ufrag: &str, transaction: [u8; 12]) -> Vec<u8> {
+    signed_binding_request(ufrag, transaction, false)
+}
+
+/// [`binding_request`], with USE-CANDIDATE when `nominate` (what a
+/// browser puts on every check to an ICE-lite server).
+pub fn signed_binding_request(ufrag: &str, transaction: [u8; 12], nominate: bool) -> Vec<u8> {
+    let username = format!("{ufrag}:{ufrag}");
+    let mut attributes = Vec::new();
+    attributes.extend(0x0006u16.to_be_bytes());
+    attributes.extend((username.len() as u16).to_be_bytes());
+    attributes.extend(username.as_bytes());
+    while attributes.len() % 4 != 0 {
+        attributes.push(0);
+    }
+    // PRIORITY, which ICE requires in a binding request.
+    attributes.extend(0x0024u16.to_be_bytes());
+    attributes.extend(4u16.to_be_bytes());
+    attributes.extend(0x6e00_1effu32.to_be_bytes());
+    // ICE-CONTROLLING, as a browser dialing an ICE-lite server sends.
+    attributes.extend(0x802Au16.to_be_bytes());
+    attributes.extend(8u16.to_be_bytes());
+    attributes.extend(transaction[..8].iter());
+    if nominate {
+        attributes.extend(0x0025u16.to_be_bytes());
+        attributes.extend(0u16.to_be_bytes());
+    }
+    let mut message = Vec::new();
+    message.extend(0x0001u16.to_be_bytes());
+    // The length counts MESSAGE-INTEGRITY (4 + 20 bytes) already, as its
+    // HMAC requires.
+    message.extend(((attributes.len() + 24) as u16).to_be_bytes());
+    message.extend(0x2112_A442u32.to_be_bytes());
+    message.extend(transaction);
+    message.extend(&attributes);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, ufrag.as_bytes());
+    let tag = ring::hmac::sign(&key, &message);
+    message.extend(0x0008u16.to_be_bytes());
+    message.extend(20u16.to_be_bytes());
+    message.extend(tag.as_ref());
+    message
+}
