@@ -4,15 +4,12 @@
 
 use multibase::{Base, Error, decode, encode};
 
-/// Base8 as the original crate writes it (data-encoding's octal: bits
-/// packed from the most significant end, the last symbol filled with zero
-/// bits), which this crate keeps. The spec's CSV aligns the bits to the
-/// other end ("7171312714403326055632220041"): the two disagree whenever
-/// the length in bits is not a multiple of 3. No multiaddr uses base8.
+/// Base8 as the spec's CSV and the original crate write it (bits packed
+/// from the most significant end, the last symbol filled with zero bits).
 const YES_MANI_BASE8: &str = "7362625631006654133464440102";
 const ZERO_YES_MANI_BASE8: &str = "7000745453462015530267151100204";
 
-/// tests/basic.csv: "yes mani !" in every base (base8: above).
+/// tests/basic.csv: "yes mani !" in every base.
 const YES_MANI: &[(Base, &str)] = &[
     (
         Base::Base2,

@@ -132,6 +132,7 @@ impl<'b> Builder<'b> {
             re: None,
             initiator,
             message: 0,
+            failed: false,
         })
     }
 }
@@ -149,6 +150,10 @@ pub struct HandshakeState {
     initiator: bool,
     /// Messages sent and received so far.
     message: usize,
+    /// A message failed part-way, leaving the hash and keys half-mixed:
+    /// the handshake is over (the spec deletes such a state; snow 0.10
+    /// rolled it back instead). Every later call is refused.
+    failed: bool,
 }
 
 impl fmt::Debug for HandshakeState {
@@ -187,7 +192,7 @@ impl HandshakeState {
     /// Writes the next handshake message, carrying `payload`, into `out`;
     /// returns its length.
     pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-        if self.is_handshake_finished() || !self.our_turn() {
+        if self.failed || self.is_handshake_finished() || !self.our_turn() {
             return Err(Error::State);
         }
         let tokens = XX[self.message];
@@ -207,6 +212,15 @@ impl HandshakeState {
         if needed > MAX_MESSAGE_LEN || out.len() < needed {
             return Err(Error::Input);
         }
+        let written = self.write_tokens(payload, out);
+        self.failed = written.is_err();
+        written
+    }
+
+    /// `write_message` once its sizes are checked: from here on a
+    /// failure leaves the state half-changed.
+    fn write_tokens(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let tokens = XX[self.message];
         let mut at = 0;
         for &token in tokens {
             match token {
@@ -231,12 +245,21 @@ impl HandshakeState {
     /// Reads the peer's next handshake message; writes its payload into
     /// `out` and returns the payload's length.
     pub fn read_message(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-        if self.is_handshake_finished() || self.our_turn() {
+        if self.failed || self.is_handshake_finished() || self.our_turn() {
             return Err(Error::State);
         }
         if message.len() > MAX_MESSAGE_LEN {
             return Err(Error::Input);
         }
+        let read = self.read_tokens(message, out);
+        self.failed = read.is_err();
+        read
+    }
+
+    /// `read_message` once it is our turn to read: the message's keys are
+    /// mixed in as they are read, so a failure leaves the state
+    /// half-changed.
+    fn read_tokens(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         let mut rest = message;
         for &token in XX[self.message] {
             match token {
@@ -281,7 +304,7 @@ impl HandshakeState {
 
     /// The transport state, once the handshake is finished.
     pub fn into_transport_mode(mut self) -> Result<TransportState, Error> {
-        if !self.is_handshake_finished() {
+        if self.failed || !self.is_handshake_finished() {
             return Err(Error::State);
         }
         let [initiator_cipher, responder_cipher] =

@@ -128,8 +128,9 @@ fn read(state: &mut HandshakeState, message: &[u8]) -> Result<Vec<u8>, Error> {
 
 /// Recorded from snow 0.10.0 (its default resolver) with static keys
 /// [1; 32] and [2; 32], the sequences seeded 11 and 99, prologue
-/// "prologue", payloads "hello", "payload one", "", then one transport
-/// message of 100 bytes of 1 from the initiator.
+/// "prologue", payloads "hello", "payload one", "", then an empty
+/// transport message from the initiator and one of two zero bytes from
+/// the responder.
 const TRANSCRIPT: [&str; 3] = [
     "ce7d4ebf29de8910cdcce8d29cfc7ec7a588ce7acf87b20e10d82059f189220468656c6c6f",
     "6ba7f3cfaf0efefbf3ce8d6e1f05daf47098e076cf6bc19093a0af0eee222f3ab74ed0dc9e3c9d6992aaf8e551f9058fa81a9ba95ef5289ccfc6f94f7e237514537bb12b76f2789ad99f8e636a1c620569f1b0b7f013cce5a867dfb210abcf7bde009386c1a2e3d531eb6f",
@@ -271,6 +272,8 @@ fn calls_out_of_turn_and_short_messages_are_errors() {
         Err(Error::Input),
         "e is 32 bytes"
     );
+    // A message that failed ends the handshake: a new responder.
+    let mut responder = session(DefaultResolver, false, b"p");
     let first = write(&mut initiator, b"");
     read(&mut responder, &first).expect("reads");
     let second = write(&mut responder, b"");
@@ -332,4 +335,187 @@ fn only_xx_with_chachapoly_and_sha256_builds() {
         Err(Error::Init),
         "no static key"
     );
+}
+
+/// Hands out one fixed key (a test vector's ephemeral), then fails.
+struct Fixed(Option<[u8; 32]>);
+
+impl Random for Fixed {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Error> {
+        let key = self.0.take().ok_or(Error::Rng)?;
+        dest.copy_from_slice(key.get(..dest.len()).ok_or(Error::Rng)?);
+        Ok(())
+    }
+}
+
+/// Hashes and ciphers from `crypto`, X25519, and `ephemeral` as the only
+/// randomness.
+struct VectorResolver<R> {
+    ephemeral: [u8; 32],
+    crypto: R,
+}
+
+impl<R: CryptoResolver> CryptoResolver for VectorResolver<R> {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        Some(Box::new(Fixed(Some(self.ephemeral))))
+    }
+    fn resolve_dh(&self, _: &snow::params::DHChoice) -> Option<Box<dyn Dh>> {
+        Some(Box::new(X25519::default()))
+    }
+    fn resolve_hash(&self, choice: &snow::params::HashChoice) -> Option<Box<dyn Hash>> {
+        self.crypto.resolve_hash(choice)
+    }
+    fn resolve_cipher(&self, choice: &snow::params::CipherChoice) -> Option<Box<dyn Cipher>> {
+        self.crypto.resolve_cipher(choice)
+    }
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn key(text: &str) -> [u8; 32] {
+    unhex(text).try_into().expect("a 32-byte key")
+}
+
+/// The `Noise_XX_25519_ChaChaPoly_SHA256` vector of the cacophony test
+/// vectors (as shipped in snow 0.10's `tests/vectors/cacophony.txt`):
+/// prologue "John Galt", both static and ephemeral keys, and six messages,
+/// three of the handshake and three of transport, initiator first.
+mod cacophony {
+    pub const PROLOGUE: &str = "4a6f686e2047616c74";
+    pub const INIT_STATIC: &str =
+        "e61ef9919cde45dd5f82166404bd08e38bceb5dfdfded0a34c8df7ed542214d1";
+    pub const INIT_EPHEMERAL: &str =
+        "893e28b9dc6ca8d611ab664754b8ceb7bac5117349a4439a6b0569da977c464a";
+    pub const RESP_STATIC: &str =
+        "4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893";
+    pub const RESP_EPHEMERAL: &str =
+        "bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b";
+    pub const HANDSHAKE_HASH: &str =
+        "c8e5f64e846193be2a834104c2a009868d6c9f3bd3c186299888b488b2f1f58e";
+    /// (payload, ciphertext), in order.
+    pub const MESSAGES: [(&str, &str); 6] = [
+        (
+            "4c756477696720766f6e204d69736573",
+            "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79444c756477696720766f6e204d69736573",
+        ),
+        (
+            "4d757272617920526f746862617264",
+            "95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f14480884381cbad1f276e038c48378ffce2b65285e08d6b68aaa3629a5a8639392490e5b9bd5269c2f1e4f488ed8831161f19b7815528f8982ffe09be9b5c412f8a0db50f8814c7194e83f23dbd8d162c9326ad",
+        ),
+        (
+            "462e20412e20486179656b",
+            "c7195ffacac1307ff99046f219750fc47693e23c3cb08b89c2af808b444850a80ae475b9df0f169ae80a89be0865b57f58c9fea0d4ec82a286427402f113e4b6ae769a1d95941d49b25030",
+        ),
+        (
+            "4361726c204d656e676572",
+            "96763ed773f8e47bb3712f0e29b3060ffc956ffc146cee53d5e1df",
+        ),
+        (
+            "4a65616e2d426170746973746520536179",
+            "3e40f15f6f3a46ae446b253bf8b1d9ffb6ed9b174d272328ff91a7e2e5c79c07f5",
+        ),
+        (
+            "457567656e2042f6686d20766f6e2042617765726b",
+            "eb3f3515110702e047a6c9da4478b6ead94873c11c0f2d710ddb3f09fce024b3a58502ae3f",
+        ),
+    ];
+}
+
+fn reproduces_the_cacophony_vector<R: CryptoResolver + Copy + 'static>(crypto: R) {
+    let prologue = unhex(cacophony::PROLOGUE);
+    let build = |initiator: bool| {
+        let (static_key, ephemeral) = if initiator {
+            (key(cacophony::INIT_STATIC), key(cacophony::INIT_EPHEMERAL))
+        } else {
+            (key(cacophony::RESP_STATIC), key(cacophony::RESP_EPHEMERAL))
+        };
+        let builder = Builder::with_resolver(
+            NAME.parse().expect("protocol name"),
+            Box::new(VectorResolver { ephemeral, crypto }),
+        )
+        .prologue(&prologue)
+        .and_then(|b| b.local_private_key(&static_key))
+        .expect("builder");
+        if initiator {
+            builder.build_initiator()
+        } else {
+            builder.build_responder()
+        }
+        .expect("builds")
+    };
+    let (mut initiator, mut responder) = (build(true), build(false));
+    for (n, (payload, ciphertext)) in cacophony::MESSAGES[..3].iter().enumerate() {
+        let (writer, reader) = if n % 2 == 0 {
+            (&mut initiator, &mut responder)
+        } else {
+            (&mut responder, &mut initiator)
+        };
+        let message = write(writer, &unhex(payload));
+        assert_eq!(hex(&message), *ciphertext, "handshake message {n}");
+        assert_eq!(hex(&read(reader, &message).expect("reads")), *payload);
+    }
+    assert_eq!(
+        hex(initiator.get_handshake_hash()),
+        cacophony::HANDSHAKE_HASH
+    );
+    assert_eq!(
+        hex(responder.get_handshake_hash()),
+        cacophony::HANDSHAKE_HASH
+    );
+
+    let mut initiator = initiator.into_transport_mode().expect("finished");
+    let mut responder = responder.into_transport_mode().expect("finished");
+    let (mut message, mut out) = (vec![0; 1024], vec![0; 1024]);
+    for (n, (payload, ciphertext)) in cacophony::MESSAGES[3..].iter().enumerate() {
+        // The responder answers the initiator's third handshake message.
+        let (writer, reader) = if n % 2 == 0 {
+            (&mut responder, &mut initiator)
+        } else {
+            (&mut initiator, &mut responder)
+        };
+        let len = writer
+            .write_message(&unhex(payload), &mut message)
+            .expect("encrypts");
+        assert_eq!(hex(&message[..len]), *ciphertext, "transport message {n}");
+        let read = reader
+            .read_message(&message[..len], &mut out)
+            .expect("decrypts");
+        assert_eq!(hex(&out[..read]), *payload);
+    }
+}
+
+#[test]
+fn default_resolver_reproduces_the_cacophony_vector() {
+    reproduces_the_cacophony_vector(DefaultResolver);
+}
+
+#[cfg(feature = "ring-resolver")]
+#[test]
+fn ring_resolver_reproduces_the_cacophony_vector() {
+    reproduces_the_cacophony_vector(snow::resolvers::RingResolver);
+}
+
+#[test]
+fn a_handshake_that_failed_part_way_refuses_every_later_call() {
+    let mut initiator = session(DefaultResolver, true, b"p");
+    let mut responder = session(DefaultResolver, false, b"p");
+    let first = write(&mut initiator, b"");
+    read(&mut responder, &first).expect("reads");
+    let second = write(&mut responder, b"x");
+    let mut tampered = second.clone();
+    *tampered.last_mut().expect("not empty") ^= 1;
+    assert_eq!(read(&mut initiator, &tampered), Err(Error::Decrypt));
+    // Its hash and keys were half-mixed by the failed message: the
+    // genuine one must not be read into them, nor anything written.
+    assert_eq!(read(&mut initiator, &second), Err(Error::State));
+    assert_eq!(
+        initiator.write_message(b"", &mut [0u8; 200]),
+        Err(Error::State)
+    );
+    assert_eq!(initiator.into_transport_mode().map(drop), Err(Error::State));
 }
