@@ -131,6 +131,7 @@ where
                     peer_connection.add_ice_candidate(Some(&candidate)).await?
                 }
                 Step::EndOfCandidates => peer_connection.add_ice_candidate(None).await?,
+                Step::RepeatedEnd => {}
                 // The dialer's answer; the listener's offer was taken before.
                 Step::RemoteDescription(sdp) => {
                     peer_connection

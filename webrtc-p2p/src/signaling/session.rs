@@ -31,6 +31,10 @@ pub enum Step {
     AddCandidate(IceCandidate),
     /// The remote gathered all its candidates.
     EndOfCandidates,
+    /// The end of candidates again: nothing to do. js-libp2p before
+    /// libp2p/js-libp2p#3279 sends an empty candidate (Firefox's end of
+    /// candidates, read here as the end) and then `null`.
+    RepeatedEnd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +85,10 @@ impl Session {
             }
             (_, SignalingMessage::Candidate(candidate), true) => {
                 if self.ended {
-                    return Err(OrderError::CandidateAfterEnd);
+                    return match candidate {
+                        None => Ok(Step::RepeatedEnd),
+                        Some(_) => Err(OrderError::CandidateAfterEnd),
+                    };
                 }
                 match candidate {
                     None => {
@@ -144,6 +151,11 @@ mod tests {
         assert_eq!(
             session.on_message(SignalingMessage::Candidate(None)),
             Ok(Step::EndOfCandidates)
+        );
+        assert_eq!(
+            session.on_message(SignalingMessage::Candidate(None)),
+            Ok(Step::RepeatedEnd),
+            "a second end (older js-libp2p on Firefox) is harmless"
         );
         assert_eq!(
             session.on_message(candidate(2)),
