@@ -208,8 +208,8 @@ async fn run(
 
 /// Identities of the six relays of the lookup test.
 const LOOKUP_SEEDS: [u8; 6] = [41, 42, 43, 44, 45, 46];
-/// Fresh page identities tried until the page that looks the other up has
-/// the smaller id.
+/// Fresh page identities tried until the pair's ids are in the order a
+/// round wants.
 const IDENTITY_TRIES: usize = 20;
 
 /// Six relays, all federated through B. A page trusts its own relay and
@@ -219,9 +219,10 @@ const IDENTITY_TRIES: usize = 20;
 /// nor is trusted by a page on C. Only a lookup gets them together: the
 /// page on A asks A which relay holds the page on C's reservation, and
 /// dials its circuit through C at the browser address A's answer gives.
-/// The page on A has the smaller id, so it is the one that upgrades to
-/// WebRTC (at the `/webrtc` twin of the located circuit: the page on C
-/// has no address of it through a relay it trusts).
+/// Twice: with the smaller id on A, then on C. The smaller id upgrades
+/// to WebRTC: the page on A at the `/webrtc` twin of the located circuit,
+/// the page on C at the twin of the circuit it accepted (it has no
+/// address of A's page through a relay it trusts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_reaches_a_page_on_a_relay_it_does_not_trust_by_its_id_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -307,20 +308,53 @@ async fn lookup(
     let on_a = open_page(driver, "lookup-A1", a, pages).await?;
     let on_c = open_page(driver, "lookup-C1", c, pages).await?;
     let (page_a, page_c) = (&pages[on_a], &pages[on_c]);
-    let mut ordered = None;
+    for (round, a_first) in [(1, true), (2, false)] {
+        let (id_a, id_c) = fresh_pair(page_a, a, page_c, c, a_first).await?;
+        eprintln!(
+            "round {round}: the smaller id on {}",
+            if a_first { "A" } else { "C" }
+        );
+        lookup_round(page_a, a, &id_a, page_c, c, &id_c, &id_relay_c, round == 1)
+            .await
+            .with_context(|| format!("round {round} (the smaller id on A: {a_first})"))?;
+    }
+    Ok(())
+}
+
+/// Fresh identities for both pages until the page on A's id is the
+/// smaller (`a_first`) or the larger; returns them.
+async fn fresh_pair(
+    page_a: &Browser,
+    a: &PageRelay,
+    page_c: &Browser,
+    c: &PageRelay,
+    a_first: bool,
+) -> anyhow::Result<(String, String)> {
     for _ in 0..IDENTITY_TRIES {
         let id_a = open_fresh(page_a, &a.ports.page_url()).await?;
         let id_c = open_fresh(page_c, &c.ports.page_url()).await?;
         // Ed25519 peer ids are base58 strings of one length, ordered as
         // their bytes (the order the upgrade's rule compares).
-        if (id_a.len(), id_a.as_str()) < (id_c.len(), id_c.as_str()) {
-            ordered = Some((id_a, id_c));
-            break;
+        if ((id_a.len(), id_a.as_str()) < (id_c.len(), id_c.as_str())) == a_first {
+            return Ok((id_a, id_c));
         }
     }
-    let (id_a, id_c) = ordered.with_context(|| {
-        format!("{IDENTITY_TRIES} pairs of fresh identities, none puts the page on A first")
-    })?;
+    anyhow::bail!("{IDENTITY_TRIES} pairs of fresh identities, none in the order wanted")
+}
+
+/// The page on A, connected to A, reaches the page on C by its id alone.
+/// `refusals`: first try a bad id and an id nobody holds.
+#[allow(clippy::too_many_arguments)]
+async fn lookup_round(
+    page_a: &Browser,
+    a: &PageRelay,
+    id_a: &str,
+    page_c: &Browser,
+    c: &PageRelay,
+    id_c: &str,
+    id_relay_c: &str,
+    refusals: bool,
+) -> anyhow::Result<()> {
     connect(page_a, a).await?;
     connect(page_c, c).await?;
     // Each hears the other's record (the relays forward it) but cannot
@@ -329,41 +363,43 @@ async fn lookup(
         page_a,
         &format!("#peers lists {id_c}, heard through the federation"),
         DIRECT_WITHIN,
-        |state| (!state.lists_peer(&id_c)).then(|| format!("#peers does not list {id_c}")),
+        |state| (!state.lists_peer(id_c)).then(|| format!("#peers does not list {id_c}")),
     )
     .await?;
     let state = page_a.snapshot().await?;
-    let link = state.peer(&id_c).and_then(|peer| peer.state.clone());
+    let link = state.peer(id_c).and_then(|peer| peer.state.clone());
     anyhow::ensure!(
         !matches!(link.as_deref(), Some("relayed" | "direct")),
         "the page on A is linked to the page on C ({link:?}) before any lookup:\n{state}"
     );
 
-    // A bad id, then an id nobody holds: clear refusals in the page.
-    page_a.fill("#dial-addr", "12D3KooWnot-a-peer").await?;
-    page_a.click("#dial").await?;
-    wait_notice(page_a, "is neither a multiaddr nor a peer id").await?;
-    let nobody = libp2p::identity::Keypair::generate_ed25519()
-        .public()
-        .to_peer_id()
-        .to_string();
-    page_a.fill("#dial-addr", &nobody).await?;
-    page_a.click("#dial").await?;
-    wait_notice(
-        page_a,
-        "no relay of the federation holds a reservation for that peer",
-    )
-    .await?;
+    if refusals {
+        // A bad id, then an id nobody holds: clear refusals in the page.
+        page_a.fill("#dial-addr", "12D3KooWnot-a-peer").await?;
+        page_a.click("#dial").await?;
+        wait_notice(page_a, "is neither a multiaddr nor a peer id").await?;
+        let nobody = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+            .to_string();
+        page_a.fill("#dial-addr", &nobody).await?;
+        page_a.click("#dial").await?;
+        wait_notice(
+            page_a,
+            "no relay of the federation holds a reservation for that peer",
+        )
+        .await?;
+    }
 
     // The page on C by its id alone.
     let asked = Instant::now();
-    page_a.fill("#dial-addr", &id_c).await?;
+    page_a.fill("#dial-addr", id_c).await?;
     page_a.click("#dial").await?;
     // The log shows short ids as `…` and their last 8 characters.
     let located = format!(
         "{} is reserved on relay …{}",
-        short(&id_c),
-        short(&id_relay_c)
+        short(id_c),
+        short(id_relay_c)
     );
     wait_page(
         page_a,
@@ -375,8 +411,8 @@ async fn lookup(
         },
     )
     .await?;
-    wait_direct(page_a, &id_c).await?;
-    wait_direct(page_c, &id_a).await?;
+    wait_direct(page_a, id_c).await?;
+    wait_direct(page_c, id_a).await?;
     eprintln!(
         "measured: the page on A direct with the page on C {:.1} s after it asked for its id",
         asked.elapsed().as_secs_f64()
@@ -385,8 +421,8 @@ async fn lookup(
         !page_a.snapshot().await?.notice_visible,
         "a notice is shown after the lookup succeeded"
     );
-    chat(page_a, page_c, &id_a, "A to C, by id").await?;
-    chat(page_c, page_a, &id_c, "C to A, by id").await?;
+    chat(page_a, page_c, id_a, "A to C, by id").await?;
+    chat(page_c, page_a, id_c, "C to A, by id").await?;
     Ok(())
 }
 

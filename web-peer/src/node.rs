@@ -917,7 +917,8 @@ impl Node {
             }
             Network::PeerChanged(info) => {
                 // The upgrade dials one `/webrtc` address: any will do,
-                // the signaling runs on the relayed connection we have.
+                // the signaling runs on the relayed connection we have
+                // (with none, it takes that connection's own twin).
                 let webrtc = info.addrs.iter().find(|addr| is_webrtc(addr)).cloned();
                 self.swarm
                     .behaviour_mut()

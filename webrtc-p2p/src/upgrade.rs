@@ -7,6 +7,12 @@
 //!   connection) and has no `/webrtc` connection, to one `/webrtc` address
 //!   at a time: each is a whole signaling exchange and peer connection,
 //!   and the swarm would race several and drop all but one.
+//! - The address is the one the peer's record gave, else the `/webrtc`
+//!   twin of the circuit it is connected over. The signaling runs on that
+//!   circuit, so the smaller id can always dial once connected, even when
+//!   it has no record of the peer through a relay it trusts: a peer that
+//!   reached it by a lookup (its circuit through our relay), say. Without
+//!   that, such a pair would stay relayed, as the larger id never dials.
 //! - A failed attempt is retried after a wait that doubles
 //!   ([`Config::first_retry`]), at most [`Config::max_attempts`] times:
 //!   each failed `RTCPeerConnection` counts against the page's few hundred.
@@ -27,7 +33,9 @@ use std::{
 
 use futures::FutureExt as _;
 use futures_timer::Delay;
-use libp2p_core::{Endpoint, Multiaddr, PeerId, multiaddr::Protocol, transport::PortUse};
+use libp2p_core::{
+    ConnectedPoint, Endpoint, Multiaddr, PeerId, multiaddr::Protocol, transport::PortUse,
+};
 use libp2p_swarm::{
     ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour, THandler,
     THandlerInEvent, THandlerOutEvent, ToSwarm,
@@ -79,6 +87,8 @@ pub enum Event {
 struct Attempts {
     webrtc_addr: Option<Multiaddr>,
     connections: HashMap<ConnectionId, bool>,
+    /// The `/webrtc` twins of the relayed connections among `connections`.
+    circuits: HashMap<ConnectionId, Multiaddr>,
     in_progress: Option<ConnectionId>,
     failures: u32,
     not_before: Option<Instant>,
@@ -88,6 +98,13 @@ struct Attempts {
 impl Attempts {
     fn is_direct(&self) -> bool {
         self.connections.values().any(|direct| *direct)
+    }
+
+    /// Where to dial: the record's address, else a circuit's twin.
+    fn dial_addr(&self) -> Option<Multiaddr> {
+        self.webrtc_addr
+            .clone()
+            .or_else(|| self.circuits.values().next().cloned())
     }
 }
 
@@ -140,7 +157,7 @@ impl Behaviour {
         let Some(attempts) = self.peers.get_mut(&peer) else {
             return;
         };
-        let Some(addr) = attempts.webrtc_addr.clone() else {
+        let Some(addr) = attempts.dial_addr() else {
             return;
         };
         if attempts.connections.is_empty()
@@ -218,6 +235,28 @@ fn is_webrtc(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::WebRTC)
 }
 
+/// The `/webrtc` address of `peer` over the circuit `endpoint` is, if it
+/// is one: `<relay>/p2p-circuit/webrtc/p2p/<peer>`. A dialed circuit names
+/// its relay in the address dialed; an accepted one in the local address
+/// (our reservation, `<relay>/p2p-circuit`).
+pub fn circuit_webrtc_addr(endpoint: &ConnectedPoint, peer: PeerId) -> Option<Multiaddr> {
+    let addr = match endpoint {
+        ConnectedPoint::Dialer { address, .. } => address,
+        ConnectedPoint::Listener { local_addr, .. } => local_addr,
+    };
+    if is_webrtc(addr) {
+        return None;
+    }
+    let mut twin = Multiaddr::empty();
+    for protocol in addr.iter() {
+        twin.push(protocol.clone());
+        if protocol == Protocol::P2pCircuit {
+            return Some(twin.with(Protocol::WebRTC).with(Protocol::P2p(peer)));
+        }
+    }
+    None
+}
+
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Event;
@@ -260,6 +299,9 @@ impl NetworkBehaviour for Behaviour {
                 }
                 let direct = is_webrtc(e.endpoint.get_remote_address());
                 attempts.connections.insert(e.connection_id, direct);
+                if let Some(twin) = circuit_webrtc_addr(e.endpoint, e.peer_id) {
+                    attempts.circuits.insert(e.connection_id, twin);
+                }
                 if attempts.in_progress == Some(e.connection_id) {
                     attempts.in_progress = None;
                 }
@@ -268,6 +310,7 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::ConnectionClosed(e) => {
                 if let Some(attempts) = self.peers.get_mut(&e.peer_id) {
                     attempts.connections.remove(&e.connection_id);
+                    attempts.circuits.remove(&e.connection_id);
                     if attempts.in_progress == Some(e.connection_id) {
                         attempts.in_progress = None;
                     }

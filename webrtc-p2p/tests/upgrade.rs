@@ -159,3 +159,47 @@ async fn the_smaller_id_tries_within_its_budget_and_a_peer_that_comes_back_gets_
         "the larger peer id dialed"
     );
 }
+
+#[test]
+fn a_circuit_gives_its_webrtc_twin_whichever_side_opened_it() {
+    use libp2p_core::{ConnectedPoint, Endpoint, transport::PortUse};
+    use libp2p_webrtc_p2p::upgrade::circuit_webrtc_addr;
+
+    let (relay, peer) = (PeerId::random(), PeerId::random());
+    let circuit: Multiaddr = format!("/ip4/192.0.2.1/tcp/4002/ws/p2p/{relay}/p2p-circuit")
+        .parse()
+        .expect("valid multiaddr");
+    let twin = circuit
+        .clone()
+        .with(Protocol::WebRTC)
+        .with(Protocol::P2p(peer));
+
+    let dialed = ConnectedPoint::Dialer {
+        address: circuit.clone().with(Protocol::P2p(peer)),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    assert_eq!(circuit_webrtc_addr(&dialed, peer), Some(twin.clone()));
+    // Accepted over our reservation: the relay is in the local address.
+    let accepted = ConnectedPoint::Listener {
+        local_addr: circuit.clone(),
+        send_back_addr: Multiaddr::empty().with(Protocol::P2p(peer)),
+    };
+    assert_eq!(circuit_webrtc_addr(&accepted, peer), Some(twin));
+
+    // Neither a direct `/webrtc` connection nor one to the relay itself.
+    let direct = ConnectedPoint::Dialer {
+        address: webrtc_addr(peer),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    assert_eq!(circuit_webrtc_addr(&direct, peer), None);
+    let to_relay = ConnectedPoint::Dialer {
+        address: format!("/ip4/192.0.2.1/tcp/4002/ws/p2p/{relay}")
+            .parse()
+            .expect("valid multiaddr"),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    assert_eq!(circuit_webrtc_addr(&to_relay, relay), None);
+}
