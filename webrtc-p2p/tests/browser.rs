@@ -39,6 +39,7 @@ async fn deliver(message: SignalingMessage, session: &mut Session, to: &PeerConn
             .await
             .expect("candidate"),
         Step::EndOfCandidates => to.add_ice_candidate(None).await.expect("end of candidates"),
+        Step::RepeatedEnd => {}
     }
 }
 
