@@ -63,8 +63,8 @@ pub use firefox::{FIREFOX_ARGS, FIREFOX_PREFS};
 pub use host::lan_ipv4;
 pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
 pub use page::{
-    ChatEntry, PageState, PeerEntry, click_connect, connect_to_relay, wait_page, wait_pages,
-    wait_reserved,
+    ChatEntry, PageState, PeerEntry, click_connect, connect_to_relay, open_fresh, wait_page,
+    wait_pages, wait_reserved,
 };
 pub use ports::{RelayPorts, relay_args};
 pub use process_tree::Frozen;

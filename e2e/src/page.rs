@@ -336,6 +336,26 @@ pub async fn click_connect(
     page.click("#connect").await
 }
 
+/// Loads `url` in `page` with a fresh identity (a tab keeps its identity
+/// in `sessionStorage`, per origin and tab: cleared where it lives) and
+/// returns the peer id the page shows.
+pub async fn open_fresh(page: &Browser, url: &str) -> anyhow::Result<String> {
+    page.goto(url).await?;
+    page.client
+        .execute("sessionStorage.clear();", vec![])
+        .await
+        .map_err(|error| anyhow::anyhow!("clear sessionStorage: {error}"))?;
+    page.goto(url).await?;
+    let state = wait_page(page, "#self-peer-id is shown", crate::TIMEOUT, |state| {
+        state
+            .self_peer_id
+            .is_empty()
+            .then(|| "#self-peer-id is empty".to_owned())
+    })
+    .await?;
+    Ok(state.self_peer_id)
+}
+
 /// Waits until the page is connected to its relay and shows a circuit
 /// address (its reservation stands), and returns the page as it was then.
 pub async fn wait_reserved(page: &Browser, timeout: Duration) -> anyhow::Result<PageState> {

@@ -27,8 +27,8 @@ use std::{
 
 use anyhow::Context as _;
 use e2e::{
-    Browser, Check, ChromeDriver, PageRelay, RelayProcess, TIMEOUT, connect_to_relay, wait_page,
-    wait_until,
+    Browser, Check, ChromeDriver, PageRelay, RelayProcess, TIMEOUT, connect_to_relay, open_fresh,
+    wait_page, wait_until,
 };
 use relay::state::seeded_keypair;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -424,25 +424,6 @@ async fn lookup_round(
     chat(page_a, page_c, id_a, "A to C, by id").await?;
     chat(page_c, page_a, id_c, "C to A, by id").await?;
     Ok(())
-}
-
-/// Opens `url` in `page` with a fresh identity (a tab's identity lives in
-/// its `sessionStorage`); returns its peer id.
-async fn open_fresh(page: &Browser, url: &str) -> anyhow::Result<String> {
-    page.goto(url).await?;
-    page.client
-        .execute("sessionStorage.clear();", vec![])
-        .await
-        .context("clear sessionStorage")?;
-    page.goto(url).await?;
-    let state = wait_page(page, "#self-peer-id is shown", TIMEOUT, |state| {
-        state
-            .self_peer_id
-            .is_empty()
-            .then(|| "#self-peer-id is empty".to_owned())
-    })
-    .await?;
-    Ok(state.self_peer_id)
 }
 
 /// `page`'s `#notice` shows `text`.

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use e2e::{
-    Browser, BrowserKind, Check, PageRelay, PageState, RelayProcess, TIMEOUT, wait_page,
-    wait_reserved, wait_until,
+    Browser, BrowserKind, Check, PageRelay, PageState, RelayProcess, TIMEOUT, open_fresh,
+    wait_page, wait_reserved, wait_until,
 };
 
 const PREFIX: &str = "firefox_chromium";
@@ -217,26 +217,6 @@ async fn loopback_webrtc_direct_says_why(
     .await?;
     eprintln!("Firefox, relay on loopback: {}", page.notice_text);
     Ok(())
-}
-
-/// Loads the page in a fresh tab state (no stored identity) and returns
-/// the peer id it shows.
-async fn open_fresh(page: &Browser, url: &str) -> anyhow::Result<String> {
-    // sessionStorage is per origin and tab: clear it where it lives.
-    page.goto(url).await?;
-    page.client
-        .execute("sessionStorage.clear();", vec![])
-        .await
-        .context("clear sessionStorage")?;
-    page.goto(url).await?;
-    let state = wait_page(page, "#self-peer-id is shown", TIMEOUT, |state| {
-        state
-            .self_peer_id
-            .is_empty()
-            .then(|| "#self-peer-id is empty".to_owned())
-    })
-    .await?;
-    Ok(state.self_peer_id)
 }
 
 /// Gives both pages fresh identities until `dialer` has the smaller peer
