@@ -33,33 +33,17 @@ async fn our_page_in_firefox_and_a_js_libp2p_page_connect_over_webrtc_in_both_di
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_js_libp2p_page_reserves_and_pings_over_webrtc_direct_and_our_page_reaches_it() {
-    js_libp2p_over_webrtc_direct("js_interop_webrtc_direct", &[]).await;
+    js_libp2p_over_webrtc_direct("js_interop_webrtc_direct").await;
 }
 
-/// The same with the fallback listener, libp2p-webrtc 0.10. Ignored: its
-/// accept race (README, "WebRTC framing, FIN_ACK and js-libp2p") loses a
-/// js-libp2p page's first streams often enough that the page's second
-/// load missed its reservation in 2 runs of 2 on the loaded test machine;
-/// the reason the str0m listener is the default. Run it with
-/// `--run-ignored all` to look at the fallback.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "libp2p-webrtc 0.10's accept race loses js-libp2p's first streams (README)"]
-async fn a_js_libp2p_page_reserves_and_pings_over_the_libp2p_webrtc_direct_listener() {
-    js_libp2p_over_webrtc_direct(
-        "js_interop_webrtc_direct_libp2p",
-        &["--webrtc-direct-listener", "libp2p"],
-    )
-    .await;
-}
-
-async fn js_libp2p_over_webrtc_direct(prefix: &str, relay_args: &[&str]) {
+async fn js_libp2p_over_webrtc_direct(prefix: &str) {
     e2e::js_peer_page().unwrap_or_else(|error| panic!("{error:#}"));
     let PageRelay {
         process: relay,
         ports,
         state_dir: _state_dir,
         ..
-    } = PageRelay::start(prefix, relay_args)
+    } = PageRelay::start(prefix, &[])
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
     let driver = ChromeDriver::start(prefix)
