@@ -60,15 +60,38 @@ impl Dh for X25519 {
     }
 }
 
-/// Hashes and ciphers from `crypto`, X25519 and a sequence seeded `seed`.
+/// Hands out one fixed key (a test vector's ephemeral), then fails.
+struct Fixed(Option<[u8; 32]>);
+
+impl Random for Fixed {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Error> {
+        let key = self.0.take().ok_or(Error::Rng)?;
+        dest.copy_from_slice(key.get(..dest.len()).ok_or(Error::Rng)?);
+        Ok(())
+    }
+}
+
+/// Where a test session's randomness comes from.
+#[derive(Clone, Copy)]
+enum Randomness {
+    /// A [`Sequence`] with this seed.
+    Sequence(u8),
+    /// [`Fixed`]: one key, the ephemeral of a test vector.
+    Fixed([u8; 32]),
+}
+
+/// Hashes and ciphers from `crypto`, X25519 and `random`.
 struct TestResolver<R> {
-    seed: u8,
+    random: Randomness,
     crypto: R,
 }
 
 impl<R: CryptoResolver> CryptoResolver for TestResolver<R> {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        Some(Box::new(Sequence(self.seed)))
+        Some(match self.random {
+            Randomness::Sequence(seed) => Box::new(Sequence(seed)),
+            Randomness::Fixed(key) => Box::new(Fixed(Some(key))),
+        })
     }
     fn resolve_dh(&self, _: &snow::params::DHChoice) -> Option<Box<dyn Dh>> {
         Some(Box::new(X25519::default()))
@@ -83,19 +106,17 @@ impl<R: CryptoResolver> CryptoResolver for TestResolver<R> {
 
 const NAME: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
 
-fn session<R: CryptoResolver + 'static>(
+/// An XX session with static key `key`.
+fn build<R: CryptoResolver + 'static>(
     crypto: R,
+    random: Randomness,
+    key: &[u8],
+    prologue: &[u8],
     initiator: bool,
-    prologue: &'static [u8],
 ) -> HandshakeState {
-    let (seed, key): (u8, &'static [u8; 32]) = if initiator {
-        (11, &[1; 32])
-    } else {
-        (99, &[2; 32])
-    };
     let builder = Builder::with_resolver(
         NAME.parse().expect("protocol name"),
-        Box::new(TestResolver { seed, crypto }),
+        Box::new(TestResolver { random, crypto }),
     )
     .prologue(prologue)
     .and_then(|b| b.local_private_key(key))
@@ -106,6 +127,27 @@ fn session<R: CryptoResolver + 'static>(
         builder.build_responder()
     }
     .expect("builds")
+}
+
+/// The transcript's sessions: static keys [1; 32] and [2; 32], sequences
+/// seeded 11 and 99.
+fn session<R: CryptoResolver + 'static>(
+    crypto: R,
+    initiator: bool,
+    prologue: &'static [u8],
+) -> HandshakeState {
+    let (seed, key) = if initiator {
+        (11, [1; 32])
+    } else {
+        (99, [2; 32])
+    };
+    build(
+        crypto,
+        Randomness::Sequence(seed),
+        &key,
+        prologue,
+        initiator,
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -311,7 +353,7 @@ fn only_xx_with_chachapoly_and_sha256_builds() {
     ] {
         let params = name.parse().expect("a name of the spec");
         let resolver = TestResolver {
-            seed: 0,
+            random: Randomness::Sequence(0),
             crypto: DefaultResolver,
         };
         let built = Builder::with_resolver(params, Box::new(resolver))
@@ -325,7 +367,7 @@ fn only_xx_with_chachapoly_and_sha256_builds() {
     }
     let params = NAME.parse().expect("protocol name");
     let resolver = TestResolver {
-        seed: 0,
+        random: Randomness::Sequence(0),
         crypto: DefaultResolver,
     };
     assert_eq!(
@@ -335,39 +377,6 @@ fn only_xx_with_chachapoly_and_sha256_builds() {
         Err(Error::Init),
         "no static key"
     );
-}
-
-/// Hands out one fixed key (a test vector's ephemeral), then fails.
-struct Fixed(Option<[u8; 32]>);
-
-impl Random for Fixed {
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Error> {
-        let key = self.0.take().ok_or(Error::Rng)?;
-        dest.copy_from_slice(key.get(..dest.len()).ok_or(Error::Rng)?);
-        Ok(())
-    }
-}
-
-/// Hashes and ciphers from `crypto`, X25519, and `ephemeral` as the only
-/// randomness.
-struct VectorResolver<R> {
-    ephemeral: [u8; 32],
-    crypto: R,
-}
-
-impl<R: CryptoResolver> CryptoResolver for VectorResolver<R> {
-    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        Some(Box::new(Fixed(Some(self.ephemeral))))
-    }
-    fn resolve_dh(&self, _: &snow::params::DHChoice) -> Option<Box<dyn Dh>> {
-        Some(Box::new(X25519::default()))
-    }
-    fn resolve_hash(&self, choice: &snow::params::HashChoice) -> Option<Box<dyn Hash>> {
-        self.crypto.resolve_hash(choice)
-    }
-    fn resolve_cipher(&self, choice: &snow::params::CipherChoice) -> Option<Box<dyn Cipher>> {
-        self.crypto.resolve_cipher(choice)
-    }
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -428,27 +437,16 @@ mod cacophony {
 
 fn reproduces_the_cacophony_vector<R: CryptoResolver + Copy + 'static>(crypto: R) {
     let prologue = unhex(cacophony::PROLOGUE);
-    let build = |initiator: bool| {
+    let session = |initiator: bool| {
         let (static_key, ephemeral) = if initiator {
             (key(cacophony::INIT_STATIC), key(cacophony::INIT_EPHEMERAL))
         } else {
             (key(cacophony::RESP_STATIC), key(cacophony::RESP_EPHEMERAL))
         };
-        let builder = Builder::with_resolver(
-            NAME.parse().expect("protocol name"),
-            Box::new(VectorResolver { ephemeral, crypto }),
-        )
-        .prologue(&prologue)
-        .and_then(|b| b.local_private_key(&static_key))
-        .expect("builder");
-        if initiator {
-            builder.build_initiator()
-        } else {
-            builder.build_responder()
-        }
-        .expect("builds")
+        let random = Randomness::Fixed(ephemeral);
+        build(crypto, random, &static_key, &prologue, initiator)
     };
-    let (mut initiator, mut responder) = (build(true), build(false));
+    let (mut initiator, mut responder) = (session(true), session(false));
     for (n, (payload, ciphertext)) in cacophony::MESSAGES[..3].iter().enumerate() {
         let (writer, reader) = if n % 2 == 0 {
             (&mut initiator, &mut responder)
