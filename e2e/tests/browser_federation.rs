@@ -65,6 +65,17 @@ async fn pages_on_two_relays_go_direct_and_a_page_whose_relay_dies_moves_to_anot
     };
     let mut pages = Vec::new();
     let outcome = run(&driver, &mut relays, &mut pages).await;
+    finish(outcome, pages, &driver, &relays.log_paths()).await;
+}
+
+/// Fails the test with each page's report and the logs when the scenario
+/// or a page's console says so; closes the pages otherwise.
+async fn finish(
+    outcome: anyhow::Result<()>,
+    pages: Vec<Browser>,
+    driver: &ChromeDriver,
+    relay_logs: &str,
+) {
     let outcome = match outcome {
         Ok(()) => check_consoles(&pages).await,
         error => error,
@@ -76,9 +87,8 @@ async fn pages_on_two_relays_go_direct_and_a_page_whose_relay_dies_moves_to_anot
             reports.push('\n');
         }
         panic!(
-            "{error:#}\n\nartifacts:\n{reports}chromedriver log: {}\nrelay logs: {}",
+            "{error:#}\n\nartifacts:\n{reports}chromedriver log: {}\nrelay logs: {relay_logs}",
             driver.log_path().display(),
-            relays.log_paths()
         );
     }
     for page in pages {
@@ -251,29 +261,11 @@ async fn a_page_reaches_a_page_on_a_relay_it_does_not_trust_by_its_id_alone() {
     relays.push(b);
     let mut pages = Vec::new();
     let outcome = lookup(&driver, &relays, seed_a, seed_c, &mut pages).await;
-    let outcome = match outcome {
-        Ok(()) => check_consoles(&pages).await,
-        error => error,
-    };
-    if let Err(error) = outcome {
-        let mut reports = String::new();
-        for page in &pages {
-            reports.push_str(&page.save_failure_report(PREFIX).await);
-            reports.push('\n');
-        }
-        let logs: Vec<String> = relays
-            .iter()
-            .map(|relay| relay.process.log_path.display().to_string())
-            .collect();
-        panic!(
-            "{error:#}\n\nartifacts:\n{reports}chromedriver log: {}\nrelay logs: {}",
-            driver.log_path().display(),
-            logs.join(" ")
-        );
-    }
-    for page in pages {
-        page.close().await.expect("close the browser");
-    }
+    let logs: Vec<String> = relays
+        .iter()
+        .map(|relay| relay.process.log_path.display().to_string())
+        .collect();
+    finish(outcome, pages, &driver, &logs.join(" ")).await;
 }
 
 async fn lookup(
