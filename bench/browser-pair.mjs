@@ -47,7 +47,7 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { METRIC_PREFIX, median, openBrowser, spread, startDriver } from './webdriver.mjs'
+import { METRIC_PREFIX, WAIT, median, openBrowser, spread, startDriver } from './webdriver.mjs'
 
 // Bound on one run's wait for all its marks, and on one perf transfer.
 const RUN_TIMEOUT_MS = 60000
@@ -95,20 +95,6 @@ const kinds = (relay) => ({
     perf: 'window.jsChat.perf'
   }
 })
-
-// Polls in the page every 5 ms until `condition` holds.
-const WAIT = `
-const [condition, timeout, done] = arguments;
-const check = new Function('return (' + condition + ')');
-const started = performance.now();
-(function poll () {
-  let ok = false;
-  try { ok = check(); } catch {}
-  if (ok) return done({});
-  if (performance.now() - started > timeout) return done({ error: 'timed out waiting until ' + condition });
-  setTimeout(poll, 5);
-})();
-`
 
 // Started in the sending page, without waiting: sends the message the
 // moment the other page is listed (its peer-listed mark appears).

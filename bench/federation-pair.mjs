@@ -29,7 +29,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { METRIC_PREFIX, median, openBrowser, spread, startDriver } from './webdriver.mjs'
+import { METRIC_PREFIX, WAIT, median, openBrowser, spread, startDriver } from './webdriver.mjs'
 import { relayJson, seededPeerId, startRelay } from './relays.mjs'
 
 // Bound on one run's wait for all its marks.
@@ -56,20 +56,6 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 const logDir = logDirArg ?? 'artifacts'
 mkdirSync(logDir, { recursive: true })
-
-// Polls in the page every 5 ms until `condition` holds.
-const WAIT = `
-const [condition, timeout, done] = arguments;
-const check = new Function('return (' + condition + ')');
-const started = performance.now();
-(function poll () {
-  let ok = false;
-  try { ok = check(); } catch {}
-  if (ok) return done({});
-  if (performance.now() - started > timeout) return done({ error: 'timed out waiting until ' + condition });
-  setTimeout(poll, 5);
-})();
-`
 
 // Started in the sending page, without waiting: sends the message the
 // moment the other page is listed (its peer-listed mark appears).

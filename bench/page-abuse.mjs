@@ -26,7 +26,7 @@
 
 import { spawn } from 'node:child_process'
 
-import { median, openBrowser, spread, startDriver } from './webdriver.mjs'
+import { WAIT, median, openBrowser, spread, startDriver } from './webdriver.mjs'
 
 const STEP_TIMEOUT_MS = 60000
 // How long an attack runs before the pages start: it fills what it can.
@@ -70,22 +70,6 @@ const ATTACKS = [
   }
 ].filter((attack) => process.env.BENCH_ABUSE_ONLY == null || attack.args[0] === process.env.BENCH_ABUSE_ONLY)
 
-// Polls in the page every 5 ms until `condition` holds.
-const WAIT = `
-const [condition, timeout, done] = arguments;
-const check = new Function('return (' + condition + ')');
-const started = performance.now();
-(function poll () {
-  let ok = false;
-  try { ok = check(); } catch {}
-  if (ok) return done({});
-  if (performance.now() - started > timeout) {
-    const log = [...document.querySelectorAll('#event-log-lines li')].slice(-15).map((li) => li.textContent);
-    return done({ error: 'timed out waiting until ' + condition, log });
-  }
-  setTimeout(poll, 5);
-})();
-`
 const mark = (name) => `performance.getEntriesByName('browser-chat:${name}').at(-1)`
 // The wall-clock time of the latest mark `name`, or null.
 const MARK_TIME = `

@@ -109,6 +109,25 @@ async function startServer (binary, args) {
 // The driver of BROWSER. chromedriver runs every session; geckodriver runs
 // one session at a time, so each Firefox gets one of its own (started by
 // openBrowser) and this one starts nothing.
+// Run with `runAsync(WAIT, condition, timeoutMs)`: polls in the page every
+// 5 ms until the expression `condition` holds; on time-out the error
+// carries the last lines of our page's event log, if it has one.
+export const WAIT = `
+const [condition, timeout, done] = arguments;
+const check = new Function('return (' + condition + ')');
+const started = performance.now();
+(function poll () {
+  let ok = false;
+  try { ok = check(); } catch {}
+  if (ok) return done({});
+  if (performance.now() - started > timeout) {
+    const log = [...document.querySelectorAll('#event-log-lines li')].slice(-15).map((li) => li.textContent);
+    return done({ error: 'timed out waiting until ' + condition, log });
+  }
+  setTimeout(poll, 5);
+})();
+`
+
 export async function startDriver () {
   if (BROWSER === 'firefox') return { stop: () => {} }
   return startServer(process.env.CHROMEDRIVER ?? 'chromedriver', (port) => [`--port=${port}`])
