@@ -139,13 +139,16 @@ impl RelayProcess {
             .clone()
     }
 
-    /// The TCP socket address of a TCP or WebSocket listener.
+    /// The socket address of a listener: TCP (TCP, WebSocket) or UDP
+    /// (QUIC, WebRTC-direct).
     fn socket_addr(&self, transport: &str) -> SocketAddr {
         let addr = self.addr(transport);
         let mut parts = addr.iter();
         match (parts.next(), parts.next()) {
-            (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => (ip, port).into(),
-            _ => panic!("{addr} is not a TCP address"),
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port) | Protocol::Udp(port))) => {
+                (ip, port).into()
+            }
+            _ => panic!("{addr} is not an IPv4 TCP or UDP address"),
         }
     }
 
@@ -808,13 +811,7 @@ async fn a_quic_handshake_flood_from_one_address_is_bounded_and_leaves_others_a_
     // The default, not what the relay reports (see the STUN test).
     let per_ip = 8;
     let quic = relay.addr("quic");
-    let server = {
-        let mut parts = quic.iter();
-        match (parts.next(), parts.next()) {
-            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => SocketAddr::from((ip, port)),
-            _ => panic!("{quic} is not a UDP address"),
-        }
-    };
+    let server = relay.socket_addr("quic");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_before, peak_before) = relay.memory_kib();
 
@@ -923,13 +920,7 @@ async fn binding_requests_from_many_source_ports_leave_the_webrtc_direct_listene
         ],
     );
     let webrtc = relay.addr("webrtc-direct");
-    let server = {
-        let mut parts = webrtc.iter();
-        match (parts.next(), parts.next()) {
-            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => SocketAddr::from((ip, port)),
-            _ => panic!("{webrtc} is not a UDP address"),
-        }
-    };
+    let server = relay.socket_addr("webrtc-direct");
     // One request from each of SOURCES ports of one host: each is a new
     // source address to libp2p-webrtc's mux, which remembers it.
     let mut sockets = Vec::with_capacity(SOURCES);
@@ -1006,13 +997,7 @@ async fn signed_binding_requests_from_many_source_ports_leave_the_str0m_listener
     raise_own_nofile();
     let relay = RelayProcess::start(4096, &["--webrtc-direct-listener=str0m"]);
     let webrtc = relay.addr("webrtc-direct");
-    let server = {
-        let mut parts = webrtc.iter();
-        match (parts.next(), parts.next()) {
-            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => SocketAddr::from((ip, port)),
-            _ => panic!("{webrtc} is not a UDP address"),
-        }
-    };
+    let server = relay.socket_addr("webrtc-direct");
     let mut sockets = Vec::with_capacity(SOURCES);
     for n in 0..SOURCES {
         let socket = tokio::net::UdpSocket::bind((ATTACKER, 0))
