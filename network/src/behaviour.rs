@@ -733,7 +733,12 @@ impl Behaviour {
     }
 
     fn on_dial_failure(&mut self, peer: PeerId, error: &DialError) {
-        if self.is_relay(&peer) || matches!(error, DialError::DialPeerConditionFalse(_)) {
+        if self.is_relay(&peer) {
+            return;
+        }
+        if matches!(error, DialError::DialPeerConditionFalse(_)) {
+            self.book.on_dial_refused(&peer);
+            self.peer_changed(&peer);
             return;
         }
         self.book

@@ -381,6 +381,18 @@ impl PeerBook {
         }
     }
 
+    /// Records that the swarm refused to start a dial because the peer is
+    /// connected or being dialed already: no dial of ours is in flight,
+    /// and nothing failed. (A connection the book has no room for when it
+    /// opens is not in the book: without this, a peer connected that way
+    /// and dialed once its record finds room would stay "dialing" for
+    /// good, and never expire after it left.)
+    pub fn on_dial_refused(&mut self, peer: &PeerId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.dialing = false;
+        }
+    }
+
     pub fn on_dial_failed(&mut self, peer: &PeerId, error: String, now: Instant) {
         if let Some(entry) = self.peers.get_mut(peer) {
             entry.dialing = false;
@@ -710,6 +722,19 @@ mod tests {
         assert!(book.idle(secs(13)).is_empty(), "being dialed");
         book.on_dial_failed(&peer, "no route".into(), secs(14));
         assert_eq!(book.idle(secs(16)), vec![(peer, Duration::from_secs(2))]);
+    }
+
+    #[test]
+    fn a_refused_dial_neither_keeps_a_peer_nor_fails_it() {
+        let now = Instant::now();
+        let mut book = book();
+        let peer = PeerId::random();
+        book.on_record(peer, vec![], now);
+        book.on_dialing(peer, now);
+        book.on_dial_refused(&peer);
+        assert_eq!(link(&book, &peer), Some(Link::Discovered));
+        let later = now + EXPIRY + Duration::from_secs(1);
+        assert_eq!(book.expire(later), vec![peer], "kept by a dial never made");
     }
 
     #[test]

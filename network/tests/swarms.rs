@@ -342,6 +342,60 @@ async fn a_silent_peer_expires_and_the_book_stays_within_its_bound() {
     }
 }
 
+/// A connection that opens while the book is full of connected peers is
+/// not in the book. When that peer's record finds room later, dialing it
+/// is refused (it is connected): the refusal must not leave it "being
+/// dialed" for good, or it would never expire once it left.
+#[tokio::test]
+async fn a_peer_connected_while_the_book_was_full_still_expires_after_it_leaves() {
+    let relay = TestRelay::start();
+    let fast = Config::default().with_announce_interval(Duration::from_millis(500));
+    let mut a = TestPeer::start(&relay, fast.clone().with_max_peers(1)).await;
+    let mut b = TestPeer::start(&relay, fast.clone()).await;
+    let connected = |id: PeerId| {
+        move |event: &Event| match event {
+            Event::PeerChanged(info) if info.peer == id && info.link.path().is_some() => Some(()),
+            _ => None,
+        }
+    };
+    let a_addr = a.addr.clone();
+    b.with(move |swarm| swarm.dial(a_addr))
+        .await
+        .expect("B dials A");
+    a.wait_network("a connection from B", connected(b.id)).await;
+
+    // C connects while B, connected, fills A's book of one.
+    let mut c = TestPeer::start(&relay, fast).await;
+    let a_addr = a.addr.clone();
+    c.with(move |swarm| swarm.dial(a_addr))
+        .await
+        .expect("C dials A");
+    let c_id = c.id;
+    c.wait("its connection to A", |event| match event {
+        SwarmEvent::ConnectionEstablished { peer_id, .. } if *peer_id == a.id => Some(()),
+        _ => None,
+    })
+    .await;
+    let known = a.with(|swarm| swarm.behaviour().network.peers()).await;
+    assert!(
+        known.iter().all(|info| info.peer != c_id),
+        "C is in a full book"
+    );
+
+    // B leaves; C's records find room, and A's dials of C are refused
+    // while C is connected.
+    b.stop();
+    a.wait_network("C's record", discovered(c_id)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    c.stop();
+    a.wait_network("C gone", |event| match event {
+        Event::PeerGone { peer } if *peer == c_id => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_peer_that_comes_back_with_the_same_key_is_news_and_a_new_incarnation() {
     let relay = TestRelay::start();
