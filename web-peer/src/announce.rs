@@ -15,14 +15,38 @@ use libp2p::{Multiaddr, multiaddr::Protocol};
 /// Whether `addr` is a circuit address (plain or `/webrtc`) whose relay
 /// part a browser can dial: it goes over `/ws`, `/wss` or `/webrtc-direct`.
 pub fn is_browser_dialable_circuit(addr: &Multiaddr) -> bool {
-    let mut relay_part = addr.iter().take_while(|p| *p != Protocol::P2pCircuit);
-    let browser_transport = relay_part.any(|p| {
-        matches!(
-            p,
-            Protocol::Ws(_) | Protocol::Wss(_) | Protocol::WebRTCDirect
-        )
-    });
-    browser_transport && addr.iter().any(|p| p == Protocol::P2pCircuit)
+    relay_transport(addr).is_some()
+}
+
+/// Like [`is_browser_dialable_circuit`], for a page served over `https:`:
+/// the browser refuses it a plain `ws:` WebSocket (mixed content), so only
+/// circuits through `/wss` (or `/tls/ws`) and `/webrtc-direct` are left.
+pub fn is_secure_page_dialable_circuit(addr: &Multiaddr) -> bool {
+    relay_transport(addr).is_some_and(|transport| transport != RelayTransport::PlainWebSocket)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayTransport {
+    PlainWebSocket,
+    SecureWebSocket,
+    WebRtcDirect,
+}
+
+/// The browser transport of the relay part of a circuit address (before
+/// `/p2p-circuit`), if it is a circuit and has one.
+fn relay_transport(addr: &Multiaddr) -> Option<RelayTransport> {
+    if !addr.iter().any(|p| p == Protocol::P2pCircuit) {
+        return None;
+    }
+    let relay_part = || addr.iter().take_while(|p| *p != Protocol::P2pCircuit);
+    let tls = relay_part().any(|p| p == Protocol::Tls);
+    relay_part().find_map(|p| match p {
+        Protocol::Wss(_) => Some(RelayTransport::SecureWebSocket),
+        Protocol::Ws(_) if tls => Some(RelayTransport::SecureWebSocket),
+        Protocol::Ws(_) => Some(RelayTransport::PlainWebSocket),
+        Protocol::WebRTCDirect => Some(RelayTransport::WebRtcDirect),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -83,6 +107,36 @@ mod tests {
         .map(|text| addr(text))
         .collect();
         assert_eq!(announced, expected);
+    }
+
+    #[test]
+    fn a_secure_page_dials_circuits_through_secure_websockets_and_webrtc_direct_only() {
+        let me = PeerId::random();
+        let circuit = |relay: &str| addr(&format!("{relay}/p2p/{RELAY}/p2p-circuit/p2p/{me}"));
+        let plain = circuit("/ip4/203.0.113.7/tcp/4002/ws");
+        let wss = circuit("/dns/relay.example/tcp/443/wss");
+        let tls_ws = circuit("/dns/relay.example/tcp/443/tls/sni/relay.example/ws");
+        let direct = circuit(&format!(
+            "/ip4/203.0.113.7/udp/4003/webrtc-direct/certhash/{CERTHASH}"
+        ));
+        let tcp = circuit("/ip4/203.0.113.7/tcp/4001");
+        for (circuit, from_http, from_https) in [
+            (&plain, true, false),
+            (&wss, true, true),
+            (&tls_ws, true, true),
+            (&direct, true, true),
+            (&tcp, false, false),
+        ] {
+            assert_eq!(is_browser_dialable_circuit(circuit), from_http, "{circuit}");
+            assert_eq!(
+                is_secure_page_dialable_circuit(circuit),
+                from_https,
+                "{circuit}"
+            );
+        }
+        let webrtc_twin =
+            addr(&format!("{plain}").replace("/p2p-circuit/", "/p2p-circuit/webrtc/"));
+        assert!(!is_secure_page_dialable_circuit(&webrtc_twin));
     }
 
     #[test]

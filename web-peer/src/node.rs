@@ -37,6 +37,7 @@ use crate::{
     backoff::Backoff,
     events::{Command, Event, RelayStatus, Via},
     federation::Federation,
+    page_config,
     perf_service::{self, Perf},
     relay_addr::RelayAddr,
     relay_liveness::{self, RelayLiveness},
@@ -157,14 +158,20 @@ enum Step {
 }
 
 /// The chat network's configuration for the page: its record carries only
-/// circuits another browser can open.
+/// circuits another browser can open, and it dials only those this page
+/// can (no plain `/ws` from an `https:` page).
 fn network_config() -> chat_network::Config {
+    let dialable = if page_config::served_over_https() {
+        announce::is_secure_page_dialable_circuit
+    } else {
+        announce::is_browser_dialable_circuit
+    };
     chat_network::Config::default()
         .with_announce_interval(ANNOUNCE_INTERVAL)
         .with_announceable(announce::is_browser_dialable_circuit)
         // What a lookup's answer is dialed at, too (records' circuits are
         // rewritten to the page's own way to each relay).
-        .with_dialable(announce::is_browser_dialable_circuit)
+        .with_dialable(dialable)
         .with_liveness(LIVENESS)
 }
 

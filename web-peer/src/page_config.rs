@@ -62,6 +62,15 @@ struct AddressEntry {
     multiaddr: String,
 }
 
+/// Whether the page was served over `https:`: the browser then lets it
+/// open only secure WebSockets (and WebRTC-direct, which needs no
+/// certificate).
+pub fn served_over_https() -> bool {
+    web_sys::window()
+        .and_then(|window| window.location().protocol().ok())
+        .is_some_and(|protocol| protocol == "https:")
+}
+
 /// Fetches `/api/relay` from the page's own origin.
 pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
@@ -89,6 +98,6 @@ pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
                 addrs: member.multiaddrs.into_iter().map(|a| a.multiaddr).collect(),
             })
             .collect(),
-        secure_page: window.location().protocol()? == "https:",
+        secure_page: served_over_https(),
     })
 }
