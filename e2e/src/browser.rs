@@ -177,6 +177,24 @@ impl Browser {
         Ok(())
     }
 
+    /// Runs `source` in every document this session loads from now on,
+    /// before the document's own scripts (Chromium only: through Chrome's
+    /// DevTools protocol, as the console recorder is installed).
+    pub async fn add_init_script(&self, source: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.kind == BrowserKind::Chromium,
+            "add_init_script: Chromium only"
+        );
+        self.client
+            .issue_cmd(Cdp {
+                cmd: "Page.addScriptToEvaluateOnNewDocument",
+                params: json!({ "source": source }),
+            })
+            .await
+            .context("add a script for new documents (CDP)")?;
+        Ok(())
+    }
+
     /// Reloads the page, as a user pressing F5: the tab (and so its
     /// `sessionStorage`, and the page's peer id) stays.
     pub async fn reload(&self) -> anyhow::Result<()> {

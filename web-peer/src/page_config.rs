@@ -71,12 +71,32 @@ pub fn served_over_https() -> bool {
         .is_some_and(|protocol| protocol == "https:")
 }
 
-/// Fetches `/api/relay` from the page's own origin.
+/// The global through which `static/index.html`'s inline script hands
+/// over its request for `/api/relay`.
+const PREFETCHED: &str = "relayInfoRequest";
+
+/// The answer to `/api/relay` that the page's inline script asked for
+/// while the wasm was still downloading, so that the relay address is
+/// filled in a round trip sooner. Taken once (a body is read once); `None`
+/// when there is none or it failed, and the page asks itself.
+async fn prefetched_relay_info(window: &web_sys::Window) -> Option<web_sys::Response> {
+    let key = JsValue::from_str(PREFETCHED);
+    let request = js_sys::Reflect::get(window, &key).ok()?;
+    let _ = js_sys::Reflect::delete_property(window, &key);
+    let request: js_sys::Promise = request.dyn_into().ok()?;
+    JsFuture::from(request).await.ok()?.dyn_into().ok()
+}
+
+/// Fetches `/api/relay` from the page's own origin (the first time, the
+/// answer the page's inline script already asked for).
 pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str("/api/relay"))
-        .await?
-        .dyn_into()?;
+    let response: web_sys::Response = match prefetched_relay_info(&window).await {
+        Some(response) => response,
+        None => JsFuture::from(window.fetch_with_str("/api/relay"))
+            .await?
+            .dyn_into()?,
+    };
     if !response.ok() {
         return Err(JsValue::from_str(&format!("HTTP {}", response.status())));
     }
