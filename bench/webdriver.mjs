@@ -155,7 +155,8 @@ function capabilities (profile, timeoutMs) {
 }
 
 // One browser: `goto(url)`, `run(script, ...args)` (synchronous script),
-// `runAsync(script, ...args)` (the last argument is the callback), `close()`.
+// `runAsync(script, ...args)` (the last argument is the callback),
+// `throttle(conditions)` (Chromium), `close()`.
 export async function openBrowser (driver, timeoutMs) {
   const profile = mkdtempSync(join(tmpdir(), `bench-${BROWSER}-`))
   let server = driver
@@ -185,6 +186,11 @@ export async function openBrowser (driver, timeoutMs) {
     goto: (url) => call(port, 'POST', `/session/${id}/url`, { url }),
     run: (script, ...args) => call(port, 'POST', `/session/${id}/execute/sync`, { script, args }),
     runAsync: (script, ...args) => call(port, 'POST', `/session/${id}/execute/async`, { script, args }),
+    // Chromium only: every later request of this browser goes through
+    // DevTools' network emulation (`latency` in ms added to each round
+    // trip, throughputs in bytes a second).
+    throttle: (conditions) => call(port, 'POST', `/session/${id}/chromium/network_conditions`,
+      { network_conditions: { offline: false, ...conditions } }),
     async close () {
       await call(port, 'DELETE', `/session/${id}`).catch(() => {})
       if (server !== driver) server.stop()
