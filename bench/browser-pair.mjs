@@ -21,7 +21,8 @@
 // webrtc-p2p/src/timing.rs; the js page's chat.js and phase-marks.js):
 // WebRTC-direct's descriptions set, Noise done and the server ready; the
 // node's relay connection, reservation, record received, circuit up; the
-// signaling stream, SDP offer, SDP answer, ICE connected; the direct
+// dialer's offer made (while its signaling stream opens), the signaling
+// stream, SDP offer, SDP answer, ICE connected; the direct
 // connection in the swarm. Each is printed as a row of its own, ours
 // beside js-libp2p's ("-" where the js page has no such moment).
 // Runs alternate ours and js-libp2p, so whatever else the machine does falls
