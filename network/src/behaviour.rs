@@ -503,6 +503,7 @@ impl Behaviour {
         {
             Ok(_) => {
                 self.announced_at = Some(Instant::now());
+                (self.config.on_announced)();
                 self.inner.wake.wake_all();
                 tracing::debug!("announced");
                 true

@@ -78,6 +78,9 @@ pub struct Config {
     /// The liveness rule, if the behaviour applies it (off by default:
     /// a shell may close silent connections itself).
     pub liveness: Option<Liveness>,
+    /// Called the moment this peer's record is published (a page marks
+    /// it for the benchmarks' phase breakdown; nothing by default).
+    pub on_announced: fn(),
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             dialable: |_| true,
             announceable: |_| true,
             liveness: None,
+            on_announced: || {},
         }
     }
 }
@@ -125,6 +129,11 @@ impl Config {
 
     pub fn with_announceable(mut self, announceable: fn(&Multiaddr) -> bool) -> Self {
         self.announceable = announceable;
+        self
+    }
+
+    pub fn with_on_announced(mut self, on_announced: fn()) -> Self {
+        self.on_announced = on_announced;
         self
     }
 

@@ -166,6 +166,7 @@ fn network_config() -> chat_network::Config {
         // rewritten to the page's own way to each relay).
         .with_dialable(announce::is_browser_dialable_circuit)
         .with_liveness(LIVENESS)
+        .with_on_announced(|| timing::phase(timing::ANNOUNCED))
 }
 
 impl Node {
