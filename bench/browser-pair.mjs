@@ -21,7 +21,8 @@
 // webrtc-p2p/src/timing.rs; the js page's chat.js and phase-marks.js):
 // WebRTC-direct's descriptions set, Noise done and the server ready; the
 // node's relay connection, reservation, record received, circuit up; the
-// signaling stream, SDP offer, SDP answer, ICE connected; the direct
+// dialer's offer made (while its signaling stream opens), the signaling
+// stream, SDP offer, SDP answer, ICE connected; the direct
 // connection in the swarm. Each is printed as a row of its own, ours
 // beside js-libp2p's ("-" where the js page has no such moment).
 // Runs alternate ours and js-libp2p, so whatever else the machine does falls
@@ -42,7 +43,8 @@
 // the relay) run with the first relay address only.
 // Prints rows `metric<TAB>ours<TAB>reference<TAB>ratio`; logs go to
 // standard error. BENCH_PAIR_ONLY=ours (or js) runs one kind only, to look
-// into it.
+// into it; BENCH_PAIR_MARKS=1 logs every mark of both pages of each run
+// at its UTC time (to set beside a relay's debug log).
 
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -121,7 +123,7 @@ const REQUIRED = ['browser-chat:relay-connected', 'browser-chat:reserved', 'brow
 const PHASES = [
   'libp2p-webrtc-direct:described', 'libp2p-webrtc-direct:noise', 'libp2p-webrtc-direct:grace-over',
   'libp2p-webrtc-direct:ready', 'browser-chat:node:relay-connection', 'browser-chat:node:reservation',
-  'browser-chat:node:record', 'browser-chat:node:circuit', 'libp2p-webrtc:signaling', 'libp2p-webrtc:offer',
+  'browser-chat:node:record', 'browser-chat:node:circuit', 'libp2p-webrtc:local-offer', 'libp2p-webrtc:signaling', 'libp2p-webrtc:offer',
   'libp2p-webrtc:answer', 'libp2p-webrtc:connected', 'browser-chat:node:direct'
 ]
 
@@ -147,6 +149,12 @@ const started = performance.now();
   }
   setTimeout(poll, 20);
 })();
+`
+
+// Every User Timing mark of a page, as "<UTC time> <name>".
+const ALL_MARKS = `
+return performance.getEntriesByType('mark')
+  .map((entry) => new Date(performance.timeOrigin + entry.startTime).toISOString() + ' ' + entry.name);
 `
 
 // One perf transfer from the page, retried while the page says the direct
@@ -223,6 +231,14 @@ async function pairRun (driver, relay, kind, mode, withPerf) {
       ? [relative(readA, newcomerConnect), relative(readB, newcomerConnect)]
       : [relative(readA, readA['browser-chat:connect']), relative(readB, newcomerConnect)]
     const result = { pages: [marksA, marksB], chat: marksB.chat }
+    if (process.env.BENCH_PAIR_MARKS === '1') {
+      // Every mark of both pages at its wall-clock time, to set beside a
+      // relay's log (RUST_LOG=debug prints UTC times to the microsecond).
+      for (const [name, browser] of [['first', a], ['second', b]]) {
+        const marks = await browser.run(ALL_MARKS)
+        console.error(`  ${name} page's marks:\n    ${marks.join('\n    ')}`)
+      }
+    }
     if (withPerf) {
       result.upload = []
       result.download = []

@@ -453,6 +453,20 @@ impl Behaviour {
         }
     }
 
+    /// Answers a newcomer's first record with ours: at once if the last
+    /// announcement is [`ANNOUNCE_MIN_GAP`] old (or there was none), as a
+    /// newcomer's record comes alone and there is nothing to batch; else
+    /// after the rest of the gap, like any announcement. Either way
+    /// records stay at least the gap apart.
+    fn answer_newcomer(&mut self) {
+        if answer_at_once(self.announced_at.map(|at| at.elapsed())) && self.announce() {
+            // Whatever was waiting to be announced is in this record.
+            self.announce_soon = None;
+        } else {
+            self.announce_soon();
+        }
+    }
+
     fn publish(&mut self, message: ChatMessage) -> Result<(), SendError> {
         let result = self
             .inner
@@ -469,14 +483,18 @@ impl Behaviour {
     }
 
     /// Publishes this peer's record, if it has addresses to announce.
-    fn announce(&mut self) {
+    /// Returns whether it was published.
+    fn announce(&mut self) -> bool {
         let addrs = self.announced_addrs();
         if addrs.is_empty() {
-            return;
+            return false;
         }
         let record = match PeerRecord::new(self.keypair.public(), addrs) {
             Ok(record) => record,
-            Err(error) => return tracing::error!(%error, "own discovery record is invalid"),
+            Err(error) => {
+                tracing::error!(%error, "own discovery record is invalid");
+                return false;
+            }
         };
         match self
             .inner
@@ -485,17 +503,22 @@ impl Behaviour {
         {
             Ok(_) => {
                 self.announced_at = Some(Instant::now());
+                (self.config.on_announced)();
                 self.inner.wake.wake_all();
                 tracing::debug!("announced");
+                true
             }
-            Err(error) => tracing::debug!(%error, "announcement not published"),
+            Err(error) => {
+                tracing::debug!(%error, "announcement not published");
+                false
+            }
         }
     }
 
     /// The period's work: announce, dial the peers that did not dial us
     /// (the larger id waits a period), forget the silent.
     fn on_announce_tick(&mut self) {
-        self.announce();
+        let _ = self.announce();
         // Expired first: a silent peer's failing dial must not keep it.
         for peer in self.book.expire(Instant::now()) {
             self.pending
@@ -575,8 +598,9 @@ impl Behaviour {
                     addrs,
                     announced,
                 }));
-            // The newcomer missed our earlier announcements.
-            self.announce_soon();
+            // The newcomer missed our earlier announcements, and waits
+            // for ours to list us (and, if it has the smaller id, to dial).
+            self.answer_newcomer();
         }
         if !self.book.contains(&peer) {
             return; // The book is full of connected peers.
@@ -757,6 +781,12 @@ fn announce_wait(since_last: Option<Duration>) -> Duration {
     gap_left.max(ANNOUNCE_BATCH)
 }
 
+/// Whether an answer to a newcomer goes out at once, `since_last` the
+/// last announcement (`None`: there was none): when the gap has passed.
+fn answer_at_once(since_last: Option<Duration>) -> bool {
+    since_last.is_none_or(|since| since >= ANNOUNCE_MIN_GAP)
+}
+
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = THandler<Inner>;
     type ToSwarm = Event;
@@ -897,7 +927,7 @@ impl NetworkBehaviour for Behaviour {
                 && timer.poll_unpin(cx).is_ready()
             {
                 self.announce_soon = None;
-                self.announce();
+                let _ = self.announce();
                 continue;
             }
             if let Some(timer) = &mut self.grace
@@ -959,5 +989,18 @@ mod tests {
             announce_wait(Some(ANNOUNCE_MIN_GAP - Duration::from_millis(1))),
             ANNOUNCE_BATCH
         );
+    }
+
+    #[test]
+    fn a_newcomer_is_answered_at_once_unless_the_gap_is_still_running() {
+        // Nothing to batch with a newcomer's record: no wait at all.
+        assert!(answer_at_once(None));
+        assert!(answer_at_once(Some(ANNOUNCE_MIN_GAP)));
+        assert!(answer_at_once(Some(Duration::from_secs(5))));
+        // Right after an announcement: it waits like any other.
+        assert!(!answer_at_once(Some(Duration::from_millis(100))));
+        assert!(!answer_at_once(Some(
+            ANNOUNCE_MIN_GAP - Duration::from_millis(1)
+        )));
     }
 }

@@ -23,12 +23,13 @@ pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(3);
 /// at most this many.
 pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
 /// An announcement waits this long, so that a burst of address changes (a
-/// reservation reports several, in one turn of the swarm) or of newcomers
-/// makes one record. Every announcement waits for it, and a newcomer or a
-/// new address is news the others wait for: the first record of a page
-/// that just got its reservation, the answer to a newcomer's record. (It
-/// was 300 ms, the whole of [`ANNOUNCE_MIN_GAP`], which put 0.3 s into
-/// every first discovery: BENCHMARKS.md, "Time to a direct browser link".)
+/// reservation reports several, in one turn of the swarm) makes one
+/// record: a new address is news the others wait for (the first record of
+/// a page that just got its reservation). The answer to a newcomer's
+/// record does not wait for it when the gap below has passed: a record
+/// comes alone, and the newcomer waits for ours to list us. (It was
+/// 300 ms, the whole of [`ANNOUNCE_MIN_GAP`], which put 0.3 s into every
+/// first discovery: BENCHMARKS.md, "Time to a direct browser link".)
 pub const ANNOUNCE_BATCH: Duration = Duration::from_millis(20);
 /// Announcements for a reason (not the periodic one) are at least this far
 /// apart: a stream of newcomers makes at most one record per this time.
@@ -77,6 +78,9 @@ pub struct Config {
     /// The liveness rule, if the behaviour applies it (off by default:
     /// a shell may close silent connections itself).
     pub liveness: Option<Liveness>,
+    /// Called the moment this peer's record is published (a page marks
+    /// it for the benchmarks' phase breakdown; nothing by default).
+    pub on_announced: fn(),
 }
 
 impl Default for Config {
@@ -90,6 +94,7 @@ impl Default for Config {
             dialable: |_| true,
             announceable: |_| true,
             liveness: None,
+            on_announced: || {},
         }
     }
 }
@@ -124,6 +129,11 @@ impl Config {
 
     pub fn with_announceable(mut self, announceable: fn(&Multiaddr) -> bool) -> Self {
         self.announceable = announceable;
+        self
+    }
+
+    pub fn with_on_announced(mut self, on_announced: fn()) -> Self {
+        self.on_announced = on_announced;
         self
     }
 

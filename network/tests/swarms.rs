@@ -48,6 +48,26 @@ async fn an_announcement_becomes_discovered_with_the_circuit_through_our_relay()
     }
 }
 
+/// How often `the_announcement_hook_runs_when_the_record_is_published`'s
+/// peer published (a hook is a plain `fn`: it counts here).
+static ANNOUNCED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[tokio::test]
+async fn the_announcement_hook_runs_when_the_record_is_published() {
+    let relay = TestRelay::start();
+    let config = Config::default().with_on_announced(|| {
+        ANNOUNCED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let a = TestPeer::start(&relay, config).await;
+    let mut b = TestPeer::start(&relay, Config::default()).await;
+    b.wait_network("A's record", discovered(a.id)).await;
+    let count = ANNOUNCED.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        count >= 1,
+        "A's record arrived, but A's hook ran {count} times"
+    );
+}
+
 #[tokio::test]
 async fn send_chat_arrives_as_chat_from_its_author() {
     let relay = TestRelay::start();

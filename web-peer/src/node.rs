@@ -173,6 +173,7 @@ fn network_config() -> chat_network::Config {
         // rewritten to the page's own way to each relay).
         .with_dialable(dialable)
         .with_liveness(LIVENESS)
+        .with_on_announced(|| timing::phase(timing::ANNOUNCED))
 }
 
 impl Node {

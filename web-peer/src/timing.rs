@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | `browser-chat:node:relay-connection` | the swarm has a connection to the relay |
 //! | `browser-chat:node:reservation` | the relay accepted the reservation |
+//! | `browser-chat:node:announced` | this page published its record (the latest time) |
 //! | `browser-chat:node:record <peer id>` | the peer's discovery record arrived (first time) |
 //! | `browser-chat:node:circuit <peer id>` | a relayed connection with the peer is up |
 //! | `browser-chat:node:direct <peer id>` | a direct connection with the peer is up |
@@ -20,6 +21,7 @@ use libp2p::PeerId;
 
 pub const RELAY_CONNECTION: &str = "relay-connection";
 pub const RESERVATION: &str = "reservation";
+pub const ANNOUNCED: &str = "announced";
 pub const RECORD: &str = "record";
 pub const CIRCUIT: &str = "circuit";
 pub const DIRECT: &str = "direct";

@@ -145,17 +145,16 @@ impl Behaviour {
             self.failure_tx.clone(),
         );
         wasm_bindgen_futures::spawn_local(async move {
-            let result = async {
-                let stream = control
+            let open = async {
+                control
                     .open_stream(peer, SIGNALING)
                     .await
                     .map_err(|error| Error::Js {
                         doing: "open the signaling stream",
                         message: error.to_string(),
-                    })?;
-                exchange::dial(stream, &ice_servers, peer).await
-            }
-            .await;
+                    })
+            };
+            let result = exchange::dial(open, &ice_servers, peer).await;
             if let Err(error) = &result {
                 let _ = failures.try_send(Event::Failed {
                     peer,

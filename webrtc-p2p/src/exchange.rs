@@ -1,7 +1,7 @@
 //! Running the signaling exchange on a stream, in either role, until the
 //! peer connection is up (or has failed, or the time is up).
 
-use std::{pin::pin, task::Poll, time::Duration};
+use std::{future::Future, pin::pin, task::Poll, time::Duration};
 
 use futures::{
     AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, FutureExt as _, Stream as _,
@@ -23,18 +23,32 @@ use crate::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The dialer's side: offer, then candidates both ways until connected.
+/// `open` opens the signaling stream (a round trip through the relay, or
+/// the circuit's dial before it): the peer connection and its offer are
+/// made meanwhile, so the offer goes out as soon as the stream is open.
 /// `peer` (the remote) names the phases' User Timing marks (`timing`).
-pub async fn dial<S>(stream: S, ice_servers: &[String], peer: PeerId) -> Result<Connection, Error>
+pub async fn dial<S, F>(open: F, ice_servers: &[String], peer: PeerId) -> Result<Connection, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<S, Error>>,
 {
-    timing::peer_phase("signaling", &peer);
     let peer_connection = PeerConnection::new(ice_servers)?;
     // The spec's `init` channel: without a channel the offer would carry no
     // data-channel (SCTP) section.
     let init = peer_connection.create_data_channel(INIT_CHANNEL_LABEL);
+    let opened = async {
+        let stream = open.await;
+        timing::peer_phase("signaling", &peer);
+        stream
+    };
+    let made = async {
+        let offer = peer_connection.offer().await;
+        timing::peer_phase("local-offer", &peer);
+        offer
+    };
+    // Either failing drops (and so closes) the peer connection.
+    let (stream, offer) = futures::future::try_join(opened, made).await?;
     let (reader, mut writer) = stream.split();
-    let offer = peer_connection.offer().await?;
     write_message(&mut writer, &SignalingMessage::Offer(offer)).await?;
     timing::peer_phase("offer", &peer);
     let result = exchange(

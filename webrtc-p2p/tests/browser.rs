@@ -156,7 +156,7 @@ async fn dialer_and_listener_signal_over_a_stream_and_connect() {
     // Each side names the other in its marks.
     let (dialer, listener) = (PeerId::random(), PeerId::random());
     let (dialed, answered) = futures::join!(
-        exchange::dial(dialer_end, &[], listener),
+        exchange::dial(async { Ok(dialer_end) }, &[], listener),
         exchange::answer(listener_end, &[], dialer)
     );
     exchange_data(
@@ -164,13 +164,15 @@ async fn dialer_and_listener_signal_over_a_stream_and_connect() {
         answered.expect("the listener connects"),
     )
     .await;
-    // Every phase was marked on both sides, in the order it happens.
+    // Every phase was marked on both sides, in the order it happens (the
+    // dialer's offer is made while its stream opens: before or after).
     let marks = marks();
     for remote in [listener, dialer] {
         let phases: Vec<&str> = marks
             .iter()
             .filter_map(|name| name.strip_suffix(&format!(" {remote}")))
             .filter_map(|name| name.strip_prefix("libp2p-webrtc:"))
+            .filter(|phase| *phase != "local-offer")
             .collect();
         assert_eq!(
             phases,
@@ -178,6 +180,37 @@ async fn dialer_and_listener_signal_over_a_stream_and_connect() {
             "the marks naming {remote}"
         );
     }
+    assert!(
+        marks.contains(&format!("libp2p-webrtc:local-offer {listener}")),
+        "the dialer marked its offer made: {marks:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_dialer_makes_its_offer_while_the_signaling_stream_opens() {
+    let (dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
+    let (dialer, listener) = (PeerId::random(), PeerId::random());
+    let made = format!("libp2p-webrtc:local-offer {listener}");
+    // The stream opens only once the offer is made: a dialer that made it
+    // only after the stream was open would wait here for ever.
+    let open = async {
+        for _ in 0..500 {
+            if marks().contains(&made) {
+                return Ok(dialer_end);
+            }
+            gloo_timers::future::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the dialer made no offer while its signaling stream was opening (10 s)")
+    };
+    let (dialed, answered) = futures::join!(
+        exchange::dial(open, &[], listener),
+        exchange::answer(listener_end, &[], dialer)
+    );
+    exchange_data(
+        dialed.expect("the dialer connects"),
+        answered.expect("the listener connects"),
+    )
+    .await;
 }
 
 #[wasm_bindgen_test]

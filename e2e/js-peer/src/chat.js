@@ -46,7 +46,8 @@ const DISCOVERY_TOPIC = '_peer-discovery._p2p._pubsub'
 const CHAT_TOPIC = 'browser-chat/1'
 const ANNOUNCE_INTERVAL_MS = 20000
 // As ours (network/src/config.rs): an announcement for a reason waits
-// 20 ms, and at least 300 ms after the last one.
+// 20 ms, and at least 300 ms after the last one (an answer to a newcomer
+// only the latter).
 const ANNOUNCE_BATCH_MS = 20
 const ANNOUNCE_MIN_GAP_MS = 300
 const MAX_CHAT_BYTES = 4096
@@ -253,6 +254,16 @@ async function start () {
     const wait = Math.max(ANNOUNCE_BATCH_MS, announcedAt + ANNOUNCE_MIN_GAP_MS - performance.now())
     announceTimer ??= setTimeout(announce, wait)
   }
+  // As ours: a newcomer's record is answered at once once the gap has
+  // passed (nothing to batch), else after the rest of the gap.
+  const answerNewcomer = () => {
+    if (performance.now() - announcedAt >= ANNOUNCE_MIN_GAP_MS && circuitAddrs().length > 0) {
+      clearTimeout(announceTimer)
+      announce()
+    } else {
+      announceSoon()
+    }
+  }
   setInterval(announce, ANNOUNCE_INTERVAL_MS)
 
   const onRecord = (from, record) => {
@@ -270,7 +281,7 @@ async function start () {
     mark('node:record', id)
     mark('peer-listed', id)
     log(`discovered ${id} (${record.addrs.length} addresses)`)
-    announceSoon()
+    answerNewcomer()
     // Of two pages, the one with the smaller peer id dials.
     const webrtc = record.addrs.find((ma) => ma.toString().includes('/p2p-circuit/webrtc'))
     if (webrtc != null && node.peerId.toString() < id) dialDirect(id, webrtc, 0)
