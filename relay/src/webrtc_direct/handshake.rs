@@ -51,6 +51,7 @@ pub async fn accept(
         slot,
     } = session;
     let mut session = Session::new(config, socket, remote, &ufrag, datagrams)?;
+    tracing::debug!(%remote, since_first_check = ?first.at.elapsed(), "WebRTC-direct session opened");
     let handshake_channel = session.rtc.direct_api().create_data_channel(ChannelConfig {
         label: String::new(),
         negotiated: Some(0),
