@@ -336,8 +336,9 @@ async fn a_stranger_that_sends_one_binding_request_and_stops_is_dropped_at_the_h
 /// relay sees the dialer at the proxy's relay-facing socket, and
 /// [`Nat::rebind`] replaces that socket (a new source port, the old
 /// mapping gone). After the rebinding each binding request of the dialer
-/// is followed by one with USE-CANDIDATE, as a browser's checks to an
-/// ICE-lite server carry (webrtc-rs's consent checks do not), and the
+/// is followed by one with USE-CANDIDATE, as a browser's checks of its
+/// selected connection to an ICE-lite server carry (webrtc-rs's consent
+/// checks do not), and the
 /// answers to those are kept from the dialer.
 struct Nat {
     /// Where the dialer sends.
