@@ -11,7 +11,10 @@
 //! - a stranger that sends one binding request and stops holds its
 //!   pending slot only until the handshake deadline;
 //! - a client whose address changes mid-connection (a NAT rebinding,
-//!   made by a UDP proxy in the test) keeps its connection.
+//!   made by a UDP proxy in the test) keeps its connection;
+//! - a client whose checks never carry USE-CANDIDATE (as Chromium's do
+//!   not for up to 2.5 s when the relay's first answer is slow) connects:
+//!   the listener answers its DTLS without waiting for a nomination.
 
 mod common;
 
@@ -333,8 +336,9 @@ async fn a_stranger_that_sends_one_binding_request_and_stops_is_dropped_at_the_h
 /// relay sees the dialer at the proxy's relay-facing socket, and
 /// [`Nat::rebind`] replaces that socket (a new source port, the old
 /// mapping gone). After the rebinding each binding request of the dialer
-/// is followed by one with USE-CANDIDATE, as a browser's checks to an
-/// ICE-lite server carry (webrtc-rs's consent checks do not), and the
+/// is followed by one with USE-CANDIDATE, as a browser's checks of its
+/// selected connection to an ICE-lite server carry (webrtc-rs's consent
+/// checks do not), and the
 /// answers to those are kept from the dialer.
 struct Nat {
     /// Where the dialer sends.
@@ -486,4 +490,78 @@ async fn a_client_whose_address_changes_keeps_its_connection() {
         0.0,
         "the new address opened a second session:\n{metrics}"
     );
+}
+
+/// A UDP proxy that takes USE-CANDIDATE off every binding request of the
+/// dialer (each sent on as the same check without it, signed again): a
+/// client that never nominates, as Chromium does not until its next
+/// check on a writable connection, 0.9-2.5 s after the first answer when
+/// that answer came after its third check.
+struct NoNomination {
+    /// Where the dialer sends.
+    outside: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NoNomination {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl NoNomination {
+    async fn start(relay: SocketAddr) -> Self {
+        let outside = bind_loopback().await;
+        let addr = outside.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let inside = bind_loopback().await;
+            let mut dialer: Option<SocketAddr> = None;
+            let (mut from_outside, mut from_inside) = ([0u8; 2048], [0u8; 2048]);
+            loop {
+                tokio::select! {
+                    read = outside.recv_from(&mut from_outside) => {
+                        let Ok((len, source)) = read else { continue };
+                        dialer = Some(source);
+                        let datagram = &from_outside[..len];
+                        let check = stun_ufrag(datagram).map(|ufrag| {
+                            let transaction: [u8; 12] =
+                                datagram[8..20].try_into().expect("a STUN header");
+                            signed_binding_request(&ufrag, transaction, false)
+                        });
+                        let _ = inside.send_to(check.as_deref().unwrap_or(datagram), relay).await;
+                    }
+                    read = inside.recv_from(&mut from_inside) => {
+                        let Ok((len, _)) = read else { continue };
+                        if let Some(dialer) = dialer {
+                            let _ = outside.send_to(&from_inside[..len], dialer).await;
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            outside: addr,
+            task,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_nominates_connects() {
+    let relay = TestRelay::start(STR0M).await;
+    let addr = relay.addr("webrtc-direct");
+    let proxy = NoNomination::start(udp_target(&addr)).await;
+    let through_proxy: Multiaddr = addr
+        .iter()
+        .map(|protocol| match protocol {
+            Protocol::Udp(_) => Protocol::Udp(proxy.outside.port()),
+            other => other,
+        })
+        .collect();
+    let mut a = peer(Keypair::generate_ed25519());
+    a.listen_on("/ip4/127.0.0.1/udp/0/webrtc-direct".parse().expect("valid"))
+        .expect("listen");
+    // Within `connect`'s deadline: without the listener's own nomination
+    // the relay would answer the dialer's DTLS never.
+    assert_eq!(connect(&mut a, &through_proxy).await, relay.relay.peer_id);
 }

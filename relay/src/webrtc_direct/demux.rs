@@ -18,7 +18,8 @@
 //! most [`MAX_ADDRESSES_PER_SESSION`] sources per session). The `Rtc`'s
 //! ICE agent then decides: it answers the check at the new address and
 //! moves its sending there once the client nominates the new pair
-//! (browsers put USE-CANDIDATE on every check to an ICE-lite server) and
+//! (Chromium puts USE-CANDIDATE on its checks of its selected, writable
+//! connection to an ICE-lite server) and
 //! the old pair has gone quiet (str0m drops a pair after 15 s without a
 //! check). A second dial with a live session's ufrag is routed the same
 //! way, so it cannot open a parallel session under that ufrag; a dialer

@@ -51,6 +51,7 @@ pub async fn accept(
         slot,
     } = session;
     let mut session = Session::new(config, socket, remote, &ufrag, datagrams)?;
+    tracing::debug!(%remote, since_first_check = ?first.at.elapsed(), "WebRTC-direct session opened");
     let handshake_channel = session.rtc.direct_api().create_data_channel(ChannelConfig {
         label: String::new(),
         negotiated: Some(0),
@@ -80,10 +81,18 @@ pub async fn accept(
     // channel 0 only after setting our answer, and sent at once, our first
     // Noise message was lost about one time in two: the client's handshake
     // waited for it until its dial timed out (seen in relay/tests/
-    // webrtc_direct.rs; the likely cause, not traced in webrtc-rs: the
-    // message reaches stream 0 before the channel is bound to it).
+    // webrtc_direct.rs; webrtc-data 0.17's `DataChannel::accept` takes a
+    // stream no created channel is bound to as a new channel whose first
+    // message must be a DCEP OPEN, and fails it on our binary message).
     // Browsers create the channel before their offer. So the first Noise
-    // message waits a moment, the session still driven meanwhile.
+    // message waits a moment, the session still driven meanwhile. No
+    // event can replace the wait: the client is Noise's responder and
+    // sends nothing on channel 0 first, and a negotiated channel opens
+    // without a message, so the relay cannot see the client bind it.
+    // Checked again for #20: without the wait, 4 of 16 native dials
+    // failed (4 runs of 4 tests in relay/tests/webrtc_direct.rs); with
+    // one timer tick (`sleep(0)`) 0 of 20 did on this machine; 50 ms is
+    // the margin for a slower client host.
     let mut settle = Box::pin(tokio::time::sleep(CLIENT_CHANNEL_SETTLE));
     poll_fn(|cx| {
         lock(&session).drive(cx)?;

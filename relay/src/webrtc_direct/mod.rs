@@ -12,6 +12,8 @@
 //! - [`demux`]: one task per socket; sessions by source address, the
 //!   checks and budgets a new one passes.
 //! - [`session`]: one `Rtc`, its datagrams, timer and channel buffers.
+//! - [`nomination`]: the client's first signed check nominates its pair
+//!   (Chromium nominates late when the first answer is slow).
 //! - [`handshake`]: DTLS, SCTP and Noise on channel 0.
 //! - [`connection`]: the `StreamMuxer`; [`channel`]: a data channel as
 //!   the framing's byte pipe.
@@ -22,6 +24,7 @@ pub mod connection;
 pub mod demux;
 pub mod handshake;
 pub mod metrics;
+pub mod nomination;
 pub mod session;
 
 use std::{
@@ -122,6 +125,11 @@ impl Transport {
             .set_sctp_max_buffered_amount(session::MAX_BUFFERED_AMOUNT)
             .clear_codecs()
             .set_stats_interval(None);
+        // The first `Rtc` a process builds takes far longer than the next
+        // (240 ms against 3-25 ms in a debug relay: the crypto provider's
+        // one-time setup), and a client's first check waits for it. Built
+        // once here, that setup is not on the first browser's way.
+        drop(config.clone().build(std::time::Instant::now()));
         Ok(Self {
             keypair,
             config,

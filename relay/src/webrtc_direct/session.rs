@@ -70,6 +70,11 @@ pub struct Session {
     /// The host candidate the `Rtc` knows this session by (see
     /// [`candidate_address`]).
     local: SocketAddr,
+    /// The session's ufrag, which is also both passwords.
+    ufrag: String,
+    /// Whether ICE has a nominated pair: until then the client's signed
+    /// checks nominate (see [`super::nomination`]).
+    nominated: bool,
     datagrams: mpsc::Receiver<Datagram>,
     timer: Pin<Box<Sleep>>,
     driver: Option<Waker>,
@@ -142,6 +147,8 @@ impl Session {
             socket,
             remote,
             local,
+            ufrag: ufrag.to_owned(),
+            nominated: false,
             datagrams,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             driver: None,
@@ -159,10 +166,15 @@ impl Session {
 
     /// Feeds one datagram to the `Rtc`.
     pub fn receive(&mut self, datagram: &Datagram) {
+        let nominating = if self.nominated {
+            None
+        } else {
+            super::nomination::nominating(&datagram.data, &self.ufrag)
+        };
+        let data = nominating.as_deref().unwrap_or(&datagram.data);
         // From the datagram's own source: a client that moved keeps its
         // session (the demux routes its new address here).
-        let Ok(receive) = Receive::new(Protocol::Udp, datagram.source, self.local, &datagram.data)
-        else {
+        let Ok(receive) = Receive::new(Protocol::Udp, datagram.source, self.local, data) else {
             return;
         };
         let input = Input::Receive(datagram.at, receive);
@@ -245,6 +257,9 @@ impl Session {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => self.connected = true,
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => self.nominated = true,
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.failed = Some("disconnected".into());
             }
