@@ -409,8 +409,9 @@ pub fn binding_request(ufrag: &str, transaction: [u8; 12]) -> Vec<u8> {
     signed_binding_request(ufrag, transaction, false)
 }
 
-/// [`binding_request`], with USE-CANDIDATE when `nominate` (what a
-/// browser puts on every check to an ICE-lite server).
+/// [`binding_request`], with USE-CANDIDATE when `nominate` (what
+/// Chromium puts on its checks of the connection it selected, once that
+/// connection is writable; not on its first checks).
 pub fn signed_binding_request(ufrag: &str, transaction: [u8; 12], nominate: bool) -> Vec<u8> {
     let username = format!("{ufrag}:{ufrag}");
     let mut attributes = Vec::new();
