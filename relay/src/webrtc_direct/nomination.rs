@@ -52,7 +52,8 @@ pub fn nominating(data: &[u8], ufrag: &str) -> Option<Vec<u8>> {
     }
     // The attributes before MESSAGE-INTEGRITY, then USE-CANDIDATE, signed
     // again (what follows MESSAGE-INTEGRITY, FINGERPRINT, is left out:
-    // ICE does not need it). Rebuilt from the bytes, not with str0m's
+    // str0m's ICE agent does not check it, and this message is only
+    // handed to it, never sent). Rebuilt from the bytes, not with str0m's
     // builder, which refuses the spec's long usernames.
     let mut check = data.get(..HEADER_LEN)?.to_vec();
     let mut at = HEADER_LEN;

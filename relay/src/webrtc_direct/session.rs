@@ -178,10 +178,19 @@ impl Session {
             return;
         };
         let input = Input::Receive(datagram.at, receive);
-        if self.rtc.accepts(&input)
-            && let Err(error) = self.rtc.handle_input(input)
-        {
-            tracing::debug!(%error, remote = %self.remote, "WebRTC-direct input refused");
+        if !self.rtc.accepts(&input) {
+            return;
+        }
+        match self.rtc.handle_input(input) {
+            // ICE-lite nominates the pair of that check at once: only the
+            // first check is made a nomination, not every one queued
+            // behind it (from the client's other candidates) before the
+            // `Completed` event is read.
+            Ok(()) if nominating.is_some() => self.nominated = true,
+            Ok(()) => {}
+            Err(error) => {
+                tracing::debug!(%error, remote = %self.remote, "WebRTC-direct input refused")
+            }
         }
     }
 
