@@ -173,6 +173,9 @@ pub struct Behaviour {
     grace: Option<Delay>,
     /// Relayed connections asked to close, until they have.
     closing: HashSet<ConnectionId>,
+    /// Dials this behaviour asked for, until the swarm reports each one's
+    /// outcome (a connection or a failure: bounded by the dials in flight).
+    dials: HashSet<ConnectionId>,
     /// Connections closed as dead ([`crate::Liveness`]) or stale, until
     /// they have, with when they last answered a ping, or `None` when the
     /// peer is known to be alive (bounded like `closing`: by the open
@@ -234,6 +237,7 @@ impl Behaviour {
             announced_at: None,
             grace: None,
             closing: HashSet::new(),
+            dials: HashSet::new(),
             dead: HashMap::new(),
             held: Vec::new(),
             held_timer: None,
@@ -334,6 +338,7 @@ impl Behaviour {
             .addresses(addrs)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
+        self.dials.insert(opts.connection_id());
         self.pending.push_back(ToSwarm::Dial { opts });
         self.book.on_dialing(peer, Instant::now());
         self.peer_changed(&peer);
@@ -756,11 +761,18 @@ impl Behaviour {
         Err(ConnectionDenied::new(StaleLinkOpen))
     }
 
-    fn on_dial_failure(&mut self, peer: PeerId, error: &DialError) {
+    fn on_dial_failure(&mut self, peer: PeerId, connection: ConnectionId, error: &DialError) {
+        let ours = self.dials.remove(&connection);
         if self.is_relay(&peer) {
             return;
         }
         if matches!(error, DialError::DialPeerConditionFalse(_)) {
+            // Other behaviours' dials are refused too (the `/webrtc`
+            // upgrade's, when a connection stands): only a refusal of our
+            // own says that no dial of ours is in flight.
+            if !ours {
+                return;
+            }
             self.book.on_dial_refused(&peer);
             self.peer_changed(&peer);
             return;
@@ -859,6 +871,7 @@ impl NetworkBehaviour for Behaviour {
         self.inner.on_swarm_event(event);
         match event {
             FromSwarm::ConnectionEstablished(e) if !self.is_relay(&e.peer_id) => {
+                self.dials.remove(&e.connection_id);
                 let path = dial::path_of(e.endpoint);
                 let back = self
                     .book
@@ -889,7 +902,7 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::DialFailure(e) => {
                 if let Some(peer) = e.peer_id {
-                    self.on_dial_failure(peer, e.error);
+                    self.on_dial_failure(peer, e.connection_id, e.error);
                 }
             }
             FromSwarm::NewListenAddr(e) if is_circuit(e.addr) => {
