@@ -78,13 +78,15 @@ const PREFETCHED: &str = "relayInfoRequest";
 /// The answer to `/api/relay` that the page's inline script asked for
 /// while the wasm was still downloading, so that the relay address is
 /// filled in a round trip sooner. Taken once (a body is read once); `None`
-/// when there is none or it failed, and the page asks itself.
+/// when there is none, or it failed or was an error status (the relay
+/// may have been busy for a moment), and the page asks itself.
 async fn prefetched_relay_info(window: &web_sys::Window) -> Option<web_sys::Response> {
     let key = JsValue::from_str(PREFETCHED);
     let request = js_sys::Reflect::get(window, &key).ok()?;
     let _ = js_sys::Reflect::delete_property(window, &key);
     let request: js_sys::Promise = request.dyn_into().ok()?;
-    JsFuture::from(request).await.ok()?.dyn_into().ok()
+    let response: web_sys::Response = JsFuture::from(request).await.ok()?.dyn_into().ok()?;
+    response.ok().then_some(response)
 }
 
 /// Fetches `/api/relay` from the page's own origin (the first time, the
