@@ -25,8 +25,9 @@ pub fn is_secure_page_dialable_circuit(addr: &Multiaddr) -> bool {
     relay_transport(addr).is_some_and(|transport| transport != RelayTransport::PlainWebSocket)
 }
 
+/// The browser transports a relay can be reached by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RelayTransport {
+pub(crate) enum RelayTransport {
     PlainWebSocket,
     SecureWebSocket,
     WebRtcDirect,
@@ -38,6 +39,12 @@ fn relay_transport(addr: &Multiaddr) -> Option<RelayTransport> {
     if !addr.iter().any(|p| p == Protocol::P2pCircuit) {
         return None;
     }
+    browser_transport(addr)
+}
+
+/// The browser transport of `addr` (of its relay part, for a circuit):
+/// `/wss` and `/tls/ws` are secure WebSockets, `/ws` a plain one.
+pub(crate) fn browser_transport(addr: &Multiaddr) -> Option<RelayTransport> {
     let relay_part = || addr.iter().take_while(|p| *p != Protocol::P2pCircuit);
     let tls = relay_part().any(|p| p == Protocol::Tls);
     relay_part().find_map(|p| match p {

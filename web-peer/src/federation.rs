@@ -12,7 +12,10 @@
 
 use libp2p::{Multiaddr, PeerId};
 
-use crate::relay_addr::RelayAddr;
+use crate::{
+    announce::{self, RelayTransport},
+    relay_addr::RelayAddr,
+};
 
 /// Relays of the last list kept, at most: the list comes from the
 /// network, and a page tries them one after the other when its relay dies.
@@ -114,19 +117,13 @@ fn pick_addr(entry: &ListedRelay, secure_page: bool) -> Result<RelayAddr, String
             Err(error) => reasons.push(format!("{text}: {error}")),
         }
     }
-    let secure_ws = |addr: &RelayAddr| {
-        addr.addr.iter().any(|p| {
-            matches!(
-                p,
-                libp2p::multiaddr::Protocol::Wss(_) | libp2p::multiaddr::Protocol::Tls
-            )
-        })
-    };
+    let transport = |addr: &RelayAddr| announce::browser_transport(&addr.addr);
+    let secure_ws = |addr: &RelayAddr| transport(addr) == Some(RelayTransport::SecureWebSocket);
     let websocket = |addr: &RelayAddr| {
-        addr.addr
-            .iter()
-            .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ws(_)))
-            || secure_ws(addr)
+        matches!(
+            transport(addr),
+            Some(RelayTransport::PlainWebSocket | RelayTransport::SecureWebSocket)
+        )
     };
     let pick = usable
         .iter()
