@@ -59,5 +59,8 @@ fn hash_to_scalar(parts: &[&[u8]]) -> curve25519_dalek::Scalar {
     }
     let mut digest = [0u8; 64];
     digest.copy_from_slice(&hasher.finalize());
-    curve25519_dalek::Scalar::from_bytes_mod_order_wide(&digest)
+    let scalar = curve25519_dalek::Scalar::from_bytes_mod_order_wide(&digest);
+    // For the nonce `r`, the digest is of the secret prefix.
+    zeroize::Zeroize::zeroize(&mut digest);
+    scalar
 }
