@@ -14,9 +14,11 @@
 //            Timing's transferSize: 0 when served from the cache): the
 //            hashed assets are `immutable`, so a second visit should fetch
 //            the HTML alone;
-//   slow 4G: cold, through Chromium's network emulation with Lighthouse's
-//            mobile profile (150 ms round trip, 1.6 Mbit/s down, 750 kbit/s
-//            up), where the bytes of the page show. Chromium only.
+//   slow 4G: cold, through Chromium's network emulation with the numbers
+//            of Lighthouse's mobile profile (150 ms added to each request,
+//            1.6 Mbit/s down, 750 kbit/s up), where the bytes of the page
+//            show. Milder than Lighthouse's own throttling, which adds its
+//            150 ms per round trip of every connection. Chromium only.
 //
 // Both pages come over HTTP from 127.0.0.1 (a secure context, as
 // WebCrypto needs), compressed: ours from the relay, as it serves it
@@ -43,7 +45,8 @@ import { serveStatic } from './static-server.mjs'
 // Bound on one load: a page not interactive by then counts as a failure.
 const LOAD_TIMEOUT_MS = 30000
 
-// Lighthouse's mobile throttling profile (bytes a second).
+// Lighthouse's mobile throttling numbers (latency in ms added to each
+// request, throughputs in bytes a second).
 const SLOW_4G = { latency: 150, download_throughput: 1_638_400 / 8, upload_throughput: 750_000 / 8 }
 
 const [ourUrl, jsPage, relayWs, loadsArg] = process.argv.slice(2)
@@ -117,7 +120,7 @@ const kinds = [
   { name: 'cold' },
   { name: 'warm', warm: true },
   ...(BROWSER === 'chromium'
-    ? [{ name: 'cold slow 4G (150 ms, 1.6 Mbit/s down, 750 kbit/s up)', throttle: SLOW_4G }]
+    ? [{ name: 'cold slow 4G (150 ms a request, 1.6 Mbit/s down, 750 kbit/s up)', throttle: SLOW_4G }]
     : [])
 ]
 const ourReady = "document.getElementById('relay-addr').value !== ''"

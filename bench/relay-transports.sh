@@ -38,18 +38,22 @@ stun=$(sed -n 's/^STUN: //p' "$out" | head -n1)
 for relay_addr in "$ws" "$webrtc_direct"; do
   BENCH_PAIR_ONLY=ours BENCH_PAIR_MODES=simultaneous node bench/browser-pair.mjs \
     "$page" e2e/js-peer/chat.html "$relay_addr" "$stun" "$runs" 1 0 2>&1 >/dev/null |
-    grep ' run [0-9]*/[0-9]* ours: ' | tee "$state/runs.txt"
+    { grep -E ' run [0-9]+/[0-9]+ ours( failed)?: ' || true; } | tee "$state/runs.txt"
   # Each run: "relay A/B ms, reserved A/B ms, listed A/B ms, direct A/B
   # ms, chat C ms" (A and B the two pages).
   TRANSPORT=$([ "$relay_addr" = "$ws" ] && echo WebSocket || echo WebRTC-direct) python3 -c '
 import os, re, statistics, sys
 marks = {}
+failed = 0
 for line in open(sys.argv[1]):
+    if " ours failed: " in line:
+        failed += 1
+        continue
     for name, values in re.findall(r"(relay|reserved|listed|direct|chat) ([0-9/]+) ms", line):
         marks.setdefault(name, []).extend(int(v) for v in values.split("/"))
 relay = marks.get("relay", [])
 print(os.environ["TRANSPORT"] + ": medians (ms) " + ", ".join(
     f"{name} {statistics.median(values):.0f}" for name, values in marks.items()))
-print(f"  {len(relay)} page connections, {sum(v > 1000 for v in relay)} took over 1 s to the relay")
+print(f"  {len(relay)} page connections, {sum(v > 1000 for v in relay)} took over 1 s to the relay; {failed} runs failed")
 ' "$state/runs.txt"
 done

@@ -37,7 +37,13 @@ export function serveStatic (root, precompress = []) {
     return compressed.get(key)
   }
   const server = createServer((request, response) => {
-    const path = normalize(join(base, decodeURIComponent(new URL(request.url, 'http://x').pathname)))
+    let path
+    try {
+      path = normalize(join(base, decodeURIComponent(new URL(request.url, 'http://x').pathname)))
+    } catch {
+      response.writeHead(400).end() // a malformed percent-encoding
+      return
+    }
     const type = TYPES[extname(path)]
     if (!path.startsWith(base + sep) || type == null) {
       response.writeHead(404).end()
