@@ -151,13 +151,9 @@ impl Browser {
     async fn record_console(&self) -> anyhow::Result<()> {
         match self.kind {
             BrowserKind::Chromium => {
-                self.client
-                    .issue_cmd(Cdp {
-                        cmd: "Page.addScriptToEvaluateOnNewDocument",
-                        params: json!({ "source": CONSOLE_HOOK }),
-                    })
+                self.add_init_script(CONSOLE_HOOK)
                     .await
-                    .context("install the console recorder (CDP)")?;
+                    .context("install the console recorder")?;
             }
             BrowserKind::Firefox => {
                 let url = self

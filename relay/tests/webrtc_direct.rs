@@ -436,6 +436,17 @@ impl Nat {
     }
 }
 
+/// `addr` with its UDP port replaced by `port` (the relay reached through
+/// a proxy in front of it).
+fn with_udp_port(addr: &Multiaddr, port: u16) -> Multiaddr {
+    addr.iter()
+        .map(|protocol| match protocol {
+            Protocol::Udp(_) => Protocol::Udp(port),
+            other => other,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_whose_address_changes_keeps_its_connection() {
     // str0m's ICE drops a pair 15 s after its last check; the relay moves
@@ -444,13 +455,7 @@ async fn a_client_whose_address_changes_keeps_its_connection() {
     let relay = TestRelay::start(STR0M).await;
     let addr = relay.addr("webrtc-direct");
     let nat = Nat::start(udp_target(&addr)).await;
-    let through_nat: Multiaddr = addr
-        .iter()
-        .map(|protocol| match protocol {
-            Protocol::Udp(_) => Protocol::Udp(nat.outside.port()),
-            other => other,
-        })
-        .collect();
+    let through_nat = with_udp_port(&addr, nat.outside.port());
     let mut a = peer(Keypair::generate_ed25519());
     a.listen_on("/ip4/127.0.0.1/udp/0/webrtc-direct".parse().expect("valid"))
         .expect("listen");
@@ -551,13 +556,7 @@ async fn a_client_that_never_nominates_connects() {
     let relay = TestRelay::start(STR0M).await;
     let addr = relay.addr("webrtc-direct");
     let proxy = NoNomination::start(udp_target(&addr)).await;
-    let through_proxy: Multiaddr = addr
-        .iter()
-        .map(|protocol| match protocol {
-            Protocol::Udp(_) => Protocol::Udp(proxy.outside.port()),
-            other => other,
-        })
-        .collect();
+    let through_proxy = with_udp_port(&addr, proxy.outside.port());
     let mut a = peer(Keypair::generate_ed25519());
     a.listen_on("/ip4/127.0.0.1/udp/0/webrtc-direct".parse().expect("valid"))
         .expect("listen");
