@@ -1,0 +1,972 @@
+//! The router: subscriptions, meshes, publishing, validation and IWANT.
+//!
+//! Which connection carries a peer's traffic: every frame for a peer goes
+//! on one of its connections, a direct one before a relayed one (its
+//! address has no `/p2p-circuit`), the newest first. So when a direct link
+//! joins a relayed one, everything moves to the direct link at once, and
+//! the relayed connection can close (the chat network closes it after a
+//! grace) with nothing queued on it but what was sent before. Each new
+//! connection's handler gets our subscriptions as its first frame, so
+//! whichever connection the peer reads, it knows them.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    task::{Context, Poll, Waker},
+};
+
+use futures::FutureExt as _;
+use futures_timer::Delay;
+use libp2p::{
+    Multiaddr, PeerId,
+    core::{ConnectedPoint, Endpoint, multiaddr::Protocol, transport::PortUse},
+    identity::{Keypair, SigningError},
+    swarm::{
+        ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
+        NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        behaviour::ConnectionEstablished,
+    },
+};
+use web_time::{Duration, Instant, SystemTime};
+
+use crate::{
+    Acceptance, Message, MessageId, Topic,
+    cache::Seen,
+    handler::{Handler, HandlerIn, HandlerOut},
+    rpc::{self, ControlGraft, ControlMessage, ControlPrune, MAX_TRANSMIT_SIZE, Rpc, SubOpts},
+    signing,
+};
+
+/// The mesh degree the heartbeat grafts up to (the spec's D).
+pub const MESH_N: usize = 6;
+/// Below this many mesh peers the heartbeat grafts more (D_lo).
+pub const MESH_N_LOW: usize = 4;
+/// Above this many the heartbeat prunes down to [`MESH_N`] (D_hi).
+pub const MESH_N_HIGH: usize = 12;
+/// The backoff we ask for in a PRUNE, and the one assumed when a PRUNE
+/// names none (the spec's default, one minute).
+pub const PRUNE_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest backoff a peer's PRUNE can set (a day): what it asks
+/// beyond is cut, so that a time never overflows.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// Backoffs remembered, at most (a peer's PRUNE adds one per topic we are
+/// in); the earliest to end goes when full.
+pub const MAX_BACKOFFS: usize = 1024;
+/// Topics remembered per peer; its subscriptions beyond are ignored. The
+/// peers themselves are the connected ones, bounded by the swarm's
+/// connection limits.
+pub const MAX_TOPICS_PER_PEER: usize = 64;
+/// How long a message id is remembered as seen (rust-libp2p: 60 s), and
+/// how many at most.
+pub const SEEN_TTL: Duration = Duration::from_secs(120);
+pub const MAX_SEEN: usize = 8192;
+/// Messages kept to answer IWANT: those of the last few heartbeats (the
+/// spec's mcache_len of 5), at most this many.
+pub const MCACHE_TTL: Duration = Duration::from_secs(5);
+pub const MAX_MCACHE: usize = 256;
+/// Messages handed to the application and not yet judged, at most; more
+/// are dropped until it catches up. One not judged within
+/// [`VALIDATION_TTL`] is dropped.
+pub const MAX_UNVALIDATED: usize = 512;
+pub const VALIDATION_TTL: Duration = Duration::from_secs(10);
+/// Message ids of one RPC's IWANTs looked up, at most.
+pub const MAX_IWANT_IDS: usize = 512;
+
+/// How the router runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often the meshes are maintained (the spec's 1 s).
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the router reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A message on one of our topics, signature checked, seen for the
+    /// first time. Judge it with
+    /// [`Behaviour::report_message_validation_result`].
+    Message {
+        propagation_source: PeerId,
+        message_id: MessageId,
+        message: Message,
+    },
+    Subscribed {
+        peer_id: PeerId,
+        topic: Topic,
+    },
+    Unsubscribed {
+        peer_id: PeerId,
+        topic: Topic,
+    },
+}
+
+/// Why a message was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("no peer is subscribed to the topic")]
+    NoPeersSubscribedToTopic,
+    #[error("message of {size} bytes exceeds the frame limit of {MAX_TRANSMIT_SIZE}")]
+    MessageTooLarge { size: usize },
+    #[error("cannot sign the message")]
+    Signing(#[source] SigningError),
+}
+
+#[derive(Debug)]
+struct Connection {
+    id: ConnectionId,
+    direct: bool,
+    usable: bool,
+}
+
+#[derive(Debug, Default)]
+struct PeerState {
+    /// In the order they were established.
+    connections: Vec<Connection>,
+    topics: Vec<Topic>,
+    /// What the handlers were last told (see [`HandlerIn::InMesh`]).
+    in_mesh: bool,
+}
+
+#[derive(Debug)]
+struct Unvalidated {
+    id: MessageId,
+    source: PeerId,
+    raw: rpc::Message,
+    topic: Topic,
+    author: PeerId,
+    at: Instant,
+}
+
+/// The router (see the crate docs).
+pub struct Behaviour {
+    keypair: Keypair,
+    local: PeerId,
+    config: Config,
+    subscriptions: Vec<Topic>,
+    /// One mesh per subscribed topic.
+    mesh: HashMap<Topic, Vec<PeerId>>,
+    /// Connected peers only.
+    peers: HashMap<PeerId, PeerState>,
+    /// Until when we must not GRAFT a peer on a topic.
+    backoffs: HashMap<(Topic, PeerId), Instant>,
+    seen: Seen,
+    /// Recent messages, oldest first, to answer IWANT.
+    mcache: VecDeque<(Instant, MessageId, rpc::Message)>,
+    unvalidated: VecDeque<Unvalidated>,
+    seqno: u64,
+    heartbeat: Delay,
+    /// Drained first in every poll; each call adds what one RPC, publish
+    /// or heartbeat produces.
+    events: VecDeque<ToSwarm<Event, HandlerIn>>,
+    waker: Option<Waker>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour")
+            .field("local", &self.local)
+            .field("subscriptions", &self.subscriptions)
+            .field("mesh", &self.mesh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    /// The router of the peer `keypair`, which signs what it publishes.
+    pub fn new(keypair: Keypair, config: Config) -> Self {
+        // Sequence numbers start at the clock, so that a peer restarted
+        // with the same key does not reuse ids others still remember.
+        let seqno = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|since| since.as_nanos() as u64)
+            .unwrap_or_default();
+        Self {
+            local: keypair.public().to_peer_id(),
+            keypair,
+            heartbeat: Delay::new(config.heartbeat_interval),
+            config,
+            subscriptions: Vec::new(),
+            mesh: HashMap::new(),
+            peers: HashMap::new(),
+            backoffs: HashMap::new(),
+            seen: Seen::new(SEEN_TTL, MAX_SEEN),
+            mcache: VecDeque::new(),
+            unvalidated: VecDeque::new(),
+            seqno,
+            events: VecDeque::new(),
+            waker: None,
+        }
+    }
+
+    /// Subscribes to `topic` and tells every connected peer. Returns
+    /// whether it is new.
+    pub fn subscribe(&mut self, topic: &Topic) -> bool {
+        if self.subscriptions.contains(topic) {
+            return false;
+        }
+        self.subscriptions.push(topic.clone());
+        self.mesh.insert(topic.clone(), Vec::new());
+        let body = Rpc {
+            subscriptions: vec![SubOpts {
+                subscribe: Some(true),
+                topic_id: Some(topic.0.clone()),
+            }],
+            ..Rpc::default()
+        }
+        .to_body();
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.send(peer, body.clone());
+        }
+        true
+    }
+
+    /// Our mesh peers on `topic`.
+    pub fn mesh_peers(&self, topic: &Topic) -> impl Iterator<Item = &PeerId> {
+        self.mesh.get(topic).into_iter().flatten()
+    }
+
+    /// The connected peers subscribed to `topic`.
+    pub fn subscribed_peers<'a>(&'a self, topic: &'a Topic) -> impl Iterator<Item = &'a PeerId> {
+        self.peers
+            .iter()
+            .filter(move |(_, state)| state.topics.contains(topic))
+            .map(|(peer, _)| peer)
+    }
+
+    /// Signs `data` and sends it to every peer subscribed to `topic`.
+    pub fn publish(
+        &mut self,
+        topic: Topic,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<MessageId, PublishError> {
+        let recipients: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.topics.contains(&topic) && route(state).is_some())
+            .map(|(peer, _)| *peer)
+            .collect();
+        if recipients.is_empty() {
+            return Err(PublishError::NoPeersSubscribedToTopic);
+        }
+        self.seqno = self.seqno.wrapping_add(1);
+        let mut raw = rpc::Message {
+            from: Some(self.local.to_bytes()),
+            data: Some(data.into()),
+            seqno: Some(self.seqno.to_be_bytes().to_vec()),
+            topic: Some(topic.0.clone()),
+            signature: None,
+            key: None,
+        };
+        signing::sign(&self.keypair, &mut raw).map_err(PublishError::Signing)?;
+        let body = Rpc {
+            publish: vec![raw.clone()],
+            ..Rpc::default()
+        }
+        .to_body();
+        if body.len() > MAX_TRANSMIT_SIZE {
+            return Err(PublishError::MessageTooLarge { size: body.len() });
+        }
+        let id = signing::message_id(&self.local, self.seqno);
+        let now = Instant::now();
+        self.seen.insert(id.clone(), now);
+        self.cache(id.clone(), raw, now);
+        for peer in recipients {
+            self.send(peer, body.clone());
+        }
+        Ok(id)
+    }
+
+    /// The application's verdict on a message it got as
+    /// [`Event::Message`]: accepted, it is forwarded to the mesh peers on
+    /// its topic but its author and the peer it came from. Returns whether
+    /// the message was still waiting for it.
+    pub fn report_message_validation_result(
+        &mut self,
+        id: &MessageId,
+        propagation_source: &PeerId,
+        acceptance: Acceptance,
+    ) -> bool {
+        let Some(index) = self
+            .unvalidated
+            .iter()
+            .position(|waiting| waiting.id == *id && waiting.source == *propagation_source)
+        else {
+            return false;
+        };
+        let Some(message) = self.unvalidated.remove(index) else {
+            return false;
+        };
+        if acceptance != Acceptance::Accept {
+            return true;
+        }
+        let body = Rpc {
+            publish: vec![message.raw.clone()],
+            ..Rpc::default()
+        }
+        .to_body();
+        let targets: Vec<PeerId> = self
+            .mesh_peers(&message.topic)
+            .filter(|peer| **peer != message.source && **peer != message.author)
+            .copied()
+            .collect();
+        for peer in targets {
+            self.send(peer, body.clone());
+        }
+        self.cache(message.id, message.raw, Instant::now());
+        true
+    }
+
+    fn cache(&mut self, id: MessageId, raw: rpc::Message, now: Instant) {
+        if self.mcache.len() >= MAX_MCACHE {
+            self.mcache.pop_front();
+        }
+        self.mcache.push_back((now, id, raw));
+    }
+
+    /// Queues `body` for `peer` on its chosen connection (see the module
+    /// docs); dropped when it has none that speaks meshsub.
+    fn send(&mut self, peer: PeerId, body: Vec<u8>) {
+        let Some(connection) = self.peers.get(&peer).and_then(route) else {
+            return;
+        };
+        self.push(ToSwarm::NotifyHandler {
+            peer_id: peer,
+            handler: NotifyHandler::One(connection),
+            event: HandlerIn::Send(body),
+        });
+    }
+
+    fn push(&mut self, event: ToSwarm<Event, HandlerIn>) {
+        self.events.push_back(event);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn control(&mut self, peer: PeerId, control: ControlMessage) {
+        self.send(
+            peer,
+            Rpc {
+                control: Some(control),
+                ..Rpc::default()
+            }
+            .to_body(),
+        );
+    }
+
+    fn prune(&mut self, peer: PeerId, topic: &Topic, now: Instant) {
+        self.set_backoff(topic.clone(), peer, now + PRUNE_BACKOFF);
+        self.control(
+            peer,
+            ControlMessage {
+                prune: vec![ControlPrune {
+                    topic_id: Some(topic.0.clone()),
+                    backoff: Some(PRUNE_BACKOFF.as_secs()),
+                }],
+                ..ControlMessage::default()
+            },
+        );
+    }
+
+    fn set_backoff(&mut self, topic: Topic, peer: PeerId, until: Instant) {
+        let key = (topic, peer);
+        if let Some(existing) = self.backoffs.get_mut(&key) {
+            *existing = (*existing).max(until);
+            return;
+        }
+        if self.backoffs.len() >= MAX_BACKOFFS {
+            let earliest = self
+                .backoffs
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(key, _)| key.clone());
+            if let Some(earliest) = earliest {
+                self.backoffs.remove(&earliest);
+            }
+        }
+        self.backoffs.insert(key, until);
+    }
+
+    /// Whether `peer` may not be grafted on `topic` yet: its backoff, plus
+    /// a heartbeat of slack (rust-libp2p's `backoff_slack`), so that a
+    /// GRAFT never reaches the peer before its own backoff ends.
+    fn in_backoff(&self, topic: &Topic, peer: &PeerId, now: Instant) -> bool {
+        self.backoffs
+            .get(&(topic.clone(), *peer))
+            .is_some_and(|until| now < *until + self.config.heartbeat_interval)
+    }
+
+    fn on_rpc(&mut self, peer: PeerId, rpc: Rpc) {
+        let now = Instant::now();
+        for sub in rpc.subscriptions {
+            let Some(topic) = sub.topic_id else { continue };
+            self.on_subscription(peer, Topic(topic), sub.subscribe.unwrap_or(false));
+        }
+        for raw in rpc.publish {
+            self.on_message(peer, raw, now);
+        }
+        if let Some(control) = rpc.control {
+            for graft in control.graft {
+                let Some(topic) = graft.topic_id else {
+                    continue;
+                };
+                self.on_graft(peer, Topic(topic), now);
+            }
+            for prune in control.prune {
+                let Some(topic) = prune.topic_id else {
+                    continue;
+                };
+                let backoff = prune
+                    .backoff
+                    .map_or(PRUNE_BACKOFF, Duration::from_secs)
+                    .min(MAX_BACKOFF);
+                let topic = Topic(topic);
+                self.remove_from_mesh(&topic, &peer);
+                self.set_backoff(topic, peer, now + backoff);
+            }
+            let wanted: Vec<Vec<u8>> = control
+                .iwant
+                .into_iter()
+                .flat_map(|iwant| iwant.message_ids)
+                .take(MAX_IWANT_IDS)
+                .collect();
+            if !wanted.is_empty() {
+                self.on_iwant(peer, wanted);
+            }
+            // IHAVE is ignored: we never IWANT, so never break a promise.
+        }
+        self.refresh_mesh_flags();
+    }
+
+    fn on_subscription(&mut self, peer: PeerId, topic: Topic, subscribe: bool) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let known = state.topics.iter().position(|t| *t == topic);
+        match (subscribe, known) {
+            (true, None) if state.topics.len() < MAX_TOPICS_PER_PEER => {
+                state.topics.push(topic.clone());
+                self.push(ToSwarm::GenerateEvent(Event::Subscribed {
+                    peer_id: peer,
+                    topic,
+                }));
+            }
+            (false, Some(index)) => {
+                state.topics.swap_remove(index);
+                self.remove_from_mesh(&topic, &peer);
+                self.push(ToSwarm::GenerateEvent(Event::Unsubscribed {
+                    peer_id: peer,
+                    topic,
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, peer: PeerId, raw: rpc::Message, now: Instant) {
+        let message = match signing::verify(&raw) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(from = %peer, %error, "invalid gossip message dropped");
+                return;
+            }
+        };
+        if message.source == self.local {
+            return;
+        }
+        let id = signing::message_id(&message.source, message.sequence_number);
+        if !self.seen.insert(id.clone(), now) || !self.subscriptions.contains(&message.topic) {
+            return;
+        }
+        while self
+            .unvalidated
+            .front()
+            .is_some_and(|waiting| now.duration_since(waiting.at) > VALIDATION_TTL)
+        {
+            self.unvalidated.pop_front();
+        }
+        if self.unvalidated.len() >= MAX_UNVALIDATED {
+            tracing::debug!("too many messages awaiting validation: one dropped");
+            return;
+        }
+        self.unvalidated.push_back(Unvalidated {
+            id: id.clone(),
+            source: peer,
+            raw,
+            topic: message.topic.clone(),
+            author: message.source,
+            at: now,
+        });
+        self.push(ToSwarm::GenerateEvent(Event::Message {
+            propagation_source: peer,
+            message_id: id,
+            message,
+        }));
+    }
+
+    fn on_graft(&mut self, peer: PeerId, topic: Topic, now: Instant) {
+        if !self.subscriptions.contains(&topic) || self.in_backoff(&topic, &peer, now) {
+            // Not in the topic, or the peer grafts too early: PRUNE (a
+            // fresh backoff for the early one, as the spec asks).
+            self.prune(peer, &topic, now);
+            return;
+        }
+        let mesh = self.mesh.entry(topic).or_default();
+        if !mesh.contains(&peer) {
+            // Above D_hi, the heartbeat trims.
+            mesh.push(peer);
+        }
+    }
+
+    fn on_iwant(&mut self, peer: PeerId, wanted: Vec<Vec<u8>>) {
+        let mut batch = Rpc::default();
+        let mut size = 0;
+        for id in wanted {
+            let Some(raw) = self
+                .mcache
+                .iter()
+                .find(|(_, cached, _)| cached.0 == id)
+                .map(|(_, _, raw)| raw.clone())
+            else {
+                continue;
+            };
+            // A message's own encoding plus its field tag and length.
+            let len = prost::Message::encoded_len(&raw) + 4;
+            if size + len > MAX_TRANSMIT_SIZE && !batch.publish.is_empty() {
+                let full = std::mem::take(&mut batch);
+                self.send(peer, full.to_body());
+                size = 0;
+            }
+            batch.publish.push(raw);
+            size += len;
+        }
+        if !batch.publish.is_empty() {
+            self.send(peer, batch.to_body());
+        }
+    }
+
+    fn remove_from_mesh(&mut self, topic: &Topic, peer: &PeerId) {
+        if let Some(mesh) = self.mesh.get_mut(topic) {
+            mesh.retain(|p| p != peer);
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let now = Instant::now();
+        self.seen.expire(now);
+        while self
+            .mcache
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > MCACHE_TTL)
+        {
+            self.mcache.pop_front();
+        }
+        while self
+            .unvalidated
+            .front()
+            .is_some_and(|waiting| now.duration_since(waiting.at) > VALIDATION_TTL)
+        {
+            self.unvalidated.pop_front();
+        }
+        let slack = self.config.heartbeat_interval;
+        self.backoffs.retain(|_, until| now < *until + slack);
+
+        for topic in self.subscriptions.clone() {
+            let mut mesh = self.mesh.remove(&topic).unwrap_or_default();
+            mesh.retain(|peer| {
+                self.peers
+                    .get(peer)
+                    .is_some_and(|state| state.topics.contains(&topic) && route(state).is_some())
+            });
+            if mesh.len() < MESH_N_LOW {
+                let candidates: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(peer, state)| {
+                        state.topics.contains(&topic)
+                            && route(state).is_some()
+                            && !mesh.contains(peer)
+                            && !self.in_backoff(&topic, peer, now)
+                    })
+                    .map(|(peer, _)| *peer)
+                    .take(MESH_N - mesh.len())
+                    .collect();
+                for peer in candidates {
+                    mesh.push(peer);
+                    self.control(
+                        peer,
+                        ControlMessage {
+                            graft: vec![ControlGraft {
+                                topic_id: Some(topic.0.clone()),
+                            }],
+                            ..ControlMessage::default()
+                        },
+                    );
+                }
+            }
+            let excess = if mesh.len() > MESH_N_HIGH {
+                mesh.split_off(MESH_N)
+            } else {
+                Vec::new()
+            };
+            self.mesh.insert(topic.clone(), mesh);
+            for peer in excess {
+                self.prune(peer, &topic, now);
+            }
+        }
+        self.refresh_mesh_flags();
+    }
+
+    /// Tells each peer's connections whether it is in a mesh now (they
+    /// keep the connection open while it is).
+    fn refresh_mesh_flags(&mut self) {
+        let mut notices = Vec::new();
+        for (peer, state) in &mut self.peers {
+            let in_mesh = self.mesh.values().any(|mesh| mesh.contains(peer));
+            if in_mesh != state.in_mesh {
+                state.in_mesh = in_mesh;
+                notices.extend(
+                    state
+                        .connections
+                        .iter()
+                        .map(|connection| (*peer, connection.id, in_mesh)),
+                );
+            }
+        }
+        for (peer_id, connection, in_mesh) in notices {
+            self.push(ToSwarm::NotifyHandler {
+                peer_id,
+                handler: NotifyHandler::One(connection),
+                event: HandlerIn::InMesh(in_mesh),
+            });
+        }
+    }
+
+    fn new_handler(&self, peer: &PeerId) -> Handler {
+        let subscriptions = (!self.subscriptions.is_empty()).then(|| {
+            Rpc {
+                subscriptions: self
+                    .subscriptions
+                    .iter()
+                    .map(|topic| SubOpts {
+                        subscribe: Some(true),
+                        topic_id: Some(topic.0.clone()),
+                    })
+                    .collect(),
+                ..Rpc::default()
+            }
+            .to_body()
+        });
+        let in_mesh = self.peers.get(peer).is_some_and(|state| state.in_mesh);
+        Handler::new(subscriptions, in_mesh)
+    }
+}
+
+/// The connection that carries a peer's traffic: a usable direct one
+/// before a relayed one, the newest first.
+fn route(state: &PeerState) -> Option<ConnectionId> {
+    let usable = || state.connections.iter().rev().filter(|c| c.usable);
+    usable()
+        .find(|c| c.direct)
+        .or_else(|| usable().next())
+        .map(|c| c.id)
+}
+
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|protocol| protocol == Protocol::P2pCircuit)
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.new_handler(&peer))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.new_handler(&peer))
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            }) => {
+                let addr = match endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address,
+                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
+                };
+                self.peers
+                    .entry(peer_id)
+                    .or_default()
+                    .connections
+                    .push(Connection {
+                        id: connection_id,
+                        direct: !is_relayed(addr),
+                        usable: true,
+                    });
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            }) => {
+                let Some(state) = self.peers.get_mut(&peer_id) else {
+                    return;
+                };
+                state.connections.retain(|c| c.id != connection_id);
+                if state.connections.is_empty() {
+                    self.peers.remove(&peer_id);
+                    for mesh in self.mesh.values_mut() {
+                        mesh.retain(|peer| *peer != peer_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {
+            HandlerOut::Rpc(rpc) => self.on_rpc(peer, rpc),
+            HandlerOut::Unusable => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    for c in &mut state.connections {
+                        if c.id == connection {
+                            c.usable = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(event);
+        }
+        while self.heartbeat.poll_unpin(cx).is_ready() {
+            self.heartbeat.reset(self.config.heartbeat_interval);
+            self.heartbeat();
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(event);
+        }
+        self.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::swarm::ConnectionId;
+
+    use super::*;
+
+    const TOPIC: &str = "chat";
+
+    fn connect(router: &mut Behaviour, peer: PeerId, id: usize, address: &str) -> ConnectionId {
+        let connection = ConnectionId::new_unchecked(id);
+        let endpoint = ConnectedPoint::Dialer {
+            address: address.parse().expect("multiaddr"),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        router.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id: connection,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: id,
+        }));
+        router.on_connection_handler_event(
+            peer,
+            connection,
+            HandlerOut::Rpc(Rpc {
+                subscriptions: vec![SubOpts {
+                    subscribe: Some(true),
+                    topic_id: Some(TOPIC.into()),
+                }],
+                ..Rpc::default()
+            }),
+        );
+        connection
+    }
+
+    /// The RPCs queued for handlers, by connection.
+    fn sent(router: &mut Behaviour) -> Vec<(ConnectionId, Rpc)> {
+        router
+            .events
+            .drain(..)
+            .filter_map(|event| match event {
+                ToSwarm::NotifyHandler {
+                    handler: NotifyHandler::One(connection),
+                    event: HandlerIn::Send(body),
+                    ..
+                } => Some((connection, Rpc::decode_frame(&body).expect("valid RPC"))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn router() -> Behaviour {
+        let mut router = Behaviour::new(Keypair::generate_ed25519(), Config::default());
+        router.subscribe(&Topic::new(TOPIC));
+        router
+    }
+
+    #[test]
+    fn iwant_is_answered_from_the_cache() {
+        let mut router = router();
+        let peer = PeerId::random();
+        connect(&mut router, peer, 1, "/memory/1");
+        let id = router
+            .publish(Topic::new(TOPIC), b"cached".to_vec())
+            .expect("publish");
+        let published = sent(&mut router);
+        assert_eq!(published.len(), 1, "{published:?}");
+        let message = published[0].1.publish[0].clone();
+
+        router.on_connection_handler_event(
+            peer,
+            ConnectionId::new_unchecked(1),
+            HandlerOut::Rpc(Rpc {
+                control: Some(ControlMessage {
+                    iwant: vec![rpc::ControlIWant {
+                        message_ids: vec![b"unknown".to_vec(), id.0.clone()],
+                    }],
+                    ..ControlMessage::default()
+                }),
+                ..Rpc::default()
+            }),
+        );
+        let answers = sent(&mut router);
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert_eq!(
+            answers[0].1.publish,
+            vec![message],
+            "the cached message, once"
+        );
+    }
+
+    #[test]
+    fn a_direct_connection_carries_a_peers_traffic() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let relayed = connect(
+            &mut router,
+            peer,
+            1,
+            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
+        );
+        let direct = connect(&mut router, peer, 2, "/memory/2");
+        // A relayed connection opened after the direct one (a peer dialing
+        // again through the relay) does not take the traffic either.
+        let late_relayed = connect(
+            &mut router,
+            peer,
+            3,
+            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
+        );
+        router
+            .publish(Topic::new(TOPIC), b"hi".to_vec())
+            .expect("publish");
+        let sent = sent(&mut router);
+        assert_eq!(
+            sent.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            vec![direct],
+            "not on {relayed:?} or {late_relayed:?}"
+        );
+    }
+
+    #[test]
+    fn graft_out_of_topic_or_in_backoff_is_pruned() {
+        let mut router = router();
+        let peer = PeerId::random();
+        connect(&mut router, peer, 1, "/memory/1");
+        let graft = |topic: &str| {
+            HandlerOut::Rpc(Rpc {
+                control: Some(ControlMessage {
+                    graft: vec![ControlGraft {
+                        topic_id: Some(topic.into()),
+                    }],
+                    ..ControlMessage::default()
+                }),
+                ..Rpc::default()
+            })
+        };
+        let pruned = |sent: Vec<(ConnectionId, Rpc)>, topic: &str| {
+            sent.iter().any(|(_, rpc)| {
+                rpc.control.as_ref().is_some_and(|control| {
+                    control.prune.iter().any(|prune| {
+                        prune.topic_id.as_deref() == Some(topic)
+                            && prune.backoff == Some(PRUNE_BACKOFF.as_secs())
+                    })
+                })
+            })
+        };
+        let connection = ConnectionId::new_unchecked(1);
+        router.on_connection_handler_event(peer, connection, graft("other"));
+        assert!(pruned(sent(&mut router), "other"));
+
+        router.on_connection_handler_event(peer, connection, graft(TOPIC));
+        assert!(router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
+        // The peer prunes us, then grafts again at once: too early.
+        router.on_connection_handler_event(
+            peer,
+            connection,
+            HandlerOut::Rpc(Rpc {
+                control: Some(ControlMessage {
+                    prune: vec![ControlPrune {
+                        topic_id: Some(TOPIC.into()),
+                        backoff: Some(60),
+                    }],
+                    ..ControlMessage::default()
+                }),
+                ..Rpc::default()
+            }),
+        );
+        assert!(!router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
+        sent(&mut router);
+        router.on_connection_handler_event(peer, connection, graft(TOPIC));
+        assert!(pruned(sent(&mut router), TOPIC));
+        assert!(!router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
+        // Nor does our heartbeat graft it meanwhile.
+        router.heartbeat();
+        assert!(
+            sent(&mut router)
+                .iter()
+                .all(|(_, rpc)| rpc.control.as_ref().is_none_or(|c| c.graft.is_empty()))
+        );
+    }
+}

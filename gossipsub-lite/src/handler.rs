@@ -1,0 +1,330 @@
+//! One connection's meshsub streams: one outbound stream we write frames
+//! to, one inbound stream we read frames from (a newer inbound stream
+//! replaces the older, as in the spec: one stream each way per peer).
+//!
+//! The behaviour decides which connection carries what (see
+//! [`crate::Behaviour`]); this handler only moves frames. Every frame it
+//! is given makes the swarm poll it at once, so a frame never waits for an
+//! unrelated event on the connection.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::{FutureExt as _, future::BoxFuture};
+use libp2p::{
+    StreamProtocol,
+    core::{InboundUpgrade, OutboundUpgrade, UpgradeInfo},
+    swarm::{
+        ConnectionHandler, ConnectionHandlerEvent, Stream, StreamUpgradeError, SubstreamProtocol,
+        handler::{
+            ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+        },
+    },
+};
+use web_time::Instant;
+
+use crate::rpc::{self, CodecError, MAX_TRANSMIT_SIZE, Rpc};
+
+/// The protocols offered, preferred first.
+pub const PROTOCOLS: [StreamProtocol; 2] = [
+    StreamProtocol::new("/meshsub/1.1.0"),
+    StreamProtocol::new("/meshsub/1.0.0"),
+];
+
+/// Frames waiting for the outbound stream, at most; more are dropped (the
+/// peer is not reading). A chat burst is a few frames.
+pub const MAX_SEND_QUEUE: usize = 128;
+/// A frame older than this when its turn comes is dropped: the stream took
+/// too long to open (a WebRTC data channel can take a few round trips).
+pub const SEND_QUEUE_TTL: Duration = Duration::from_secs(30);
+/// Failed attempts to open the outbound stream before the connection is
+/// given up on for gossip.
+pub const MAX_OUTBOUND_FAILURES: u8 = 3;
+
+/// What the behaviour tells a connection.
+#[derive(Debug)]
+pub enum HandlerIn {
+    /// Send this RPC body.
+    Send(Vec<u8>),
+    /// Whether the peer is in one of our meshes: then the connection is
+    /// kept open while idle.
+    InMesh(bool),
+}
+
+/// What a connection tells the behaviour.
+#[derive(Debug)]
+pub enum HandlerOut {
+    /// An RPC arrived.
+    Rpc(Rpc),
+    /// The remote does not speak meshsub on this connection, or its streams
+    /// keep failing: send nothing more here.
+    Unusable,
+}
+
+/// The meshsub stream upgrade: negotiation picks one of [`PROTOCOLS`]; the
+/// stream is used as is.
+#[derive(Debug, Clone, Copy)]
+pub struct Meshsub;
+
+impl UpgradeInfo for Meshsub {
+    type Info = StreamProtocol;
+    type InfoIter = [StreamProtocol; 2];
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        PROTOCOLS
+    }
+}
+
+impl InboundUpgrade<Stream> for Meshsub {
+    type Output = Stream;
+    type Error = Infallible;
+    type Future = futures::future::Ready<Result<Stream, Infallible>>;
+
+    fn upgrade_inbound(self, stream: Stream, _: StreamProtocol) -> Self::Future {
+        futures::future::ready(Ok(stream))
+    }
+}
+
+impl OutboundUpgrade<Stream> for Meshsub {
+    type Output = Stream;
+    type Error = Infallible;
+    type Future = futures::future::Ready<Result<Stream, Infallible>>;
+
+    fn upgrade_outbound(self, stream: Stream, _: StreamProtocol) -> Self::Future {
+        futures::future::ready(Ok(stream))
+    }
+}
+
+enum Outbound {
+    /// No stream yet, or the last one failed.
+    None,
+    /// Asked the swarm for one.
+    Opening,
+    Idle(Stream),
+    Writing(BoxFuture<'static, Result<Stream, CodecError>>),
+}
+
+type Reading = BoxFuture<'static, (Stream, Result<Option<Vec<u8>>, CodecError>)>;
+
+/// See the module docs.
+pub struct Handler {
+    queue: VecDeque<(Instant, Vec<u8>)>,
+    outbound: Outbound,
+    inbound: Option<Reading>,
+    failures: u8,
+    unusable: bool,
+    unusable_reported: bool,
+    in_mesh: bool,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("queued", &self.queue.len())
+            .field("unusable", &self.unusable)
+            .field("in_mesh", &self.in_mesh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler {
+    /// A handler that sends `first` (our subscriptions) as soon as its
+    /// stream is open.
+    pub fn new(first: Option<Vec<u8>>, in_mesh: bool) -> Self {
+        Self {
+            queue: first
+                .map(|body| (Instant::now(), body))
+                .into_iter()
+                .collect(),
+            outbound: Outbound::None,
+            inbound: None,
+            failures: 0,
+            unusable: false,
+            unusable_reported: false,
+            in_mesh,
+        }
+    }
+
+    fn read_next(mut stream: Stream) -> Reading {
+        async move {
+            let result = rpc::read_frame(&mut stream, MAX_TRANSMIT_SIZE).await;
+            (stream, result)
+        }
+        .boxed()
+    }
+
+    fn write(mut stream: Stream, body: Vec<u8>) -> BoxFuture<'static, Result<Stream, CodecError>> {
+        async move {
+            rpc::write_frame(&mut stream, &body).await?;
+            Ok(stream)
+        }
+        .boxed()
+    }
+
+    fn give_up(&mut self) {
+        self.unusable = true;
+        self.queue.clear();
+    }
+}
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = HandlerIn;
+    type ToBehaviour = HandlerOut;
+    type InboundProtocol = Meshsub;
+    type OutboundProtocol = Meshsub;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = ();
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Meshsub> {
+        SubstreamProtocol::new(Meshsub, ())
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        // Like rust-libp2p's: mesh peers' connections stay open, and so
+        // does one with frames still to send.
+        !self.unusable
+            && (self.in_mesh
+                || !self.queue.is_empty()
+                || matches!(self.outbound, Outbound::Writing(_)))
+    }
+
+    fn on_behaviour_event(&mut self, event: HandlerIn) {
+        match event {
+            HandlerIn::Send(body) => {
+                if self.unusable {
+                    return;
+                }
+                if self.queue.len() >= MAX_SEND_QUEUE {
+                    tracing::debug!("gossip send queue full: frame dropped");
+                    return;
+                }
+                self.queue.push_back((Instant::now(), body));
+            }
+            HandlerIn::InMesh(in_mesh) => self.in_mesh = in_mesh,
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Meshsub, (), HandlerOut>> {
+        if self.unusable && !self.unusable_reported {
+            self.unusable_reported = true;
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
+                HandlerOut::Unusable,
+            ));
+        }
+        // Inbound first: what arrived is handled even while we write.
+        if let Some(reading) = self.inbound.as_mut()
+            && let Poll::Ready((stream, result)) = reading.poll_unpin(cx)
+        {
+            match result {
+                Ok(Some(body)) => {
+                    self.inbound = Some(Self::read_next(stream));
+                    match Rpc::decode_frame(&body) {
+                        Ok(rpc) => {
+                            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
+                                HandlerOut::Rpc(rpc),
+                            ));
+                        }
+                        Err(error) => tracing::debug!(%error, "undecodable gossip frame dropped"),
+                    }
+                    // The next read was set up but not polled: poll again.
+                    cx.waker().wake_by_ref();
+                }
+                Ok(None) => self.inbound = None,
+                Err(error) => {
+                    // The stream cannot be resynchronised after a bad
+                    // frame: drop it; the peer may open another.
+                    tracing::debug!(%error, "gossip inbound stream closed");
+                    self.inbound = None;
+                }
+            }
+        }
+        loop {
+            match std::mem::replace(&mut self.outbound, Outbound::None) {
+                Outbound::None => {
+                    if !self.queue.is_empty() && !self.unusable {
+                        self.outbound = Outbound::Opening;
+                        return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                            protocol: SubstreamProtocol::new(Meshsub, ()),
+                        });
+                    }
+                    return Poll::Pending;
+                }
+                Outbound::Opening => {
+                    self.outbound = Outbound::Opening;
+                    return Poll::Pending;
+                }
+                Outbound::Idle(stream) => {
+                    let now = Instant::now();
+                    while self
+                        .queue
+                        .front()
+                        .is_some_and(|(at, _)| now.duration_since(*at) > SEND_QUEUE_TTL)
+                    {
+                        self.queue.pop_front();
+                    }
+                    match self.queue.pop_front() {
+                        Some((_, body)) => {
+                            self.outbound = Outbound::Writing(Self::write(stream, body))
+                        }
+                        None => {
+                            self.outbound = Outbound::Idle(stream);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Outbound::Writing(mut writing) => match writing.poll_unpin(cx) {
+                    Poll::Ready(Ok(stream)) => {
+                        self.failures = 0;
+                        self.outbound = Outbound::Idle(stream);
+                    }
+                    Poll::Ready(Err(error)) => {
+                        tracing::debug!(%error, "gossip outbound stream failed");
+                        self.failures += 1;
+                        if self.failures >= MAX_OUTBOUND_FAILURES {
+                            self.give_up();
+                            cx.waker().wake_by_ref();
+                        }
+                    }
+                    Poll::Pending => {
+                        self.outbound = Outbound::Writing(writing);
+                        return Poll::Pending;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_connection_event(&mut self, event: ConnectionEvent<Meshsub, Meshsub, (), ()>) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: stream,
+                ..
+            }) => self.inbound = Some(Self::read_next(stream)),
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: stream,
+                ..
+            }) => self.outbound = Outbound::Idle(stream),
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => {
+                self.outbound = Outbound::None;
+                match error {
+                    StreamUpgradeError::NegotiationFailed => self.give_up(),
+                    StreamUpgradeError::Apply(never) => match never {},
+                    StreamUpgradeError::Timeout | StreamUpgradeError::Io(_) => {
+                        self.failures += 1;
+                        if self.failures >= MAX_OUTBOUND_FAILURES {
+                            self.give_up();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
