@@ -1,4 +1,4 @@
-//! The chat network behaviour: gossipsub and the wake behaviour, and the
+//! The chat network behaviour: gossipsub (gossipsub-lite) and locate, and the
 //! policy around them (announcing, the peer book, the dial rule, chat, the
 //! relayed-to-direct hand-off). A state machine over all connections with
 //! no I/O of its own: the swarm runs it, and the shell reads its events.
@@ -11,14 +11,14 @@ use std::{
 
 use chat_protocol::{
     ChatError, ChatMessage, Inbound, InboundError, PeerRecord, discovery::TrustedRelays,
-    gossip::GossipError, report::describe_error, topics, wake,
+    report::describe_error, topics,
 };
 use futures::FutureExt as _;
 use futures_timer::Delay;
+use gossipsub_lite::{Acceptance as MessageAcceptance, Topic};
 use libp2p::{
     Multiaddr, PeerId,
     core::{ConnectedPoint, Endpoint, transport::PortUse},
-    gossipsub::{self, IdentTopic, MessageAcceptance},
     identity::Keypair,
     swarm::{
         CloseConnection, ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour,
@@ -42,13 +42,11 @@ use crate::{
 const MAX_OWN_ADDRS: usize = 64;
 
 /// What the two composed behaviours do on the wire.
-#[allow(missing_debug_implementations)] // gossipsub's behaviour is not `Debug`.
+#[allow(missing_debug_implementations)] // locate's client is not `Debug`.
 #[derive(libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub struct Inner {
-    gossipsub: gossipsub::Behaviour,
-    /// Makes gossipsub send at once on every connection (see [`wake`]).
-    wake: wake::Behaviour,
+    gossipsub: gossipsub_lite::Behaviour,
     /// Asks the relay where a peer is reserved (see [`locate`]).
     locate: locate::Client,
 }
@@ -122,7 +120,7 @@ pub enum SendError {
     #[error("still moving to the direct connection: send it again in a moment")]
     HeldQueueFull,
     #[error("not sent")]
-    Publish(#[source] gossipsub::PublishError),
+    Publish(#[source] gossipsub_lite::PublishError),
 }
 
 /// Why a link is closed as dead.
@@ -140,18 +138,11 @@ pub enum DeadLink {
 #[error("a direct link to this peer is still open, though stale; it is being closed: dial again")]
 pub struct StaleLinkOpen;
 
-/// Why the behaviour could not be built.
+/// Why the behaviour could not be built: nothing can fail today (the
+/// gossipsub-lite router builds from a key alone); kept so that callers
+/// need not change when something can.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("cannot set up gossipsub")]
-    Gossip(#[from] GossipError),
-    #[error("cannot subscribe to {topic}")]
-    Subscribe {
-        topic: &'static str,
-        #[source]
-        source: gossipsub::SubscriptionError,
-    },
-}
+pub enum BuildError {}
 
 type ToSwarmEvent = ToSwarm<Event, THandlerInEvent<Inner>>;
 
@@ -211,17 +202,14 @@ impl Behaviour {
     /// The behaviour of the peer `keypair`, subscribed to the network's
     /// topics.
     pub fn new(keypair: &Keypair, config: Config) -> Result<Self, BuildError> {
-        let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair)?;
+        let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair);
         for topic in topics::ALL {
-            gossipsub
-                .subscribe(&IdentTopic::new(topic))
-                .map_err(|source| BuildError::Subscribe { topic, source })?;
+            gossipsub.subscribe(&Topic::new(topic));
         }
         let liveness_timer = config.liveness.map(|_| Delay::new(LIVENESS_CHECK));
         Ok(Self {
             inner: Inner {
                 gossipsub,
-                wake: wake::Behaviour::default(),
                 locate: locate::client(),
             },
             lookups: Lookups::default(),
@@ -297,12 +285,13 @@ impl Behaviour {
     }
 
     /// Publishes a chat message, unless a peer reached directly still has
-    /// a relayed connection: that connection's gossipsub handler shares
-    /// the peer's send queue and could take the message, and if the relay
-    /// has just died (noticed a few hundred milliseconds later) the
-    /// message would go into the dead circuit and be lost. So those
-    /// connections close at once and the message waits for them, then
-    /// goes out on the direct links (at the latest after the grace).
+    /// a relayed connection: those connections close at once and the
+    /// message waits for them, then goes out on the direct links (at the
+    /// latest after the grace). gossipsub-lite sends a peer's traffic on
+    /// its direct connection already; the hold was for rust-libp2p's
+    /// gossipsub, whose handlers shared a peer's send queue, so that the
+    /// relayed connection's could take the message into a circuit whose
+    /// relay had just died. It stays until the policy is revisited.
     pub fn send_chat(&mut self, text: impl Into<String>) -> Result<Sent, SendError> {
         let message = ChatMessage::new(text)?;
         let relayed = self.book.relayed_to_direct_peers();
@@ -476,13 +465,10 @@ impl Behaviour {
         let result = self
             .inner
             .gossipsub
-            .publish(IdentTopic::new(topics::CHAT), message.into_bytes());
+            .publish(Topic::new(topics::CHAT), message.into_bytes());
         match result {
-            Ok(_) => {
-                self.inner.wake.wake_all();
-                Ok(())
-            }
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(SendError::NoPeers),
+            Ok(_) => Ok(()),
+            Err(gossipsub_lite::PublishError::NoPeersSubscribedToTopic) => Err(SendError::NoPeers),
             Err(error) => Err(SendError::Publish(error)),
         }
     }
@@ -504,12 +490,11 @@ impl Behaviour {
         match self
             .inner
             .gossipsub
-            .publish(IdentTopic::new(topics::DISCOVERY), record.encode())
+            .publish(Topic::new(topics::DISCOVERY), record.encode())
         {
             Ok(_) => {
                 self.announced_at = Some(Instant::now());
                 (self.config.on_announced)();
-                self.inner.wake.wake_all();
                 tracing::debug!("announced");
                 true
             }
@@ -537,8 +522,8 @@ impl Behaviour {
         }
     }
 
-    fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
+    fn on_gossip(&mut self, event: gossipsub_lite::Event) {
+        let gossipsub_lite::Event::Message {
             propagation_source,
             message_id,
             message,
@@ -546,7 +531,11 @@ impl Behaviour {
         else {
             return;
         };
-        let acceptance = match Inbound::decode(&message) {
+        let acceptance = match Inbound::decode(
+            message.topic.as_str(),
+            Some(message.source),
+            &message.data,
+        ) {
             Ok(Inbound::Record(record)) => {
                 self.on_record(record, propagation_source);
                 MessageAcceptance::Accept
@@ -968,7 +957,6 @@ impl NetworkBehaviour for Behaviour {
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Gossipsub(event))) => {
                     self.on_gossip(event);
                 }
-                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Wake(never))) => match never {},
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Locate(event))) => {
                     if let Some((peer, answered_by, result)) = self.lookups.on_event(event) {
                         self.on_located(peer, answered_by, result);

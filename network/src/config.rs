@@ -9,14 +9,14 @@ use crate::book::DEFAULT_MAX_PEERS;
 /// How often a peer re-announces its record.
 pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a relayed connection outlives the direct one that replaces it.
-/// rust-libp2p's gossipsub keeps one send queue per peer, shared by all of
-/// that peer's connections: whichever connection's handler takes a message
-/// sends it, and a connection closed meanwhile loses what it took. The
-/// relayed connection came first and carries the subscriptions exchanged
-/// when the peers met; closed the moment the direct link comes up (often
-/// within 100 ms) it lost them about one time in five, and the peer then
-/// believed we subscribe to nothing. The grace counts for each relayed
-/// connection from when both it and the direct path are up.
+/// It was set for rust-libp2p's gossipsub, which kept one send queue per
+/// peer, shared by all of that peer's connections: closed the moment the
+/// direct link came up (often within 100 ms), the relayed connection lost
+/// the subscriptions it had taken about one time in five. gossipsub-lite
+/// sends our subscriptions on every new connection and a peer's traffic on
+/// its direct one; the grace still lets what was queued on the relayed
+/// connection before the direct link came up go out. The grace counts for
+/// each relayed connection from when both it and the direct path are up.
 pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(3);
 /// Chat messages typed while a peer reached directly still has a relayed
 /// connection wait for it to close (see [`crate::Behaviour::send_chat`]):

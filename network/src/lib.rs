@@ -5,7 +5,7 @@
 //! with no tokio and no browser APIs: each peer's shell brings the swarm,
 //! the transports, the relay session and what a person sees.
 //!
-//! - [`Behaviour`] composes gossipsub and [`chat_protocol::wake`], and
+//! - [`Behaviour`] composes gossipsub (gossipsub-lite) and locate, and
 //!   holds the policy: it announces this peer's signed record every
 //!   [`Config::announce_interval`] (and soon after a newcomer or a new
 //!   address), decodes every gossip message once

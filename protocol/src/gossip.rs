@@ -1,40 +1,18 @@
-//! The gossipsub every peer of the network runs, page and native alike.
+//! The gossipsub every peer of the network runs, page and native alike:
+//! gossipsub-lite (its crate docs say what it does and leaves out).
 //!
 //! What must match the relay and the other peers: messages signed by their
 //! author and checked strictly, the default message id, and validation left
 //! to the application (each peer accepts or rejects every message, so that
-//! gossipsub forwards only what passed). One place builds it so the page and
-//! the native peer cannot drift apart.
+//! gossipsub forwards only what passed). gossipsub-lite does all three
+//! always; a published message waits for a fresh connection's first stream
+//! up to [`gossipsub_lite::handler::SEND_QUEUE_TTL`] (30 s, as
+//! rust-libp2p's `publish_queue_duration` was set here). One place builds
+//! it so the page and the native peer cannot drift apart.
 
-use std::time::Duration;
-
-use libp2p::{gossipsub, identity::Keypair};
-
-/// How long a published message may wait for a stream before gossipsub
-/// drops it: a fresh connection's first stream (a WebRTC data channel takes
-/// a round trip or two) can take longer than the default 5 s on a slow link.
-pub const PUBLISH_QUEUE_DURATION: Duration = Duration::from_secs(30);
-
-/// Why a peer's gossipsub could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum GossipError {
-    #[error("invalid gossipsub configuration")]
-    Config(#[source] gossipsub::ConfigBuilderError),
-    #[error("cannot build gossipsub: {0}")]
-    Behaviour(&'static str),
-}
+use libp2p::identity::Keypair;
 
 /// The gossipsub behaviour of a peer with identity `keypair`.
-pub fn peer_behaviour(keypair: &Keypair) -> Result<gossipsub::Behaviour, GossipError> {
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        .validate_messages()
-        .publish_queue_duration(PUBLISH_QUEUE_DURATION)
-        .build()
-        .map_err(GossipError::Config)?;
-    gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-        config,
-    )
-    .map_err(GossipError::Behaviour)
+pub fn peer_behaviour(keypair: &Keypair) -> gossipsub_lite::Behaviour {
+    gossipsub_lite::Behaviour::new(keypair.clone(), gossipsub_lite::Config::default())
 }

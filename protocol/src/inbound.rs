@@ -2,10 +2,7 @@
 //! codec by topic, so the relay, the page and chat-peer read a message the
 //! same way, once.
 
-use libp2p::{
-    PeerId,
-    gossipsub::{self, IdentTopic, TopicHash},
-};
+use libp2p::PeerId;
 
 use crate::{ChatError, ChatMessage, PeerRecord, RecordError, topics};
 
@@ -30,26 +27,25 @@ pub enum InboundError {
     #[error("chat message is not signed (gossipsub message without a source)")]
     UnsignedChat,
     #[error("topic {0} is not one of the network's")]
-    UnknownTopic(TopicHash),
+    UnknownTopic(String),
 }
 
 impl Inbound {
-    /// Decodes `message` by its topic.
-    pub fn decode(message: &gossipsub::Message) -> Result<Self, InboundError> {
-        let topic = &message.topic;
-        if *topic == IdentTopic::new(topics::DISCOVERY).hash() {
-            PeerRecord::decode_signed(&message.data, message.source.as_ref())
+    /// Decodes a gossip message's `data` by its `topic` (the topic's name:
+    /// the network's topics are identity-hashed), `source` being its
+    /// verified author. The peers' gossipsub-lite and the relay's
+    /// rust-libp2p gossipsub both hand their messages over this way.
+    pub fn decode(topic: &str, source: Option<PeerId>, data: &[u8]) -> Result<Self, InboundError> {
+        if topic == topics::DISCOVERY {
+            PeerRecord::decode_signed(data, source.as_ref())
                 .map(Inbound::Record)
                 .map_err(InboundError::Record)
-        } else if *topic == IdentTopic::new(topics::CHAT).hash() {
-            let message_ = ChatMessage::decode(&message.data).map_err(InboundError::Chat)?;
-            let from = message.source.ok_or(InboundError::UnsignedChat)?;
-            Ok(Inbound::Chat {
-                from,
-                message: message_,
-            })
+        } else if topic == topics::CHAT {
+            let message = ChatMessage::decode(data).map_err(InboundError::Chat)?;
+            let from = source.ok_or(InboundError::UnsignedChat)?;
+            Ok(Inbound::Chat { from, message })
         } else {
-            Err(InboundError::UnknownTopic(topic.clone()))
+            Err(InboundError::UnknownTopic(topic.to_owned()))
         }
     }
 }
@@ -60,26 +56,17 @@ mod tests {
 
     use super::*;
 
-    fn message(topic: &str, source: Option<PeerId>, data: Vec<u8>) -> gossipsub::Message {
-        gossipsub::Message {
-            source,
-            data,
-            sequence_number: Some(1),
-            topic: IdentTopic::new(topic).hash(),
-        }
-    }
-
     #[test]
     fn each_topic_gets_its_codec() {
         let key = Keypair::generate_ed25519();
         let record = PeerRecord::new(key.public(), vec![]).expect("valid");
         let peer = record.peer_id();
         assert_eq!(
-            Inbound::decode(&message(topics::DISCOVERY, Some(peer), record.encode())),
+            Inbound::decode(topics::DISCOVERY, Some(peer), &record.encode()),
             Ok(Inbound::Record(record))
         );
         assert_eq!(
-            Inbound::decode(&message(topics::CHAT, Some(peer), b"hi".to_vec())),
+            Inbound::decode(topics::CHAT, Some(peer), b"hi"),
             Ok(Inbound::Chat {
                 from: peer,
                 message: ChatMessage::new("hi").expect("valid")
@@ -91,19 +78,19 @@ mod tests {
     fn bad_messages_say_why() {
         let peer = PeerId::random();
         assert!(matches!(
-            Inbound::decode(&message(topics::DISCOVERY, Some(peer), vec![0xff; 8])),
+            Inbound::decode(topics::DISCOVERY, Some(peer), &[0xff; 8]),
             Err(InboundError::Record(_))
         ));
         assert!(matches!(
-            Inbound::decode(&message(topics::CHAT, Some(peer), vec![0xff])),
+            Inbound::decode(topics::CHAT, Some(peer), &[0xff]),
             Err(InboundError::Chat(ChatError::NotUtf8))
         ));
         assert_eq!(
-            Inbound::decode(&message(topics::CHAT, None, b"hi".to_vec())),
+            Inbound::decode(topics::CHAT, None, b"hi"),
             Err(InboundError::UnsignedChat)
         );
         assert!(matches!(
-            Inbound::decode(&message("other", Some(peer), b"hi".to_vec())),
+            Inbound::decode("other", Some(peer), b"hi"),
             Err(InboundError::UnknownTopic(_))
         ));
     }

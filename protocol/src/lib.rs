@@ -12,15 +12,13 @@
 //! - [`chat`]: the chat message and its limits;
 //! - [`inbound`]: one decoder for every gossip message, by topic
 //!   ([`Inbound::decode`]), used by the relay and both peers;
-//! - [`gossip`]: the gossipsub configuration every peer runs;
+//! - [`gossip`]: the gossipsub every peer runs (gossipsub-lite);
 //! - [`locate`]: asking a relay which relay of its federation holds a
 //!   peer's reservation (`/browser-chat/locate/1.0.0`);
 //! - [`perf`]: the libp2p perf protocol (`/perf/1.0.0`), client and
 //!   bounded server, for the benchmarks' native peers and the page;
 //! - [`report`]: errors described the same way in the page and the
-//!   terminal;
-//! - [`wake`]: a behaviour every peer adds so that gossipsub sends at once
-//!   on a peer's second connection (the direct one after the relayed one).
+//!   terminal.
 
 // `RecordError` names peer ids (80 bytes each); it is built only for bad
 // input, where a clear message matters more than a small `Result`.
@@ -34,7 +32,6 @@ pub mod locate;
 pub mod perf;
 pub mod report;
 pub mod topics;
-pub mod wake;
 
 pub use chat::{ChatError, ChatMessage, MAX_CHAT_MESSAGE_BYTES};
 pub use discovery::{MAX_RECORD_ADDRS, MAX_RECORD_BYTES, PeerRecord, RecordError};

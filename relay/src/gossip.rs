@@ -170,7 +170,7 @@ impl TopicSubscriptionFilter for ProjectTopics {
 /// only circuits through the relays `trusted` says yes to (this relay and
 /// the federation's members).
 pub fn validate(message: &gossipsub::Message, trusted: impl Fn(&PeerId) -> bool) -> Verdict {
-    let result = match Inbound::decode(message) {
+    let result = match Inbound::decode(message.topic.as_str(), message.source, &message.data) {
         Ok(Inbound::Record(record)) => record
             .check_circuits(trusted)
             .map_err(|error| error.to_string()),

@@ -40,14 +40,7 @@ use bench::{
 use chat_protocol::{ChatMessage, topics};
 use clap::Parser;
 use futures::StreamExt as _;
-use libp2p::{
-    Multiaddr, PeerId, Swarm,
-    gossipsub::{self, IdentTopic},
-    identity::Keypair,
-    noise,
-    swarm::SwarmEvent,
-    tcp, yamux,
-};
+use libp2p::{Multiaddr, PeerId, Swarm, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux};
 use tokio::time::Instant;
 
 #[derive(Debug, Parser)]
@@ -191,10 +184,10 @@ async fn first_message_part(
     Ok(())
 }
 
-fn peer() -> anyhow::Result<Swarm<gossipsub::Behaviour>> {
+fn peer() -> anyhow::Result<Swarm<gossipsub_lite::Behaviour>> {
     let key = Keypair::generate_ed25519();
-    let mut gossipsub = chat_protocol::gossip::peer_behaviour(&key)?;
-    gossipsub.subscribe(&IdentTopic::new(topics::CHAT))?;
+    let mut gossipsub = chat_protocol::gossip::peer_behaviour(&key);
+    gossipsub.subscribe(&gossipsub_lite::Topic::new(topics::CHAT));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -218,7 +211,7 @@ async fn first_message(from: &Multiaddr, to: &Multiaddr) -> anyhow::Result<f64> 
     let started = Instant::now();
     sender.dial(from.clone())?;
     receiver.dial(to.clone())?;
-    let topic = IdentTopic::new(topics::CHAT);
+    let topic = gossipsub_lite::Topic::new(topics::CHAT);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let deadline = tokio::time::sleep(RUN_TIMEOUT);
     tokio::pin!(deadline);
@@ -232,8 +225,8 @@ async fn first_message(from: &Multiaddr, to: &Multiaddr) -> anyhow::Result<f64> 
             }
             _ = sender.select_next_some() => {}
             event = receiver.select_next_some() => {
-                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = event
-                    && message.source == Some(sender_id)
+                if let SwarmEvent::Behaviour(gossipsub_lite::Event::Message { message, .. }) = event
+                    && message.source == sender_id
                 {
                     return Ok(started.elapsed().as_secs_f64());
                 }
