@@ -29,8 +29,14 @@ use web_time::Instant;
 
 use crate::rpc::{self, CodecError, MAX_TRANSMIT_SIZE, Rpc};
 
-/// The protocols offered, preferred first.
-pub const PROTOCOLS: [StreamProtocol; 2] = [
+/// The protocols offered, preferred first. v1.2 differs from v1.1 only by
+/// IDONTWANT, an optional saving (a peer told not to send a message may
+/// send it anyway); we never send it and ignore it received. Offering 1.2
+/// matters for speed: rust-libp2p and js-libp2p propose it first, and a
+/// refusal costs their stream a round trip before their subscriptions
+/// reach us (the relay's, which a page needs before it can announce).
+pub const PROTOCOLS: [StreamProtocol; 3] = [
+    StreamProtocol::new("/meshsub/1.2.0"),
     StreamProtocol::new("/meshsub/1.1.0"),
     StreamProtocol::new("/meshsub/1.0.0"),
 ];
@@ -72,7 +78,7 @@ pub struct Meshsub;
 
 impl UpgradeInfo for Meshsub {
     type Info = StreamProtocol;
-    type InfoIter = [StreamProtocol; 2];
+    type InfoIter = [StreamProtocol; 3];
 
     fn protocol_info(&self) -> Self::InfoIter {
         PROTOCOLS

@@ -1,4 +1,5 @@
-//! A lean gossipsub for leaf peers: `/meshsub/1.1.0` (and `1.0.0`), written
+//! A lean gossipsub for leaf peers: `/meshsub/1.1.0` (and `1.0.0`, and
+//! `1.2.0` with its IDONTWANT ignored: see [`handler::PROTOCOLS`]), written
 //! from the libp2p specs (pubsub/README.md, gossipsub-v1.0.md and
 //! gossipsub-v1.1.md) for the browser page, where rust-libp2p's
 //! full router (peer scoring, IHAVE gossip, fanout, explicit peers) was the
@@ -18,7 +19,8 @@
 //! - IWANT answered from a short message cache.
 //!
 //! What it leaves out: peer scoring, IHAVE gossip of its own (IHAVE
-//! received is ignored, so it never breaks an IWANT promise), fanout
+//! received is ignored, so it never breaks an IWANT promise; IDONTWANT
+//! likewise), fanout
 //! (publishing goes to every subscribed peer anyway), peer exchange and
 //! IDONTWANT. Every map or queue a remote peer can grow has a bound
 //! (the constants of [`behaviour`], [`handler`] and [`rpc`]).
