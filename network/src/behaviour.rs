@@ -49,8 +49,6 @@ pub struct Inner {
     gossipsub: gossipsub::Behaviour,
     /// Makes gossipsub send at once on every connection (see [`wake`]).
     wake: wake::Behaviour,
-    /// Asks the relay where a peer is reserved (see [`locate`]).
-    locate: locate::Client,
 }
 
 /// What the behaviour reports.
@@ -209,8 +207,13 @@ impl std::fmt::Debug for Behaviour {
 
 impl Behaviour {
     /// The behaviour of the peer `keypair`, subscribed to the network's
-    /// topics.
-    pub fn new(keypair: &Keypair, config: Config) -> Result<Self, BuildError> {
+    /// topics; its lookups ([`Self::locate`]) open streams through
+    /// `streams` (the swarm's `libp2p_stream::Behaviour`).
+    pub fn new(
+        keypair: &Keypair,
+        config: Config,
+        streams: libp2p_stream::Control,
+    ) -> Result<Self, BuildError> {
         let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair)?;
         for topic in topics::ALL {
             gossipsub
@@ -222,9 +225,8 @@ impl Behaviour {
             inner: Inner {
                 gossipsub,
                 wake: wake::Behaviour::default(),
-                locate: locate::client(),
             },
-            lookups: Lookups::default(),
+            lookups: Lookups::new(streams),
             located_relays: Vec::new(),
             local: keypair.public().to_peer_id(),
             keypair: keypair.clone(),
@@ -350,9 +352,7 @@ impl Behaviour {
     /// and dials `peer`'s circuit through it ([`Event::Located`], or
     /// [`Event::LocateFailed`]).
     pub fn locate(&mut self, relay: PeerId, peer: PeerId) -> Result<(), LocateError> {
-        self.lookups
-            .ask(&mut self.inner.locate, relay, peer)
-            .map(|_| ())
+        self.lookups.ask(relay, peer).map(|_| ())
     }
 
     /// Whether `relay`'s answers to lookups are followed: it is this
@@ -964,16 +964,15 @@ impl NetworkBehaviour for Behaviour {
                 self.check_liveness();
                 continue;
             }
+            if let Some((peer, answered_by, result)) = self.lookups.poll(cx) {
+                self.on_located(peer, answered_by, result);
+                continue;
+            }
             match self.inner.poll(cx) {
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Gossipsub(event))) => {
                     self.on_gossip(event);
                 }
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Wake(never))) => match never {},
-                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Locate(event))) => {
-                    if let Some((peer, answered_by, result)) = self.lookups.on_event(event) {
-                        self.on_located(peer, answered_by, result);
-                    }
-                }
                 Poll::Ready(other) => {
                     return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
                 }

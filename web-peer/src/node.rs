@@ -82,7 +82,8 @@ struct Behaviour {
     network: chat_network::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    /// Raw streams: the perf protocol, served on direct connections.
+    /// Raw streams: the perf protocol, served on direct connections, and
+    /// the network's lookups (`chat_network::locate`).
     stream: libp2p_stream::Behaviour,
 }
 
@@ -223,11 +224,16 @@ impl Node {
             })
             .map_err(|e| setup(e.into()))?
             .with_behaviour(|key| {
+                let stream = libp2p_stream::Behaviour::new();
                 Ok(Behaviour {
                     relay_client,
                     webrtc,
                     upgrade: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
-                    network: chat_network::Behaviour::new(key, network_config())?,
+                    network: chat_network::Behaviour::new(
+                        key,
+                        network_config(),
+                        stream.new_control(),
+                    )?,
                     identify: identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
                             .with_agent_version(AGENT_VERSION.to_owned()),
@@ -237,7 +243,7 @@ impl Node {
                             .with_interval(PING_INTERVAL)
                             .with_timeout(PING_TIMEOUT),
                     ),
-                    stream: libp2p_stream::Behaviour::new(),
+                    stream,
                 })
             })
             .map_err(|e| setup(e.into()))?
