@@ -34,6 +34,7 @@ pub mod behaviour;
 pub mod book;
 pub mod config;
 pub mod dial;
+pub mod identify;
 pub mod locate;
 
 pub use behaviour::{Behaviour, BuildError, DeadLink, Event, SendError, Sent};

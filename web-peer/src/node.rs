@@ -17,7 +17,6 @@ use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
     core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
-    identify,
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
@@ -80,7 +79,10 @@ struct Behaviour {
     upgrade: upgrade::Behaviour,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     network: chat_network::Behaviour,
-    identify: identify::Behaviour,
+    /// Answers identify (js-libp2p starts gossipsub to a peer once its
+    /// answer names the protocol) and asks each peer's agent version: the
+    /// lean one (`chat_network::identify`), not libp2p-identify.
+    identify: chat_network::identify::Behaviour,
     ping: ping::Behaviour,
     /// Raw streams: the perf protocol, served on direct connections, and
     /// the network's lookups (`chat_network::locate`).
@@ -234,9 +236,12 @@ impl Node {
                         network_config(),
                         stream.new_control(),
                     )?,
-                    identify: identify::Behaviour::new(
-                        identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
-                            .with_agent_version(AGENT_VERSION.to_owned()),
+                    identify: chat_network::identify::Behaviour::new(
+                        chat_network::identify::Config {
+                            protocol_version: "/ipfs/id/1.0.0".to_owned(),
+                            agent_version: AGENT_VERSION.to_owned(),
+                            public_key: key.public(),
+                        },
                     ),
                     ping: ping::Behaviour::new(
                         ping::Config::new()
@@ -903,14 +908,15 @@ impl Node {
                     .network
                     .on_rtt(&peer, connection, rtt);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                chat_network::identify::Event::Received {
+                    peer,
+                    agent_version,
+                },
+            )) => {
+                tracing::debug!(%peer, agent = %agent_version, "identified");
                 let network = &mut self.swarm.behaviour_mut().network;
-                network.on_agent(&peer_id, &info.agent_version);
+                network.on_agent(&peer, &agent_version);
             }
             _ => {}
         }
