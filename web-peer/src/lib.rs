@@ -63,6 +63,10 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() -> Result<(), wasm_bindgen::JsValue> {
+    // With std's immediate-abort panics (scripts/build-page's page), a
+    // panic traps before any hook could run, and the page's inline script
+    // reports the trap: the hook would be dead weight (~0.8 KB).
+    #[cfg(not(panic = "immediate-abort"))]
     console_error_panic_hook::set_once();
     #[cfg(debug_assertions)]
     console_log::init();
