@@ -132,6 +132,7 @@ pub struct Node {
     reconnect_timer: Fuse<TimeoutFuture>,
     /// Once a second: the relay connections' liveness check.
     liveness_tick: futures::stream::Fuse<IntervalStream>,
+    /// UI events dropped since the last report of them (see `emit`).
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
     /// The perf protocol, for the benchmarks.
@@ -320,13 +321,24 @@ impl Node {
         }
     }
 
+    /// Hands an event to the UI. With the queue full the event is
+    /// dropped and counted; the count goes to the event log as soon as
+    /// there is room again (a release page has no console log to say it).
     fn emit(&mut self, event: Event) {
+        if self.dropped_events > 0 {
+            let notice = Event::Log(format!(
+                "{} events were dropped: the page fell behind",
+                self.dropped_events
+            ));
+            if self.events.try_send(notice).is_err() {
+                self.dropped_events += 1;
+                return;
+            }
+            self.dropped_events = 0;
+        }
         if self.events.try_send(event).is_err() {
             self.dropped_events += 1;
-            tracing::warn!(
-                dropped = self.dropped_events,
-                "UI event queue full; event dropped"
-            );
+            tracing::warn!("UI event queue full; event dropped");
         }
     }
 
