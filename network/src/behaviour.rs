@@ -964,7 +964,12 @@ impl NetworkBehaviour for Behaviour {
                 self.check_liveness();
                 continue;
             }
-            if let Some((peer, answered_by, result)) = self.lookups.poll(cx) {
+            if let Some(locate::Outcome {
+                peer,
+                relay: answered_by,
+                result,
+            }) = self.lookups.poll(cx)
+            {
                 self.on_located(peer, answered_by, result);
                 continue;
             }

@@ -52,11 +52,11 @@ pub enum LocateError {
     NoRelay,
     #[error("the relay does not answer lookups (it is not part of a federation)")]
     Unsupported,
-    /// The stream could not be opened, broke, carried no valid answer, or
-    /// no answer came within [`LOCATE_TIMEOUT`] (then of kind
-    /// [`io::ErrorKind::TimedOut`]).
+    /// The stream could not be opened, broke, or carried no valid answer.
     #[error("the lookup failed")]
     Failed(#[source] io::Error),
+    #[error("the relay did not answer within {} s", LOCATE_TIMEOUT.as_secs())]
+    TimedOut,
     #[error("the relay {relay} holding the reservation has no address this peer can dial")]
     NoDialableAddress { relay: PeerId },
     #[error("the answer came from {from}, not from this peer's own relay")]
@@ -67,9 +67,15 @@ pub enum LocateError {
     TooManyRelays { relay: PeerId },
 }
 
-/// How a lookup ended: the peer it was about, the relay asked, and the
-/// answer.
-pub type Outcome = (PeerId, PeerId, Result<Located, LocateError>);
+/// How a lookup ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The peer looked up.
+    pub peer: PeerId,
+    /// The relay asked.
+    pub relay: PeerId,
+    pub result: Result<Located, LocateError>,
+}
 
 /// Lookups under way, each a stream to the relay asked.
 pub struct Lookups {
@@ -107,19 +113,20 @@ impl Lookups {
             return Err(LocateError::TooMany);
         }
         // A control of its own: one opens one stream at a time.
-        let lookup = ask(self.streams.clone(), relay, peer).boxed();
+        let lookup = lookup(self.streams.clone(), relay, peer).boxed();
         let deadline = Delay::new(LOCATE_TIMEOUT);
         self.in_flight.push(
             future::select(lookup, deadline)
                 .map(move |ended| {
                     let result = match ended {
                         Either::Left((result, _)) => result,
-                        Either::Right(_) => Err(LocateError::Failed(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("no answer within {} s", LOCATE_TIMEOUT.as_secs()),
-                        ))),
+                        Either::Right(_) => Err(LocateError::TimedOut),
                     };
-                    (peer, relay, result)
+                    Outcome {
+                        peer,
+                        relay,
+                        result,
+                    }
                 })
                 .boxed(),
         );
@@ -134,13 +141,13 @@ impl Lookups {
         let std::task::Poll::Ready(Some(outcome)) = self.in_flight.poll_next_unpin(cx) else {
             return None;
         };
-        self.peers.retain(|peer| *peer != outcome.0);
+        self.peers.retain(|peer| *peer != outcome.peer);
         Some(outcome)
     }
 }
 
 /// One lookup: a stream to `relay`, the request, its answer.
-async fn ask(mut streams: Control, relay: PeerId, peer: PeerId) -> Result<Located, LocateError> {
+async fn lookup(mut streams: Control, relay: PeerId, peer: PeerId) -> Result<Located, LocateError> {
     let mut stream = streams
         .open_stream(relay, PROTOCOL)
         .await

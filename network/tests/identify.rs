@@ -143,3 +143,67 @@ async fn rust_libp2p_reads_the_lean_answer_and_the_lean_side_reads_its_agent() {
         info.observed_addr
     );
 }
+
+#[tokio::test]
+async fn the_address_seen_on_a_dialed_connection_does_not_name_the_remote() {
+    let lean_key = Keypair::generate_ed25519();
+    let mut lean = swarm(
+        &lean_key,
+        Lean {
+            identify: identify::Behaviour::new(identify::Config {
+                protocol_version: "/ipfs/id/1.0.0".to_owned(),
+                agent_version: "lean-test/1".to_owned(),
+                public_key: lean_key.public(),
+            }),
+            ping: ping::Behaviour::default(),
+        },
+    );
+    let rust_key = Keypair::generate_ed25519();
+    let rust_id = rust_key.public().to_peer_id();
+    let mut rust = swarm(
+        &rust_key,
+        Rust {
+            identify: rust_identify::Behaviour::new(rust_identify::Config::new(
+                "/ipfs/id/1.0.0".to_owned(),
+                rust_key.public(),
+            )),
+        },
+    );
+    let rust_addr = memory_addr();
+    rust.listen_on(rust_addr.clone()).expect("listens");
+    loop {
+        if let SwarmEvent::NewListenAddr { .. } = rust.select_next_some().await {
+            break;
+        }
+    }
+    // The lean side dials with the remote's id, as the page does.
+    lean.dial(
+        rust_addr
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(rust_id)),
+    )
+    .expect("dials");
+
+    let observed = tokio::time::timeout(STEP, async {
+        loop {
+            tokio::select! {
+                _ = lean.select_next_some() => {}
+                event = rust.select_next_some() => match event {
+                    SwarmEvent::Behaviour(RustEvent::Identify(
+                        rust_identify::Event::Received { info, .. },
+                    )) => break info.observed_addr,
+                    SwarmEvent::Behaviour(RustEvent::Identify(
+                        rust_identify::Event::Error { error, .. },
+                    )) => panic!("rust-libp2p could not read the lean answer: {error}"),
+                    _ => {}
+                },
+            }
+        }
+    })
+    .await
+    .expect("rust-libp2p read the lean answer within the step");
+    assert_eq!(
+        observed, rust_addr,
+        "the address the lean side dialed, without its /p2p part"
+    );
+}

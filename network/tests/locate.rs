@@ -127,9 +127,9 @@ async fn only_the_home_relays_answer_is_followed() {
 #[tokio::test]
 async fn lookups_are_bounded_and_one_per_peer() {
     let relay = TestRelay::start_answering(Some(Err(LocateRefusal::NotFound)));
-    let asker = TestPeer::start(&relay, Config::default()).await;
+    let mut asker = TestPeer::start(&relay, Config::default()).await;
     let relay_id = relay.id;
-    let outcomes = asker
+    let (outcomes, peers) = asker
         .with(move |swarm| {
             let network = &mut swarm.behaviour_mut().network;
             let peers: Vec<PeerId> = (0..MAX_LOOKUPS_IN_FLIGHT)
@@ -150,7 +150,7 @@ async fn lookups_are_bounded_and_one_per_peer() {
                     .locate(relay_id, PeerId::random())
                     .map_err(|e| e.to_string()),
             );
-            outcomes
+            (outcomes, peers)
         })
         .await;
     assert!(
@@ -161,5 +161,34 @@ async fn lookups_are_bounded_and_one_per_peer() {
         outcomes[MAX_LOOKUPS_IN_FLIGHT + 1],
         Err(LocateError::TooMany.to_string()),
         "one lookup more than the bound is refused at once"
+    );
+
+    // Each answer frees its lookup's place: once all are in, more start.
+    let mut answered = Vec::new();
+    while answered.len() < peers.len() {
+        let (_, peer) = asker
+            .wait_network("a lookup's answer", |event| match event {
+                Event::LocateFailed { peer, .. } if peers.contains(peer) => Some(*peer),
+                _ => None,
+            })
+            .await;
+        assert!(!answered.contains(&peer), "{peer} answered twice");
+        answered.push(peer);
+    }
+    let again = asker
+        .with(move |swarm| {
+            let network = &mut swarm.behaviour_mut().network;
+            (0..MAX_LOOKUPS_IN_FLIGHT)
+                .map(|_| {
+                    network
+                        .locate(relay_id, PeerId::random())
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    assert!(
+        again.iter().all(Result::is_ok),
+        "after the answers, a full set of lookups starts again: {again:?}"
     );
 }

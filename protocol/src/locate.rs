@@ -250,8 +250,9 @@ pub async fn ask<T: AsyncRead + AsyncWrite + Unpin>(
     Ok(decode_response(&bytes)?)
 }
 
-/// libp2p request-response's codec for the locate protocol, shared by the
-/// relay (which answers) and the peers (which ask).
+/// libp2p request-response's codec for the locate protocol: the relay's
+/// server answers with it. Peers ask with [`ask`] on a plain stream (the
+/// same bytes), which keeps request-response out of the page.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Codec;
 
