@@ -134,10 +134,34 @@ page_std_env() {
   PAGE_STD="std built from source (rustc $(rustc --version | cut -d' ' -f2)), panic=immediate-abort, optimize_for_size"
 }
 
+# The Subresource Integrity value of a file: `sha384-` and its digest in
+# base64, as trunk writes it into index.html.
+sri_sha384() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; }
+
+# Minifies the page's JS file $1 in place with esbuild (same name: trunk's
+# hash stays, index.html's references with it), and puts its new integrity
+# value in place of the old one in the HTML $2. The inline scripts of the
+# HTML are left byte for byte as they were: the relay allows them by their
+# hash, which it computes from the HTML it serves (relay/src/page_headers.rs).
+minify_page_js() {
+  local js=$1 html=$2 old new page
+  old=$(sri_sha384 "$js")
+  IFS= read -rd '' page <"$html" || true
+  case "$page" in
+    *"integrity=$old"* | *"integrity=\"$old\""*) ;;
+    *) die "$html has no integrity=$old for $js: did trunk's output change?" ;;
+  esac
+  esbuild "$js" --minify --log-level=warning --outfile="$js.min"
+  mv "$js.min" "$js"
+  new=$(sri_sha384 "$js")
+  printf '%s' "${page//"$old"/"$new"}" >"$html"
+}
+
 # --- Build tools from npm ------------------------------------------------
 # binaryen's wasm-opt (tools/package-lock.json pins a version; Debian's 108
-# corrupts wasm-bindgen's output), installed into tools/node_modules by
-# scripts/setup and put first on PATH by scripts/build-page.
+# corrupts wasm-bindgen's output) and esbuild (the JS glue's minifier),
+# installed into tools/node_modules by scripts/setup and put first on PATH
+# by scripts/build-page.
 
 npm_tools_dir() { printf '%s/tools' "$(repo_root)"; }
 
@@ -145,7 +169,7 @@ npm_tools_dir() { printf '%s/tools' "$(repo_root)"; }
 npm_tools_ready() {
   local dir
   dir=$(npm_tools_dir)
-  [ -x "$dir/node_modules/.bin/wasm-opt" ] &&
+  [ -x "$dir/node_modules/.bin/wasm-opt" ] && [ -x "$dir/node_modules/.bin/esbuild" ] &&
     [ "$(cat "$dir/node_modules/.installed-lock-hash" 2>/dev/null)" = "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]
 }
 

@@ -79,6 +79,13 @@ pub struct JsConnection {
     pub status: String,
 }
 
+/// The result of `jsPeer.identified`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsIdentified {
+    pub protocols: Vec<String>,
+    pub agent: Option<String>,
+}
+
 /// The result of `jsPeer.pingDirect`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct JsPing {
@@ -121,6 +128,19 @@ impl JsPeer<'_> {
             )
             .await?;
         serde_json::from_value(value).context("read jsPeer.connections")
+    }
+
+    /// What js-libp2p's identify learned of `peer` (`None` before it
+    /// learned anything).
+    pub async fn identified(&self, peer: &str) -> anyhow::Result<Option<JsIdentified>> {
+        let value = self
+            .browser
+            .run_async(
+                "return await window.jsPeer.identified(args[0]);",
+                vec![json!(peer)],
+            )
+            .await?;
+        serde_json::from_value(value).context("read jsPeer.identified")
     }
 
     /// Dials `addr` from the js-libp2p side.

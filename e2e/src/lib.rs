@@ -61,7 +61,9 @@ pub use chat_peer::ChatPeerProcess;
 pub use chromedriver::{ChromeDriver, Driver};
 pub use firefox::{FIREFOX_ARGS, FIREFOX_PREFS};
 pub use host::lan_ipv4;
-pub use js_peer::{JsConnection, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url};
+pub use js_peer::{
+    JsConnection, JsIdentified, JsPeer, JsPeerState, JsPing, js_peer_page, js_peer_url,
+};
 pub use page::{
     ChatEntry, PageState, PeerEntry, click_connect, connect_to_relay, open_fresh, wait_page,
     wait_pages, wait_reserved,

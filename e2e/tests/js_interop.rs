@@ -294,6 +294,7 @@ async fn run(
         ping.connection.remote_addr, ping.rtts
     );
     rust.screenshot(prefix, "rust-dialed-js").await?;
+    check_identified(js, &our_id).await?;
 
     // Start over: js hangs up, and our page sees the link go.
     js.hang_up(&our_id).await?;
@@ -321,6 +322,37 @@ async fn run(
         ping.connection.remote_addr, ping.rtts
     );
     rust.screenshot(prefix, "js-dialed-rust").await?;
+    Ok(())
+}
+
+/// js-libp2p read our page's identify answer (`chat_network::identify`):
+/// our agent, and the protocols it serves (js-libp2p starts gossipsub to
+/// a peer once identify names `/meshsub/`).
+async fn check_identified(js: JsPeer<'_>, our_id: &str) -> anyhow::Result<()> {
+    let identified = e2e::wait_until(
+        "js-libp2p's identify knows our page's agent and protocols",
+        TIMEOUT,
+        || async {
+            let identified = js.identified(our_id).await?;
+            let done = identified.as_ref().is_some_and(|known| {
+                known
+                    .agent
+                    .as_deref()
+                    .is_some_and(|agent| agent.starts_with("browser-chat-web-peer/"))
+                    && ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"]
+                        .iter()
+                        .all(|p| known.protocols.iter().any(|q| q == p))
+                    && known.protocols.iter().any(|p| p.starts_with("/meshsub/"))
+            });
+            Ok(if done {
+                Check::Done(identified)
+            } else {
+                Check::NotYet(format!("{identified:?}"))
+            })
+        },
+    )
+    .await?;
+    eprintln!("js-libp2p identified our page: {identified:?}");
     Ok(())
 }
 

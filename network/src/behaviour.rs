@@ -41,14 +41,13 @@ use crate::{
 /// each).
 const MAX_OWN_ADDRS: usize = 64;
 
-/// What the two composed behaviours do on the wire.
-#[allow(missing_debug_implementations)] // locate's client is not `Debug`.
+/// What the composed behaviour does on the wire: gossipsub (lookups go
+/// through `libp2p_stream`, see [`locate`]).
+#[allow(missing_debug_implementations)] // the derive makes no `Debug`.
 #[derive(libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub struct Inner {
     gossipsub: gossipsub_lite::Behaviour,
-    /// Asks the relay where a peer is reserved (see [`locate`]).
-    locate: locate::Client,
 }
 
 /// What the behaviour reports.
@@ -200,19 +199,21 @@ impl std::fmt::Debug for Behaviour {
 
 impl Behaviour {
     /// The behaviour of the peer `keypair`, subscribed to the network's
-    /// topics.
-    pub fn new(keypair: &Keypair, config: Config) -> Result<Self, BuildError> {
+    /// topics; its lookups ([`Self::locate`]) open streams through
+    /// `streams` (the swarm's `libp2p_stream::Behaviour`).
+    pub fn new(
+        keypair: &Keypair,
+        config: Config,
+        streams: libp2p_stream::Control,
+    ) -> Result<Self, BuildError> {
         let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair);
         for topic in topics::ALL {
             gossipsub.subscribe(&Topic::new(topic));
         }
         let liveness_timer = config.liveness.map(|_| Delay::new(LIVENESS_CHECK));
         Ok(Self {
-            inner: Inner {
-                gossipsub,
-                locate: locate::client(),
-            },
-            lookups: Lookups::default(),
+            inner: Inner { gossipsub },
+            lookups: Lookups::new(streams),
             located_relays: Vec::new(),
             local: keypair.public().to_peer_id(),
             keypair: keypair.clone(),
@@ -339,9 +340,7 @@ impl Behaviour {
     /// and dials `peer`'s circuit through it ([`Event::Located`], or
     /// [`Event::LocateFailed`]).
     pub fn locate(&mut self, relay: PeerId, peer: PeerId) -> Result<(), LocateError> {
-        self.lookups
-            .ask(&mut self.inner.locate, relay, peer)
-            .map(|_| ())
+        self.lookups.ask(relay, peer).map(|_| ())
     }
 
     /// Whether `relay`'s answers to lookups are followed: it is this
@@ -953,14 +952,18 @@ impl NetworkBehaviour for Behaviour {
                 self.check_liveness();
                 continue;
             }
+            if let Some(locate::Outcome {
+                peer,
+                relay: answered_by,
+                result,
+            }) = self.lookups.poll(cx)
+            {
+                self.on_located(peer, answered_by, result);
+                continue;
+            }
             match self.inner.poll(cx) {
                 Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Gossipsub(event))) => {
                     self.on_gossip(event);
-                }
-                Poll::Ready(ToSwarm::GenerateEvent(InnerEvent::Locate(event))) => {
-                    if let Some((peer, answered_by, result)) = self.lookups.on_event(event) {
-                        self.on_located(peer, answered_by, result);
-                    }
                 }
                 Poll::Ready(other) => {
                     return Poll::Ready(other.map_out(|_| unreachable!("handled above")));

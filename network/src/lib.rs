@@ -20,6 +20,9 @@
 //! - [`Event`]s: [`Event::Discovered`], [`Event::PeerChanged`],
 //!   [`Event::PeerGone`], [`Event::Chat`], and the rest.
 //!
+//! - [`identify`] is a lean identify for the page (the native peer runs
+//!   rust-libp2p's), lighter in wasm than libp2p-identify.
+//!
 //! What stays in a shell: ping and identify (their round trips and agents
 //! are handed in with [`Behaviour::on_rtt`] and [`Behaviour::on_agent`]),
 //! the relay connection and reservation, and the upgrade to a direct link
@@ -34,6 +37,7 @@ pub mod behaviour;
 pub mod book;
 pub mod config;
 pub mod dial;
+pub mod identify;
 pub mod locate;
 
 pub use behaviour::{Behaviour, BuildError, DeadLink, Event, SendError, Sent};

@@ -12,15 +12,23 @@
 //!
 //! Bounded: at most [`MAX_LOOKUPS_IN_FLIGHT`] lookups at once, one per
 //! peer, each answered within [`LOCATE_TIMEOUT`].
+//!
+//! Each lookup is one stream opened through `libp2p-stream` (which the
+//! peers carry anyway), speaking what the relay's request-response server
+//! reads and writes ([`chat_protocol::locate::ask`]): no request-response
+//! behaviour of its own in the peer's swarm.
 
-use std::{collections::HashMap, time::Duration};
+use std::{fmt, io, time::Duration};
 
-use chat_protocol::locate::{Codec, LocateRefusal, LocateRequest, Located, PROTOCOL};
-use libp2p::{
-    Multiaddr, PeerId,
-    multiaddr::Protocol,
-    request_response::{self, OutboundFailure, OutboundRequestId, ProtocolSupport},
+use chat_protocol::locate::{self as wire, LocateRefusal, LocateRequest, Located, PROTOCOL};
+use futures::{
+    FutureExt as _, StreamExt as _,
+    future::{self, BoxFuture, Either},
+    stream::FuturesUnordered,
 };
+use futures_timer::Delay;
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use libp2p_stream::{Control, OpenStreamError};
 
 /// Lookups under way at once; one more is refused at once.
 pub const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
@@ -29,8 +37,8 @@ pub const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
 /// this peer may open. A new list of the federation
 /// ([`crate::Behaviour::set_federation`]) starts the count again.
 pub const MAX_LOCATED_RELAYS: usize = 4;
-/// How long the relay may take to answer (its own DHT lookup is bounded
-/// at 10 s).
+/// How long the relay may take to answer, from asking for the stream to
+/// the answer's end (its own DHT lookup is bounded at 10 s).
 pub const LOCATE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a lookup gave no relay to dial.
@@ -44,8 +52,11 @@ pub enum LocateError {
     NoRelay,
     #[error("the relay does not answer lookups (it is not part of a federation)")]
     Unsupported,
+    /// The stream could not be opened, broke, or carried no valid answer.
     #[error("the lookup failed")]
-    Failed(#[source] OutboundFailure),
+    Failed(#[source] io::Error),
+    #[error("the relay did not answer within {} s", LOCATE_TIMEOUT.as_secs())]
+    TimedOut,
     #[error("the relay {relay} holding the reservation has no address this peer can dial")]
     NoDialableAddress { relay: PeerId },
     #[error("the answer came from {from}, not from this peer's own relay")]
@@ -56,78 +67,99 @@ pub enum LocateError {
     TooManyRelays { relay: PeerId },
 }
 
-/// The client side of the locate protocol.
-pub type Client = request_response::Behaviour<Codec>;
-
-pub fn client() -> Client {
-    request_response::Behaviour::with_codec(
-        Codec,
-        [(PROTOCOL, ProtocolSupport::Outbound)],
-        request_response::Config::default().with_request_timeout(LOCATE_TIMEOUT),
-    )
+/// How a lookup ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The peer looked up.
+    pub peer: PeerId,
+    /// The relay asked.
+    pub relay: PeerId,
+    pub result: Result<Located, LocateError>,
 }
 
-/// Lookups under way: which peer each request is about.
-#[derive(Debug, Default)]
+/// Lookups under way, each a stream to the relay asked.
 pub struct Lookups {
-    in_flight: HashMap<OutboundRequestId, PeerId>,
+    streams: Control,
+    /// The peers being looked up (at most [`MAX_LOOKUPS_IN_FLIGHT`]).
+    peers: Vec<PeerId>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Outcome>>,
+}
+
+impl fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lookups")
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lookups {
+    /// Lookups that open their streams through `streams`.
+    pub fn new(streams: Control) -> Self {
+        Self {
+            streams,
+            peers: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+        }
+    }
+
     /// Asks `relay` where `peer` is; `Ok(false)` when that lookup is
-    /// already under way.
-    pub fn ask(
-        &mut self,
-        client: &mut Client,
-        relay: PeerId,
-        peer: PeerId,
-    ) -> Result<bool, LocateError> {
-        if self.in_flight.values().any(|p| *p == peer) {
+    /// already under way. The answer comes from [`Self::poll`].
+    pub fn ask(&mut self, relay: PeerId, peer: PeerId) -> Result<bool, LocateError> {
+        if self.peers.contains(&peer) {
             return Ok(false);
         }
-        if self.in_flight.len() >= MAX_LOOKUPS_IN_FLIGHT {
+        if self.peers.len() >= MAX_LOOKUPS_IN_FLIGHT {
             return Err(LocateError::TooMany);
         }
-        let id = client.send_request(&relay, LocateRequest { peer });
-        self.in_flight.insert(id, peer);
+        // A control of its own: one opens one stream at a time.
+        let lookup = lookup(self.streams.clone(), relay, peer).boxed();
+        let deadline = Delay::new(LOCATE_TIMEOUT);
+        self.in_flight.push(
+            future::select(lookup, deadline)
+                .map(move |ended| {
+                    let result = match ended {
+                        Either::Left((result, _)) => result,
+                        Either::Right(_) => Err(LocateError::TimedOut),
+                    };
+                    Outcome {
+                        peer,
+                        relay,
+                        result,
+                    }
+                })
+                .boxed(),
+        );
+        self.peers.push(peer);
         Ok(true)
     }
 
-    /// The peer a finished request was about, the relay that answered it,
-    /// and how it ended.
-    pub fn on_event(
-        &mut self,
-        event: request_response::Event<LocateRequest, chat_protocol::locate::LocateResponse>,
-    ) -> Option<(PeerId, PeerId, Result<Located, LocateError>)> {
-        match event {
-            request_response::Event::Message {
-                peer: relay,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                let peer = self.in_flight.remove(&request_id)?;
-                Some((peer, relay, response.map_err(LocateError::from)))
-            }
-            request_response::Event::OutboundFailure {
-                peer: relay,
-                request_id,
-                error,
-                ..
-            } => {
-                let peer = self.in_flight.remove(&request_id)?;
-                let error = match error {
-                    OutboundFailure::UnsupportedProtocols => LocateError::Unsupported,
-                    error => LocateError::Failed(error),
-                };
-                Some((peer, relay, Err(error)))
-            }
-            _ => None,
-        }
+    /// A lookup that ended, if one did. Registers for a wake-up only while
+    /// one is under way: after [`Self::ask`], the swarm's next poll polls
+    /// it.
+    pub fn poll(&mut self, cx: &mut std::task::Context<'_>) -> Option<Outcome> {
+        let std::task::Poll::Ready(Some(outcome)) = self.in_flight.poll_next_unpin(cx) else {
+            return None;
+        };
+        self.peers.retain(|peer| *peer != outcome.peer);
+        Some(outcome)
     }
+}
+
+/// One lookup: a stream to `relay`, the request, its answer.
+async fn lookup(mut streams: Control, relay: PeerId, peer: PeerId) -> Result<Located, LocateError> {
+    let mut stream = streams
+        .open_stream(relay, PROTOCOL)
+        .await
+        .map_err(|error| match error {
+            OpenStreamError::UnsupportedProtocol(_) => LocateError::Unsupported,
+            OpenStreamError::Io(error) => LocateError::Failed(error),
+            other => LocateError::Failed(io::Error::other(other)),
+        })?;
+    let answer = wire::ask(&mut stream, LocateRequest { peer })
+        .await
+        .map_err(LocateError::Failed)?;
+    Ok(answer?)
 }
 
 /// The located relay's addresses, each ending in `/p2p/<relay>`, whose

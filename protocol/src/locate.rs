@@ -236,8 +236,23 @@ async fn write_all_and_close<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) ->
     io.close().await
 }
 
-/// libp2p request-response's codec for the locate protocol, shared by the
-/// relay (which answers) and the peers (which ask).
+/// Asks over `io`, a stream just opened for [`PROTOCOL`], what a
+/// request-response client of [`Codec`] would: writes the request, closes
+/// its side, and reads the answer to its end (at most
+/// [`MAX_RESPONSE_BYTES`]). The peers ask this way on a plain stream; the
+/// relay answers with [`Codec`].
+pub async fn ask<T: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut T,
+    request: LocateRequest,
+) -> io::Result<LocateResponse> {
+    write_all_and_close(io, &request.encode()).await?;
+    let bytes = read_bounded(io, MAX_RESPONSE_BYTES).await?;
+    Ok(decode_response(&bytes)?)
+}
+
+/// libp2p request-response's codec for the locate protocol: the relay's
+/// server answers with it. Peers ask with [`ask`] on a plain stream (the
+/// same bytes), which keeps request-response out of the page.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Codec;
 
@@ -414,6 +429,94 @@ mod tests {
             new.browser_addrs[..],
             located.browser_addrs[..new.browser_addrs.len()]
         );
+    }
+
+    /// One side of a stream: what was written, whether the writer closed
+    /// its side (before any read), and the other side's bytes to read.
+    struct Recorded {
+        written: Vec<u8>,
+        closed_before_read: Option<bool>,
+        to_read: futures::io::Cursor<Vec<u8>>,
+    }
+
+    impl AsyncWrite for Recorded {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            self.closed_before_read.get_or_insert(true);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncRead for Recorded {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.closed_before_read.get_or_insert(false);
+            std::pin::Pin::new(&mut self.to_read).poll_read(cx, buf)
+        }
+    }
+
+    /// A peer asking on a plain stream speaks what the relay's
+    /// request-response server reads and writes.
+    #[tokio::test]
+    async fn asking_on_a_stream_speaks_the_codecs_wire_format() {
+        use libp2p::request_response::Codec as _;
+        let request = LocateRequest {
+            peer: PeerId::random(),
+        };
+        let located = Located {
+            relay: PeerId::random(),
+            addrs: vec![addr("/ip4/192.0.2.1/tcp/4001")],
+            browser_addrs: vec![addr("/ip4/192.0.2.1/tcp/4002/ws")],
+        };
+        let mut answer = Vec::new();
+        Codec
+            .write_response(&PROTOCOL, &mut answer, Ok(located.clone()))
+            .await
+            .expect("written");
+        let mut io = Recorded {
+            written: Vec::new(),
+            closed_before_read: None,
+            to_read: futures::io::Cursor::new(answer),
+        };
+        let response = ask(&mut io, request).await.expect("answered");
+        assert_eq!(response, Ok(located));
+        assert_eq!(
+            io.closed_before_read,
+            Some(true),
+            "the request side is closed before the answer is read (the server reads to the end)"
+        );
+        let read = Codec
+            .read_request(&PROTOCOL, &mut futures::io::Cursor::new(io.written))
+            .await
+            .expect("the relay's codec reads the request");
+        assert_eq!(read, request);
+
+        let mut io = Recorded {
+            written: Vec::new(),
+            closed_before_read: None,
+            to_read: futures::io::Cursor::new(vec![7u8; MAX_RESPONSE_BYTES + 1]),
+        };
+        let error = ask(&mut io, request).await.expect_err("too large");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]

@@ -1,13 +1,18 @@
-//! Log events to the browser's console, and nothing more.
+//! Log events to the browser's console, in a debug build of the page only.
 //!
-//! The page's event log is written by the node itself (`Event::Log`), not
-//! through `tracing`; the console is for a developer. A release page keeps
-//! warnings and errors only: `tracing`'s `release_max_level_warn` feature
-//! (web-peer/Cargo.toml) removes every info, debug and trace call site of
-//! every crate at compile time, with their field formatting, and this
-//! subscriber stands in for `tracing-subscriber`, whose span registry the
-//! page never needed. Spans are ignored; an event's fields are written
-//! after its message, `name=value`.
+//! The page's event log is written by the node and the UI themselves
+//! (`Event::Log`, `ui::append_log`), never through `tracing`: what a user
+//! needs to know (a failed dial, a relay that is gone, an `/api/relay`
+//! that did not answer, a stuck node) is there. The console is for a
+//! developer, and a release page writes nothing to it: `tracing`'s and
+//! `log`'s `release_max_level_off` features (web-peer/Cargo.toml) remove
+//! every call site of every crate at compile time, with its static
+//! metadata and field formatting, and this subscriber is not compiled in
+//! (BENCHMARKS.md "Page weight"). A debug build (`trunk build` without
+//! `--release`) logs info and above here: this subscriber stands in for
+//! `tracing-subscriber`, whose span registry the page never needed. Spans
+//! are ignored; an event's fields are written after its message,
+//! `name=value`.
 
 use std::fmt::{self, Write as _};
 
@@ -18,12 +23,8 @@ use tracing::{
     span,
 };
 
-/// The most verbose level logged: info in a debug build; in a release one
-/// warn, the level `release_max_level_warn` compiles down to.
-#[cfg(debug_assertions)]
+/// The most verbose level logged.
 const MAX_LEVEL: LevelFilter = LevelFilter::INFO;
-#[cfg(not(debug_assertions))]
-const MAX_LEVEL: LevelFilter = LevelFilter::WARN;
 
 /// Makes [`ConsoleLog`] the subscriber of every thread (the page has one).
 pub fn init() {

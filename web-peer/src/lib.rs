@@ -10,6 +10,7 @@
 //! - [`relay_addr`]: reading the relay address a user pasted;
 //! - [`backoff`]: reconnect delays;
 //! - [`relay_liveness`]: noticing a relay connection that went silent;
+//! - [`relay_answer`]: reading the relay's `/api/relay` answer;
 //! - [`federation`]: the federation's relays (`/api/relay`), trusted for
 //!   circuits and moved to when the page's relay dies;
 //! - [`announce`]: which of our addresses the discovery record carries;
@@ -21,11 +22,12 @@
 //! - `identity` (wasm only): one identity per tab, kept across reloads;
 //! - `websocket` (wasm only): the WebSocket connection, flushed without
 //!   waiting for the browser's send buffer to drain;
-//! - `console_log` (wasm only): `tracing` events to the browser's console;
+//! - `console_log` (wasm only, debug builds): `tracing` events to the
+//!   browser's console (a release page logs nothing there);
 //! - `timing` (wasm only): User Timing marks at each phase of the node's
 //!   way to a direct link.
 //!
-//! The first six compile natively as well, so their tests run with the
+//! The first seven compile natively as well, so their tests run with the
 //! workspace's.
 
 pub mod announce;
@@ -33,9 +35,10 @@ pub mod backoff;
 pub mod events;
 pub mod federation;
 pub mod relay_addr;
+pub mod relay_answer;
 pub mod relay_liveness;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", debug_assertions))]
 mod console_log;
 #[cfg(target_arch = "wasm32")]
 mod identity;
@@ -60,7 +63,12 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(20);
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() -> Result<(), wasm_bindgen::JsValue> {
+    // With std's immediate-abort panics (scripts/build-page's page), a
+    // panic traps before any hook could run, and the page's inline script
+    // reports the trap: the hook would be dead weight (~0.8 KB).
+    #[cfg(not(panic = "immediate-abort"))]
     console_error_panic_hook::set_once();
+    #[cfg(debug_assertions)]
     console_log::init();
     let keypair = identity::load_or_create();
     let (commands, command_rx) = futures::channel::mpsc::channel(32);

@@ -17,7 +17,6 @@ use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
     core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
-    identify,
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
@@ -80,9 +79,13 @@ struct Behaviour {
     upgrade: upgrade::Behaviour,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     network: chat_network::Behaviour,
-    identify: identify::Behaviour,
+    /// Answers identify (js-libp2p starts gossipsub to a peer once its
+    /// answer names the protocol) and asks each peer's agent version: the
+    /// lean one (`chat_network::identify`), not libp2p-identify.
+    identify: chat_network::identify::Behaviour,
     ping: ping::Behaviour,
-    /// Raw streams: the perf protocol, served on direct connections.
+    /// Raw streams: the perf protocol, served on direct connections, and
+    /// the network's lookups (`chat_network::locate`).
     stream: libp2p_stream::Behaviour,
 }
 
@@ -129,6 +132,7 @@ pub struct Node {
     reconnect_timer: Fuse<TimeoutFuture>,
     /// Once a second: the relay connections' liveness check.
     liveness_tick: futures::stream::Fuse<IntervalStream>,
+    /// UI events dropped since the last report of them (see `emit`).
     dropped_events: u64,
     ice_servers: libp2p_webrtc_p2p::IceServers,
     /// The perf protocol, for the benchmarks.
@@ -223,21 +227,29 @@ impl Node {
             })
             .map_err(|e| setup(e.into()))?
             .with_behaviour(|key| {
+                let stream = libp2p_stream::Behaviour::new();
                 Ok(Behaviour {
                     relay_client,
                     webrtc,
                     upgrade: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
-                    network: chat_network::Behaviour::new(key, network_config())?,
-                    identify: identify::Behaviour::new(
-                        identify::Config::new("/ipfs/id/1.0.0".to_owned(), key.public())
-                            .with_agent_version(AGENT_VERSION.to_owned()),
+                    network: chat_network::Behaviour::new(
+                        key,
+                        network_config(),
+                        stream.new_control(),
+                    )?,
+                    identify: chat_network::identify::Behaviour::new(
+                        chat_network::identify::Config {
+                            protocol_version: "/ipfs/id/1.0.0".to_owned(),
+                            agent_version: AGENT_VERSION.to_owned(),
+                            public_key: key.public(),
+                        },
                     ),
                     ping: ping::Behaviour::new(
                         ping::Config::new()
                             .with_interval(PING_INTERVAL)
                             .with_timeout(PING_TIMEOUT),
                     ),
-                    stream: libp2p_stream::Behaviour::new(),
+                    stream,
                 })
             })
             .map_err(|e| setup(e.into()))?
@@ -309,13 +321,24 @@ impl Node {
         }
     }
 
+    /// Hands an event to the UI. With the queue full the event is
+    /// dropped and counted; the count goes to the event log as soon as
+    /// there is room again (a release page has no console log to say it).
     fn emit(&mut self, event: Event) {
+        if self.dropped_events > 0 {
+            let notice = Event::Log(format!(
+                "{} events were dropped: the page fell behind",
+                self.dropped_events
+            ));
+            if self.events.try_send(notice).is_err() {
+                self.dropped_events += 1;
+                return;
+            }
+            self.dropped_events = 0;
+        }
         if self.events.try_send(event).is_err() {
             self.dropped_events += 1;
-            tracing::warn!(
-                dropped = self.dropped_events,
-                "UI event queue full; event dropped"
-            );
+            tracing::warn!("UI event queue full; event dropped");
         }
     }
 
@@ -897,14 +920,15 @@ impl Node {
                     .network
                     .on_rtt(&peer, connection, rtt);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                chat_network::identify::Event::Received {
+                    peer,
+                    agent_version,
+                },
+            )) => {
+                tracing::debug!(%peer, agent = %agent_version, "identified");
                 let network = &mut self.swarm.behaviour_mut().network;
-                network.on_agent(&peer_id, &info.agent_version);
+                network.on_agent(&peer, &agent_version);
             }
             _ => {}
         }

@@ -4,9 +4,12 @@
 //! input from these and hands the node its ICE servers.
 
 use wasm_bindgen::{JsCast as _, JsValue};
-
-use crate::federation::ListedRelay;
 use wasm_bindgen_futures::JsFuture;
+
+use crate::{
+    federation::ListedRelay,
+    relay_answer::{self, JsonValue, MalformedAnswer, RelayAnswer},
+};
 
 /// The `ice` parameter of the page's URL (comma-separated `stun:`/`turn:`
 /// URLs), if given.
@@ -41,25 +44,73 @@ pub struct RelayInfo {
     pub secure_page: bool,
 }
 
-#[derive(serde::Deserialize)]
-struct RelayJson {
-    multiaddrs: Vec<AddressEntry>,
-    #[serde(default)]
-    stun_urls: Vec<String>,
-    /// Absent from a relay that predates federation.
-    #[serde(default)]
-    federation: Vec<MemberJson>,
+/// Why the page has no answer from `/api/relay`.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayInfoError {
+    #[error("cannot read /api/relay: {0}")]
+    Unreachable(String),
+    #[error("/api/relay answered HTTP {0}")]
+    Status(u16),
+    #[error(transparent)]
+    Malformed(#[from] MalformedAnswer),
 }
 
-#[derive(serde::Deserialize)]
-struct MemberJson {
-    peer_id: String,
-    multiaddrs: Vec<AddressEntry>,
+impl From<JsValue> for RelayInfoError {
+    fn from(error: JsValue) -> Self {
+        Self::Unreachable(describe_js_error(&error))
+    }
 }
 
-#[derive(serde::Deserialize)]
-struct AddressEntry {
-    multiaddr: String,
+/// A thrown JS value as a line: an `Error`'s message, a string as it is.
+pub fn describe_js_error(error: &JsValue) -> String {
+    match error.dyn_ref::<js_sys::Error>() {
+        Some(error) => error.message().into(),
+        None => error
+            .as_string()
+            .unwrap_or_else(|| "an unknown error".to_owned()),
+    }
+}
+
+/// The page reads `Response.json()`'s result with `Reflect`, field by
+/// field ([`relay_answer`]).
+impl JsonValue for JsValue {
+    fn member(&self, key: &str) -> Option<Self> {
+        if !self.is_json_object() {
+            return None;
+        }
+        let value = js_sys::Reflect::get(self, &JsValue::from_str(key)).ok()?;
+        (!value.is_undefined()).then_some(value)
+    }
+
+    fn text(&self) -> Option<String> {
+        self.as_string()
+    }
+
+    fn items(&self) -> Option<Vec<Self>> {
+        js_sys::Array::is_array(self).then(|| js_sys::Array::from(self).iter().collect())
+    }
+
+    fn is_json_object(&self) -> bool {
+        self.is_object() && !js_sys::Array::is_array(self)
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.is_null() {
+            "null"
+        } else if js_sys::Array::is_array(self) {
+            "an array"
+        } else if self.is_object() {
+            "an object"
+        } else if self.is_string() {
+            "a string"
+        } else if self.as_f64().is_some() {
+            "a number"
+        } else if self.as_bool().is_some() {
+            "a boolean"
+        } else {
+            "not JSON"
+        }
+    }
 }
 
 /// Whether the page was served over `https:`: the browser then lets it
@@ -91,8 +142,9 @@ async fn prefetched_relay_info(window: &web_sys::Window) -> Option<web_sys::Resp
 
 /// Fetches `/api/relay` from the page's own origin (the first time, the
 /// answer the page's inline script already asked for).
-pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+pub async fn fetch_relay_info() -> Result<RelayInfo, RelayInfoError> {
+    let window =
+        web_sys::window().ok_or_else(|| RelayInfoError::Unreachable("no window".to_owned()))?;
     let response: web_sys::Response = match prefetched_relay_info(&window).await {
         Some(response) => response,
         None => JsFuture::from(window.fetch_with_str("/api/relay"))
@@ -100,26 +152,19 @@ pub async fn fetch_relay_info() -> Result<RelayInfo, JsValue> {
             .dyn_into()?,
     };
     if !response.ok() {
-        return Err(JsValue::from_str(&format!("HTTP {}", response.status())));
+        return Err(RelayInfoError::Status(response.status()));
     }
     let json = JsFuture::from(response.json()?).await?;
-    let info: RelayJson = serde_wasm_bindgen::from_value(json)?;
+    let RelayAnswer {
+        addrs,
+        stun_urls,
+        federation,
+    } = relay_answer::read(&json)?;
     Ok(RelayInfo {
-        addrs: info
-            .multiaddrs
-            .into_iter()
-            .map(|entry| entry.multiaddr)
-            .collect(),
-        stun_urls: info.stun_urls,
+        addrs,
+        stun_urls,
         host: window.location().hostname()?,
-        federation: info
-            .federation
-            .into_iter()
-            .map(|member| ListedRelay {
-                peer_id: member.peer_id,
-                addrs: member.multiaddrs.into_iter().map(|a| a.multiaddr).collect(),
-            })
-            .collect(),
+        federation,
         secure_page: served_over_https(),
     })
 }

@@ -162,6 +162,20 @@ window.jsPeer = {
       .filter((conn) => peer == null || conn.remotePeer.toString() === peer)
       .map(describe)
   },
+  // What identify told this node of `peer`: its protocols and agent
+  // version (null while it knows nothing of it).
+  async identified (peer) {
+    const node = await ready
+    const known = (await node.peerStore.all()).find((p) => p.id.toString() === peer)
+    if (known == null) {
+      return null
+    }
+    const agent = known.metadata.get('AgentVersion')
+    return {
+      protocols: known.protocols,
+      agent: agent == null ? null : new TextDecoder().decode(agent)
+    }
+  },
   // Dials `addr` (a `/p2p-circuit/webrtc` address) and returns the
   // connection it got.
   async dial (addr) {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chat_network::{Behaviour, Config, Event};
-use chat_protocol::topics;
+use chat_protocol::{locate, topics};
 use futures::{StreamExt as _, channel::oneshot};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
@@ -24,7 +24,8 @@ use libp2p::{
     identity::Keypair,
     multiaddr::Protocol,
     noise, relay,
-    swarm::{NetworkBehaviour, SwarmEvent},
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle},
     yamux,
 };
 use tokio::{sync::mpsc, time::Instant};
@@ -36,12 +37,17 @@ pub const STEP: Duration = Duration::from_secs(15);
 pub struct RelayBehaviour {
     relay: relay::Behaviour,
     gossipsub: gossipsub::Behaviour,
+    /// The relay's lookup server (the real relay's codec), when it answers
+    /// lookups.
+    locate: Toggle<request_response::Behaviour<locate::Codec>>,
 }
 
 #[derive(NetworkBehaviour)]
 pub struct PeerBehaviour {
     pub relay: relay::client::Behaviour,
     pub network: Behaviour,
+    /// The streams the network's lookups open.
+    pub stream: libp2p_stream::Behaviour,
 }
 
 pub type PeerSwarm = Swarm<PeerBehaviour>;
@@ -86,6 +92,13 @@ pub struct TestRelay {
 
 impl TestRelay {
     pub fn start() -> Self {
+        Self::start_answering(None)
+    }
+
+    /// A relay that answers every lookup with `answer` (as the real
+    /// relay's request-response server does), or, with `None`, does not
+    /// serve the locate protocol.
+    pub fn start_answering(answer: Option<locate::LocateResponse>) -> Self {
         let key = Keypair::generate_ed25519();
         let id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -108,6 +121,12 @@ impl TestRelay {
             RelayBehaviour {
                 relay: relay::Behaviour::new(id, relay::Config::default()),
                 gossipsub,
+                locate: Toggle::from(answer.is_some().then(|| {
+                    request_response::Behaviour::new(
+                        [(locate::PROTOCOL, ProtocolSupport::Inbound)],
+                        request_response::Config::default(),
+                    )
+                })),
             },
             id,
             swarm_config(),
@@ -115,7 +134,21 @@ impl TestRelay {
         let addr = memory_addr();
         swarm.listen_on(addr.clone()).expect("relay listens");
         swarm.add_external_address(addr.clone());
-        tokio::spawn(async move { while swarm.next().await.is_some() {} });
+        tokio::spawn(async move {
+            while let Some(event) = swarm.next().await {
+                if let SwarmEvent::Behaviour(RelayBehaviourEvent::Locate(
+                    request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    },
+                )) = event
+                    && let Some(answer) = &answer
+                    && let Some(server) = swarm.behaviour_mut().locate.as_mut()
+                {
+                    let _ = server.send_response(channel, answer.clone());
+                }
+            }
+        });
         Self {
             id,
             addr: addr.with(Protocol::P2p(id)),
@@ -155,13 +188,16 @@ impl TestPeer {
             OrTransport::new(relay_transport, MemoryTransport::default()).boxed(),
             &key,
         );
-        let mut network = Behaviour::new(&key, config).expect("behaviour builds");
+        let stream = libp2p_stream::Behaviour::new();
+        let mut network =
+            Behaviour::new(&key, config, stream.new_control()).expect("behaviour builds");
         network.trust_relay(relay.id, relay.addr.clone());
         let mut swarm = Swarm::new(
             transport,
             PeerBehaviour {
                 relay: relay_client,
                 network,
+                stream,
             },
             id,
             swarm_config(),

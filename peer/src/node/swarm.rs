@@ -1,6 +1,7 @@
 //! The composed behaviour and the swarm: TCP and QUIC on one port, the
-//! relay client, DCUtR, AutoNAT v2, identify, ping, and the chat network
-//! behaviour both peers share (`chat_network`).
+//! relay client, DCUtR, AutoNAT v2, identify, ping, the chat network
+//! behaviour both peers share (`chat_network`), and the raw streams its
+//! lookups open.
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub(super) struct Behaviour {
     pub(super) ping: ping::Behaviour,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     pub(super) network: chat_network::Behaviour,
+    /// The streams the network's lookups open.
+    pub(super) stream: libp2p_stream::Behaviour,
 }
 
 /// The chat network's configuration for a native peer: it dials no
@@ -70,7 +73,9 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| setup(e.into()))?
         .with_behaviour(|key, relay_client| {
-            let mut network = chat_network::Behaviour::new(key, network_config())?;
+            let stream = libp2p_stream::Behaviour::new();
+            let mut network =
+                chat_network::Behaviour::new(key, network_config(), stream.new_control())?;
             network.trust_relay(config.relay_id()?, config.relay.clone());
             let local_peer_id = key.public().to_peer_id();
             Ok(Behaviour {
@@ -94,6 +99,7 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
                         .with_timeout(super::pings::link_silence(ping_interval)),
                 ),
                 network,
+                stream,
             })
         })
         .map_err(|e| setup(e.into()))?

@@ -61,11 +61,19 @@ impl Ui {
 
         bench::install(commands.clone())?;
 
-        let send_command = move |command: Command| {
-            // The node drains commands at once; a full queue means a
-            // stuck node, and dropping one click is all we can do.
-            if commands.clone().try_send(command).is_err() {
-                tracing::error!("the node is not taking commands");
+        let send_command = {
+            let event_log = ui.event_log.clone();
+            move |command: Command| {
+                // The node drains commands at once; a full queue means a
+                // stuck node, and dropping one click is all we can do:
+                // the user learns it in the event log (a release page logs
+                // nothing to the console, src/console_log.rs).
+                if commands.clone().try_send(command).is_err() {
+                    let _ = append_log(
+                        &event_log,
+                        "the node is not taking commands: that action was dropped (reload the page)",
+                    );
+                }
             }
         };
 
@@ -90,7 +98,11 @@ impl Ui {
             move |_: web_sys::MouseEvent| send_command(Command::Dial(dial_input.value()))
         })?;
 
-        wasm_bindgen_futures::spawn_local(prefill(relay_input.clone(), send_command.clone()));
+        wasm_bindgen_futures::spawn_local(prefill(
+            relay_input.clone(),
+            send_command.clone(),
+            ui.event_log.clone(),
+        ));
         let send_chat = {
             let (input, hint) = (ui.chat_input.clone(), ui.chat_hint.clone());
             move || {
@@ -145,7 +157,11 @@ impl Ui {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         while let Some(event) = events.next().await {
             if let Err(error) = self.render(event) {
-                tracing::error!(?error, "cannot render an event");
+                let line = format!(
+                    "cannot show an event: {}",
+                    page_config::describe_js_error(&error)
+                );
+                let _ = self.log(&line);
             }
         }
     }
@@ -359,15 +375,21 @@ impl Ui {
     }
 
     fn log(&self, line: &str) -> Result<(), JsValue> {
-        let item = dom::element("li", "", "")?;
-        let child = dom::element("time", "", &dom::clock())?;
-        item.append_child(&child)?;
-        let child = dom::element("span", "", line)?;
-        item.append_child(&child)?;
-        self.event_log.append_child(&item)?;
-        dom::trim(&self.event_log, MAX_LOG_LINES);
-        Ok(())
+        append_log(&self.event_log, line)
     }
+}
+
+/// Adds `line` to the event log `list`, with the time, keeping the last
+/// [`MAX_LOG_LINES`].
+fn append_log(list: &Element, line: &str) -> Result<(), JsValue> {
+    let item = dom::element("li", "", "")?;
+    let child = dom::element("time", "", &dom::clock())?;
+    item.append_child(&child)?;
+    let child = dom::element("span", "", line)?;
+    item.append_child(&child)?;
+    list.append_child(&item)?;
+    dom::trim(list, MAX_LOG_LINES);
+    Ok(())
 }
 
 fn show_hint(hint: &HtmlElement, text: &str) {
@@ -407,7 +429,8 @@ fn copy_to_clipboard(source: &HtmlElement) {
 /// Prefills the relay address from the relay that served the page, and
 /// hands the node its ICE servers: those of the page's `?ice=` parameter
 /// (comma-separated `stun:`/`turn:` URLs), else the relay's STUN service.
-async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
+/// Without an answer, the event log says why.
+async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command), event_log: Element) {
     let configured = page_config::ice_servers_from_url();
     if let Some(urls) = &configured {
         send_command(Command::SetIceServers(urls.clone()));
@@ -433,10 +456,12 @@ async fn prefill(input: HtmlInputElement, send_command: impl Fn(Command)) {
                 input.set_value(addr);
             }
         }
-        Err(error) => tracing::info!(
-            ?error,
-            "no relay information at /api/relay; the address must be pasted"
-        ),
+        Err(error) => {
+            let _ = append_log(
+                &event_log,
+                &format!("no relay information ({error}): paste the relay's address to connect"),
+            );
+        }
     }
     refresh_federation(send_command).await;
 }
