@@ -536,8 +536,21 @@ impl Behaviour {
             &message.data,
         ) {
             Ok(Inbound::Record(record)) => {
+                // Used here either way (the dial rule keeps only trusted
+                // circuits), but forwarded only if the relay would forward
+                // it too: the relay rejects a record naming a circuit
+                // through a relay it does not trust, and penalises the
+                // peer that handed it over, enough to stop listening to
+                // it. A direct peer could otherwise get us cut off.
+                let forward = record
+                    .check_circuits(|relay| self.relays.contains(relay))
+                    .is_ok();
                 self.on_record(record, propagation_source);
-                MessageAcceptance::Accept
+                if forward {
+                    MessageAcceptance::Accept
+                } else {
+                    MessageAcceptance::Ignore
+                }
             }
             Ok(Inbound::Chat { from, message }) => {
                 let text = message.text().to_owned();
