@@ -424,10 +424,16 @@ window.jsChat = {
       status: conn.status
     }))
   },
-  // Whether gossipsub has `peer` as a subscriber of the chat topic.
-  async chatSubscriber (peer) {
-    const node = await ready
-    return node.services.pubsub.getSubscribers(CHAT_TOPIC).some((id) => id.toString() === peer)
+  // What gossipsub knows of `peer`: whether it subscribes to the chat
+  // topic, and whether a gossipsub stream from it (inbound) and one to it
+  // (outbound: what publishing to it needs) are open.
+  async gossip (peer) {
+    const pubsub = (await ready).services.pubsub
+    return {
+      chatSubscriber: pubsub.getSubscribers(CHAT_TOPIC).some((id) => id.toString() === peer),
+      inbound: pubsub.streamsInbound.has(peer),
+      outbound: pubsub.streamsOutbound.has(peer)
+    }
   },
   // One perf transfer with `peer` over its direct connection: `upload`
   // bytes up, then `download` bytes back; the time it took, in ms.
