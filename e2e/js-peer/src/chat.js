@@ -297,6 +297,13 @@ async function start () {
     })
   }
 
+  // gossipsub's own event comes just before 'message', with the peer the
+  // message came from (its sender, or a peer that forwarded it): the
+  // e2e test reads it as the chat line's data-via.
+  let propagationSource
+  pubsub.addEventListener('gossipsub:message', ({ detail }) => {
+    propagationSource = detail.propagationSource.toString()
+  })
   pubsub.addEventListener('message', ({ detail: message }) => {
     if (message.type !== 'signed') return
     try {
@@ -307,6 +314,8 @@ async function start () {
         const text = new TextDecoder('utf-8', { fatal: true }).decode(message.data)
         const item = document.createElement('li')
         item.textContent = `${message.from}: ${text}`
+        item.dataset.from = message.from.toString()
+        item.dataset.via = propagationSource ?? ''
         $('chat-log').append(item)
         mark('chat', message.from.toString())
       }
@@ -402,6 +411,29 @@ window.jsChat = {
   async send (text) {
     const node = await ready
     await node.services.pubsub.publish(CHAT_TOPIC, new TextEncoder().encode(text))
+  },
+  // Its open connections to `peer`, as the e2e tests read them.
+  async connections (peer) {
+    const node = await ready
+    return node.getConnections().filter((conn) => conn.remotePeer.toString() === peer).map((conn) => ({
+      peer: conn.remotePeer.toString(),
+      remoteAddr: conn.remoteAddr.toString(),
+      direction: conn.direction,
+      limited: conn.limits != null,
+      direct: isDirect(conn),
+      status: conn.status
+    }))
+  },
+  // What gossipsub knows of `peer`: whether it subscribes to the chat
+  // topic, and whether a gossipsub stream from it (inbound) and one to it
+  // (outbound: what publishing to it needs) are open.
+  async gossip (peer) {
+    const pubsub = (await ready).services.pubsub
+    return {
+      chatSubscriber: pubsub.getSubscribers(CHAT_TOPIC).some((id) => id.toString() === peer),
+      inbound: pubsub.streamsInbound.has(peer),
+      outbound: pubsub.streamsOutbound.has(peer)
+    }
   },
   // One perf transfer with `peer` over its direct connection: `upload`
   // bytes up, then `download` bytes back; the time it took, in ms.
