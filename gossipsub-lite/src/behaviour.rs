@@ -1,8 +1,8 @@
 //! The router: subscriptions, meshes, publishing, validation and IWANT.
 //!
 //! Which connection carries a peer's traffic: every frame for a peer goes
-//! on one of its connections, a direct one before a relayed one (its
-//! address has no `/p2p-circuit`), the newest first. So when a direct link
+//! on one of its connections, a direct one before a relayed one (as
+//! [`Config::is_direct`] tells them apart), the newest first. So when a direct link
 //! joins a relayed one, everything moves to the direct link at once, and
 //! the relayed connection can close (the chat network closes it after a
 //! grace) with nothing queued on it but what was sent before. Each new
@@ -18,7 +18,7 @@ use futures::FutureExt as _;
 use futures_timer::Delay;
 use libp2p::{
     Multiaddr, PeerId,
-    core::{ConnectedPoint, Endpoint, multiaddr::Protocol, transport::PortUse},
+    core::{ConnectedPoint, Endpoint, transport::PortUse},
     identity::{Keypair, SigningError},
     swarm::{
         ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
@@ -76,14 +76,28 @@ pub const MAX_IWANT_IDS: usize = 512;
 pub struct Config {
     /// How often the meshes are maintained (the spec's 1 s).
     pub heartbeat_interval: Duration,
+    /// Whether a connection is direct (preferred for a peer's traffic)
+    /// rather than relayed. The default is [`not_relayed`]; a network
+    /// whose direct links are themselves negotiated over circuits (as
+    /// browser-to-browser WebRTC is) passes its own rule.
+    pub is_direct: fn(&ConnectedPoint) -> bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(1),
+            is_direct: not_relayed,
         }
     }
+}
+
+/// The default [`Config::is_direct`]: not through a relay's circuit, as
+/// libp2p sees it ([`ConnectedPoint::is_relayed`]: the dialer's address or
+/// the listener's local address has `/p2p-circuit`; the listener's
+/// send-back address of a relayed connection is only `/p2p/<source>`).
+pub fn not_relayed(endpoint: &ConnectedPoint) -> bool {
+    !endpoint.is_relayed()
 }
 
 /// What the router reports.
@@ -680,10 +694,6 @@ fn route(state: &PeerState) -> Option<ConnectionId> {
         .map(|c| c.id)
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|protocol| protocol == Protocol::P2pCircuit)
-}
-
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = Handler;
     type ToSwarm = Event;
@@ -717,17 +727,14 @@ impl NetworkBehaviour for Behaviour {
                 endpoint,
                 ..
             }) => {
-                let addr = match endpoint {
-                    ConnectedPoint::Dialer { address, .. } => address,
-                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
-                };
+                let direct = (self.config.is_direct)(endpoint);
                 self.peers
                     .entry(peer_id)
                     .or_default()
                     .connections
                     .push(Connection {
                         id: connection_id,
-                        direct: !is_relayed(addr),
+                        direct,
                         usable: true,
                     });
             }
@@ -796,12 +803,36 @@ mod tests {
     const TOPIC: &str = "chat";
 
     fn connect(router: &mut Behaviour, peer: PeerId, id: usize, address: &str) -> ConnectionId {
-        let connection = ConnectionId::new_unchecked(id);
         let endpoint = ConnectedPoint::Dialer {
             address: address.parse().expect("multiaddr"),
             role_override: Endpoint::Dialer,
             port_use: PortUse::Reuse,
         };
+        connect_at(router, peer, id, endpoint)
+    }
+
+    /// A connection we accepted, on `local_addr` from `send_back_addr`.
+    fn accept(
+        router: &mut Behaviour,
+        peer: PeerId,
+        id: usize,
+        local_addr: &str,
+        send_back_addr: &str,
+    ) -> ConnectionId {
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local_addr.parse().expect("multiaddr"),
+            send_back_addr: send_back_addr.parse().expect("multiaddr"),
+        };
+        connect_at(router, peer, id, endpoint)
+    }
+
+    fn connect_at(
+        router: &mut Behaviour,
+        peer: PeerId,
+        id: usize,
+        endpoint: ConnectedPoint,
+    ) -> ConnectionId {
+        let connection = ConnectionId::new_unchecked(id);
         router.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
             peer_id: peer,
             connection_id: connection,
@@ -879,33 +910,84 @@ mod tests {
         );
     }
 
+    /// Where `router` sends a message it publishes.
+    fn publish_goes_to(router: &mut Behaviour) -> Vec<ConnectionId> {
+        router
+            .publish(Topic::new(TOPIC), b"hi".to_vec())
+            .expect("publish");
+        sent(router).iter().map(|(c, _)| *c).collect()
+    }
+
+    const RELAY: &str = "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh";
+
     #[test]
     fn a_direct_connection_carries_a_peers_traffic() {
         let mut router = router();
         let peer = PeerId::random();
-        let relayed = connect(
-            &mut router,
-            peer,
-            1,
-            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
-        );
+        let relayed = connect(&mut router, peer, 1, &format!("{RELAY}/p2p-circuit"));
         let direct = connect(&mut router, peer, 2, "/memory/2");
         // A relayed connection opened after the direct one (a peer dialing
         // again through the relay) does not take the traffic either.
-        let late_relayed = connect(
+        let late_relayed = connect(&mut router, peer, 3, &format!("{RELAY}/p2p-circuit"));
+        // Nor one the peer opened to us through the relay: its send-back
+        // address is only `/p2p/<peer>`, the circuit is in our local one.
+        let inbound_relayed = accept(
             &mut router,
             peer,
-            3,
-            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
+            4,
+            &format!("{RELAY}/p2p-circuit"),
+            &format!("/p2p/{peer}"),
         );
-        router
-            .publish(Topic::new(TOPIC), b"hi".to_vec())
-            .expect("publish");
-        let sent = sent(&mut router);
         assert_eq!(
-            sent.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            publish_goes_to(&mut router),
             vec![direct],
-            "not on {relayed:?} or {late_relayed:?}"
+            "not on {relayed:?}, {late_relayed:?} or {inbound_relayed:?}"
+        );
+    }
+
+    #[test]
+    fn the_network_decides_which_connection_is_direct() {
+        // Browser-to-browser WebRTC: negotiated through a circuit, so both
+        // its addresses have `/p2p-circuit/webrtc`, yet the link is direct.
+        let webrtc = format!("{RELAY}/p2p-circuit/webrtc");
+        let is_webrtc_or_not_relayed = |endpoint: &ConnectedPoint| {
+            endpoint
+                .get_remote_address()
+                .iter()
+                .any(|p| p == libp2p::core::multiaddr::Protocol::WebRTC)
+                || !endpoint.is_relayed()
+        };
+        let mut router = Behaviour::new(
+            Keypair::generate_ed25519(),
+            Config {
+                is_direct: is_webrtc_or_not_relayed,
+                ..Config::default()
+            },
+        );
+        router.subscribe(&Topic::new(TOPIC));
+        let peer = PeerId::random();
+        let dialed = connect(&mut router, peer, 1, &webrtc);
+        let relayed = connect(&mut router, peer, 2, &format!("{RELAY}/p2p-circuit"));
+        assert_eq!(
+            publish_goes_to(&mut router),
+            vec![dialed],
+            "not {relayed:?}"
+        );
+
+        let mut router = Behaviour::new(
+            Keypair::generate_ed25519(),
+            Config {
+                is_direct: is_webrtc_or_not_relayed,
+                ..Config::default()
+            },
+        );
+        router.subscribe(&Topic::new(TOPIC));
+        let accepted = accept(&mut router, peer, 1, &webrtc, &webrtc);
+        let relayed = connect(&mut router, peer, 2, &format!("{RELAY}/p2p-circuit"));
+        assert_eq!(
+            publish_goes_to(&mut router),
+            vec![accepted],
+            "not {relayed:?}"
         );
     }
 
