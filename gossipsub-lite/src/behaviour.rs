@@ -48,9 +48,17 @@ pub const PRUNE_BACKOFF: Duration = Duration::from_secs(60);
 /// The longest backoff a peer's PRUNE can set (a day): what it asks
 /// beyond is cut, so that a time never overflows.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
-/// Backoffs remembered, at most (a peer's PRUNE adds one per topic we are
-/// in); the earliest to end goes when full.
+/// Backoffs remembered, at most; the earliest to end goes when full. Only
+/// topics we subscribe to get one (a PRUNE or GRAFT for another topic
+/// records nothing), so a peer cannot crowd out a real backoff with
+/// made-up topics, and grafting a peer during its backoff would get us
+/// penalised by its scoring (P7).
 pub const MAX_BACKOFFS: usize = 1024;
+/// The longest topic name taken from a peer, in bytes; subscriptions,
+/// GRAFTs and PRUNEs naming a longer one are dropped. Our topics are
+/// short; this bounds each peer's remembered topics to
+/// [`MAX_TOPICS_PER_PEER`] of this size.
+pub const MAX_TOPIC_LEN: usize = 256;
 /// Topics remembered per peer; its subscriptions beyond are ignored. The
 /// peers themselves are the connected ones, bounded by the swarm's
 /// connection limits.
@@ -420,29 +428,35 @@ impl Behaviour {
 
     fn on_rpc(&mut self, peer: PeerId, rpc: Rpc) {
         let now = Instant::now();
+        let named = |topic: Option<String>| topic.filter(|t| t.len() <= MAX_TOPIC_LEN).map(Topic);
         for sub in rpc.subscriptions {
-            let Some(topic) = sub.topic_id else { continue };
-            self.on_subscription(peer, Topic(topic), sub.subscribe.unwrap_or(false));
+            let Some(topic) = named(sub.topic_id) else {
+                continue;
+            };
+            self.on_subscription(peer, topic, sub.subscribe.unwrap_or(false));
         }
         for raw in rpc.publish {
             self.on_message(peer, raw, now);
         }
         if let Some(control) = rpc.control {
             for graft in control.graft {
-                let Some(topic) = graft.topic_id else {
+                let Some(topic) = named(graft.topic_id) else {
                     continue;
                 };
-                self.on_graft(peer, Topic(topic), now);
+                self.on_graft(peer, topic, now);
             }
             for prune in control.prune {
-                let Some(topic) = prune.topic_id else {
+                let Some(topic) = named(prune.topic_id) else {
                     continue;
                 };
+                if !self.subscriptions.contains(&topic) {
+                    // Not our topic: no mesh to leave, no backoff to keep.
+                    continue;
+                }
                 let backoff = prune
                     .backoff
                     .map_or(PRUNE_BACKOFF, Duration::from_secs)
                     .min(MAX_BACKOFF);
-                let topic = Topic(topic);
                 self.remove_from_mesh(&topic, &peer);
                 self.set_backoff(topic, peer, now + backoff);
             }
@@ -527,9 +541,14 @@ impl Behaviour {
     }
 
     fn on_graft(&mut self, peer: PeerId, topic: Topic, now: Instant) {
-        if !self.subscriptions.contains(&topic) || self.in_backoff(&topic, &peer, now) {
-            // Not in the topic, or the peer grafts too early: PRUNE (a
-            // fresh backoff for the early one, as the spec asks).
+        if !self.subscriptions.contains(&topic) {
+            // Not our topic: ignored (as rust-libp2p does), so that it
+            // records no backoff (see [`MAX_BACKOFFS`]).
+            return;
+        }
+        if self.in_backoff(&topic, &peer, now) {
+            // The peer grafts too early: PRUNE, with a fresh backoff, as
+            // the spec asks.
             self.prune(peer, &topic, now);
             return;
         }
@@ -991,8 +1010,57 @@ mod tests {
         );
     }
 
+    fn prune_rpc(topic: String, backoff: u64) -> HandlerOut {
+        HandlerOut::Rpc(Rpc {
+            control: Some(ControlMessage {
+                prune: vec![ControlPrune {
+                    topic_id: Some(topic),
+                    backoff: Some(backoff),
+                }],
+                ..ControlMessage::default()
+            }),
+            ..Rpc::default()
+        })
+    }
+
     #[test]
-    fn graft_out_of_topic_or_in_backoff_is_pruned() {
+    fn prunes_for_unknown_topics_do_not_evict_a_real_backoff() {
+        let mut router = router();
+        let relay = PeerId::random();
+        let attacker = PeerId::random();
+        let relay_connection = connect(&mut router, relay, 1, "/memory/1");
+        let attacker_connection = connect(&mut router, attacker, 2, "/memory/2");
+        router.on_connection_handler_event(relay, relay_connection, prune_rpc(TOPIC.into(), 60));
+        for n in 0..=MAX_BACKOFFS {
+            router.on_connection_handler_event(
+                attacker,
+                attacker_connection,
+                prune_rpc(format!("made-up-{n}"), 30),
+            );
+        }
+        router.on_connection_handler_event(
+            attacker,
+            attacker_connection,
+            prune_rpc("x".repeat(MAX_TOPIC_LEN + 1), 30),
+        );
+        assert_eq!(
+            router.backoffs.keys().collect::<Vec<_>>(),
+            vec![&(Topic::new(TOPIC), relay)],
+            "only the relay's backoff on our topic"
+        );
+        // So the heartbeat does not graft the relay during it.
+        sent(&mut router);
+        router.heartbeat();
+        assert!(
+            sent(&mut router)
+                .iter()
+                .all(|(c, rpc)| *c != relay_connection
+                    || rpc.control.as_ref().is_none_or(|c| c.graft.is_empty()))
+        );
+    }
+
+    #[test]
+    fn graft_out_of_topic_is_ignored_and_in_backoff_pruned() {
         let mut router = router();
         let peer = PeerId::random();
         connect(&mut router, peer, 1, "/memory/1");
@@ -1019,7 +1087,8 @@ mod tests {
         };
         let connection = ConnectionId::new_unchecked(1);
         router.on_connection_handler_event(peer, connection, graft("other"));
-        assert!(pruned(sent(&mut router), "other"));
+        assert!(sent(&mut router).is_empty(), "not our topic: ignored");
+        assert!(router.backoffs.is_empty(), "and nothing recorded");
 
         router.on_connection_handler_event(peer, connection, graft(TOPIC));
         assert!(router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
