@@ -1,4 +1,4 @@
-//! The router: subscriptions, meshes, publishing, validation and IWANT.
+//! The router: subscriptions, meshes, publishing and validation.
 //!
 //! Which connection carries a peer's traffic: every frame for a peer goes
 //! on one of its connections, a direct one before a relayed one (as
@@ -67,17 +67,11 @@ pub const MAX_TOPICS_PER_PEER: usize = 64;
 /// how many at most.
 pub const SEEN_TTL: Duration = Duration::from_secs(120);
 pub const MAX_SEEN: usize = 8192;
-/// Messages kept to answer IWANT: those of the last few heartbeats (the
-/// spec's mcache_len of 5), at most this many.
-pub const MCACHE_TTL: Duration = Duration::from_secs(5);
-pub const MAX_MCACHE: usize = 256;
 /// Messages handed to the application and not yet judged, at most; more
 /// are dropped until it catches up. One not judged within
 /// [`VALIDATION_TTL`] is dropped.
 pub const MAX_UNVALIDATED: usize = 512;
 pub const VALIDATION_TTL: Duration = Duration::from_secs(10);
-/// Message ids of one RPC's IWANTs looked up, at most.
-pub const MAX_IWANT_IDS: usize = 512;
 
 /// How the router runs.
 #[derive(Debug, Clone)]
@@ -179,8 +173,6 @@ pub struct Behaviour {
     /// Until when we must not GRAFT a peer on a topic.
     backoffs: HashMap<(Topic, PeerId), Instant>,
     seen: Seen,
-    /// Recent messages, oldest first, to answer IWANT.
-    mcache: VecDeque<(Instant, MessageId, rpc::Message)>,
     unvalidated: VecDeque<Unvalidated>,
     seqno: u64,
     heartbeat: Delay,
@@ -219,7 +211,6 @@ impl Behaviour {
             peers: HashMap::new(),
             backoffs: HashMap::new(),
             seen: Seen::new(SEEN_TTL, MAX_SEEN),
-            mcache: VecDeque::new(),
             unvalidated: VecDeque::new(),
             seqno,
             events: VecDeque::new(),
@@ -299,7 +290,6 @@ impl Behaviour {
         let id = signing::message_id(&self.local, self.seqno);
         let now = Instant::now();
         self.seen.insert(id.clone(), now);
-        self.cache(id.clone(), raw, now);
         for peer in recipients {
             self.send(peer, body.clone());
         }
@@ -342,15 +332,7 @@ impl Behaviour {
         for peer in targets {
             self.send(peer, body.clone());
         }
-        self.cache(message.id, message.raw, Instant::now());
         true
-    }
-
-    fn cache(&mut self, id: MessageId, raw: rpc::Message, now: Instant) {
-        if self.mcache.len() >= MAX_MCACHE {
-            self.mcache.pop_front();
-        }
-        self.mcache.push_back((now, id, raw));
     }
 
     /// Queues `body` for `peer` on its chosen connection (see the module
@@ -460,16 +442,9 @@ impl Behaviour {
                 self.remove_from_mesh(&topic, &peer);
                 self.set_backoff(topic, peer, now + backoff);
             }
-            let wanted: Vec<Vec<u8>> = control
-                .iwant
-                .into_iter()
-                .flat_map(|iwant| iwant.message_ids)
-                .take(MAX_IWANT_IDS)
-                .collect();
-            if !wanted.is_empty() {
-                self.on_iwant(peer, wanted);
-            }
             // IHAVE is ignored: we never IWANT, so never break a promise.
+            // IWANT is ignored: an honest peer sends it only after our
+            // IHAVE, which we never send.
         }
         self.refresh_mesh_flags();
     }
@@ -559,33 +534,6 @@ impl Behaviour {
         }
     }
 
-    fn on_iwant(&mut self, peer: PeerId, wanted: Vec<Vec<u8>>) {
-        let mut batch = Rpc::default();
-        let mut size = 0;
-        for id in wanted {
-            let Some(raw) = self
-                .mcache
-                .iter()
-                .find(|(_, cached, _)| cached.0 == id)
-                .map(|(_, _, raw)| raw.clone())
-            else {
-                continue;
-            };
-            // A message's own encoding plus its field tag and length.
-            let len = prost::Message::encoded_len(&raw) + 4;
-            if size + len > MAX_TRANSMIT_SIZE && !batch.publish.is_empty() {
-                let full = std::mem::take(&mut batch);
-                self.send(peer, full.to_body());
-                size = 0;
-            }
-            batch.publish.push(raw);
-            size += len;
-        }
-        if !batch.publish.is_empty() {
-            self.send(peer, batch.to_body());
-        }
-    }
-
     fn remove_from_mesh(&mut self, topic: &Topic, peer: &PeerId) {
         if let Some(mesh) = self.mesh.get_mut(topic) {
             mesh.retain(|p| p != peer);
@@ -595,13 +543,6 @@ impl Behaviour {
     fn heartbeat(&mut self) {
         let now = Instant::now();
         self.seen.expire(now);
-        while self
-            .mcache
-            .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > MCACHE_TTL)
-        {
-            self.mcache.pop_front();
-        }
         while self
             .unvalidated
             .front()
@@ -893,40 +834,6 @@ mod tests {
         let mut router = Behaviour::new(Keypair::generate_ed25519(), Config::default());
         router.subscribe(&Topic::new(TOPIC));
         router
-    }
-
-    #[test]
-    fn iwant_is_answered_from_the_cache() {
-        let mut router = router();
-        let peer = PeerId::random();
-        connect(&mut router, peer, 1, "/memory/1");
-        let id = router
-            .publish(Topic::new(TOPIC), b"cached".to_vec())
-            .expect("publish");
-        let published = sent(&mut router);
-        assert_eq!(published.len(), 1, "{published:?}");
-        let message = published[0].1.publish[0].clone();
-
-        router.on_connection_handler_event(
-            peer,
-            ConnectionId::new_unchecked(1),
-            HandlerOut::Rpc(Rpc {
-                control: Some(ControlMessage {
-                    iwant: vec![rpc::ControlIWant {
-                        message_ids: vec![b"unknown".to_vec(), id.0.clone()],
-                    }],
-                    ..ControlMessage::default()
-                }),
-                ..Rpc::default()
-            }),
-        );
-        let answers = sent(&mut router);
-        assert_eq!(answers.len(), 1, "{answers:?}");
-        assert_eq!(
-            answers[0].1.publish,
-            vec![message],
-            "the cached message, once"
-        );
     }
 
     /// Where `router` sends a message it publishes.
