@@ -521,10 +521,26 @@ impl Behaviour {
             // records no backoff (see [`MAX_BACKOFFS`]).
             return;
         }
-        if self.in_backoff(&topic, &peer, now) {
-            // The peer grafts too early: PRUNE, with a fresh backoff, as
-            // the spec asks.
+        if self
+            .backoffs
+            .get(&(topic.clone(), peer))
+            .is_some_and(|until| now < *until)
+        {
+            // The peer grafts before the backoff ends (the bare backoff:
+            // the slack of [`Self::in_backoff`] is for our own GRAFTs):
+            // PRUNE, with a fresh backoff, as the spec asks.
             self.prune(peer, &topic, now);
+            return;
+        }
+        // A GRAFT implies the subscription (a peer may graft before its
+        // subscription arrives, as rust-libp2p allows), within the peer's
+        // topic bound; beyond it, the GRAFT is ignored.
+        self.on_subscription(peer, topic.clone(), true);
+        if !self
+            .peers
+            .get(&peer)
+            .is_some_and(|state| state.topics.contains(&topic))
+        {
             return;
         }
         let mesh = self.mesh.entry(topic).or_default();
@@ -963,6 +979,64 @@ mod tests {
                 .iter()
                 .all(|(c, rpc)| *c != relay_connection
                     || rpc.control.as_ref().is_none_or(|c| c.graft.is_empty()))
+        );
+    }
+
+    fn graft_rpc(topic: &str) -> HandlerOut {
+        HandlerOut::Rpc(Rpc {
+            control: Some(ControlMessage {
+                graft: vec![ControlGraft {
+                    topic_id: Some(topic.into()),
+                }],
+                ..ControlMessage::default()
+            }),
+            ..Rpc::default()
+        })
+    }
+
+    #[test]
+    fn a_graft_implies_the_subscription() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        // Forget its subscription: as if the GRAFT came first.
+        router.on_connection_handler_event(
+            peer,
+            connection,
+            HandlerOut::Rpc(Rpc {
+                subscriptions: vec![SubOpts {
+                    subscribe: Some(false),
+                    topic_id: Some(TOPIC.into()),
+                }],
+                ..Rpc::default()
+            }),
+        );
+        router.on_connection_handler_event(peer, connection, graft_rpc(TOPIC));
+        router.heartbeat();
+        let topic = Topic::new(TOPIC);
+        assert!(router.subscribed_peers(&topic).any(|p| *p == peer));
+        assert!(
+            router.mesh_peers(&topic).any(|p| *p == peer),
+            "kept in the mesh by the heartbeat"
+        );
+    }
+
+    #[test]
+    fn a_graft_right_after_the_backoff_is_accepted() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        // A backoff of 0 s has ended by the GRAFT; only our own GRAFTs
+        // wait a heartbeat of slack more.
+        router.on_connection_handler_event(peer, connection, prune_rpc(TOPIC.into(), 0));
+        sent(&mut router);
+        router.on_connection_handler_event(peer, connection, graft_rpc(TOPIC));
+        assert!(router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
+        assert!(
+            sent(&mut router)
+                .iter()
+                .all(|(_, rpc)| rpc.control.as_ref().is_none_or(|c| c.prune.is_empty())),
+            "not pruned"
         );
     }
 

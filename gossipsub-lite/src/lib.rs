@@ -13,8 +13,9 @@
 //! - a mesh per subscribed topic (D = 6, D_lo = 4, D_hi = 12) kept by a
 //!   heartbeat with GRAFT and PRUNE; a PRUNE's backoff is honoured (no
 //!   GRAFT before it ends, plus a heartbeat of slack), a GRAFT during our
-//!   backoff is answered with PRUNE, a GRAFT or PRUNE for a topic we are
-//!   not in is ignored (it records no backoff);
+//!   backoff (the bare one, no slack) is answered with PRUNE, a GRAFT or
+//!   PRUNE for a topic we are not in is ignored (it records no backoff),
+//!   and a GRAFT implies the peer's subscription;
 //! - our own messages flooded to every peer subscribed to the topic;
 //!   others' forwarded to the mesh once the application accepts them.
 //!
