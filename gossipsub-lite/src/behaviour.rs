@@ -475,6 +475,29 @@ impl Behaviour {
     }
 
     fn on_message(&mut self, peer: PeerId, raw: rpc::Message, now: Instant) {
+        // The cheap checks first (our topic, not ours, not seen), from the
+        // unverified fields; the signature only for what passes them.
+        let topic_is_ours = raw
+            .topic
+            .as_ref()
+            .is_some_and(|topic| self.subscriptions.iter().any(|t| t.0 == *topic));
+        if !topic_is_ours {
+            return;
+        }
+        let claimed_source = raw
+            .from
+            .as_deref()
+            .and_then(|from| PeerId::from_bytes(from).ok());
+        let claimed_seqno = raw
+            .seqno
+            .as_deref()
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_be_bytes);
+        if let (Some(source), Some(seqno)) = (claimed_source, claimed_seqno)
+            && (source == self.local || self.seen.contains(&signing::message_id(&source, seqno)))
+        {
+            return;
+        }
         let message = match signing::verify(&raw) {
             Ok(message) => message,
             Err(error) => {
@@ -482,13 +505,7 @@ impl Behaviour {
                 return;
             }
         };
-        if message.source == self.local {
-            return;
-        }
         let id = signing::message_id(&message.source, message.sequence_number);
-        if !self.seen.insert(id.clone(), now) || !self.subscriptions.contains(&message.topic) {
-            return;
-        }
         while self
             .unvalidated
             .front()
@@ -497,9 +514,11 @@ impl Behaviour {
             self.unvalidated.pop_front();
         }
         if self.unvalidated.len() >= MAX_UNVALIDATED {
+            // Not marked seen: a copy arriving once there is room is taken.
             tracing::debug!("too many messages awaiting validation: one dropped");
             return;
         }
+        self.seen.insert(id.clone(), now);
         self.unvalidated.push_back(Unvalidated {
             id: id.clone(),
             source: peer,
@@ -992,6 +1011,61 @@ mod tests {
             }),
             ..Rpc::default()
         })
+    }
+
+    fn message_rpc(author: &Keypair, seqno: u64) -> HandlerOut {
+        let mut raw = rpc::Message {
+            from: Some(author.public().to_peer_id().to_bytes()),
+            data: Some(b"hi".to_vec()),
+            seqno: Some(seqno.to_be_bytes().to_vec()),
+            topic: Some(TOPIC.into()),
+            signature: None,
+            key: None,
+        };
+        signing::sign(author, &mut raw).expect("sign");
+        HandlerOut::Rpc(Rpc {
+            publish: vec![raw],
+            ..Rpc::default()
+        })
+    }
+
+    /// The messages `router` handed to the application.
+    fn delivered(router: &mut Behaviour) -> Vec<MessageId> {
+        router
+            .events
+            .drain(..)
+            .filter_map(|event| match event {
+                ToSwarm::GenerateEvent(Event::Message { message_id, .. }) => Some(message_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_message_dropped_for_a_full_queue_is_taken_later() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        let author = Keypair::generate_ed25519();
+        for seqno in 0..MAX_UNVALIDATED as u64 {
+            router.on_connection_handler_event(peer, connection, message_rpc(&author, seqno));
+        }
+        let waiting = delivered(&mut router);
+        assert_eq!(waiting.len(), MAX_UNVALIDATED);
+        let late = MAX_UNVALIDATED as u64;
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert!(delivered(&mut router).is_empty(), "the queue is full");
+
+        router.report_message_validation_result(&waiting[0], &peer, Acceptance::Accept);
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert_eq!(
+            delivered(&mut router),
+            vec![signing::message_id(&author.public().to_peer_id(), late)],
+            "not marked seen when dropped"
+        );
+        // And a copy of a message taken is not taken again.
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert!(delivered(&mut router).is_empty());
     }
 
     #[test]
