@@ -63,14 +63,18 @@ pub const MAX_TOPIC_LEN: usize = 256;
 /// peers themselves are the connected ones, bounded by the swarm's
 /// connection limits.
 pub const MAX_TOPICS_PER_PEER: usize = 64;
-/// How long a message id is remembered as seen (rust-libp2p: 60 s), and
-/// how many at most.
+/// How long a message id is remembered as seen: the spec's `seen_ttl`
+/// of 2 minutes (pubsub/gossipsub/gossipsub-v1.0.md, "Parameters";
+/// rust-libp2p's default is 60 s), so that a copy arriving late is still
+/// recognised.
 pub const SEEN_TTL: Duration = Duration::from_secs(120);
+/// Message ids remembered as seen, at most; the oldest goes when full.
 pub const MAX_SEEN: usize = 8192;
 /// Messages handed to the application and not yet judged, at most; more
-/// are dropped until it catches up. One not judged within
-/// [`VALIDATION_TTL`] is dropped.
+/// are dropped (and not marked seen) until it catches up.
 pub const MAX_UNVALIDATED: usize = 512;
+/// A message not judged within this long is dropped from the messages
+/// awaiting validation.
 pub const VALIDATION_TTL: Duration = Duration::from_secs(10);
 
 /// How the router runs.

@@ -20,8 +20,8 @@
 //!   others' forwarded to the mesh once the application accepts them.
 //!
 //! What it leaves out: peer scoring, IHAVE gossip of its own, IWANT,
-//! fanout (publishing goes to every subscribed peer anyway), peer exchange
-//! and IDONTWANT. IHAVE received is ignored, so
+//! fanout (publishing goes to every subscribed peer anyway) and peer
+//! exchange. IHAVE received is ignored, so
 //! we never IWANT and never break an IWANT promise. IWANT received is
 //! ignored too, and there is no message cache: an honest peer sends IWANT
 //! only after our IHAVE, which we never send, so answering it would only
