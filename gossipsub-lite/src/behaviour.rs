@@ -1,8 +1,8 @@
-//! The router: subscriptions, meshes, publishing, validation and IWANT.
+//! The router: subscriptions, meshes, publishing and validation.
 //!
 //! Which connection carries a peer's traffic: every frame for a peer goes
-//! on one of its connections, a direct one before a relayed one (its
-//! address has no `/p2p-circuit`), the newest first. So when a direct link
+//! on one of its connections, a direct one before a relayed one (as
+//! [`Config::is_direct`] tells them apart), the newest first. So when a direct link
 //! joins a relayed one, everything moves to the direct link at once, and
 //! the relayed connection can close (the chat network closes it after a
 //! grace) with nothing queued on it but what was sent before. Each new
@@ -18,7 +18,7 @@ use futures::FutureExt as _;
 use futures_timer::Delay;
 use libp2p::{
     Multiaddr, PeerId,
-    core::{ConnectedPoint, Endpoint, multiaddr::Protocol, transport::PortUse},
+    core::{ConnectedPoint, Endpoint, transport::PortUse},
     identity::{Keypair, SigningError},
     swarm::{
         ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
@@ -48,42 +48,62 @@ pub const PRUNE_BACKOFF: Duration = Duration::from_secs(60);
 /// The longest backoff a peer's PRUNE can set (a day): what it asks
 /// beyond is cut, so that a time never overflows.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
-/// Backoffs remembered, at most (a peer's PRUNE adds one per topic we are
-/// in); the earliest to end goes when full.
+/// Backoffs remembered, at most; the earliest to end goes when full. Only
+/// topics we subscribe to get one (a PRUNE or GRAFT for another topic
+/// records nothing), so a peer cannot crowd out a real backoff with
+/// made-up topics, and grafting a peer during its backoff would get us
+/// penalised by its scoring (P7).
 pub const MAX_BACKOFFS: usize = 1024;
+/// The longest topic name taken from a peer, in bytes; subscriptions,
+/// GRAFTs and PRUNEs naming a longer one are dropped. Our topics are
+/// short; this bounds each peer's remembered topics to
+/// [`MAX_TOPICS_PER_PEER`] of this size.
+pub const MAX_TOPIC_LEN: usize = 256;
 /// Topics remembered per peer; its subscriptions beyond are ignored. The
 /// peers themselves are the connected ones, bounded by the swarm's
 /// connection limits.
 pub const MAX_TOPICS_PER_PEER: usize = 64;
-/// How long a message id is remembered as seen (rust-libp2p: 60 s), and
-/// how many at most.
+/// How long a message id is remembered as seen: the spec's `seen_ttl`
+/// of 2 minutes (pubsub/gossipsub/gossipsub-v1.0.md, "Parameters";
+/// rust-libp2p's default is 60 s), so that a copy arriving late is still
+/// recognised.
 pub const SEEN_TTL: Duration = Duration::from_secs(120);
+/// Message ids remembered as seen, at most; the oldest goes when full.
 pub const MAX_SEEN: usize = 8192;
-/// Messages kept to answer IWANT: those of the last few heartbeats (the
-/// spec's mcache_len of 5), at most this many.
-pub const MCACHE_TTL: Duration = Duration::from_secs(5);
-pub const MAX_MCACHE: usize = 256;
 /// Messages handed to the application and not yet judged, at most; more
-/// are dropped until it catches up. One not judged within
-/// [`VALIDATION_TTL`] is dropped.
+/// are dropped (and not marked seen) until it catches up.
 pub const MAX_UNVALIDATED: usize = 512;
+/// A message not judged within this long is dropped from the messages
+/// awaiting validation.
 pub const VALIDATION_TTL: Duration = Duration::from_secs(10);
-/// Message ids of one RPC's IWANTs looked up, at most.
-pub const MAX_IWANT_IDS: usize = 512;
 
 /// How the router runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How often the meshes are maintained (the spec's 1 s).
     pub heartbeat_interval: Duration,
+    /// Whether a connection is direct (preferred for a peer's traffic)
+    /// rather than relayed. The default is [`not_relayed`]; a network
+    /// whose direct links are themselves negotiated over circuits (as
+    /// browser-to-browser WebRTC is) passes its own rule.
+    pub is_direct: fn(&ConnectedPoint) -> bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(1),
+            is_direct: not_relayed,
         }
     }
+}
+
+/// The default [`Config::is_direct`]: not through a relay's circuit, as
+/// libp2p sees it ([`ConnectedPoint::is_relayed`]: the dialer's address or
+/// the listener's local address has `/p2p-circuit`; the listener's
+/// send-back address of a relayed connection is only `/p2p/<source>`).
+pub fn not_relayed(endpoint: &ConnectedPoint) -> bool {
+    !endpoint.is_relayed()
 }
 
 /// What the router reports.
@@ -157,8 +177,6 @@ pub struct Behaviour {
     /// Until when we must not GRAFT a peer on a topic.
     backoffs: HashMap<(Topic, PeerId), Instant>,
     seen: Seen,
-    /// Recent messages, oldest first, to answer IWANT.
-    mcache: VecDeque<(Instant, MessageId, rpc::Message)>,
     unvalidated: VecDeque<Unvalidated>,
     seqno: u64,
     heartbeat: Delay,
@@ -197,7 +215,6 @@ impl Behaviour {
             peers: HashMap::new(),
             backoffs: HashMap::new(),
             seen: Seen::new(SEEN_TTL, MAX_SEEN),
-            mcache: VecDeque::new(),
             unvalidated: VecDeque::new(),
             seqno,
             events: VecDeque::new(),
@@ -277,7 +294,6 @@ impl Behaviour {
         let id = signing::message_id(&self.local, self.seqno);
         let now = Instant::now();
         self.seen.insert(id.clone(), now);
-        self.cache(id.clone(), raw, now);
         for peer in recipients {
             self.send(peer, body.clone());
         }
@@ -320,15 +336,7 @@ impl Behaviour {
         for peer in targets {
             self.send(peer, body.clone());
         }
-        self.cache(message.id, message.raw, Instant::now());
         true
-    }
-
-    fn cache(&mut self, id: MessageId, raw: rpc::Message, now: Instant) {
-        if self.mcache.len() >= MAX_MCACHE {
-            self.mcache.pop_front();
-        }
-        self.mcache.push_back((now, id, raw));
     }
 
     /// Queues `body` for `peer` on its chosen connection (see the module
@@ -406,42 +414,41 @@ impl Behaviour {
 
     fn on_rpc(&mut self, peer: PeerId, rpc: Rpc) {
         let now = Instant::now();
+        let named = |topic: Option<String>| topic.filter(|t| t.len() <= MAX_TOPIC_LEN).map(Topic);
         for sub in rpc.subscriptions {
-            let Some(topic) = sub.topic_id else { continue };
-            self.on_subscription(peer, Topic(topic), sub.subscribe.unwrap_or(false));
+            let Some(topic) = named(sub.topic_id) else {
+                continue;
+            };
+            self.on_subscription(peer, topic, sub.subscribe.unwrap_or(false));
         }
         for raw in rpc.publish {
             self.on_message(peer, raw, now);
         }
         if let Some(control) = rpc.control {
             for graft in control.graft {
-                let Some(topic) = graft.topic_id else {
+                let Some(topic) = named(graft.topic_id) else {
                     continue;
                 };
-                self.on_graft(peer, Topic(topic), now);
+                self.on_graft(peer, topic, now);
             }
             for prune in control.prune {
-                let Some(topic) = prune.topic_id else {
+                let Some(topic) = named(prune.topic_id) else {
                     continue;
                 };
+                if !self.subscriptions.contains(&topic) {
+                    // Not our topic: no mesh to leave, no backoff to keep.
+                    continue;
+                }
                 let backoff = prune
                     .backoff
                     .map_or(PRUNE_BACKOFF, Duration::from_secs)
                     .min(MAX_BACKOFF);
-                let topic = Topic(topic);
                 self.remove_from_mesh(&topic, &peer);
                 self.set_backoff(topic, peer, now + backoff);
             }
-            let wanted: Vec<Vec<u8>> = control
-                .iwant
-                .into_iter()
-                .flat_map(|iwant| iwant.message_ids)
-                .take(MAX_IWANT_IDS)
-                .collect();
-            if !wanted.is_empty() {
-                self.on_iwant(peer, wanted);
-            }
             // IHAVE is ignored: we never IWANT, so never break a promise.
+            // IWANT is ignored: an honest peer sends it only after our
+            // IHAVE, which we never send.
         }
         self.refresh_mesh_flags();
     }
@@ -472,6 +479,29 @@ impl Behaviour {
     }
 
     fn on_message(&mut self, peer: PeerId, raw: rpc::Message, now: Instant) {
+        // The cheap checks first (our topic, not ours, not seen), from the
+        // unverified fields; the signature only for what passes them.
+        let topic_is_ours = raw
+            .topic
+            .as_ref()
+            .is_some_and(|topic| self.subscriptions.iter().any(|t| t.0 == *topic));
+        if !topic_is_ours {
+            return;
+        }
+        let claimed_source = raw
+            .from
+            .as_deref()
+            .and_then(|from| PeerId::from_bytes(from).ok());
+        let claimed_seqno = raw
+            .seqno
+            .as_deref()
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_be_bytes);
+        if let (Some(source), Some(seqno)) = (claimed_source, claimed_seqno)
+            && (source == self.local || self.seen.contains(&signing::message_id(&source, seqno)))
+        {
+            return;
+        }
         let message = match signing::verify(&raw) {
             Ok(message) => message,
             Err(error) => {
@@ -479,13 +509,7 @@ impl Behaviour {
                 return;
             }
         };
-        if message.source == self.local {
-            return;
-        }
         let id = signing::message_id(&message.source, message.sequence_number);
-        if !self.seen.insert(id.clone(), now) || !self.subscriptions.contains(&message.topic) {
-            return;
-        }
         while self
             .unvalidated
             .front()
@@ -494,9 +518,11 @@ impl Behaviour {
             self.unvalidated.pop_front();
         }
         if self.unvalidated.len() >= MAX_UNVALIDATED {
+            // Not marked seen: a copy arriving once there is room is taken.
             tracing::debug!("too many messages awaiting validation: one dropped");
             return;
         }
+        self.seen.insert(id.clone(), now);
         self.unvalidated.push_back(Unvalidated {
             id: id.clone(),
             source: peer,
@@ -513,43 +539,37 @@ impl Behaviour {
     }
 
     fn on_graft(&mut self, peer: PeerId, topic: Topic, now: Instant) {
-        if !self.subscriptions.contains(&topic) || self.in_backoff(&topic, &peer, now) {
-            // Not in the topic, or the peer grafts too early: PRUNE (a
-            // fresh backoff for the early one, as the spec asks).
+        if !self.subscriptions.contains(&topic) {
+            // Not our topic: ignored (as rust-libp2p does), so that it
+            // records no backoff (see [`MAX_BACKOFFS`]).
+            return;
+        }
+        if self
+            .backoffs
+            .get(&(topic.clone(), peer))
+            .is_some_and(|until| now < *until)
+        {
+            // The peer grafts before the backoff ends (the bare backoff:
+            // the slack of [`Self::in_backoff`] is for our own GRAFTs):
+            // PRUNE, with a fresh backoff, as the spec asks.
             self.prune(peer, &topic, now);
+            return;
+        }
+        // A GRAFT implies the subscription (a peer may graft before its
+        // subscription arrives, as rust-libp2p allows), within the peer's
+        // topic bound; beyond it, the GRAFT is ignored.
+        self.on_subscription(peer, topic.clone(), true);
+        if !self
+            .peers
+            .get(&peer)
+            .is_some_and(|state| state.topics.contains(&topic))
+        {
             return;
         }
         let mesh = self.mesh.entry(topic).or_default();
         if !mesh.contains(&peer) {
             // Above D_hi, the heartbeat trims.
             mesh.push(peer);
-        }
-    }
-
-    fn on_iwant(&mut self, peer: PeerId, wanted: Vec<Vec<u8>>) {
-        let mut batch = Rpc::default();
-        let mut size = 0;
-        for id in wanted {
-            let Some(raw) = self
-                .mcache
-                .iter()
-                .find(|(_, cached, _)| cached.0 == id)
-                .map(|(_, _, raw)| raw.clone())
-            else {
-                continue;
-            };
-            // A message's own encoding plus its field tag and length.
-            let len = prost::Message::encoded_len(&raw) + 4;
-            if size + len > MAX_TRANSMIT_SIZE && !batch.publish.is_empty() {
-                let full = std::mem::take(&mut batch);
-                self.send(peer, full.to_body());
-                size = 0;
-            }
-            batch.publish.push(raw);
-            size += len;
-        }
-        if !batch.publish.is_empty() {
-            self.send(peer, batch.to_body());
         }
     }
 
@@ -562,13 +582,6 @@ impl Behaviour {
     fn heartbeat(&mut self) {
         let now = Instant::now();
         self.seen.expire(now);
-        while self
-            .mcache
-            .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > MCACHE_TTL)
-        {
-            self.mcache.pop_front();
-        }
         while self
             .unvalidated
             .front()
@@ -680,10 +693,6 @@ fn route(state: &PeerState) -> Option<ConnectionId> {
         .map(|c| c.id)
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|protocol| protocol == Protocol::P2pCircuit)
-}
-
 impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = Handler;
     type ToSwarm = Event;
@@ -717,17 +726,14 @@ impl NetworkBehaviour for Behaviour {
                 endpoint,
                 ..
             }) => {
-                let addr = match endpoint {
-                    ConnectedPoint::Dialer { address, .. } => address,
-                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
-                };
+                let direct = (self.config.is_direct)(endpoint);
                 self.peers
                     .entry(peer_id)
                     .or_default()
                     .connections
                     .push(Connection {
                         id: connection_id,
-                        direct: !is_relayed(addr),
+                        direct,
                         usable: true,
                     });
             }
@@ -796,12 +802,36 @@ mod tests {
     const TOPIC: &str = "chat";
 
     fn connect(router: &mut Behaviour, peer: PeerId, id: usize, address: &str) -> ConnectionId {
-        let connection = ConnectionId::new_unchecked(id);
         let endpoint = ConnectedPoint::Dialer {
             address: address.parse().expect("multiaddr"),
             role_override: Endpoint::Dialer,
             port_use: PortUse::Reuse,
         };
+        connect_at(router, peer, id, endpoint)
+    }
+
+    /// A connection we accepted, on `local_addr` from `send_back_addr`.
+    fn accept(
+        router: &mut Behaviour,
+        peer: PeerId,
+        id: usize,
+        local_addr: &str,
+        send_back_addr: &str,
+    ) -> ConnectionId {
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local_addr.parse().expect("multiaddr"),
+            send_back_addr: send_back_addr.parse().expect("multiaddr"),
+        };
+        connect_at(router, peer, id, endpoint)
+    }
+
+    fn connect_at(
+        router: &mut Behaviour,
+        peer: PeerId,
+        id: usize,
+        endpoint: ConnectedPoint,
+    ) -> ConnectionId {
+        let connection = ConnectionId::new_unchecked(id);
         router.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
             peer_id: peer,
             connection_id: connection,
@@ -845,72 +875,251 @@ mod tests {
         router
     }
 
-    #[test]
-    fn iwant_is_answered_from_the_cache() {
-        let mut router = router();
-        let peer = PeerId::random();
-        connect(&mut router, peer, 1, "/memory/1");
-        let id = router
-            .publish(Topic::new(TOPIC), b"cached".to_vec())
+    /// Where `router` sends a message it publishes.
+    fn publish_goes_to(router: &mut Behaviour) -> Vec<ConnectionId> {
+        router
+            .publish(Topic::new(TOPIC), b"hi".to_vec())
             .expect("publish");
-        let published = sent(&mut router);
-        assert_eq!(published.len(), 1, "{published:?}");
-        let message = published[0].1.publish[0].clone();
-
-        router.on_connection_handler_event(
-            peer,
-            ConnectionId::new_unchecked(1),
-            HandlerOut::Rpc(Rpc {
-                control: Some(ControlMessage {
-                    iwant: vec![rpc::ControlIWant {
-                        message_ids: vec![b"unknown".to_vec(), id.0.clone()],
-                    }],
-                    ..ControlMessage::default()
-                }),
-                ..Rpc::default()
-            }),
-        );
-        let answers = sent(&mut router);
-        assert_eq!(answers.len(), 1, "{answers:?}");
-        assert_eq!(
-            answers[0].1.publish,
-            vec![message],
-            "the cached message, once"
-        );
+        sent(router).iter().map(|(c, _)| *c).collect()
     }
+
+    const RELAY: &str = "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh";
 
     #[test]
     fn a_direct_connection_carries_a_peers_traffic() {
         let mut router = router();
         let peer = PeerId::random();
-        let relayed = connect(
-            &mut router,
-            peer,
-            1,
-            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
-        );
+        let relayed = connect(&mut router, peer, 1, &format!("{RELAY}/p2p-circuit"));
         let direct = connect(&mut router, peer, 2, "/memory/2");
         // A relayed connection opened after the direct one (a peer dialing
         // again through the relay) does not take the traffic either.
-        let late_relayed = connect(
+        let late_relayed = connect(&mut router, peer, 3, &format!("{RELAY}/p2p-circuit"));
+        // Nor one the peer opened to us through the relay: its send-back
+        // address is only `/p2p/<peer>`, the circuit is in our local one.
+        let inbound_relayed = accept(
             &mut router,
             peer,
-            3,
-            "/memory/9/p2p/12D3KooWLo9q3BdjBPcgmzXBmuZjRnX2bwd7K16Ww2mnaLQLpLnh/p2p-circuit",
+            4,
+            &format!("{RELAY}/p2p-circuit"),
+            &format!("/p2p/{peer}"),
         );
-        router
-            .publish(Topic::new(TOPIC), b"hi".to_vec())
-            .expect("publish");
-        let sent = sent(&mut router);
         assert_eq!(
-            sent.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            publish_goes_to(&mut router),
             vec![direct],
-            "not on {relayed:?} or {late_relayed:?}"
+            "not on {relayed:?}, {late_relayed:?} or {inbound_relayed:?}"
         );
     }
 
     #[test]
-    fn graft_out_of_topic_or_in_backoff_is_pruned() {
+    fn the_network_decides_which_connection_is_direct() {
+        // Browser-to-browser WebRTC: negotiated through a circuit, so both
+        // its addresses have `/p2p-circuit/webrtc`, yet the link is direct.
+        let webrtc = format!("{RELAY}/p2p-circuit/webrtc");
+        let is_webrtc_or_not_relayed = |endpoint: &ConnectedPoint| {
+            endpoint
+                .get_remote_address()
+                .iter()
+                .any(|p| p == libp2p::core::multiaddr::Protocol::WebRTC)
+                || !endpoint.is_relayed()
+        };
+        let mut router = Behaviour::new(
+            Keypair::generate_ed25519(),
+            Config {
+                is_direct: is_webrtc_or_not_relayed,
+                ..Config::default()
+            },
+        );
+        router.subscribe(&Topic::new(TOPIC));
+        let peer = PeerId::random();
+        let dialed = connect(&mut router, peer, 1, &webrtc);
+        let relayed = connect(&mut router, peer, 2, &format!("{RELAY}/p2p-circuit"));
+        assert_eq!(
+            publish_goes_to(&mut router),
+            vec![dialed],
+            "not {relayed:?}"
+        );
+
+        let mut router = Behaviour::new(
+            Keypair::generate_ed25519(),
+            Config {
+                is_direct: is_webrtc_or_not_relayed,
+                ..Config::default()
+            },
+        );
+        router.subscribe(&Topic::new(TOPIC));
+        let accepted = accept(&mut router, peer, 1, &webrtc, &webrtc);
+        let relayed = connect(&mut router, peer, 2, &format!("{RELAY}/p2p-circuit"));
+        assert_eq!(
+            publish_goes_to(&mut router),
+            vec![accepted],
+            "not {relayed:?}"
+        );
+    }
+
+    fn prune_rpc(topic: String, backoff: u64) -> HandlerOut {
+        HandlerOut::Rpc(Rpc {
+            control: Some(ControlMessage {
+                prune: vec![ControlPrune {
+                    topic_id: Some(topic),
+                    backoff: Some(backoff),
+                }],
+                ..ControlMessage::default()
+            }),
+            ..Rpc::default()
+        })
+    }
+
+    #[test]
+    fn prunes_for_unknown_topics_do_not_evict_a_real_backoff() {
+        let mut router = router();
+        let relay = PeerId::random();
+        let attacker = PeerId::random();
+        let relay_connection = connect(&mut router, relay, 1, "/memory/1");
+        let attacker_connection = connect(&mut router, attacker, 2, "/memory/2");
+        router.on_connection_handler_event(relay, relay_connection, prune_rpc(TOPIC.into(), 60));
+        for n in 0..=MAX_BACKOFFS {
+            router.on_connection_handler_event(
+                attacker,
+                attacker_connection,
+                prune_rpc(format!("made-up-{n}"), 30),
+            );
+        }
+        router.on_connection_handler_event(
+            attacker,
+            attacker_connection,
+            prune_rpc("x".repeat(MAX_TOPIC_LEN + 1), 30),
+        );
+        assert_eq!(
+            router.backoffs.keys().collect::<Vec<_>>(),
+            vec![&(Topic::new(TOPIC), relay)],
+            "only the relay's backoff on our topic"
+        );
+        // So the heartbeat does not graft the relay during it.
+        sent(&mut router);
+        router.heartbeat();
+        assert!(
+            sent(&mut router)
+                .iter()
+                .all(|(c, rpc)| *c != relay_connection
+                    || rpc.control.as_ref().is_none_or(|c| c.graft.is_empty()))
+        );
+    }
+
+    fn graft_rpc(topic: &str) -> HandlerOut {
+        HandlerOut::Rpc(Rpc {
+            control: Some(ControlMessage {
+                graft: vec![ControlGraft {
+                    topic_id: Some(topic.into()),
+                }],
+                ..ControlMessage::default()
+            }),
+            ..Rpc::default()
+        })
+    }
+
+    fn message_rpc(author: &Keypair, seqno: u64) -> HandlerOut {
+        let mut raw = rpc::Message {
+            from: Some(author.public().to_peer_id().to_bytes()),
+            data: Some(b"hi".to_vec()),
+            seqno: Some(seqno.to_be_bytes().to_vec()),
+            topic: Some(TOPIC.into()),
+            signature: None,
+            key: None,
+        };
+        signing::sign(author, &mut raw).expect("sign");
+        HandlerOut::Rpc(Rpc {
+            publish: vec![raw],
+            ..Rpc::default()
+        })
+    }
+
+    /// The messages `router` handed to the application.
+    fn delivered(router: &mut Behaviour) -> Vec<MessageId> {
+        router
+            .events
+            .drain(..)
+            .filter_map(|event| match event {
+                ToSwarm::GenerateEvent(Event::Message { message_id, .. }) => Some(message_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_message_dropped_for_a_full_queue_is_taken_later() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        let author = Keypair::generate_ed25519();
+        for seqno in 0..MAX_UNVALIDATED as u64 {
+            router.on_connection_handler_event(peer, connection, message_rpc(&author, seqno));
+        }
+        let waiting = delivered(&mut router);
+        assert_eq!(waiting.len(), MAX_UNVALIDATED);
+        let late = MAX_UNVALIDATED as u64;
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert!(delivered(&mut router).is_empty(), "the queue is full");
+
+        router.report_message_validation_result(&waiting[0], &peer, Acceptance::Accept);
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert_eq!(
+            delivered(&mut router),
+            vec![signing::message_id(&author.public().to_peer_id(), late)],
+            "not marked seen when dropped"
+        );
+        // And a copy of a message taken is not taken again.
+        router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
+        assert!(delivered(&mut router).is_empty());
+    }
+
+    #[test]
+    fn a_graft_implies_the_subscription() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        // Forget its subscription: as if the GRAFT came first.
+        router.on_connection_handler_event(
+            peer,
+            connection,
+            HandlerOut::Rpc(Rpc {
+                subscriptions: vec![SubOpts {
+                    subscribe: Some(false),
+                    topic_id: Some(TOPIC.into()),
+                }],
+                ..Rpc::default()
+            }),
+        );
+        router.on_connection_handler_event(peer, connection, graft_rpc(TOPIC));
+        router.heartbeat();
+        let topic = Topic::new(TOPIC);
+        assert!(router.subscribed_peers(&topic).any(|p| *p == peer));
+        assert!(
+            router.mesh_peers(&topic).any(|p| *p == peer),
+            "kept in the mesh by the heartbeat"
+        );
+    }
+
+    #[test]
+    fn a_graft_right_after_the_backoff_is_accepted() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        // A backoff of 0 s has ended by the GRAFT; only our own GRAFTs
+        // wait a heartbeat of slack more.
+        router.on_connection_handler_event(peer, connection, prune_rpc(TOPIC.into(), 0));
+        sent(&mut router);
+        router.on_connection_handler_event(peer, connection, graft_rpc(TOPIC));
+        assert!(router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));
+        assert!(
+            sent(&mut router)
+                .iter()
+                .all(|(_, rpc)| rpc.control.as_ref().is_none_or(|c| c.prune.is_empty())),
+            "not pruned"
+        );
+    }
+
+    #[test]
+    fn graft_out_of_topic_is_ignored_and_in_backoff_pruned() {
         let mut router = router();
         let peer = PeerId::random();
         connect(&mut router, peer, 1, "/memory/1");
@@ -937,7 +1146,8 @@ mod tests {
         };
         let connection = ConnectionId::new_unchecked(1);
         router.on_connection_handler_event(peer, connection, graft("other"));
-        assert!(pruned(sent(&mut router), "other"));
+        assert!(sent(&mut router).is_empty(), "not our topic: ignored");
+        assert!(router.backoffs.is_empty(), "and nothing recorded");
 
         router.on_connection_handler_event(peer, connection, graft(TOPIC));
         assert!(router.mesh_peers(&Topic::new(TOPIC)).any(|p| *p == peer));

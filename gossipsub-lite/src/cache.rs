@@ -41,7 +41,8 @@ impl Seen {
         true
     }
 
-    #[cfg(test)]
+    /// Whether `id` was recorded (and not yet expired by a later insert
+    /// or [`Self::expire`]).
     pub fn contains(&self, id: &MessageId) -> bool {
         self.ids.contains_key(id)
     }

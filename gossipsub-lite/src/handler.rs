@@ -1,6 +1,7 @@
 //! One connection's meshsub streams: one outbound stream we write frames
 //! to, one inbound stream we read frames from (a newer inbound stream
-//! replaces the older, as in the spec: one stream each way per peer).
+//! replaces the older, as in the spec: one stream each way per
+//! connection).
 //!
 //! The behaviour decides which connection carries what (see
 //! [`crate::Behaviour`]); this handler only moves frames. Every frame it
@@ -47,9 +48,14 @@ pub const MAX_SEND_QUEUE: usize = 128;
 /// A frame older than this when its turn comes is dropped: the stream took
 /// too long to open (a WebRTC data channel can take a few round trips).
 pub const SEND_QUEUE_TTL: Duration = Duration::from_secs(30);
-/// Failed attempts to open the outbound stream before the connection is
-/// given up on for gossip.
+/// Failed attempts in a row to open or write the outbound stream before
+/// the connection is given up on for gossip.
 pub const MAX_OUTBOUND_FAILURES: u8 = 3;
+/// Outbound streams opened over a connection's whole life, at most: each
+/// failure opens a new one, and rust-libp2p (the relay) disables gossip on
+/// a connection after its 5th inbound stream. At the bound the connection
+/// is reported unusable, so the peer's traffic goes on another.
+pub const MAX_OUTBOUND_STREAMS: u8 = 5;
 
 /// What the behaviour tells a connection.
 #[derive(Debug)]
@@ -111,7 +117,14 @@ enum Outbound {
     /// Asked the swarm for one.
     Opening,
     Idle(Stream),
-    Writing(BoxFuture<'static, Result<Stream, CodecError>>),
+    Writing(BoxFuture<'static, Result<Stream, WriteFailed>>),
+}
+
+/// A write that failed, with the frame it was writing, to send again on
+/// the next stream.
+struct WriteFailed {
+    error: CodecError,
+    frame: (Instant, Vec<u8>),
 }
 
 type Reading = BoxFuture<'static, (Stream, Result<Option<Vec<u8>>, CodecError>)>;
@@ -119,6 +132,11 @@ type Reading = BoxFuture<'static, (Stream, Result<Option<Vec<u8>>, CodecError>)>
 /// See the module docs.
 pub struct Handler {
     queue: VecDeque<(Instant, Vec<u8>)>,
+    /// Our subscriptions, the first frame of every outbound stream (a
+    /// peer that opened a new stream from us learns them again).
+    subscriptions: Option<Vec<u8>>,
+    /// Outbound streams asked for so far (see [`MAX_OUTBOUND_STREAMS`]).
+    streams_opened: u8,
     outbound: Outbound,
     inbound: Option<Reading>,
     failures: u8,
@@ -142,10 +160,9 @@ impl Handler {
     /// stream is open.
     pub fn new(first: Option<Vec<u8>>, in_mesh: bool) -> Self {
         Self {
-            queue: first
-                .map(|body| (Instant::now(), body))
-                .into_iter()
-                .collect(),
+            queue: VecDeque::new(),
+            subscriptions: first,
+            streams_opened: 0,
             outbound: Outbound::None,
             inbound: None,
             failures: 0,
@@ -163,12 +180,23 @@ impl Handler {
         .boxed()
     }
 
-    fn write(mut stream: Stream, body: Vec<u8>) -> BoxFuture<'static, Result<Stream, CodecError>> {
+    fn write(
+        mut stream: Stream,
+        frame: (Instant, Vec<u8>),
+    ) -> BoxFuture<'static, Result<Stream, WriteFailed>> {
         async move {
-            rpc::write_frame(&mut stream, &body).await?;
-            Ok(stream)
+            match rpc::write_frame(&mut stream, &frame.1).await {
+                Ok(()) => Ok(stream),
+                Err(error) => Err(WriteFailed { error, frame }),
+            }
         }
         .boxed()
+    }
+
+    /// Whether there is something to write on a new stream: its first
+    /// frame, our subscriptions, goes only with the rest.
+    fn has_frames(&self) -> bool {
+        !self.queue.is_empty() || (self.streams_opened == 0 && self.subscriptions.is_some())
     }
 
     fn give_up(&mut self) {
@@ -193,9 +221,7 @@ impl ConnectionHandler for Handler {
         // Like rust-libp2p's: mesh peers' connections stay open, and so
         // does one with frames still to send.
         !self.unusable
-            && (self.in_mesh
-                || !self.queue.is_empty()
-                || matches!(self.outbound, Outbound::Writing(_)))
+            && (self.in_mesh || self.has_frames() || matches!(self.outbound, Outbound::Writing(_)))
     }
 
     fn on_behaviour_event(&mut self, event: HandlerIn) {
@@ -254,7 +280,14 @@ impl ConnectionHandler for Handler {
         loop {
             match std::mem::replace(&mut self.outbound, Outbound::None) {
                 Outbound::None => {
-                    if !self.queue.is_empty() && !self.unusable {
+                    if self.has_frames() && !self.unusable {
+                        if self.streams_opened >= MAX_OUTBOUND_STREAMS {
+                            tracing::debug!("gossip outbound streams exhausted on this connection");
+                            self.give_up();
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        self.streams_opened += 1;
                         self.outbound = Outbound::Opening;
                         return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
                             protocol: SubstreamProtocol::new(Meshsub, ()),
@@ -276,8 +309,8 @@ impl ConnectionHandler for Handler {
                         self.queue.pop_front();
                     }
                     match self.queue.pop_front() {
-                        Some((_, body)) => {
-                            self.outbound = Outbound::Writing(Self::write(stream, body))
+                        Some(frame) => {
+                            self.outbound = Outbound::Writing(Self::write(stream, frame))
                         }
                         None => {
                             self.outbound = Outbound::Idle(stream);
@@ -290,8 +323,10 @@ impl ConnectionHandler for Handler {
                         self.failures = 0;
                         self.outbound = Outbound::Idle(stream);
                     }
-                    Poll::Ready(Err(error)) => {
+                    Poll::Ready(Err(WriteFailed { error, frame })) => {
                         tracing::debug!(%error, "gossip outbound stream failed");
+                        // The frame goes first on the next stream.
+                        self.queue.push_front(frame);
                         self.failures += 1;
                         if self.failures >= MAX_OUTBOUND_FAILURES {
                             self.give_up();
@@ -316,7 +351,23 @@ impl ConnectionHandler for Handler {
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: stream,
                 ..
-            }) => self.outbound = Outbound::Idle(stream),
+            }) => {
+                // Our subscriptions open every stream, before a frame a
+                // failed stream left (once, if that frame is them), fresh
+                // so that they never expire.
+                if let Some(subscriptions) = &self.subscriptions {
+                    if self
+                        .queue
+                        .front()
+                        .is_some_and(|(_, body)| body == subscriptions)
+                    {
+                        self.queue.pop_front();
+                    }
+                    self.queue
+                        .push_front((Instant::now(), subscriptions.clone()));
+                }
+                self.outbound = Outbound::Idle(stream);
+            }
             ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => {
                 self.outbound = Outbound::None;
                 match error {

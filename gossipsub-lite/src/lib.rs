@@ -12,17 +12,24 @@
 //! - our subscriptions sent on every new connection, each peer's tracked;
 //! - a mesh per subscribed topic (D = 6, D_lo = 4, D_hi = 12) kept by a
 //!   heartbeat with GRAFT and PRUNE; a PRUNE's backoff is honoured (no
-//!   GRAFT before it ends, plus a heartbeat of slack), a GRAFT for a topic
-//!   we are not in or during our backoff is answered with PRUNE;
+//!   GRAFT before it ends, plus a heartbeat of slack), a GRAFT during our
+//!   backoff (the bare one, no slack) is answered with PRUNE, a GRAFT or
+//!   PRUNE for a topic we are not in is ignored (it records no backoff),
+//!   and a GRAFT implies the peer's subscription;
 //! - our own messages flooded to every peer subscribed to the topic;
-//!   others' forwarded to the mesh once the application accepts them;
-//! - IWANT answered from a short message cache.
+//!   others' forwarded to the mesh once the application accepts them.
 //!
-//! What it leaves out: peer scoring, IHAVE gossip of its own (IHAVE
-//! received is ignored, so it never breaks an IWANT promise; IDONTWANT
-//! likewise), fanout
-//! (publishing goes to every subscribed peer anyway), peer exchange and
-//! IDONTWANT. Every map or queue a remote peer can grow has a bound
+//! What it leaves out: peer scoring, IHAVE gossip of its own, IWANT,
+//! fanout (publishing goes to every subscribed peer anyway) and peer
+//! exchange. IHAVE received is ignored, so
+//! we never IWANT and never break an IWANT promise. IWANT received is
+//! ignored too, and there is no message cache: an honest peer sends IWANT
+//! only after our IHAVE, which we never send, so answering it would only
+//! serve a peer asking us to amplify. Because IHAVE is ignored, a peer
+//! outside the relay's mesh on a topic (for example for the 60 s after the
+//! relay PRUNEs it) receives only the messages flooded or forwarded to it
+//! (the relay floods its own and its peers' publishes to subscribed
+//! peers), not those the relay would offer by gossip. Every map or queue a remote peer can grow has a bound
 //! (the constants of [`behaviour`], [`handler`] and [`rpc`]).
 //!
 //! With several connections to one peer (a relayed one and the direct

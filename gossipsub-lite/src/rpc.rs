@@ -6,6 +6,11 @@
 //! and encoded again gives the same bytes: a signature covers the encoding.
 //! Message ids in IHAVE/IWANT are `bytes` (the spec says `string`; the wire
 //! is the same, and ids need not be UTF-8).
+//!
+//! The schema these types follow, as the wire sees it, is `rpc.proto`
+//! beside this file (the specs' `rpc.proto`, with those choices); the
+//! types are written by hand, not generated, to keep the build free of
+//! `protoc`.
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use prost::Message as _;

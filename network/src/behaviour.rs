@@ -206,7 +206,7 @@ impl Behaviour {
         config: Config,
         streams: libp2p_stream::Control,
     ) -> Result<Self, BuildError> {
-        let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair);
+        let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair, dial::is_direct);
         for topic in topics::ALL {
             gossipsub.subscribe(&Topic::new(topic));
         }

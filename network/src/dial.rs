@@ -112,6 +112,12 @@ pub fn path_of(endpoint: &ConnectedPoint) -> crate::Path {
     }
 }
 
+/// Whether `endpoint` is a direct connection (see [`path_of`]); the rule
+/// gossipsub uses to pick the connection that carries a peer's traffic.
+pub fn is_direct(endpoint: &ConnectedPoint) -> bool {
+    path_of(endpoint) == crate::Path::Direct
+}
+
 pub fn is_webrtc(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::WebRTC)
 }

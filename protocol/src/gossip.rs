@@ -10,9 +10,18 @@
 //! rust-libp2p's `publish_queue_duration` was set here). One place builds
 //! it so the page and the native peer cannot drift apart.
 
-use libp2p::identity::Keypair;
+use libp2p::{core::ConnectedPoint, identity::Keypair};
 
-/// The gossipsub behaviour of a peer with identity `keypair`.
-pub fn peer_behaviour(keypair: &Keypair) -> gossipsub_lite::Behaviour {
-    gossipsub_lite::Behaviour::new(keypair.clone(), gossipsub_lite::Config::default())
+/// The gossipsub behaviour of a peer with identity `keypair`, which sends
+/// a peer's traffic on a connection `is_direct` calls direct before a
+/// relayed one (see [`gossipsub_lite::Config::is_direct`]).
+pub fn peer_behaviour(
+    keypair: &Keypair,
+    is_direct: fn(&ConnectedPoint) -> bool,
+) -> gossipsub_lite::Behaviour {
+    let config = gossipsub_lite::Config {
+        is_direct,
+        ..gossipsub_lite::Config::default()
+    };
+    gossipsub_lite::Behaviour::new(keypair.clone(), config)
 }

@@ -186,7 +186,8 @@ async fn first_message_part(
 
 fn peer() -> anyhow::Result<Swarm<gossipsub_lite::Behaviour>> {
     let key = Keypair::generate_ed25519();
-    let mut gossipsub = chat_protocol::gossip::peer_behaviour(&key);
+    let mut gossipsub =
+        chat_protocol::gossip::peer_behaviour(&key, gossipsub_lite::behaviour::not_relayed);
     gossipsub.subscribe(&gossipsub_lite::Topic::new(topics::CHAT));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
