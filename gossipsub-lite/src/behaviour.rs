@@ -142,6 +142,8 @@ pub enum PublishError {
 struct Connection {
     id: ConnectionId,
     direct: bool,
+    /// This node dialed it (see [`Behaviour::heartbeat`]'s pruning).
+    dialed: bool,
     usable: bool,
 }
 
@@ -625,7 +627,19 @@ impl Behaviour {
                     );
                 }
             }
+            // Over D_hi, the peers this node dialed stay first, then the
+            // oldest: a leaf always dials its relay, which must not be
+            // pruned for newer direct peers (outside the relay's mesh, a
+            // leaf that ignores IHAVE would get only what its direct peers
+            // forward), and dialed peers are the ones an attacker cannot
+            // crowd out by dialing in (rust-libp2p's mesh_outbound_min).
             let excess = if mesh.len() > MESH_N_HIGH {
+                let dialed = |peer: &PeerId| {
+                    self.peers.get(peer).is_some_and(|state| {
+                        state.connections.iter().any(|connection| connection.dialed)
+                    })
+                };
+                mesh.sort_by_key(|peer| !dialed(peer));
                 mesh.split_off(MESH_N)
             } else {
                 Vec::new()
@@ -734,6 +748,7 @@ impl NetworkBehaviour for Behaviour {
                     .push(Connection {
                         id: connection_id,
                         direct,
+                        dialed: endpoint.is_dialer(),
                         usable: true,
                     });
             }
@@ -1070,6 +1085,30 @@ mod tests {
         // And a copy of a message taken is not taken again.
         router.on_connection_handler_event(peer, connection, message_rpc(&author, late));
         assert!(delivered(&mut router).is_empty());
+    }
+
+    #[test]
+    fn pruning_down_to_d_keeps_the_peers_we_dialed() {
+        let mut router = router();
+        let topic = Topic::new(TOPIC);
+        // MESH_N_HIGH peers that dialed us join the mesh by their GRAFTs;
+        // then the relay we dialed (after a reconnect, say) joins last.
+        for id in 0..MESH_N_HIGH {
+            let peer = PeerId::random();
+            let connection = accept(&mut router, peer, id, "/memory/1", "/memory/2");
+            router.on_connection_handler_event(peer, connection, graft_rpc(TOPIC));
+        }
+        let relay = PeerId::random();
+        let connection = connect(&mut router, relay, MESH_N_HIGH, RELAY);
+        router.on_connection_handler_event(relay, connection, graft_rpc(TOPIC));
+        assert_eq!(router.mesh_peers(&topic).count(), MESH_N_HIGH + 1);
+
+        router.heartbeat();
+        assert_eq!(router.mesh_peers(&topic).count(), MESH_N);
+        assert!(
+            router.mesh_peers(&topic).any(|peer| *peer == relay),
+            "the peer we dialed stays in the mesh"
+        );
     }
 
     #[test]
