@@ -137,12 +137,6 @@ pub enum DeadLink {
 #[error("a direct link to this peer is still open, though stale; it is being closed: dial again")]
 pub struct StaleLinkOpen;
 
-/// Why the behaviour could not be built: nothing can fail today (the
-/// gossipsub-lite router builds from a key alone); kept so that callers
-/// need not change when something can.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {}
-
 type ToSwarmEvent = ToSwarm<Event, THandlerInEvent<Inner>>;
 
 /// The chat network behaviour (see the crate docs).
@@ -201,17 +195,13 @@ impl Behaviour {
     /// The behaviour of the peer `keypair`, subscribed to the network's
     /// topics; its lookups ([`Self::locate`]) open streams through
     /// `streams` (the swarm's `libp2p_stream::Behaviour`).
-    pub fn new(
-        keypair: &Keypair,
-        config: Config,
-        streams: libp2p_stream::Control,
-    ) -> Result<Self, BuildError> {
+    pub fn new(keypair: &Keypair, config: Config, streams: libp2p_stream::Control) -> Self {
         let mut gossipsub = chat_protocol::gossip::peer_behaviour(keypair, dial::is_direct);
         for topic in topics::ALL {
             gossipsub.subscribe(&Topic::new(topic));
         }
         let liveness_timer = config.liveness.map(|_| Delay::new(LIVENESS_CHECK));
-        Ok(Self {
+        Self {
             inner: Inner { gossipsub },
             lookups: Lookups::new(streams),
             located_relays: Vec::new(),
@@ -232,7 +222,7 @@ impl Behaviour {
             held_timer: None,
             liveness_timer,
             pending: VecDeque::new(),
-        })
+        }
     }
 
     /// Trusts `relay`, reached at `addr`: its circuits are dialed, and

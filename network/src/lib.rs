@@ -40,7 +40,7 @@ pub mod dial;
 pub mod identify;
 pub mod locate;
 
-pub use behaviour::{Behaviour, BuildError, DeadLink, Event, SendError, Sent};
+pub use behaviour::{Behaviour, DeadLink, Event, SendError, Sent};
 pub use book::{Link, Path, PeerInfo, short};
 pub use config::{Config, Liveness};
 pub use locate::LocateError;

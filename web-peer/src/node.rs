@@ -236,7 +236,7 @@ impl Node {
                         key,
                         network_config(),
                         stream.new_control(),
-                    )?,
+                    ),
                     identify: chat_network::identify::Behaviour::new(
                         chat_network::identify::Config {
                             protocol_version: "/ipfs/id/1.0.0".to_owned(),

@@ -189,8 +189,7 @@ impl TestPeer {
             &key,
         );
         let stream = libp2p_stream::Behaviour::new();
-        let mut network =
-            Behaviour::new(&key, config, stream.new_control()).expect("behaviour builds");
+        let mut network = Behaviour::new(&key, config, stream.new_control());
         network.trust_relay(relay.id, relay.addr.clone());
         let mut swarm = Swarm::new(
             transport,

@@ -75,7 +75,7 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
         .with_behaviour(|key, relay_client| {
             let stream = libp2p_stream::Behaviour::new();
             let mut network =
-                chat_network::Behaviour::new(key, network_config(), stream.new_control())?;
+                chat_network::Behaviour::new(key, network_config(), stream.new_control());
             network.trust_relay(config.relay_id()?, config.relay.clone());
             let local_peer_id = key.public().to_peer_id();
             Ok(Behaviour {
