@@ -159,7 +159,8 @@ struct PeerState {
 #[derive(Debug)]
 struct Unvalidated {
     id: MessageId,
-    source: PeerId,
+    /// The peer that handed it to us (the author is `author`).
+    propagation_source: PeerId,
     raw: rpc::Message,
     topic: Topic,
     author: PeerId,
@@ -312,11 +313,9 @@ impl Behaviour {
         propagation_source: &PeerId,
         acceptance: Acceptance,
     ) -> bool {
-        let Some(index) = self
-            .unvalidated
-            .iter()
-            .position(|waiting| waiting.id == *id && waiting.source == *propagation_source)
-        else {
+        let Some(index) = self.unvalidated.iter().position(|waiting| {
+            waiting.id == *id && waiting.propagation_source == *propagation_source
+        }) else {
             return false;
         };
         let Some(message) = self.unvalidated.remove(index) else {
@@ -332,7 +331,7 @@ impl Behaviour {
         .to_body();
         let targets: Vec<PeerId> = self
             .mesh_peers(&message.topic)
-            .filter(|peer| **peer != message.source && **peer != message.author)
+            .filter(|peer| **peer != message.propagation_source && **peer != message.author)
             .copied()
             .collect();
         for peer in targets {
@@ -527,7 +526,7 @@ impl Behaviour {
         self.seen.insert(id.clone(), now);
         self.unvalidated.push_back(Unvalidated {
             id: id.clone(),
-            source: peer,
+            propagation_source: peer,
             raw,
             topic: message.topic.clone(),
             author: message.source,
