@@ -45,6 +45,9 @@ pub const MESH_N_HIGH: usize = 12;
 /// The backoff we ask for in a PRUNE, and the one assumed when a PRUNE
 /// names none (the spec's default, one minute).
 pub const PRUNE_BACKOFF: Duration = Duration::from_secs(60);
+/// Message ids asked for (IWANT) in answer to one RPC's IHAVEs, at most
+/// (rust-libp2p offers at most 5,000 an RPC).
+pub const MAX_IWANT_IDS: usize = 64;
 /// The longest backoff a peer's PRUNE can set (a day): what it asks
 /// beyond is cut, so that a time never overflows.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
@@ -447,11 +450,49 @@ impl Behaviour {
                 self.remove_from_mesh(&topic, &peer);
                 self.set_backoff(topic, peer, now + backoff);
             }
-            // IHAVE is ignored: we never IWANT, so never break a promise.
+            self.on_ihave(peer, control.ihave);
             // IWANT is ignored: an honest peer sends it only after our
             // IHAVE, which we never send.
         }
         self.refresh_mesh_flags();
+    }
+
+    /// Asks for the messages a peer offers (IHAVE) on our topics that we
+    /// have not seen, at most [`MAX_IWANT_IDS`] an RPC. Why: a router
+    /// whose own mesh is full (a relay with many pages) does not graft a
+    /// newcomer, and offers it what it forwards only as IHAVE until the
+    /// newcomer's own GRAFT; without asking, a page would miss the first
+    /// records and chat sent right after it joined.
+    fn on_ihave(&mut self, peer: PeerId, offers: Vec<rpc::ControlIHave>) {
+        let mut wanted: Vec<Vec<u8>> = Vec::new();
+        for offer in offers {
+            let ours = offer
+                .topic_id
+                .is_some_and(|topic| self.subscriptions.iter().any(|t| t.0 == topic));
+            if !ours {
+                continue;
+            }
+            for id in offer.message_ids {
+                if wanted.len() >= MAX_IWANT_IDS {
+                    break;
+                }
+                let id = MessageId(id);
+                if !self.seen.contains(&id) && !wanted.contains(&id.0) {
+                    wanted.push(id.0);
+                }
+            }
+        }
+        if !wanted.is_empty() {
+            self.control(
+                peer,
+                ControlMessage {
+                    iwant: vec![rpc::ControlIWant {
+                        message_ids: wanted,
+                    }],
+                    ..ControlMessage::default()
+                },
+            );
+        }
     }
 
     fn on_subscription(&mut self, peer: PeerId, topic: Topic, subscribe: bool) {
@@ -1108,6 +1149,43 @@ mod tests {
             router.mesh_peers(&topic).any(|peer| *peer == relay),
             "the peer we dialed stays in the mesh"
         );
+    }
+
+    #[test]
+    fn unseen_offers_on_our_topics_are_asked_for() {
+        let mut router = router();
+        let relay = PeerId::random();
+        let connection = connect(&mut router, relay, 1, RELAY);
+        sent(&mut router);
+        let author = Keypair::generate_ed25519();
+        let author_id = author.public().to_peer_id();
+        // One message seen already (delivered), one not.
+        router.on_connection_handler_event(relay, connection, message_rpc(&author, 1));
+        let seen = signing::message_id(&author_id, 1);
+        let unseen = signing::message_id(&author_id, 2);
+        sent(&mut router);
+        let offer = |topic: &str| {
+            HandlerOut::Rpc(Rpc {
+                control: Some(ControlMessage {
+                    ihave: vec![rpc::ControlIHave {
+                        topic_id: Some(topic.into()),
+                        message_ids: vec![seen.0.clone(), unseen.0.clone(), unseen.0.clone()],
+                    }],
+                    ..ControlMessage::default()
+                }),
+                ..Rpc::default()
+            })
+        };
+        router.on_connection_handler_event(relay, connection, offer("other"));
+        assert!(sent(&mut router).is_empty(), "not our topic: nothing asked");
+        router.on_connection_handler_event(relay, connection, offer(TOPIC));
+        let asked: Vec<Vec<u8>> = sent(&mut router)
+            .into_iter()
+            .filter_map(|(_, rpc)| rpc.control)
+            .flat_map(|control| control.iwant)
+            .flat_map(|iwant| iwant.message_ids)
+            .collect();
+        assert_eq!(asked, vec![unseen.0], "only the unseen id, once");
     }
 
     #[test]

@@ -19,17 +19,15 @@
 //! - our own messages flooded to every peer subscribed to the topic;
 //!   others' forwarded to the mesh once the application accepts them.
 //!
-//! What it leaves out: peer scoring, IHAVE gossip of its own, IWANT,
-//! fanout (publishing goes to every subscribed peer anyway) and peer
-//! exchange. IHAVE received is ignored, so
-//! we never IWANT and never break an IWANT promise. IWANT received is
-//! ignored too, and there is no message cache: an honest peer sends IWANT
-//! only after our IHAVE, which we never send, so answering it would only
-//! serve a peer asking us to amplify. Because IHAVE is ignored, a peer
-//! outside the relay's mesh on a topic (for example for the 60 s after the
-//! relay PRUNEs it) receives only the messages flooded or forwarded to it
-//! (the relay floods its own and its peers' publishes to subscribed
-//! peers), not those the relay would offer by gossip. Every map or queue a remote peer can grow has a bound
+//! What it leaves out: peer scoring, IHAVE gossip of its own, answering
+//! IWANT, fanout (publishing goes to every subscribed peer anyway) and
+//! peer exchange. IWANT received is ignored, and there is no message
+//! cache: an honest peer sends IWANT only after our IHAVE, which we never
+//! send, so answering it would only serve a peer asking us to amplify.
+//! IHAVE received on our topics is answered with an IWANT for the ids not
+//! seen (at most [`behaviour::MAX_IWANT_IDS`] an RPC): a relay whose mesh
+//! is full does not graft a newcomer, and offers it what it forwards only
+//! by IHAVE until the newcomer's own GRAFT. Every map or queue a remote peer can grow has a bound
 //! (the constants of [`behaviour`], [`handler`] and [`rpc`]).
 //!
 //! With several connections to one peer (a relayed one and the direct
