@@ -39,6 +39,7 @@ use libp2p::{
     swarm::{
         ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
         THandlerOutEvent, ToSwarm,
+        behaviour::{ExpiredListenAddr, ExternalAddrConfirmed, ExternalAddrExpired, NewListenAddr},
     },
 };
 
@@ -148,21 +149,16 @@ impl NetworkBehaviour for Behaviour {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
-            FromSwarm::NewListenAddr(new) => self.update_addrs(|addrs| {
-                if !addrs.contains(new.addr) {
-                    addrs.push(new.addr.clone());
-                }
-            }),
-            FromSwarm::ExternalAddrConfirmed(new) => self.update_addrs(|addrs| {
-                if !addrs.contains(new.addr) {
-                    addrs.push(new.addr.clone());
-                }
-            }),
-            FromSwarm::ExpiredListenAddr(gone) => {
-                self.update_addrs(|addrs| addrs.retain(|a| a != gone.addr))
-            }
-            FromSwarm::ExternalAddrExpired(gone) => {
-                self.update_addrs(|addrs| addrs.retain(|a| a != gone.addr))
+            FromSwarm::NewListenAddr(NewListenAddr { addr, .. })
+            | FromSwarm::ExternalAddrConfirmed(ExternalAddrConfirmed { addr }) => self
+                .update_addrs(|addrs| {
+                    if !addrs.contains(addr) {
+                        addrs.push(addr.clone());
+                    }
+                }),
+            FromSwarm::ExpiredListenAddr(ExpiredListenAddr { addr, .. })
+            | FromSwarm::ExternalAddrExpired(ExternalAddrExpired { addr }) => {
+                self.update_addrs(|addrs| addrs.retain(|a| a != addr))
             }
             _ => {}
         }
