@@ -11,6 +11,10 @@
 //!   the same after laptop B moves to another network (a Wi-Fi switch: its
 //!   link and address go, it comes up at 10.0.3.2 behind a new home router
 //!   at 198.51.100.13);
+//! - `native_peers_punch_again_after_a_failed_hole_punch`: home × home,
+//!   with the routers' path cut until a peer reports its hole punch
+//!   failed; then the path opens, and the pair must be direct, a message
+//!   crossing each way, within `PUNCH_RETRY_BOUND` (30 s) of the failure;
 //! - `a_native_peer_restarted_behind_its_nat_goes_direct_again`: home ×
 //!   home, both reach the relay over QUIC; B's `chat-peer` is killed and
 //!   started again with its key three times; each time the pair is direct
@@ -39,7 +43,7 @@
 //!
 //! Needs root, `ip`, `nft`, `sysctl` and `conntrack` (see `nat_matrix.rs`
 //! for `NATLAB_SKIP=1`). Each prints what it saw. Logs:
-//! `artifacts/natlab-{flush,moved,restart,circuits,page-reboot,page-moved}-*`.
+//! `artifacts/natlab-{flush,moved,punch-retry,restart,circuits,page-reboot,page-moved}-*`.
 
 use e2e::natlab::{self, CellSetup, recovery};
 
@@ -81,6 +85,16 @@ async fn native_peers_go_direct_again_after_laptop_b_moves_to_another_network() 
     print_or_fail(
         "laptop B moved",
         recovery::moved_to_another_network(&setup).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(natlab_skip, ignore = "built with NATLAB_SKIP=1")]
+async fn native_peers_punch_again_after_a_failed_hole_punch() {
+    let setup = setup();
+    print_or_fail(
+        "hole punch retried",
+        recovery::hole_punch_retried(&setup).await,
     );
 }
 

@@ -72,6 +72,14 @@ pub enum Event {
         peer: PeerId,
         reason: String,
     },
+    /// A hole punch with `peer` failed earlier and the pair is still only
+    /// relayed: this peer dials it on a fresh circuit, on which it punches
+    /// again (try `attempt` of `of`).
+    PunchingAgain {
+        peer: PeerId,
+        attempt: u32,
+        of: u32,
+    },
     /// Could not reach a peer.
     Unreachable {
         peer: PeerId,

@@ -16,6 +16,7 @@
 //!   events (discovery, the peer book, chat and the hand-off from relayed
 //!   to direct are `chat_network`'s);
 //! - [`pings`]: pings asked for, and connections that went silent;
+//! - [`punch`]: hole punches that failed, tried again;
 //! - [`addrs`]: what the node makes of multiaddrs;
 //! - [`timer`]: the one-shot timers the loop waits on.
 
@@ -25,6 +26,7 @@ mod config;
 mod event_loop;
 mod handle;
 mod pings;
+mod punch;
 mod relay;
 mod swarm;
 mod timer;
@@ -44,6 +46,7 @@ pub const RELAYED_GRACE: Duration = chat_network::config::DEFAULT_RELAYED_GRACE;
 pub use config::{Config, StartError};
 pub use handle::{Peer, PeerHandle, Stopped};
 pub use pings::{MAX_PENDING_PINGS, PING_TIMEOUT};
+pub use punch::{MAX_PUNCH_RETRIES_WAITING, PUNCH_RETRIES, PUNCH_RETRY_FIRST};
 
 use crate::events::{Command, Event, PeerInfo};
 use swarm::Behaviour;
@@ -73,6 +76,8 @@ struct Node {
     /// or a ping answered): one silent for [`Self::link_silence`] is
     /// closed, and the relay dialed again ([`relay::RelayLiveness`]).
     relay_liveness: relay::RelayLiveness,
+    /// Failed hole punches waiting to be tried again ([`punch`]).
+    punch_retries: punch::PunchRetries,
 }
 
 impl Node {

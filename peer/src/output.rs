@@ -80,10 +80,14 @@ impl Printer {
                 name(peer),
                 sanitize(reason)
             ),
+            Event::PunchingAgain { peer, attempt, of } => format!(
+                "* punching a hole to {} again (try {attempt} of {of})",
+                name(peer)
+            ),
             Event::HolePunch { peer, result } => match result {
                 Ok(()) => format!("* hole punch with {} succeeded: direct", name(peer)),
                 Err(reason) => format!(
-                    "* hole punch with {} failed ({}); staying relayed",
+                    "* hole punch with {} failed ({}); relayed for now",
                     name(peer),
                     sanitize(reason)
                 ),
@@ -154,6 +158,14 @@ impl Printer {
             Event::Redialing { peer: p, reason } => {
                 merge(peer(p), json!({"event": "redialing", "reason": reason}))
             }
+            Event::PunchingAgain {
+                peer: p,
+                attempt,
+                of,
+            } => merge(
+                peer(p),
+                json!({"event": "punching_again", "attempt": attempt, "of": of}),
+            ),
             Event::HolePunch { peer: p, result } => merge(
                 peer(p),
                 json!({"event": "hole_punch", "ok": result.is_ok(), "error": result.as_ref().err()}),

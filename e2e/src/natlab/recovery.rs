@@ -52,6 +52,15 @@ pub const REBOOT_OUTAGE: Duration = Duration::from_secs(8);
 /// relay's refusal the returning peer cannot publish through the relay,
 /// and the pair waited for A's periodic dial (2 to 12 s here).
 pub const RESTART_BOUND: Duration = Duration::from_secs(10);
+/// How long [`hole_punch_retried`] waits for the first failed hole punch
+/// with the routers' path cut: DCUtR's three attempts, each a dial that
+/// times out.
+pub const PUNCH_FAILURE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long after that failure, the path open again, the pair must be
+/// direct with a message crossed each way: chat-peer punches again 5 s
+/// after a failed punch (then 10 s, 20 s), and a punch takes a few round
+/// trips.
+pub const PUNCH_RETRY_BOUND: Duration = Duration::from_secs(30);
 /// How often [`restarted_behind_nat`] restarts B.
 pub const RESTARTS: usize = 3;
 /// The relay's circuit duration in [`circuits_renewed`].
@@ -117,12 +126,23 @@ impl Pair {
         prefix: &str,
         transport: RelayTransport,
     ) -> anyhow::Result<Self> {
+        crate::clear_artifacts(prefix).context("clear earlier artifacts")?;
+        let lab = Lab::create(tag, kinds.0, kinds.1).context("build the lab")?;
+        Self::start_in(lab, setup, relay_flags, prefix, transport).await
+    }
+
+    /// [`Self::start`] in a lab already built (and changed: a path cut).
+    async fn start_in(
+        lab: Lab,
+        setup: &CellSetup,
+        relay_flags: &[&str],
+        prefix: &str,
+        transport: RelayTransport,
+    ) -> anyhow::Result<Self> {
         let chat_peer = setup
             .chat_peer_binary
             .as_deref()
             .context("no chat-peer binary given")?;
-        crate::clear_artifacts(prefix).context("clear earlier artifacts")?;
-        let lab = Lab::create(tag, kinds.0, kinds.1).context("build the lab")?;
         let (relay, relay_state) = start_relay_with(&lab, setup, prefix, relay_flags).await?;
         let relay_addr = match transport {
             RelayTransport::Tcp => format!("/ip4/{RELAY_IP}/tcp/{RELAY_TCP_PORT}"),
@@ -247,7 +267,7 @@ impl Pair {
                         Some(format!("{name}:{}", event["path"].as_str().unwrap_or("?")))
                     }
                     "relay_lost" | "relay_connected" | "reserved" | "redialing" | "hole_punch"
-                    | "discovered" | "gone" => Some(name.to_owned()),
+                    | "punching_again" | "discovered" | "gone" => Some(name.to_owned()),
                     _ => None,
                 }
             })
@@ -478,6 +498,88 @@ pub async fn moved_to_another_network(setup: &CellSetup) -> anyhow::Result<Vec<S
     report.push(format!("B saw: {}", Pair::story(&pair.b, mark_b)));
     pair.quit().await;
     Ok(report)
+}
+
+/// Home × home, with the internet dropping every packet between the two
+/// routers at first: each peer's hole punch fails and says so. Then the
+/// path opens, and the pair must be direct within [`PUNCH_RETRY_BOUND`]
+/// of the first failure, a message crossing each way: a pair that missed
+/// its one chance (a lost packet, a router slow to map) is not relayed
+/// for good.
+pub async fn hole_punch_retried(setup: &CellSetup) -> anyhow::Result<Vec<String>> {
+    let prefix = "natlab-punch-retry";
+    crate::clear_artifacts(prefix).context("clear earlier artifacts")?;
+    let lab = Lab::create("punch", NatKind::Home, NatKind::Home).context("build the lab")?;
+    cut_between(&lab).context("cut the routers' path")?;
+    let mut pair = Pair::start_in(lab, setup, &[], prefix, RelayTransport::Tcp).await?;
+    let mut report = Vec::new();
+
+    let started = Instant::now();
+    let deadline = started + PUNCH_FAILURE_TIMEOUT;
+    let failed = |event: &Value| event["event"] == "hole_punch" && event["ok"] == false;
+    let first = loop {
+        if pair.a.poll_for(Duration::from_millis(200), failed).await {
+            break "A";
+        }
+        if pair.b.poll_for(Duration::from_millis(200), failed).await {
+            break "B";
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "neither peer reported a failed hole punch within {PUNCH_FAILURE_TIMEOUT:?} \
+                 with the routers' path cut; A saw: {}; B saw: {}",
+                Pair::story(&pair.a, 0),
+                Pair::story(&pair.b, 0)
+            );
+        }
+    };
+    let failed_at = Instant::now();
+    report.push(format!(
+        "path cut: {first}'s hole punch failed {:.1} s after both discovered",
+        failed_at.duration_since(started).as_secs_f64()
+    ));
+
+    heal_between(&pair.lab).context("open the routers' path")?;
+    let deadline = failed_at + PUNCH_RETRY_BOUND;
+    let took = pair.wait_path("direct", failed_at, deadline).await?;
+    pair.chat_both_ways("after the path opened", deadline)
+        .await?;
+    report.push(format!(
+        "path open: direct {:.1} s after the failure, chat both ways (bound {PUNCH_RETRY_BOUND:?})",
+        took.as_secs_f64()
+    ));
+    report.push(format!("A saw: {}", Pair::story(&pair.a, 0)));
+    report.push(format!("B saw: {}", Pair::story(&pair.b, 0)));
+    pair.quit().await;
+    Ok(report)
+}
+
+/// The nftables table, in each router, that drops what its laptop sends
+/// to the other router.
+const CUT_TABLE: &str = "natlab_cut";
+
+/// Each router drops what its laptop sends to the other router, before
+/// its connection tracking sees it (priority raw - 10): a packet lost on
+/// the way out leaves no state in any router. (Dropped on the internet
+/// instead, the punch's SYNs leave half-open TCP flows in both routers'
+/// conntrack for two minutes, and a later punch between the same ports
+/// fails in this lab until they expire.)
+fn cut_between(lab: &Lab) -> anyhow::Result<()> {
+    for (router, other) in [(&lab.a.router, lab.b.wan_ip), (&lab.b.router, lab.a.wan_ip)] {
+        let ruleset = format!(
+            "table ip {CUT_TABLE} {{\n  chain cut {{\n    type filter hook prerouting priority raw - 10;\n    \
+             iifname \"lan\" ip daddr {other} drop\n  }}\n}}\n"
+        );
+        router.exec_with_input("nft", &["-f", "-"], &ruleset)?;
+    }
+    Ok(())
+}
+
+fn heal_between(lab: &Lab) -> anyhow::Result<()> {
+    for router in [&lab.a.router, &lab.b.router] {
+        router.exec("nft", &["delete", "table", "ip", CUT_TABLE])?;
+    }
+    Ok(())
 }
 
 /// Unplugs laptop B from router B (its `eth0` goes, and with it its

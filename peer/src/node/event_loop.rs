@@ -122,6 +122,7 @@ impl Node {
                     self.expire_pings();
                     self.close_silent_connections();
                     self.close_silent_relay_connections();
+                    self.retry_due_punches();
                 }
             }
         }
@@ -183,6 +184,9 @@ impl Node {
                     return;
                 }
                 let path = path_of(&endpoint);
+                if path == Path::Direct {
+                    self.punch_settled(&peer_id);
+                }
                 self.emit(Event::Connected {
                     peer: peer_id,
                     path,
@@ -213,6 +217,9 @@ impl Node {
                     peer: peer_id,
                     path,
                 });
+                if num_established == 0 {
+                    self.punch_settled(&peer_id);
+                }
                 if num_established == 0 && path == Path::Relayed {
                     let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
                     self.redial_after_relayed(peer_id, reason);
@@ -276,10 +283,16 @@ impl Node {
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
                 result,
-            }) => self.emit(Event::HolePunch {
-                peer: remote_peer_id,
-                result: result.map(|_| ()).map_err(|error| describe_error(&error)),
-            }),
+            }) => {
+                let result = result.map(|_| ()).map_err(|error| describe_error(&error));
+                if result.is_err() {
+                    self.on_punch_failed(remote_peer_id);
+                }
+                self.emit(Event::HolePunch {
+                    peer: remote_peer_id,
+                    result,
+                });
+            }
             BehaviourEvent::Autonat(autonat::v2::client::Event {
                 tested_addr,
                 result: Err(error),
