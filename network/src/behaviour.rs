@@ -391,6 +391,11 @@ impl Behaviour {
         self.pending.push_back(ToSwarm::GenerateEvent(event));
     }
 
+    /// The relayed connections to `peer` in the book.
+    pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.book.relayed_connections(peer)
+    }
+
     /// The path `connection` to `peer` takes, if it is in the book.
     pub fn path_of(&self, peer: &PeerId, connection: ConnectionId) -> Option<crate::Path> {
         self.book.path_of(peer, connection)

@@ -560,11 +560,20 @@ impl PeerBook {
 
     /// The direct connections to `peer`.
     pub fn direct_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.connections_on(peer, Path::Direct)
+    }
+
+    /// The relayed connections to `peer`.
+    pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.connections_on(peer, Path::Relayed)
+    }
+
+    fn connections_on(&self, peer: &PeerId, path: Path) -> Vec<ConnectionId> {
         self.peers.get(peer).map_or_else(Vec::new, |entry| {
             entry
                 .connections
                 .iter()
-                .filter(|(_, c)| c.path == Path::Direct)
+                .filter(|(_, c)| c.path == path)
                 .map(|(id, _)| *id)
                 .collect()
         })

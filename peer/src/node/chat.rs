@@ -75,7 +75,10 @@ impl Node {
                     addrs: announced,
                 });
             }
-            NetworkEvent::PeerGone { peer } => self.emit(Event::PeerGone { peer }),
+            NetworkEvent::PeerGone { peer } => {
+                self.punch_settled(&peer);
+                self.emit(Event::PeerGone { peer });
+            }
             NetworkEvent::Rejected {
                 propagation_source,
                 error,

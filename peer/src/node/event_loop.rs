@@ -184,8 +184,9 @@ impl Node {
                     return;
                 }
                 let path = path_of(&endpoint);
-                if path == Path::Direct {
-                    self.punch_settled(&peer_id);
+                match path {
+                    Path::Direct => self.punch_settled(&peer_id),
+                    Path::Relayed => self.punch_started(&peer_id),
                 }
                 self.emit(Event::Connected {
                     peer: peer_id,
@@ -217,9 +218,6 @@ impl Node {
                     peer: peer_id,
                     path,
                 });
-                if num_established == 0 {
-                    self.punch_settled(&peer_id);
-                }
                 if num_established == 0 && path == Path::Relayed {
                     let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
                     self.redial_after_relayed(peer_id, reason);

@@ -5,14 +5,20 @@
 //! connection stands. One lost packet, a router slow to map, or a path
 //! cut for a moment is enough for that. So a failed punch is tried again
 //! on a fresh circuit: DCUtR runs on every new relayed connection, and the
-//! peer that accepts it starts the punch. Three more times at most
+//! peer that accepts it starts the punch. The peer that saw the failure
+//! closes its relayed connections to the other, and the side that dials
+//! first dials a new circuit at once, as whenever a pair's last relayed
+//! connection ends (`chat::redial_after_relayed`): one circuit per pair,
+//! never one more per try. Three more times at most
 //! ([`PUNCH_RETRIES`]), [`PUNCH_RETRY_FIRST`] after the failure, then
-//! twice as long each time; a direct connection ends the count.
+//! twice as long each time; a direct connection (or the peer leaving the
+//! book) ends the count.
 //!
 //! Only the side that saw the failure knows of it (DCUtR may report it on
 //! one side only). When both did, the side that dials first (the dial
-//! rule) goes first and the other waits [`FIRST_DIALER_GRACE`] longer, so
-//! that one pair rarely makes two circuits at once.
+//! rule) goes first and the other waits [`FIRST_DIALER_GRACE`] longer: a
+//! new relayed connection drops a try still waiting, since a punch runs on
+//! it already, and closing it would cut that punch short.
 
 use std::{
     collections::HashMap,
@@ -23,11 +29,7 @@ use chat_network::{
     Link, Path,
     dial::{FIRST_DIALER_GRACE, dials_first},
 };
-use libp2p::{
-    PeerId,
-    multiaddr::Protocol,
-    swarm::dial_opts::{DialOpts, PeerCondition},
-};
+use libp2p::PeerId;
 
 use super::Node;
 use crate::events::Event;
@@ -93,6 +95,15 @@ impl PunchRetries {
         due
     }
 
+    /// A new relayed connection to `peer` is up: a punch runs on it (the
+    /// other side's try, or a redial), so a try waiting is dropped; if
+    /// that punch fails too, the next is due after it.
+    fn punch_under_way(&mut self, peer: &PeerId) {
+        if let Some(retry) = self.waiting.get_mut(peer) {
+            retry.due = None;
+        }
+    }
+
     /// `peer` is direct, or gone: its count starts again.
     fn forget(&mut self, peer: &PeerId) {
         self.waiting.remove(peer);
@@ -109,44 +120,38 @@ impl Node {
         }
     }
 
-    /// A direct connection to `peer` is up, or every connection to it has
-    /// closed: nothing to try again.
+    /// A relayed connection to `peer` is up: DCUtR punches on it.
+    pub(super) fn punch_started(&mut self, peer: &PeerId) {
+        self.punch_retries.punch_under_way(peer);
+    }
+
+    /// A direct connection to `peer` is up, or it has gone (its record
+    /// expired): nothing to try again. (Not when its connections close: a
+    /// try closes them, and the count must go on.)
     pub(super) fn punch_settled(&mut self, peer: &PeerId) {
         self.punch_retries.forget(peer);
     }
 
-    /// The tries that are due: a peer still only relayed is dialed on a
-    /// fresh circuit through this peer's relay (the one circuit the dial
-    /// rule allows), on which the peer starts a new punch.
+    /// The tries that are due: a peer still only relayed has its relayed
+    /// connections closed; the side that dials first then dials a new
+    /// circuit, on which the side that accepts it punches again.
     pub(super) fn retry_due_punches(&mut self) {
         for (peer, attempt) in self.punch_retries.due(Instant::now()) {
-            let link = self
-                .swarm
-                .behaviour()
-                .network
-                .peer(&peer)
-                .map(|info| info.link);
+            let network = &self.swarm.behaviour().network;
+            let link = network.peer(&peer).map(|info| info.link);
             if !matches!(link, Some(Link::Connected(Path::Relayed))) {
-                // Direct meanwhile, or no longer connected: the count
-                // ends with the direct connection or the last close.
+                // Direct meanwhile, or not connected: a direct connection
+                // ends the count, a new relayed one punches anew.
                 continue;
             }
-            let circuit = self
-                .relay_addr
-                .clone()
-                .with(Protocol::P2pCircuit)
-                .with(Protocol::P2p(peer));
-            let opts = DialOpts::peer_id(peer)
-                .addresses(vec![circuit])
-                .condition(PeerCondition::Always)
-                .build();
-            match self.swarm.dial(opts) {
-                Ok(()) => self.emit(Event::PunchingAgain {
-                    peer,
-                    attempt,
-                    of: PUNCH_RETRIES,
-                }),
-                Err(error) => tracing::debug!(%peer, %error, "no new circuit for a punch"),
+            let relayed = network.relayed_connections(&peer);
+            self.emit(Event::PunchingAgain {
+                peer,
+                attempt,
+                of: PUNCH_RETRIES,
+            });
+            for connection in relayed {
+                self.swarm.close_connection(connection);
             }
         }
     }
@@ -195,6 +200,24 @@ mod tests {
             retries.failed(PeerId::random(), false, Instant::now()),
             Some(PUNCH_RETRY_FIRST + FIRST_DIALER_GRACE)
         );
+    }
+
+    #[test]
+    fn a_new_relayed_connection_drops_the_waiting_try_but_not_the_count() {
+        let mut retries = PunchRetries::default();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        let wait = retries.failed(peer, false, now).expect("a first try");
+        retries.punch_under_way(&peer);
+        assert!(
+            retries.due(now + wait).is_empty(),
+            "the other side's punch runs"
+        );
+        for _ in 0..PUNCH_RETRIES {
+            let wait = retries.failed(peer, true, now).expect("tries left");
+            assert_eq!(retries.due(now + wait).len(), 1);
+        }
+        assert_eq!(retries.failed(peer, true, now), None);
     }
 
     #[test]
