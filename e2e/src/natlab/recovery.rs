@@ -227,10 +227,14 @@ impl Pair {
                 return Ok(since.elapsed());
             }
             if Instant::now() >= deadline {
+                // CI shows this message, not the artifacts: what each
+                // peer saw says where it stuck.
                 bail!(
                     "A's ping to B was not answered over a {path} path within {:?}; the last \
-                     answer: {answer:?}",
-                    deadline.saturating_duration_since(since)
+                     answer: {answer:?}; A saw: {}; B saw: {}",
+                    deadline.saturating_duration_since(since),
+                    Pair::story(&self.a, 0),
+                    Pair::story(&self.b, 0)
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -271,6 +275,10 @@ impl Pair {
                     "connected" | "disconnected" => {
                         Some(format!("{name}:{}", event["path"].as_str().unwrap_or("?")))
                     }
+                    "hole_punch" if event["ok"] == false => Some(format!(
+                        "hole_punch_failed({})",
+                        event["error"].as_str().unwrap_or("?")
+                    )),
                     "relay_lost" | "relay_connected" | "reserved" | "redialing" | "hole_punch"
                     | "punching_again" | "discovered" | "gone" => Some(name.to_owned()),
                     _ => None,
