@@ -73,7 +73,10 @@ const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VE
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     relay_client: relay::client::Behaviour,
-    /// Browser-to-browser WebRTC: signaling over relayed connections.
+    /// Browser-to-browser WebRTC: signaling over relayed connections. Its
+    /// raw streams (`new_control`) carry the page's own too: the perf
+    /// protocol, served on direct connections, and the network's lookups
+    /// (`chat_network::locate`), with one handler per connection.
     webrtc: libp2p_webrtc_p2p::Behaviour,
     /// When to upgrade a relayed connection to a direct `/webrtc` one.
     upgrade: upgrade::Behaviour,
@@ -84,9 +87,6 @@ struct Behaviour {
     /// lean one (`chat_network::identify`), not libp2p-identify.
     identify: chat_network::identify::Behaviour,
     ping: ping::Behaviour,
-    /// Raw streams: the perf protocol, served on direct connections, and
-    /// the network's lookups (`chat_network::locate`).
-    stream: libp2p_stream::Behaviour,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,16 +227,12 @@ impl Node {
             })
             .map_err(|e| setup(e.into()))?
             .with_behaviour(|key| {
-                let stream = libp2p_stream::Behaviour::new();
+                let streams = webrtc.new_control();
                 Ok(Behaviour {
                     relay_client,
                     webrtc,
                     upgrade: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
-                    network: chat_network::Behaviour::new(
-                        key,
-                        network_config(),
-                        stream.new_control(),
-                    ),
+                    network: chat_network::Behaviour::new(key, network_config(), streams),
                     identify: chat_network::identify::Behaviour::new(
                         chat_network::identify::Config {
                             protocol_version: "/ipfs/id/1.0.0".to_owned(),
@@ -249,7 +245,6 @@ impl Node {
                             .with_interval(PING_INTERVAL)
                             .with_timeout(PING_TIMEOUT),
                     ),
-                    stream,
                 })
             })
             .map_err(|e| setup(e.into()))?
@@ -261,7 +256,7 @@ impl Node {
         swarm
             .listen_on(Protocol::WebRTC.into())
             .map_err(|e| setup(e.into()))?;
-        let streams = swarm.behaviour().stream.new_control();
+        let streams = swarm.behaviour().webrtc.new_control();
         Ok(Self {
             swarm,
             events,

@@ -117,6 +117,16 @@ impl std::fmt::Debug for Behaviour {
 }
 
 impl Behaviour {
+    /// A handle on this behaviour's raw streams, for the application's own
+    /// protocols: one `libp2p-stream` handler per connection serves them
+    /// and the signaling, where a second `libp2p-stream` behaviour would put
+    /// a second handler in every connection's chain, and the swarm's
+    /// generic code once more in the wasm (BENCHMARKS.md, "sixth weight
+    /// round").
+    pub fn new_control(&self) -> libp2p_stream::Control {
+        self.stream.new_control()
+    }
+
     fn start_dial(
         &mut self,
         DialRequest {
