@@ -26,7 +26,10 @@ use libp2p::{
     },
     websocket_websys, yamux,
 };
-use libp2p_webrtc_p2p::upgrade;
+use libp2p_webrtc_p2p::{
+    alongside::{self, Alongside},
+    upgrade,
+};
 
 mod failover;
 mod lookup;
@@ -73,13 +76,14 @@ const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VE
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     relay_client: relay::client::Behaviour,
-    /// Browser-to-browser WebRTC: signaling over relayed connections. Its
-    /// raw streams (`new_control`) carry the page's own too: the perf
-    /// protocol, served on direct connections, and the network's lookups
-    /// (`chat_network::locate`), with one handler per connection.
-    webrtc: libp2p_webrtc_p2p::Behaviour,
-    /// When to upgrade a relayed connection to a direct `/webrtc` one.
-    upgrade: upgrade::Behaviour,
+    /// Browser-to-browser WebRTC: signaling over relayed connections
+    /// (`first`), and when to upgrade a relayed connection to a direct
+    /// `/webrtc` one (`second`, `upgrade`), which needs no handler of its
+    /// own. The signaling's raw streams (`new_control`) carry the page's
+    /// own too: the perf protocol, served on direct connections, and the
+    /// network's lookups (`chat_network::locate`), with one handler per
+    /// connection.
+    webrtc: Alongside<libp2p_webrtc_p2p::Behaviour, upgrade::Behaviour>,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     network: chat_network::Behaviour,
     /// Answers identify (js-libp2p starts gossipsub to a peer once its
@@ -230,8 +234,10 @@ impl Node {
                 let streams = webrtc.new_control();
                 Ok(Behaviour {
                     relay_client,
-                    webrtc,
-                    upgrade: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
+                    webrtc: Alongside {
+                        first: webrtc,
+                        second: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
+                    },
                     network: chat_network::Behaviour::new(key, network_config(), streams),
                     identify: chat_network::identify::Behaviour::new(
                         chat_network::identify::Config {
@@ -256,7 +262,7 @@ impl Node {
         swarm
             .listen_on(Protocol::WebRTC.into())
             .map_err(|e| setup(e.into()))?;
-        let streams = swarm.behaviour().webrtc.new_control();
+        let streams = swarm.behaviour().webrtc.first.new_control();
         Ok(Self {
             swarm,
             events,
@@ -730,7 +736,8 @@ impl Node {
         let direct_failed = self
             .swarm
             .behaviour()
-            .upgrade
+            .webrtc
+            .second
             .given_up(&info.peer)
             .map(str::to_owned);
         self.emit(Event::Peer {
@@ -884,13 +891,17 @@ impl Node {
                 self.dial_disconnected_peers();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Network(event)) => self.on_network_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Upgrade(event)) => self.on_upgrade_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::Second(event))) => {
+                self.on_upgrade_event(event)
+            }
             // The dialer's failures also end its dial (handled above).
-            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(libp2p_webrtc_p2p::Event::Failed {
-                peer,
-                dialer: false,
-                error,
-            })) => self.log(format!(
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::First(
+                libp2p_webrtc_p2p::Event::Failed {
+                    peer,
+                    dialer: false,
+                    error,
+                },
+            ))) => self.log(format!(
                 "{} could not connect to us directly: {error}",
                 short(&peer)
             )),
@@ -947,14 +958,16 @@ impl Node {
                 let webrtc = info.addrs.iter().find(|addr| is_webrtc(addr)).cloned();
                 self.swarm
                     .behaviour_mut()
-                    .upgrade
+                    .webrtc
+                    .second
                     .set_webrtc_addr(info.peer, webrtc);
                 self.emit_peer(info);
             }
             Network::PeerGone { peer } => {
                 self.swarm
                     .behaviour_mut()
-                    .upgrade
+                    .webrtc
+                    .second
                     .set_webrtc_addr(peer, None);
                 self.emit(Event::PeerGone { peer });
             }
