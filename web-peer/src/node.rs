@@ -8,7 +8,7 @@
 //! Commands from the UI come in on one channel, events for the UI go out
 //! on another; nothing else reaches the swarm.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use chat_network::{Link, Path, PeerInfo, SendError, Sent, short};
 use chat_protocol::report;
@@ -28,6 +28,7 @@ use libp2p::{
 };
 use libp2p_webrtc_p2p::{
     alongside::{self, Alongside},
+    small_map::SmallMap,
     upgrade,
 };
 
@@ -113,7 +114,7 @@ struct Relay {
     /// reserves and dials circuits on a relay's first connection, which
     /// would be one of these: no reservation is asked for until they have
     /// closed.
-    given_up: HashSet<ConnectionId>,
+    given_up: SmallMap<ConnectionId, ()>,
     /// Our dial to the relay under way, if any.
     dialing: Option<ConnectionId>,
 }
@@ -446,7 +447,7 @@ impl Node {
                 was_connected: false,
                 circuit_listener: None,
                 liveness: RelayLiveness::new(relay_liveness::RELAY_SILENCE),
-                given_up: HashSet::new(),
+                given_up: SmallMap::new(),
                 dialing: None,
             },
         });
@@ -500,7 +501,7 @@ impl Node {
         let silence = relay.liveness.silence();
         for connection in &silent {
             relay.liveness.forget(*connection);
-            relay.given_up.insert(*connection);
+            relay.given_up.insert(*connection, ());
         }
         let listener = relay.circuit_listener.take();
         self.log(format!(

@@ -82,6 +82,7 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 pub mod exchange;
 pub mod signaling;
+pub mod small_map;
 pub mod upgrade;
 
 #[cfg(target_arch = "wasm32")]
