@@ -38,6 +38,7 @@ mod lookup;
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
+    boxed_io::OnBoxedIo,
     events::{Command, Event, RelayStatus, Via},
     federation::Federation,
     page_config,
@@ -218,7 +219,7 @@ impl Node {
                 relay_transport
                     .or_transport(websocket)
                     .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
+                    .authenticate(OnBoxedIo(noise))
                     .multiplex(yamux::Config::default())
             })
             .map_err(|e| setup(e.into()))?
