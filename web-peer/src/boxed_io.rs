@@ -6,8 +6,10 @@
 //! stream type is a copy of Noise's handshake and framing code in the
 //! wasm. Boxed, all three are one type, libp2p's `SubstreamBox` (which
 //! the page's substreams already are), and Noise is compiled once for
-//! each role. A virtual call per read or write is nothing next to a
-//! network's latency.
+//! each role. The node boxes the circuit or WebSocket before the
+//! connection's multistream-select too (the substreams' copy of that code
+//! serves), and runs yamux on a boxed Noise channel. A virtual call per
+//! read or write is nothing next to a network's latency.
 
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::core::{

@@ -16,7 +16,12 @@ use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
-    core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
+    core::{
+        ConnectedPoint,
+        muxing::{StreamMuxerBox, SubstreamBox},
+        transport::ListenerId,
+        upgrade::Version,
+    },
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
@@ -216,11 +221,15 @@ impl Node {
                 // each handshake message would wait otherwise.
                 let websocket = websocket_websys::Transport::default()
                     .map(|connection, _| websocket::Connection::from(connection));
+                // Every layer runs on a boxed stream (`boxed_io`): the
+                // connection's multistream-select is then the substreams'
+                // own code, and Noise and yamux's are compiled once.
                 relay_transport
                     .or_transport(websocket)
+                    .map(|connection, _| SubstreamBox::new(connection))
                     .upgrade(Version::V1Lazy)
                     .authenticate(OnBoxedIo(noise))
-                    .multiplex(yamux::Config::default())
+                    .multiplex(OnBoxedIo(yamux::Config::default()))
             })
             .map_err(|e| setup(e.into()))?
             .with_other_transport(|key| {
