@@ -90,6 +90,17 @@ wasm_env() {
 # it), or Debian's toolchain, which builds std from source anyway. Without
 # either, the page links the prebuilt std and carries the panic machinery.
 # Only scripts/build-page uses this: tests keep their panic messages.
+# With that nightly, `-Zlocation-detail=none` also drops the file, line
+# and column `#[track_caller]` functions record for their messages (the
+# panics' are gone already; what is left, e.g. wasm-bindgen's
+# `unwrap_throw`, says `<redacted>` where a source position was): wasm
+# gzip -1.5 KB (BENCHMARKS.md, "sixth weight round"); and
+# `-Zfmt-debug=shallow` makes each `#[derive(Debug)]` print its type or
+# variant name alone (wasm gzip -5.5 KB): no text the page shows is a
+# derived Debug (its messages are Display; the `{:?}` it formats are of
+# strings and JS values, whose Debug is written by hand, not derived),
+# only a library's rare internal error (e.g. libp2p-relay's "Failed to
+# send message to relay behaviour: SendError" loses its `{ kind: Full }`).
 
 rustup_nightly_has_src() {
   have rustup && rustup +nightly component list --installed 2>/dev/null | grep '^rust-src' >/dev/null
@@ -130,7 +141,7 @@ page_std_env() {
     debian) ;;
   esac
   export CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags -Zunstable-options -Cpanic=immediate-abort"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=shallow"
   PAGE_STD="std built from source (rustc $(rustc --version | cut -d' ' -f2)), panic=immediate-abort, optimize_for_size"
 }
 

@@ -24,6 +24,8 @@
 //!   waiting for the browser's send buffer to drain;
 //! - `console_log` (wasm only, debug builds): `tracing` events to the
 //!   browser's console (a release page logs nothing there);
+//! - `boxed_io` (wasm only): Noise run on boxed streams, one copy of its
+//!   code for the page's three kinds of stream;
 //! - `timing` (wasm only): User Timing marks at each phase of the node's
 //!   way to a direct link.
 //!
@@ -38,6 +40,8 @@ pub mod relay_addr;
 pub mod relay_answer;
 pub mod relay_liveness;
 
+#[cfg(target_arch = "wasm32")]
+mod boxed_io;
 #[cfg(all(target_arch = "wasm32", debug_assertions))]
 mod console_log;
 #[cfg(target_arch = "wasm32")]

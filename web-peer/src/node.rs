@@ -8,7 +8,7 @@
 //! Commands from the UI come in on one channel, events for the UI go out
 //! on another; nothing else reaches the swarm.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use chat_network::{Link, Path, PeerInfo, SendError, Sent, short};
 use chat_protocol::report;
@@ -16,7 +16,12 @@ use futures::{FutureExt as _, StreamExt as _, channel::mpsc, future::Fuse};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport as _,
-    core::{ConnectedPoint, muxing::StreamMuxerBox, transport::ListenerId, upgrade::Version},
+    core::{
+        ConnectedPoint,
+        muxing::{StreamMuxerBox, SubstreamBox},
+        transport::ListenerId,
+        upgrade::Version,
+    },
     identity::Keypair,
     multiaddr::Protocol,
     noise, ping, relay,
@@ -26,7 +31,11 @@ use libp2p::{
     },
     websocket_websys, yamux,
 };
-use libp2p_webrtc_p2p::upgrade;
+use libp2p_webrtc_p2p::{
+    alongside::{self, Alongside},
+    small_map::SmallMap,
+    upgrade,
+};
 
 mod failover;
 mod lookup;
@@ -34,6 +43,7 @@ mod lookup;
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
+    boxed_io::OnBoxedIo,
     events::{Command, Event, RelayStatus, Via},
     federation::Federation,
     page_config,
@@ -73,10 +83,14 @@ const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VE
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     relay_client: relay::client::Behaviour,
-    /// Browser-to-browser WebRTC: signaling over relayed connections.
-    webrtc: libp2p_webrtc_p2p::Behaviour,
-    /// When to upgrade a relayed connection to a direct `/webrtc` one.
-    upgrade: upgrade::Behaviour,
+    /// Browser-to-browser WebRTC: signaling over relayed connections
+    /// (`first`), and when to upgrade a relayed connection to a direct
+    /// `/webrtc` one (`second`, `upgrade`), which needs no handler of its
+    /// own. The signaling's raw streams (`new_control`) carry the page's
+    /// own too: the perf protocol, served on direct connections, and the
+    /// network's lookups (`chat_network::locate`), with one handler per
+    /// connection.
+    webrtc: Alongside<libp2p_webrtc_p2p::Behaviour, upgrade::Behaviour>,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     network: chat_network::Behaviour,
     /// Answers identify (js-libp2p starts gossipsub to a peer once its
@@ -84,9 +98,6 @@ struct Behaviour {
     /// lean one (`chat_network::identify`), not libp2p-identify.
     identify: chat_network::identify::Behaviour,
     ping: ping::Behaviour,
-    /// Raw streams: the perf protocol, served on direct connections, and
-    /// the network's lookups (`chat_network::locate`).
-    stream: libp2p_stream::Behaviour,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +120,7 @@ struct Relay {
     /// reserves and dials circuits on a relay's first connection, which
     /// would be one of these: no reservation is asked for until they have
     /// closed.
-    given_up: HashSet<ConnectionId>,
+    given_up: SmallMap<ConnectionId, ()>,
     /// Our dial to the relay under way, if any.
     dialing: Option<ConnectionId>,
 }
@@ -210,11 +221,15 @@ impl Node {
                 // each handshake message would wait otherwise.
                 let websocket = websocket_websys::Transport::default()
                     .map(|connection, _| websocket::Connection::from(connection));
+                // Every layer runs on a boxed stream (`boxed_io`): the
+                // connection's multistream-select is then the substreams'
+                // own code, and Noise and yamux's are compiled once.
                 relay_transport
                     .or_transport(websocket)
+                    .map(|connection, _| SubstreamBox::new(connection))
                     .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
+                    .authenticate(OnBoxedIo(noise))
+                    .multiplex(OnBoxedIo(yamux::Config::default()))
             })
             .map_err(|e| setup(e.into()))?
             .with_other_transport(|key| {
@@ -227,16 +242,14 @@ impl Node {
             })
             .map_err(|e| setup(e.into()))?
             .with_behaviour(|key| {
-                let stream = libp2p_stream::Behaviour::new();
+                let streams = webrtc.new_control();
                 Ok(Behaviour {
                     relay_client,
-                    webrtc,
-                    upgrade: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
-                    network: chat_network::Behaviour::new(
-                        key,
-                        network_config(),
-                        stream.new_control(),
-                    ),
+                    webrtc: Alongside {
+                        first: webrtc,
+                        second: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
+                    },
+                    network: chat_network::Behaviour::new(key, network_config(), streams),
                     identify: chat_network::identify::Behaviour::new(
                         chat_network::identify::Config {
                             protocol_version: "/ipfs/id/1.0.0".to_owned(),
@@ -249,7 +262,6 @@ impl Node {
                             .with_interval(PING_INTERVAL)
                             .with_timeout(PING_TIMEOUT),
                     ),
-                    stream,
                 })
             })
             .map_err(|e| setup(e.into()))?
@@ -261,7 +273,7 @@ impl Node {
         swarm
             .listen_on(Protocol::WebRTC.into())
             .map_err(|e| setup(e.into()))?;
-        let streams = swarm.behaviour().stream.new_control();
+        let streams = swarm.behaviour().webrtc.first.new_control();
         Ok(Self {
             swarm,
             events,
@@ -445,7 +457,7 @@ impl Node {
                 was_connected: false,
                 circuit_listener: None,
                 liveness: RelayLiveness::new(relay_liveness::RELAY_SILENCE),
-                given_up: HashSet::new(),
+                given_up: SmallMap::new(),
                 dialing: None,
             },
         });
@@ -499,7 +511,7 @@ impl Node {
         let silence = relay.liveness.silence();
         for connection in &silent {
             relay.liveness.forget(*connection);
-            relay.given_up.insert(*connection);
+            relay.given_up.insert(*connection, ());
         }
         let listener = relay.circuit_listener.take();
         self.log(format!(
@@ -735,7 +747,8 @@ impl Node {
         let direct_failed = self
             .swarm
             .behaviour()
-            .upgrade
+            .webrtc
+            .second
             .given_up(&info.peer)
             .map(str::to_owned);
         self.emit(Event::Peer {
@@ -889,13 +902,17 @@ impl Node {
                 self.dial_disconnected_peers();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Network(event)) => self.on_network_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Upgrade(event)) => self.on_upgrade_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::Second(event))) => {
+                self.on_upgrade_event(event)
+            }
             // The dialer's failures also end its dial (handled above).
-            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(libp2p_webrtc_p2p::Event::Failed {
-                peer,
-                dialer: false,
-                error,
-            })) => self.log(format!(
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::First(
+                libp2p_webrtc_p2p::Event::Failed {
+                    peer,
+                    dialer: false,
+                    error,
+                },
+            ))) => self.log(format!(
                 "{} could not connect to us directly: {error}",
                 short(&peer)
             )),
@@ -952,14 +969,16 @@ impl Node {
                 let webrtc = info.addrs.iter().find(|addr| is_webrtc(addr)).cloned();
                 self.swarm
                     .behaviour_mut()
-                    .upgrade
+                    .webrtc
+                    .second
                     .set_webrtc_addr(info.peer, webrtc);
                 self.emit_peer(info);
             }
             Network::PeerGone { peer } => {
                 self.swarm
                     .behaviour_mut()
-                    .upgrade
+                    .webrtc
+                    .second
                     .set_webrtc_addr(peer, None);
                 self.emit(Event::PeerGone { peer });
             }

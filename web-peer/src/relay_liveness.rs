@@ -13,9 +13,10 @@
 //! check comes much later than the last one, every connection starts a
 //! fresh silence window instead of being condemned for the page's sleep.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use libp2p::swarm::ConnectionId;
+use libp2p_webrtc_p2p::small_map::SmallMap;
 use web_time::Instant;
 
 /// How long a relay connection may go without an answered ping before the
@@ -37,7 +38,7 @@ pub struct RelayLiveness {
     silence: Duration,
     /// At most the connections to one peer, the relay (one, two while a
     /// dead one is replaced).
-    heard: HashMap<ConnectionId, Instant>,
+    heard: SmallMap<ConnectionId, Instant>,
     last_check: Option<Instant>,
 }
 
@@ -45,7 +46,7 @@ impl RelayLiveness {
     pub fn new(silence: Duration) -> Self {
         Self {
             silence,
-            heard: HashMap::new(),
+            heard: SmallMap::new(),
             last_check: None,
         }
     }

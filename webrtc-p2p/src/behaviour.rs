@@ -6,7 +6,7 @@
 //! in, finished connections and our `/webrtc` addresses go out.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     rc::Rc,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -24,6 +24,7 @@ use crate::{
     Error,
     addr::webrtc_twin,
     exchange, signaling,
+    small_map::SmallMap,
     transport::{DIAL_QUEUE, DialRequest, ListenerEvent, Transport},
 };
 
@@ -87,7 +88,7 @@ pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
         to_transport: event_tx,
         failures: failure_rx,
         failure_tx,
-        address_hints: HashMap::new(),
+        address_hints: SmallMap::new(),
         relayed_dials: VecDeque::new(),
         accepting: false,
     };
@@ -103,7 +104,7 @@ pub struct Behaviour {
     failures: mpsc::Receiver<Event>,
     failure_tx: mpsc::Sender<Event>,
     /// Where to reach a peer being dialed: its relayed address.
-    address_hints: HashMap<PeerId, Multiaddr>,
+    address_hints: SmallMap<PeerId, Multiaddr>,
     /// Relayed connections to open for signaling; at most one per dial
     /// request taken from the bounded queue in the same poll.
     relayed_dials: VecDeque<DialOpts>,
@@ -117,6 +118,16 @@ impl std::fmt::Debug for Behaviour {
 }
 
 impl Behaviour {
+    /// A handle on this behaviour's raw streams, for the application's own
+    /// protocols: one `libp2p-stream` handler per connection serves them
+    /// and the signaling, where a second `libp2p-stream` behaviour would put
+    /// a second handler in every connection's chain, and the swarm's
+    /// generic code once more in the wasm (BENCHMARKS.md, "sixth weight
+    /// round").
+    pub fn new_control(&self) -> libp2p_stream::Control {
+        self.stream.new_control()
+    }
+
     fn start_dial(
         &mut self,
         DialRequest {

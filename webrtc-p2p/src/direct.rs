@@ -62,6 +62,7 @@ use futures::{
 use gloo_timers::future::TimeoutFuture;
 use libp2p_core::{
     Multiaddr, PeerId,
+    muxing::SubstreamBox,
     transport::{DialOpts, ListenerId, TransportError, TransportEvent},
 };
 use libp2p_identity::Keypair;
@@ -199,10 +200,16 @@ async fn dial(
 
     // Noise closes the stream when done (FIN); channel 0 itself
     // stays open as long as the peer connection (see `Stream::handshake`).
+    // Boxed, as the page's other Noise handshakes run (on circuits and
+    // WebSockets): one copy of Noise's code in the wasm for all of them.
     let (stream, _reset_on_drop) = Stream::handshake(handshake_channel);
-    let noise =
-        libp2p_webrtc_utils::noise::outbound(keypair, stream, server_fingerprint, own_fingerprint)
-            .await;
+    let noise = libp2p_webrtc_utils::noise::outbound(
+        keypair,
+        SubstreamBox::new(stream),
+        server_fingerprint,
+        own_fingerprint,
+    )
+    .await;
     let peer = match noise {
         Ok(peer) => peer,
         // ICE or DTLS failed, so the browser closed channel 0 under Noise,

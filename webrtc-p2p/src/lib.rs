@@ -40,6 +40,8 @@
 //!   dials, when, and how often; a behaviour with no browser API, tested
 //!   natively.
 //! - [`addr`]: `/webrtc` addresses.
+//! - [`alongside`]: a handlerless behaviour (such as [`upgrade`]) run next
+//!   to one with a handler, so that it adds none to each connection.
 //! - `timing` (browser): User Timing marks at each phase of a connection
 //!   (`libp2p-webrtc:<phase> <peer>`, `libp2p-webrtc-direct:<phase>`), for
 //!   DevTools and the benchmarks.
@@ -74,11 +76,13 @@
 //! (non-browser) peers, which have no `RTCPeerConnection`.
 
 pub mod addr;
+pub mod alongside;
 pub mod direct_sdp;
 mod error;
 #[cfg(target_arch = "wasm32")]
 pub mod exchange;
 pub mod signaling;
+pub mod small_map;
 pub mod upgrade;
 
 #[cfg(target_arch = "wasm32")]

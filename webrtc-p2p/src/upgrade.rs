@@ -25,7 +25,7 @@
 //! through the swarm, so the policy runs and is tested natively.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     convert::Infallible,
     task::{Context, Poll},
     time::Duration,
@@ -43,6 +43,8 @@ use libp2p_swarm::{
     dummy,
 };
 use web_time::Instant;
+
+use crate::small_map::SmallMap;
 
 /// The defaults the page runs with.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -86,9 +88,9 @@ pub enum Event {
 #[derive(Debug, Default)]
 struct Attempts {
     webrtc_addr: Option<Multiaddr>,
-    connections: HashMap<ConnectionId, bool>,
+    connections: SmallMap<ConnectionId, bool>,
     /// The `/webrtc` twins of the relayed connections among `connections`.
-    circuits: HashMap<ConnectionId, Multiaddr>,
+    circuits: SmallMap<ConnectionId, Multiaddr>,
     in_progress: Option<ConnectionId>,
     failures: u32,
     not_before: Option<Instant>,
@@ -113,7 +115,7 @@ impl Attempts {
 pub struct Behaviour {
     local: PeerId,
     config: Config,
-    peers: HashMap<PeerId, Attempts>,
+    peers: SmallMap<PeerId, Attempts>,
     pending: VecDeque<ToSwarm<Event, Infallible>>,
     /// Fires when the next backoff ends.
     retry: Option<Delay>,
@@ -124,7 +126,7 @@ impl Behaviour {
         Self {
             local,
             config,
-            peers: HashMap::new(),
+            peers: SmallMap::new(),
             pending: VecDeque::new(),
             retry: None,
         }
@@ -136,7 +138,7 @@ impl Behaviour {
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             return;
         }
-        self.peers.entry(peer).or_default().webrtc_addr = addr;
+        self.peers.get_or_insert_default(peer).webrtc_addr = addr;
         self.try_upgrade(peer);
     }
 
@@ -288,7 +290,7 @@ impl NetworkBehaviour for Behaviour {
                 if !self.peers.contains_key(&e.peer_id) && self.peers.len() >= MAX_PEERS {
                     return;
                 }
-                let attempts = self.peers.entry(e.peer_id).or_default();
+                let attempts = self.peers.get_or_insert_default(e.peer_id);
                 if attempts.connections.is_empty() {
                     // A new incarnation of the peer: a fresh budget.
                     let addr = attempts.webrtc_addr.take();
