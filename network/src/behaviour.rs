@@ -156,6 +156,11 @@ pub struct Behaviour {
     /// When this peer last answered a newcomer at once (see
     /// [`Behaviour::answer_newcomer`]).
     answered_at: Option<Instant>,
+    /// The last announcement found no peer subscribed to the discovery
+    /// topic: the relay's subscription had not come yet (over
+    /// WebRTC-direct its stream can open after the reservation). It goes
+    /// out when a peer subscribes, not at the next period, 20 s later.
+    announcement_unsent: bool,
     /// Fires when the next relayed connection's grace ends.
     grace: Option<Delay>,
     /// Relayed connections asked to close, until they have.
@@ -218,6 +223,7 @@ impl Behaviour {
             announce_soon: None,
             announced_at: None,
             answered_at: None,
+            announcement_unsent: false,
             grace: None,
             closing: HashSet::new(),
             dials: HashSet::new(),
@@ -495,12 +501,17 @@ impl Behaviour {
             .publish(Topic::new(topics::DISCOVERY), record.encode())
         {
             Ok(_) => {
+                self.announcement_unsent = false;
                 self.announced_at = Some(Instant::now());
                 (self.config.on_announced)();
                 tracing::debug!("announced");
                 true
             }
             Err(error) => {
+                self.announcement_unsent = matches!(
+                    error,
+                    gossipsub_lite::PublishError::NoPeersSubscribedToTopic
+                );
                 tracing::debug!(%error, "announcement not published");
                 false
             }
@@ -525,13 +536,19 @@ impl Behaviour {
     }
 
     fn on_gossip(&mut self, event: gossipsub_lite::Event) {
-        let gossipsub_lite::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
+        let (propagation_source, message_id, message) = match event {
+            gossipsub_lite::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            gossipsub_lite::Event::Subscribed { topic, .. } => {
+                if self.announcement_unsent && topic.as_str() == topics::DISCOVERY {
+                    self.announce_soon();
+                }
+                return;
+            }
+            gossipsub_lite::Event::Unsubscribed { .. } => return,
         };
         let acceptance = match Inbound::decode(
             message.topic.as_str(),
