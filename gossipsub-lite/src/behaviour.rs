@@ -155,6 +155,13 @@ struct PeerState {
     /// In the order they were established.
     connections: Vec<Connection>,
     topics: Vec<Topic>,
+    /// Our topics this peer unsubscribed from while connected. Such a peer
+    /// is grafted by the heartbeat, never at its next SUBSCRIBE: leaving,
+    /// it PRUNEs us with a backoff, and rust-libp2p sends subscriptions
+    /// ahead of control messages, so a quick SUBSCRIBE overtakes that
+    /// PRUNE, and a GRAFT answering it would fall in the backoff (a
+    /// penalty). Bounded by our own topics.
+    left: Vec<Topic>,
     /// What the handlers were last told (see [`HandlerIn::InMesh`]).
     in_mesh: bool,
 }
@@ -423,7 +430,9 @@ impl Behaviour {
             let Some(topic) = named(sub.topic_id) else {
                 continue;
             };
-            self.on_subscription(peer, topic, sub.subscribe.unwrap_or(false));
+            if self.on_subscription(peer, topic.clone(), sub.subscribe.unwrap_or(false)) {
+                self.graft_if_mesh_low(peer, &topic, now);
+            }
         }
         for raw in rpc.publish {
             self.on_message(peer, raw, now);
@@ -495,29 +504,82 @@ impl Behaviour {
         }
     }
 
-    fn on_subscription(&mut self, peer: PeerId, topic: Topic, subscribe: bool) {
+    /// Records a peer's subscription or its end. Returns whether it is a
+    /// new subscription to one of our topics that the peer has not left
+    /// while connected (see [`PeerState::left`]).
+    fn on_subscription(&mut self, peer: PeerId, topic: Topic, subscribe: bool) -> bool {
         let Some(state) = self.peers.get_mut(&peer) else {
-            return;
+            return false;
         };
+        let ours = self.subscriptions.contains(&topic);
         let known = state.topics.iter().position(|t| *t == topic);
         match (subscribe, known) {
             (true, None) if state.topics.len() < MAX_TOPICS_PER_PEER => {
+                let first = ours && !state.left.contains(&topic);
                 state.topics.push(topic.clone());
                 self.push(ToSwarm::GenerateEvent(Event::Subscribed {
                     peer_id: peer,
                     topic,
                 }));
+                first
             }
             (false, Some(index)) => {
                 state.topics.swap_remove(index);
+                if ours && !state.left.contains(&topic) {
+                    state.left.push(topic.clone());
+                }
                 self.remove_from_mesh(&topic, &peer);
                 self.push(ToSwarm::GenerateEvent(Event::Unsubscribed {
                     peer_id: peer,
                     topic,
                 }));
+                false
             }
-            _ => {}
+            _ => false,
         }
+    }
+
+    /// Grafts a peer that just subscribed to one of our topics, if that
+    /// topic's mesh is below [`MESH_N_LOW`], at once rather than at the
+    /// next heartbeat (as rust-libp2p does on a subscription). Why: a
+    /// router whose mesh is at its own D_lo (a relay with many pages) does
+    /// not graft us, and forwards only to its mesh; what we publish next
+    /// (a discovery record) makes others answer at once (the first chat
+    /// message), and with our GRAFT still waiting for the heartbeat, the
+    /// answer reached us only by lazy gossip, which the relay sends only
+    /// outside its mesh: a GRAFT landing before its next heartbeat lost
+    /// the message. Sent now, the GRAFT goes before anything we publish
+    /// on the same stream.
+    fn graft_if_mesh_low(&mut self, peer: PeerId, topic: &Topic, now: Instant) {
+        let Some(mesh) = self.mesh.get(topic) else {
+            return; // Not our topic.
+        };
+        let graftable = mesh.len() < MESH_N_LOW
+            && !mesh.contains(&peer)
+            && !self.in_backoff(topic, &peer, now)
+            && self
+                .peers
+                .get(&peer)
+                .is_some_and(|state| state.topics.contains(topic) && route(state).is_some());
+        if !graftable {
+            return;
+        }
+        if let Some(mesh) = self.mesh.get_mut(topic) {
+            mesh.push(peer);
+        }
+        self.send_graft(peer, topic);
+    }
+
+    fn send_graft(&mut self, peer: PeerId, topic: &Topic) {
+        self.control(
+            peer,
+            ControlMessage {
+                graft: vec![ControlGraft {
+                    topic_id: Some(topic.0.clone()),
+                }],
+                ..ControlMessage::default()
+            },
+        );
     }
 
     fn on_message(&mut self, peer: PeerId, raw: rpc::Message, now: Instant) {
@@ -600,7 +662,7 @@ impl Behaviour {
         // A GRAFT implies the subscription (a peer may graft before its
         // subscription arrives, as rust-libp2p allows), within the peer's
         // topic bound; beyond it, the GRAFT is ignored.
-        self.on_subscription(peer, topic.clone(), true);
+        let _ = self.on_subscription(peer, topic.clone(), true);
         if !self
             .peers
             .get(&peer)
@@ -656,15 +718,7 @@ impl Behaviour {
                     .collect();
                 for peer in candidates {
                     mesh.push(peer);
-                    self.control(
-                        peer,
-                        ControlMessage {
-                            graft: vec![ControlGraft {
-                                topic_id: Some(topic.0.clone()),
-                            }],
-                            ..ControlMessage::default()
-                        },
-                    );
+                    self.send_graft(peer, &topic);
                 }
             }
             // Over D_hi, the peers this node dialed stay first, then the
@@ -932,6 +986,8 @@ mod tests {
 
     /// Where `router` sends a message it publishes.
     fn publish_goes_to(router: &mut Behaviour) -> Vec<ConnectionId> {
+        // What came before (a GRAFT on a subscription) is not the publish.
+        sent(router);
         router
             .publish(Topic::new(TOPIC), b"hi".to_vec())
             .expect("publish");
@@ -1188,6 +1244,78 @@ mod tests {
         assert_eq!(asked, vec![unseen.0], "only the unseen id, once");
     }
 
+    /// The GRAFTs among the RPCs queued, by peer.
+    fn grafts_sent(router: &mut Behaviour) -> Vec<PeerId> {
+        router
+            .events
+            .drain(..)
+            .filter_map(|event| match event {
+                ToSwarm::NotifyHandler {
+                    peer_id,
+                    event: HandlerIn::Send(body),
+                    ..
+                } => {
+                    let rpc = Rpc::decode_frame(&body).expect("valid RPC");
+                    rpc.control
+                        .is_some_and(|control| !control.graft.is_empty())
+                        .then_some(peer_id)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn subscription(subscribe: bool) -> HandlerOut {
+        HandlerOut::Rpc(Rpc {
+            subscriptions: vec![SubOpts {
+                subscribe: Some(subscribe),
+                topic_id: Some(TOPIC.into()),
+            }],
+            ..Rpc::default()
+        })
+    }
+
+    #[test]
+    fn a_subscriber_is_grafted_at_once_while_the_mesh_is_below_d_lo() {
+        let mut router = router();
+        let topic = Topic::new(TOPIC);
+        let peers: Vec<PeerId> = (0..MESH_N_LOW + 1).map(|_| PeerId::random()).collect();
+        for (id, peer) in peers.iter().enumerate() {
+            // `connect` hands over the peer's subscription; no heartbeat.
+            connect(&mut router, *peer, id, &format!("/memory/{id}"));
+            let grafted = grafts_sent(&mut router);
+            if id < MESH_N_LOW {
+                assert_eq!(grafted, vec![*peer], "subscriber {id} grafted at once");
+                assert!(router.mesh_peers(&topic).any(|p| p == peer));
+            } else {
+                assert!(
+                    grafted.is_empty(),
+                    "the mesh is at D_lo: left to the heartbeat"
+                );
+            }
+        }
+        // A repeated SUBSCRIBE is no news.
+        let connection = ConnectionId::new_unchecked(0);
+        router.on_connection_handler_event(peers[0], connection, subscription(true));
+        assert!(grafts_sent(&mut router).is_empty(), "grafted once");
+    }
+
+    #[test]
+    fn a_peer_subscribing_again_is_left_to_the_heartbeat() {
+        let mut router = router();
+        let peer = PeerId::random();
+        let connection = connect(&mut router, peer, 1, "/memory/1");
+        assert_eq!(grafts_sent(&mut router), vec![peer]);
+        // It leaves and comes back at once; its PRUNE (and backoff) may
+        // come after the SUBSCRIBE, as rust-libp2p sends them.
+        router.on_connection_handler_event(peer, connection, subscription(false));
+        router.on_connection_handler_event(peer, connection, subscription(true));
+        assert!(
+            grafts_sent(&mut router).is_empty(),
+            "no GRAFT that could fall in the backoff of the PRUNE still to come"
+        );
+    }
+
     #[test]
     fn a_graft_implies_the_subscription() {
         let mut router = router();
@@ -1239,6 +1367,7 @@ mod tests {
         let mut router = router();
         let peer = PeerId::random();
         connect(&mut router, peer, 1, "/memory/1");
+        sent(&mut router); // Our GRAFT answering its subscription.
         let graft = |topic: &str| {
             HandlerOut::Rpc(Rpc {
                 control: Some(ControlMessage {

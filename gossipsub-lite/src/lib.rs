@@ -15,7 +15,10 @@
 //!   GRAFT before it ends, plus a heartbeat of slack), a GRAFT during our
 //!   backoff (the bare one, no slack) is answered with PRUNE, a GRAFT or
 //!   PRUNE for a topic we are not in is ignored (it records no backoff),
-//!   and a GRAFT implies the peer's subscription;
+//!   and a GRAFT implies the peer's subscription; a peer's first
+//!   subscription to our topic is answered with a GRAFT at once while the
+//!   mesh is below D_lo, so that we are in a relay's mesh before anything
+//!   we publish reaches it (see `Behaviour::graft_if_mesh_low`);
 //! - our own messages flooded to every peer subscribed to the topic;
 //!   others' forwarded to the mesh once the application accepts them.
 //!

@@ -56,15 +56,23 @@ fn lite() -> Swarm<gossipsub_lite::Behaviour> {
 /// The relay's gossipsub (relay/src/gossip.rs), reproduced: its builder
 /// lives in the relay binary's crate.
 fn relay_like() -> Swarm<gossipsub::Behaviour> {
+    relay_like_with(|_| {})
+}
+
+/// [`relay_like`], with `adjust` applied to its configuration.
+fn relay_like_with(
+    adjust: impl FnOnce(&mut gossipsub::ConfigBuilder),
+) -> Swarm<gossipsub::Behaviour> {
     let mut swarm = swarm(|key| {
-        let config = gossipsub::ConfigBuilder::default()
+        let mut builder = gossipsub::ConfigBuilder::default();
+        builder
             .validation_mode(ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(64 * 1024)
             .mesh_n_high(12)
-            .heartbeat_interval(Duration::from_secs(1))
-            .build()
-            .expect("config");
+            .heartbeat_interval(Duration::from_secs(1));
+        adjust(&mut builder);
+        let config = builder.build().expect("config");
         let mut behaviour =
             gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
                 .expect("behaviour");
@@ -278,6 +286,16 @@ async fn prune_backoff_is_respected() {
     let lite = pair.lite_peer();
     pair.until("the mesh forms both ways", Pair::meshed_both_ways)
         .await;
+    // Each side put the other in its mesh on its subscription; their
+    // GRAFTs may still be on the wire. A leave crossing our GRAFT would
+    // make it one "during the backoff", as with any gossipsub: let them
+    // land first.
+    pair.during(
+        Duration::from_secs(1),
+        "the mesh holds while the GRAFTs land",
+        Pair::meshed_both_ways,
+    )
+    .await;
     // Leaving sends PRUNE with rust-libp2p's unsubscribe backoff (10 s);
     // joining again right away gives the lite peer every reason to GRAFT
     // at its next heartbeat, but it must wait.
@@ -429,4 +447,184 @@ async fn publish_goes_out_at_once_on_the_remaining_connection() {
         .expect("the message arrives within 1 s");
     assert_eq!(message.data, b"over the second connection");
     assert_eq!(message.source, a_peer);
+}
+
+/// A lite peer whose heartbeat never comes within a test: whatever it
+/// does, it does on the messages it gets.
+fn lite_without_heartbeat() -> Swarm<gossipsub_lite::Behaviour> {
+    let config = gossipsub_lite::Config {
+        heartbeat_interval: Duration::from_secs(3600),
+        ..gossipsub_lite::Config::default()
+    };
+    let mut swarm = swarm(|key| gossipsub_lite::Behaviour::new(key.clone(), config));
+    swarm.behaviour_mut().subscribe(&Topic::new(TOPIC));
+    swarm
+}
+
+/// Runs a lite peer for the rest of the test, accepting every message.
+fn spawn_accepting(mut swarm: Swarm<gossipsub_lite::Behaviour>) {
+    tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(gossipsub_lite::Event::Message {
+                propagation_source,
+                message_id,
+                ..
+            }) = swarm.select_next_some().await
+            {
+                swarm.behaviour_mut().report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    Acceptance::Accept,
+                );
+            }
+        }
+    });
+}
+
+/// The page's first chat message, lost (issue 15's time-to-direct bench):
+/// the relay's mesh already holds D_lo pages (pages closed over
+/// WebRTC-direct linger there), so it does not graft a
+/// newcomer on its subscription, and the newcomer used to GRAFT only at
+/// its next heartbeat, up to a second later. Its discovery record went out
+/// before that; the other page, listing it, sent its chat at once, and the
+/// relay forwarded it to its mesh, without the newcomer. Only lazy gossip
+/// was left, and the relay sends IHAVE only to peers outside its mesh: a
+/// GRAFT landing before the relay's next heartbeat lost the message for
+/// good. The newcomer now grafts on the relay's subscription, before it
+/// publishes anything, so what answers its first message reaches it
+/// through the mesh.
+///
+/// The relay's lazy gossip is off and the newcomer's heartbeat never comes
+/// here, so the message can only come the eager way.
+#[tokio::test]
+async fn a_newcomer_is_in_the_relays_mesh_before_its_first_message_and_gets_the_answer() {
+    let mut relay = relay_like_with(|config| {
+        config.gossip_lazy(0).gossip_factor(0.0);
+    });
+    let addr = memory_addr();
+    relay.listen_on(addr.clone()).expect("listen");
+    let relay_peer = *relay.local_peer_id();
+    let dial = |swarm: &mut Swarm<gossipsub_lite::Behaviour>| {
+        swarm
+            .dial(
+                DialOpts::peer_id(relay_peer)
+                    .addresses(vec![addr.clone()])
+                    .build(),
+            )
+            .expect("dial");
+    };
+    let topic = IdentTopic::new(TOPIC);
+
+    // The relay's mesh at D_lo (rust-libp2p's mesh_n_low, 5): four pages
+    // that stay (at the relay, pages closed over WebRTC-direct linger in
+    // the mesh), and the one that will answer the newcomer.
+    for _ in 0..4 {
+        let mut filler = lite();
+        dial(&mut filler);
+        spawn_accepting(filler);
+    }
+    let mut answering = lite();
+    dial(&mut answering);
+    let answering_peer = *answering.local_peer_id();
+    let run = async {
+        while relay.behaviour().mesh_peers(&topic.hash()).count() < 5
+            || !relay
+                .behaviour()
+                .mesh_peers(&topic.hash())
+                .any(|peer| *peer == answering_peer)
+        {
+            tokio::select! {
+                _ = relay.select_next_some() => {}
+                _ = answering.select_next_some() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    };
+    tokio::time::timeout(STEP, run)
+        .await
+        .expect("five pages in the relay's mesh");
+
+    let mut newcomer = lite_without_heartbeat();
+    let newcomer_peer = *newcomer.local_peer_id();
+    dial(&mut newcomer);
+    let mut in_mesh_at_first_message = None;
+    let run = async {
+        loop {
+            tokio::select! {
+                event = relay.select_next_some() => {
+                    if let SwarmEvent::Behaviour(gossipsub::Event::Message {
+                        propagation_source, message_id, message,
+                    }) = event {
+                        if message.source == Some(newcomer_peer) {
+                            in_mesh_at_first_message.get_or_insert(relay
+                                .behaviour()
+                                .mesh_peers(&topic.hash())
+                                .any(|peer| *peer == newcomer_peer));
+                        }
+                        relay.behaviour_mut().report_message_validation_result(
+                            &message_id, &propagation_source, MessageAcceptance::Accept);
+                    }
+                }
+                event = answering.select_next_some() => {
+                    if let SwarmEvent::Behaviour(gossipsub_lite::Event::Message {
+                        propagation_source, message_id, message,
+                    }) = event {
+                        answering.behaviour_mut().report_message_validation_result(
+                            &message_id, &propagation_source, Acceptance::Accept);
+                        if message.source == newcomer_peer {
+                            // Listed: the first chat message goes at once.
+                            answering
+                                .behaviour_mut()
+                                .publish(Topic::new(TOPIC), b"first message".to_vec())
+                                .expect("publish");
+                        }
+                    }
+                }
+                event = newcomer.select_next_some() => {
+                    match event {
+                        SwarmEvent::Behaviour(gossipsub_lite::Event::Subscribed { peer_id, .. })
+                            if peer_id == relay_peer =>
+                        {
+                            // As a page announces its record once the relay
+                            // is subscribed (and its reservation held).
+                            newcomer
+                                .behaviour_mut()
+                                .publish(Topic::new(TOPIC), b"record".to_vec())
+                                .expect("publish");
+                        }
+                        SwarmEvent::Behaviour(gossipsub_lite::Event::Message {
+                            propagation_source, message_id, message,
+                        }) => {
+                            newcomer.behaviour_mut().report_message_validation_result(
+                                &message_id, &propagation_source, Acceptance::Accept);
+                            if message.data == b"first message" {
+                                return message;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    };
+    let message = tokio::time::timeout(STEP, run).await.unwrap_or_else(|_| {
+        panic!(
+            "the newcomer never got the first message answering its own \
+             (it was in the relay's mesh when its own reached the relay: {in_mesh_at_first_message:?})"
+        )
+    });
+    assert_eq!(message.source, answering_peer);
+    assert_eq!(
+        in_mesh_at_first_message,
+        Some(true),
+        "the newcomer is in the relay's mesh by the time its first message reaches the relay"
+    );
+    let score = relay
+        .behaviour()
+        .peer_score(&newcomer_peer)
+        .expect("the newcomer is scored");
+    assert!(
+        score >= 0.0,
+        "the newcomer's score at the relay is {score}, below 0"
+    );
 }

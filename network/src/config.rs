@@ -32,7 +32,8 @@ pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
 /// first discovery: BENCHMARKS.md, "Time to a direct browser link".)
 pub const ANNOUNCE_BATCH: Duration = Duration::from_millis(20);
 /// Announcements for a reason (not the periodic one) are at least this far
-/// apart: a stream of newcomers makes at most one record per this time.
+/// apart, but for one answer to a newcomer within it: a stream of
+/// newcomers makes at most two records per this time.
 pub const ANNOUNCE_MIN_GAP: Duration = Duration::from_millis(300);
 
 /// How often the liveness rule ([`Liveness`]) looks at the connections.

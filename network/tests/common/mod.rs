@@ -99,6 +99,17 @@ impl TestRelay {
     /// relay's request-response server does), or, with `None`, does not
     /// serve the locate protocol.
     pub fn start_answering(answer: Option<locate::LocateResponse>) -> Self {
+        Self::start_with(answer, Duration::ZERO)
+    }
+
+    /// A relay that subscribes to the network's topics only `after` this
+    /// long: its subscription reaches the peers after their reservation,
+    /// as a relay's gossip stream over WebRTC-direct can.
+    pub fn start_subscribing_after(after: Duration) -> Self {
+        Self::start_with(None, after)
+    }
+
+    fn start_with(answer: Option<locate::LocateResponse>, subscribe_after: Duration) -> Self {
         let key = Keypair::generate_ed25519();
         let id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -111,10 +122,15 @@ impl TestRelay {
             gossip_config,
         )
         .expect("gossipsub");
-        for topic in topics::ALL {
-            gossipsub
-                .subscribe(&IdentTopic::new(topic))
-                .expect("subscribed");
+        let subscribe = |gossipsub: &mut gossipsub::Behaviour| {
+            for topic in topics::ALL {
+                gossipsub
+                    .subscribe(&IdentTopic::new(topic))
+                    .expect("subscribed");
+            }
+        };
+        if subscribe_after.is_zero() {
+            subscribe(&mut gossipsub);
         }
         let mut swarm = Swarm::new(
             upgraded(MemoryTransport::default().boxed(), &key),
@@ -135,7 +151,21 @@ impl TestRelay {
         swarm.listen_on(addr.clone()).expect("relay listens");
         swarm.add_external_address(addr.clone());
         tokio::spawn(async move {
-            while let Some(event) = swarm.next().await {
+            let subscribing = tokio::time::sleep(subscribe_after);
+            tokio::pin!(subscribing);
+            let mut subscribed = subscribe_after.is_zero();
+            loop {
+                let event = tokio::select! {
+                    () = &mut subscribing, if !subscribed => {
+                        subscribed = true;
+                        subscribe(&mut swarm.behaviour_mut().gossipsub);
+                        continue;
+                    }
+                    event = swarm.next() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                };
                 if let SwarmEvent::Behaviour(RelayBehaviourEvent::Locate(
                     request_response::Event::Message {
                         message: request_response::Message::Request { channel, .. },
