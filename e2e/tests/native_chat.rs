@@ -6,8 +6,9 @@
 //! relay and chat-peer binaries next to the test executable. The page's
 //! report, the relay's log and chat-peer's log go to `artifacts/`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::bail;
 use e2e::{
     Browser, ChatPeerProcess, ChromeDriver, PageRelay, PageState, RelayPorts, RelayProcess,
     TIMEOUT, wait_page,
@@ -133,7 +134,53 @@ async fn discover_and_chat(fixture: &mut Fixture) -> anyhow::Result<()> {
     )
     .await?;
     chat_both_ways(page, native, &page_id).await?;
+    stays_relayed_after_an_unsupported_punch(native, &page_id).await?;
     page.screenshot("native_chat", "end").await?;
+    Ok(())
+}
+
+/// A page speaks no DCUtR: when it dialed the native peer's circuit, the
+/// native peer's DCUtR fails at once as unsupported, and that is no punch
+/// to try again: the relayed connection stays (a try would close it 5 s
+/// later). When the native peer dialed, no punch runs at all: said, and
+/// nothing to check.
+async fn stays_relayed_after_an_unsupported_punch(
+    native: &mut ChatPeerProcess,
+    page_id: &str,
+) -> anyhow::Result<()> {
+    let about_the_page = |line: &serde_json::Value, events: &[&str]| {
+        line["peer"] == page_id && events.iter().any(|event| line["event"] == *event)
+    };
+    let punched = native
+        .wait_for(
+            "a failed punch with the page",
+            Duration::from_secs(3),
+            |line| about_the_page(line, &["hole_punch"]).then_some(()),
+        )
+        .await
+        .is_ok();
+    if !punched {
+        println!("the native peer dialed the page: no punch ran, nothing to check");
+        return Ok(());
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let closed = native
+        .wait_for(
+            "the page's circuit closed",
+            Duration::from_millis(100),
+            |line| {
+                about_the_page(line, &["punching_again", "disconnected"])
+                    .then(|| line["event"].to_string())
+            },
+        )
+        .await;
+    if let Ok(event) = closed {
+        bail!(
+            "the native peer's punch with the page failed (a page speaks no DCUtR), and then it \
+             said {event}: a failure that is no punch was tried again"
+        );
+    }
+    println!("the page's unsupported punch was not tried again: relayed for 12 s after it");
     Ok(())
 }
 

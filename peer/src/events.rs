@@ -73,8 +73,9 @@ pub enum Event {
         reason: String,
     },
     /// A hole punch with `peer` failed earlier and the pair is still only
-    /// relayed: this peer dials it on a fresh circuit, on which it punches
-    /// again (try `attempt` of `of`).
+    /// relayed: this peer closes its relayed connections, the side that
+    /// dials first dials a fresh circuit, and DCUtR punches again on it
+    /// (try `attempt` of `of`).
     PunchingAgain {
         peer: PeerId,
         attempt: u32,

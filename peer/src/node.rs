@@ -32,7 +32,7 @@ mod swarm;
 mod timer;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -78,6 +78,9 @@ struct Node {
     relay_liveness: relay::RelayLiveness,
     /// Failed hole punches waiting to be tried again ([`punch`]).
     punch_retries: punch::PunchRetries,
+    /// Connected peers whose identify lists DCUtR: only their failed
+    /// punches are tried again. Bounded by the connections.
+    punchers: HashSet<PeerId>,
 }
 
 impl Node {

@@ -62,9 +62,9 @@ pub const RESTART_BOUND: Duration = Duration::from_secs(10);
 /// times out.
 pub const PUNCH_FAILURE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long after that failure, the path open again, the pair must be
-/// direct with a message crossed each way: chat-peer punches again 5 s
-/// after a failed punch (then 10 s, 20 s), and a punch takes a few round
-/// trips.
+/// direct with a message crossed each way, by a try: chat-peer punches
+/// again 5 s after a failed punch (then 10 s, 20 s), and a punch takes a
+/// few round trips.
 pub const PUNCH_RETRY_BOUND: Duration = Duration::from_secs(30);
 /// How often [`restarted_behind_nat`] restarts B.
 pub const RESTARTS: usize = 3;
@@ -557,6 +557,19 @@ pub async fn hole_punch_retried(setup: &CellSetup) -> anyhow::Result<Vec<String>
     let took = pair.wait_path("direct", failed_at, deadline).await?;
     pair.chat_both_ways("after the path opened", deadline)
         .await?;
+    // Direct by the retry, not by some other way round.
+    let punched_again = |peer: &NativePeer| {
+        peer.seen_since(0)
+            .iter()
+            .any(|event| event["event"] == "punching_again")
+    };
+    if !punched_again(&pair.a) && !punched_again(&pair.b) {
+        bail!(
+            "direct, but neither peer said it punched again; A saw: {}; B saw: {}",
+            Pair::story(&pair.a, 0),
+            Pair::story(&pair.b, 0)
+        );
+    }
     report.push(format!(
         "path open: direct {:.1} s after the failure, chat both ways (bound {PUNCH_RETRY_BOUND:?})",
         took.as_secs_f64()

@@ -218,6 +218,9 @@ impl Node {
                     peer: peer_id,
                     path,
                 });
+                if num_established == 0 {
+                    self.punchers.remove(&peer_id);
+                }
                 if num_established == 0 && path == Path::Relayed {
                     let reason = cause.map_or_else(|| "closed".to_owned(), |c| c.to_string());
                     self.redial_after_relayed(peer_id, reason);
@@ -301,6 +304,11 @@ impl Node {
             })),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                if info.protocols.contains(&dcutr::PROTOCOL_NAME) {
+                    self.punchers.insert(peer_id);
+                } else {
+                    self.punchers.remove(&peer_id);
+                }
                 let network = &mut self.swarm.behaviour_mut().network;
                 network.on_agent(&peer_id, &info.agent_version);
             }

@@ -107,6 +107,7 @@ impl Peer {
             link_silence: super::pings::link_silence(config.ping_interval),
             relay_liveness: Default::default(),
             punch_retries: Default::default(),
+            punchers: Default::default(),
         };
         // Everything the node logs, the swarm's own lines included, names
         // the node: two peers in one process (the tests) stay apart.

@@ -14,22 +14,25 @@
 //! twice as long each time; a direct connection (or the peer leaving the
 //! book) ends the count.
 //!
-//! Only the side that saw the failure knows of it (DCUtR may report it on
-//! one side only). When both did, the side that dials first (the dial
-//! rule) goes first and the other waits [`FIRST_DIALER_GRACE`] longer: a
-//! new relayed connection drops a try still waiting, since a punch runs on
-//! it already, and closing it would cut that punch short.
+//! Only a peer that speaks DCUtR is punched again (identify lists it):
+//! with a page, or a peer started with `--no-hole-punching`, DCUtR fails
+//! at once as unsupported, and there is nothing to try again. And only a
+//! peer whose record names a circuit through this peer's relay: the redial
+//! goes through that relay (a peer found by a lookup, on another relay of
+//! the federation, would be left with no connection at all).
+//!
+//! DCUtR reports its failure on the side that accepted the circuit; were
+//! both sides to report one, the first to close makes the other's try
+//! moot: a new relayed connection drops a try still waiting, since a
+//! punch runs on it already, and closing it would cut that punch short.
 
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use chat_network::{
-    Link, Path,
-    dial::{FIRST_DIALER_GRACE, dials_first},
-};
-use libp2p::PeerId;
+use chat_network::{Link, Path};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
 use super::Node;
 use crate::events::Event;
@@ -40,9 +43,9 @@ pub const PUNCH_RETRIES: u32 = 3;
 /// How long after the first failure the punch is tried again; each later
 /// try waits twice as long as the one before.
 pub const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(5);
-/// The most peers with a punch waiting to be tried again. Each is a peer
-/// connected through the relay, so the connection limits bound them too;
-/// beyond this a failure is reported and not retried.
+/// The most peers with a failed punch counted. Entries of peers no longer
+/// relayed are dropped to make room; beyond this a failure is reported
+/// and not retried.
 pub const MAX_PUNCH_RETRIES_WAITING: usize = 256;
 
 /// The failed punches waiting to be tried again, by peer.
@@ -61,10 +64,19 @@ struct Retry {
 
 impl PunchRetries {
     /// A punch with `peer` failed at `now`: when it will be tried again,
-    /// if it will.
-    fn failed(&mut self, peer: PeerId, goes_first: bool, now: Instant) -> Option<Duration> {
+    /// if it will. When the map is full, the entries of peers that
+    /// `still_relayed` says are not make room first.
+    fn failed(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        still_relayed: impl Fn(&PeerId) -> bool,
+    ) -> Option<Duration> {
         if !self.waiting.contains_key(&peer) && self.waiting.len() >= MAX_PUNCH_RETRIES_WAITING {
-            return None;
+            self.waiting.retain(|peer, _| still_relayed(peer));
+            if self.waiting.len() >= MAX_PUNCH_RETRIES_WAITING {
+                return None;
+            }
         }
         let retry = self.waiting.entry(peer).or_insert(Retry {
             tries: 0,
@@ -74,10 +86,7 @@ impl PunchRetries {
             retry.due = None;
             return None;
         }
-        let mut wait = PUNCH_RETRY_FIRST * 2u32.pow(retry.tries);
-        if !goes_first {
-            wait += FIRST_DIALER_GRACE;
-        }
+        let wait = PUNCH_RETRY_FIRST * 2u32.pow(retry.tries);
         retry.due = Some(now + wait);
         Some(wait)
     }
@@ -112,10 +121,20 @@ impl PunchRetries {
 
 impl Node {
     /// DCUtR gave up on `peer`: the punch is tried again later, unless it
-    /// was tried [`PUNCH_RETRIES`] times already.
+    /// was tried [`PUNCH_RETRIES`] times already, or the pair is direct
+    /// anyway (the other side's dial made it while ours failed).
     pub(super) fn on_punch_failed(&mut self, peer: PeerId) {
-        let goes_first = dials_first(self.swarm.local_peer_id(), &peer);
-        if let Some(wait) = self.punch_retries.failed(peer, goes_first, Instant::now()) {
+        let network = &self.swarm.behaviour().network;
+        let link = |peer: &PeerId| network.peer(peer).map(|info| info.link);
+        if matches!(link(&peer), Some(Link::Connected(Path::Direct))) {
+            return;
+        }
+        let still_relayed =
+            |peer: &PeerId| matches!(link(peer), Some(Link::Connected(Path::Relayed)));
+        if let Some(wait) = self
+            .punch_retries
+            .failed(peer, Instant::now(), still_relayed)
+        {
             tracing::debug!(%peer, ?wait, "hole punch failed; trying again later");
         }
     }
@@ -132,17 +151,29 @@ impl Node {
         self.punch_retries.forget(peer);
     }
 
-    /// The tries that are due: a peer still only relayed has its relayed
+    /// The tries that are due: a peer still only relayed, that speaks
+    /// DCUtR and is reached through this peer's relay, has its relayed
     /// connections closed; the side that dials first then dials a new
     /// circuit, on which the side that accepts it punches again.
     pub(super) fn retry_due_punches(&mut self) {
         for (peer, attempt) in self.punch_retries.due(Instant::now()) {
             let network = &self.swarm.behaviour().network;
-            let link = network.peer(&peer).map(|info| info.link);
-            if !matches!(link, Some(Link::Connected(Path::Relayed))) {
-                // Direct meanwhile, or not connected: a direct connection
-                // ends the count, a new relayed one punches anew.
+            let Some(info) = network.peer(&peer) else {
+                self.punch_retries.forget(&peer);
                 continue;
+            };
+            let worth_it =
+                self.punchers.contains(&peer) && through_relay(&info.addrs, &self.relay_id);
+            match info.link {
+                Link::Connected(Path::Relayed) if worth_it => {}
+                // Not connected now: a new relayed connection punches
+                // anew, and its failure counts on.
+                Link::Dialing | Link::Reconnecting(_) => continue,
+                // Direct, or no punch to try again: the count ends.
+                _ => {
+                    self.punch_retries.forget(&peer);
+                    continue;
+                }
             }
             let relayed = network.relayed_connections(&peer);
             self.emit(Event::PunchingAgain {
@@ -157,23 +188,37 @@ impl Node {
     }
 }
 
+/// Whether one of `addrs` is a circuit through `relay` (the redial after a
+/// close goes through this peer's relay).
+fn through_relay(addrs: &[Multiaddr], relay: &PeerId) -> bool {
+    addrs.iter().any(|addr| {
+        let mut protocols = addr.iter().peekable();
+        while let Some(protocol) = protocols.next() {
+            if protocol == Protocol::P2p(*relay) {
+                return protocols.peek() == Some(&Protocol::P2pCircuit);
+            }
+        }
+        false
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn relayed(_: &PeerId) -> bool {
+        true
+    }
 
     #[test]
     fn tries_wait_longer_each_time_and_stop_after_the_last() {
         let mut retries = PunchRetries::default();
         let peer = PeerId::random();
-        let start = Instant::now();
+        let mut now = Instant::now();
         let mut waits = Vec::new();
-        let mut now = start;
-        while let Some(wait) = retries.failed(peer, true, now) {
-            assert!(
-                retries
-                    .due(now + wait - Duration::from_millis(1))
-                    .is_empty()
-            );
+        while let Some(wait) = retries.failed(peer, now, relayed) {
+            let early = retries.due(now + wait - Duration::from_millis(1));
+            assert!(early.is_empty(), "nothing due before {wait:?}");
             now += wait;
             let due = retries.due(now);
             assert_eq!(due.len(), 1, "one try due at {now:?}");
@@ -190,16 +235,7 @@ mod tests {
         assert!(retries.due(now + Duration::from_secs(3600)).is_empty());
 
         retries.forget(&peer);
-        assert_eq!(retries.failed(peer, true, now), Some(PUNCH_RETRY_FIRST));
-    }
-
-    #[test]
-    fn the_side_that_does_not_dial_first_waits_the_grace_longer() {
-        let mut retries = PunchRetries::default();
-        assert_eq!(
-            retries.failed(PeerId::random(), false, Instant::now()),
-            Some(PUNCH_RETRY_FIRST + FIRST_DIALER_GRACE)
-        );
+        assert_eq!(retries.failed(peer, now, relayed), Some(PUNCH_RETRY_FIRST));
     }
 
     #[test]
@@ -207,27 +243,58 @@ mod tests {
         let mut retries = PunchRetries::default();
         let peer = PeerId::random();
         let now = Instant::now();
-        let wait = retries.failed(peer, false, now).expect("a first try");
+        let wait = retries.failed(peer, now, relayed).expect("a first try");
+        assert_eq!(retries.due(now + wait), [(peer, 1)]);
+        let wait = retries.failed(peer, now, relayed).expect("a second try");
         retries.punch_under_way(&peer);
         assert!(
             retries.due(now + wait).is_empty(),
-            "the other side's punch runs"
+            "a punch runs on the new connection"
         );
-        for _ in 0..PUNCH_RETRIES {
-            let wait = retries.failed(peer, true, now).expect("tries left");
-            assert_eq!(retries.due(now + wait).len(), 1);
-        }
-        assert_eq!(retries.failed(peer, true, now), None);
+        // The count went on: two tries are left, not three.
+        let wait = retries.failed(peer, now, relayed).expect("a try left");
+        assert_eq!(retries.due(now + wait), [(peer, 2)]);
+        let wait = retries.failed(peer, now, relayed).expect("the last try");
+        assert_eq!(retries.due(now + wait), [(peer, 3)]);
+        assert_eq!(retries.failed(peer, now, relayed), None);
     }
 
     #[test]
-    fn waiting_retries_are_bounded() {
+    fn a_full_map_drops_the_peers_no_longer_relayed_and_is_bounded() {
         let mut retries = PunchRetries::default();
         let now = Instant::now();
+        let mut peers = Vec::new();
         for _ in 0..MAX_PUNCH_RETRIES_WAITING {
-            assert!(retries.failed(PeerId::random(), true, now).is_some());
+            let peer = PeerId::random();
+            assert!(retries.failed(peer, now, relayed).is_some());
+            peers.push(peer);
         }
-        assert_eq!(retries.failed(PeerId::random(), true, now), None);
+        assert_eq!(retries.failed(PeerId::random(), now, relayed), None);
         assert_eq!(retries.waiting.len(), MAX_PUNCH_RETRIES_WAITING);
+
+        let gone = peers[7];
+        let newcomer = PeerId::random();
+        let wait = retries.failed(newcomer, now, |peer| *peer != gone);
+        assert_eq!(wait, Some(PUNCH_RETRY_FIRST), "the gone peer made room");
+        assert!(!retries.waiting.contains_key(&gone));
+        assert_eq!(retries.waiting.len(), MAX_PUNCH_RETRIES_WAITING);
+    }
+
+    #[test]
+    fn a_circuit_through_the_relay_is_told_from_others() {
+        let relay = PeerId::random();
+        let other = PeerId::random();
+        let peer = PeerId::random();
+        let circuit = |via: PeerId| -> Multiaddr {
+            format!("/ip4/198.51.100.2/tcp/4001/p2p/{via}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .expect("a circuit")
+        };
+        assert!(through_relay(&[circuit(other), circuit(relay)], &relay));
+        assert!(!through_relay(&[circuit(other)], &relay));
+        let direct: Multiaddr = format!("/ip4/198.51.100.2/tcp/4001/p2p/{relay}")
+            .parse()
+            .expect("an address");
+        assert!(!through_relay(&[direct], &relay));
     }
 }
