@@ -132,7 +132,14 @@ pub fn build(
         .with_bandwidth_metrics(registry)
         .with_behaviour(|_| behaviour)
         .map_err(|e| transport_error("behaviour")(&e))?
-        .with_swarm_config(|config| config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_swarm_config(|config| {
+            config
+                .with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                // A stream's first message goes with its protocol's
+                // proposal: the STOP stream of each circuit (on the path of
+                // every browser's first link), gossipsub's, identify's.
+                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        })
         // The handshake deadline of every transport: until it is met, a
         // connection holds one of its listener's pending slots.
         .with_connection_timeout(limits.handshake_timeout.0)

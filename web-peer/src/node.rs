@@ -266,7 +266,15 @@ impl Node {
             })
             .map_err(|e| setup(e.into()))?
             .with_swarm_config(|config| {
-                config.with_idle_connection_timeout(Duration::from_secs(60))
+                config
+                    .with_idle_connection_timeout(Duration::from_secs(60))
+                    // Every stream's first message goes out with its
+                    // protocol's proposal instead of a round trip later
+                    // (multistream-select's "lazy" dialer): the HOP streams
+                    // of the reservation and the circuit, the signaling
+                    // stream over the circuit, gossipsub's. A peer without
+                    // the protocol refuses at the first read instead.
+                    .with_substream_upgrade_protocol_override(Version::V1Lazy)
             })
             .build();
         // Peers reach us directly through our circuit addresses + /webrtc.

@@ -81,6 +81,8 @@ where
 fn swarm_config() -> libp2p::swarm::Config {
     libp2p::swarm::Config::with_tokio_executor()
         .with_idle_connection_timeout(Duration::from_secs(60))
+        // As the page, chat-peer and the relay open their streams.
+        .with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
 }
 
 /// A relay in memory; it runs until the test ends.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libp2p::{
-    Swarm, autonat, dcutr, identify, noise, ping, relay,
+    Swarm, autonat, core::upgrade::Version, dcutr, identify, noise, ping, relay,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
     tcp, yamux,
 };
@@ -103,7 +103,12 @@ pub(super) fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, StartErro
             })
         })
         .map_err(|e| setup(e.into()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(60))
+                // The first message with the protocol's proposal: a round
+                // trip less per stream (see web-peer's node).
+                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        })
         .build();
     Ok(swarm)
 }
