@@ -23,14 +23,16 @@ pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(3);
 /// at most this many.
 pub const DEFAULT_MAX_HELD_CHAT: usize = 16;
 /// An announcement waits this long, so that a burst of address changes (a
-/// reservation reports several, in one turn of the swarm) makes one
-/// record: a new address is news the others wait for (the first record of
-/// a page that just got its reservation). The answer to a newcomer's
-/// record does not wait for it when the gap below has passed: a record
-/// comes alone, and the newcomer waits for ours to list us. (It was
-/// 300 ms, the whole of [`ANNOUNCE_MIN_GAP`], which put 0.3 s into every
-/// first discovery: BENCHMARKS.md, "Time to a direct browser link".)
-pub const ANNOUNCE_BATCH: Duration = Duration::from_millis(20);
+/// reservation reports several, in one turn of the swarm: the circuit
+/// address, then its `/webrtc` twin the WebRTC transport derives from it)
+/// makes one record: a timer of any length fires after that turn. A new
+/// address is news the others wait for (the first record of a page that
+/// just got its reservation), so the wait is no longer than that. The
+/// answer to a newcomer's record does not wait for it when the gap below
+/// has passed: a record comes alone. (It was 300 ms, the whole of
+/// [`ANNOUNCE_MIN_GAP`], then 20 ms: each was in every first discovery,
+/// BENCHMARKS.md, "Time to a direct browser link".)
+pub const ANNOUNCE_BATCH: Duration = Duration::from_millis(1);
 /// Announcements for a reason (not the periodic one) are at least this far
 /// apart, but for one answer to a newcomer within it: a stream of
 /// newcomers makes at most two records per this time.

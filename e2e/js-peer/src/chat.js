@@ -46,9 +46,9 @@ const DISCOVERY_TOPIC = '_peer-discovery._p2p._pubsub'
 const CHAT_TOPIC = 'browser-chat/1'
 const ANNOUNCE_INTERVAL_MS = 20000
 // As ours (network/src/config.rs): an announcement for a reason waits
-// 20 ms, and at least 300 ms after the last one (an answer to a newcomer
-// only the latter).
-const ANNOUNCE_BATCH_MS = 20
+// 1 ms (a timer: the rest of the turn's address changes), and at least
+// 300 ms after the last one (an answer to a newcomer only the latter).
+const ANNOUNCE_BATCH_MS = 1
 const ANNOUNCE_MIN_GAP_MS = 300
 const MAX_CHAT_BYTES = 4096
 const MAX_RECORD_BYTES = 4096
