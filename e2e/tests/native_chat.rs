@@ -113,17 +113,26 @@ async fn discover_and_chat(fixture: &mut Fixture) -> anyhow::Result<()> {
         })
         .await?;
 
-    // Each discovers the other from its signed record.
+    // Each discovers the other from its signed record. The page's first
+    // record already names its circuit's `/webrtc` twin: the page
+    // announces 1 ms after the addresses of its reservation change, and
+    // the twin comes in the same turn of its swarm (with the circuit alone,
+    // its peers would dial a plain circuit and upgrade it later).
     let native_id = native.peer_id.clone();
-    native
+    let addrs = native
         .wait_for(
             &format!("discovering the page {page_id}"),
             TIMEOUT,
             |line| {
-                (line["event"] == "discovered" && line["peer"] == page_id.as_str()).then_some(())
+                (line["event"] == "discovered" && line["peer"] == page_id.as_str())
+                    .then(|| line["addrs"].to_string())
             },
         )
         .await?;
+    anyhow::ensure!(
+        addrs.contains("/p2p-circuit/webrtc") && addrs.contains("/p2p-circuit/p2p/"),
+        "the page's first record should name its circuit and the circuit's /webrtc twin: {addrs}"
+    );
     wait_page(
         page,
         &format!("#peers lists the native peer {native_id}"),
