@@ -24,7 +24,7 @@ use libp2p::{
     },
     identity::Keypair,
     multiaddr::Protocol,
-    noise, ping, relay,
+    noise, ping,
     swarm::{
         ConnectionId, DialError, NetworkBehaviour, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -82,15 +82,20 @@ const AGENT_VERSION: &str = concat!("browser-chat-web-peer/", env!("CARGO_PKG_VE
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    relay_client: relay::client::Behaviour,
     /// Browser-to-browser WebRTC: signaling over relayed connections
-    /// (`first`), and when to upgrade a relayed connection to a direct
-    /// `/webrtc` one (`second`, `upgrade`), which needs no handler of its
-    /// own. The signaling's raw streams (`new_control`) carry the page's
-    /// own too: the perf protocol, served on direct connections, and the
-    /// network's lookups (`chat_network::locate`), with one handler per
-    /// connection.
-    webrtc: Alongside<libp2p_webrtc_p2p::Behaviour, upgrade::Behaviour>,
+    /// (`first.first`), and when to upgrade a relayed connection to a
+    /// direct `/webrtc` one (`first.second`, `upgrade`), which needs no
+    /// handler of its own. The signaling's raw streams (`new_control`)
+    /// carry the page's own too: the perf protocol, served on direct
+    /// connections, the network's lookups (`chat_network::locate`), and
+    /// the circuit relay client's HOP and STOP streams, with one handler
+    /// per connection. The relay client's behaviour (`second`,
+    /// `circuit_client`: the relays' connections, the reservation's
+    /// events) has no handler either.
+    webrtc: Alongside<
+        Alongside<libp2p_webrtc_p2p::Behaviour, upgrade::Behaviour>,
+        circuit_client::Behaviour,
+    >,
     /// Discovery, the peer book, chat and the relayed-to-direct hand-off.
     network: chat_network::Behaviour,
     /// Answers identify (js-libp2p starts gossipsub to a peer once its
@@ -117,8 +122,8 @@ struct Relay {
     /// last heard from.
     liveness: RelayLiveness,
     /// Connections given up as silent and closing. The relay client
-    /// reserves and dials circuits on a relay's first connection, which
-    /// would be one of these: no reservation is asked for until they have
+    /// reserves and dials circuits on any of a relay's connections, which
+    /// could be one of these: no reservation is asked for until they have
     /// closed.
     given_up: SmallMap<ConnectionId, ()>,
     /// Our dial to the relay under way, if any.
@@ -195,12 +200,15 @@ impl Node {
     pub fn new(keypair: Keypair, events: mpsc::Sender<Event>) -> Result<Self, NodeError> {
         let setup = |error: Box<dyn std::error::Error + Send + Sync>| NodeError::Setup(error);
         let noise = noise::Config::new(&keypair).map_err(|e| setup(e.into()))?;
-        // The relay client is added by hand so that it comes after the
-        // `/webrtc` transport (see the order below).
-        let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
         let local_peer_id = keypair.public().to_peer_id();
         let ice_servers = libp2p_webrtc_p2p::IceServers::default();
         let (webrtc_transport, webrtc) = libp2p_webrtc_p2p::new(ice_servers.clone());
+        // The circuit relay client (`circuit_client`, lean) opens its HOP
+        // and STOP streams through the signaling's stream control; it is
+        // added by hand so that it comes after the `/webrtc` transport
+        // (see the order below).
+        let (relay_transport, relay_client) =
+            circuit_client::new(local_peer_id, webrtc.new_control());
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_wasm_bindgen()
             // Tried in this order, the most specific first: the relay client
@@ -244,10 +252,15 @@ impl Node {
             .with_behaviour(|key| {
                 let streams = webrtc.new_control();
                 Ok(Behaviour {
-                    relay_client,
                     webrtc: Alongside {
-                        first: webrtc,
-                        second: upgrade::Behaviour::new(local_peer_id, upgrade::Config::default()),
+                        first: Alongside {
+                            first: webrtc,
+                            second: upgrade::Behaviour::new(
+                                local_peer_id,
+                                upgrade::Config::default(),
+                            ),
+                        },
+                        second: relay_client,
                     },
                     network: chat_network::Behaviour::new(key, network_config(), streams),
                     identify: chat_network::identify::Behaviour::new(
@@ -281,7 +294,7 @@ impl Node {
         swarm
             .listen_on(Protocol::WebRTC.into())
             .map_err(|e| setup(e.into()))?;
-        let streams = swarm.behaviour().webrtc.first.new_control();
+        let streams = swarm.behaviour().webrtc.first.first.new_control();
         Ok(Self {
             swarm,
             events,
@@ -756,6 +769,7 @@ impl Node {
             .swarm
             .behaviour()
             .webrtc
+            .first
             .second
             .given_up(&info.peer)
             .map(str::to_owned);
@@ -898,28 +912,27 @@ impl Node {
                     self.emit(Event::Addresses(self.circuit_addrs()));
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
-                relay::client::Event::ReservationReqAccepted {
-                    relay_peer_id,
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::Second(
+                circuit_client::Event::ReservationAccepted {
+                    relay: relay_peer_id,
                     renewal: false,
-                    ..
                 },
-            )) => {
+            ))) => {
                 timing::phase(timing::RESERVATION);
                 self.log(format!("reservation accepted by {}", short(&relay_peer_id)));
                 self.dial_disconnected_peers();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Network(event)) => self.on_network_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::Second(event))) => {
-                self.on_upgrade_event(event)
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::First(
+                alongside::Event::Second(event),
+            ))) => self.on_upgrade_event(event),
             // The dialer's failures also end its dial (handled above).
             SwarmEvent::Behaviour(BehaviourEvent::Webrtc(alongside::Event::First(
-                libp2p_webrtc_p2p::Event::Failed {
+                alongside::Event::First(libp2p_webrtc_p2p::Event::Failed {
                     peer,
                     dialer: false,
                     error,
-                },
+                }),
             ))) => self.log(format!(
                 "{} could not connect to us directly: {error}",
                 short(&peer)
@@ -978,6 +991,7 @@ impl Node {
                 self.swarm
                     .behaviour_mut()
                     .webrtc
+                    .first
                     .second
                     .set_webrtc_addr(info.peer, webrtc);
                 self.emit_peer(info);
@@ -986,6 +1000,7 @@ impl Node {
                 self.swarm
                     .behaviour_mut()
                     .webrtc
+                    .first
                     .second
                     .set_webrtc_addr(peer, None);
                 self.emit(Event::PeerGone { peer });
