@@ -7,16 +7,23 @@
 //!   once the relay accepts, the listener reports this peer's circuit
 //!   addresses (each address the relay advertises, then
 //!   `/p2p-circuit/p2p/<us>`), and renews the reservation three quarters
-//!   of the way to its expiry. A refusal closes the listener with an
-//!   [`Error`] that keeps the relay's status (`RESOURCE_LIMIT_EXCEEDED`,
-//!   `PERMISSION_DENIED`, ...). The listener closes (without an error)
+//!   of the way to its expiry (within a day: [`protocol::MAX_RENEWAL`]).
+//!   The accepted reservation's HOP stream is held, which keeps the
+//!   connection to the relay open while the reservation lasts, as the spec
+//!   asks of a client. A refusal closes the listener with an [`Error`]
+//!   that keeps the relay's status (`RESOURCE_LIMIT_EXCEEDED`,
+//!   `PERMISSION_DENIED`, ...); a renewal that fails otherwise (a timeout,
+//!   a broken stream) is tried again every [`RENEWAL_RETRY`] while the
+//!   reservation holds. The listener closes (without an error)
 //!   when the last connection to the relay does, as the reservation goes
 //!   with it; when one of several closes, the reservation is renewed at
 //!   once, in case it was held on that one.
 //! - **Inbound circuits**: the relay's STOP CONNECT is answered OK and the
 //!   stream becomes an incoming connection of the listener on that relay
 //!   (local address the listened address, send-back address
-//!   `<listened address>/p2p/<source>`).
+//!   `<listened address>/p2p/<source>`: the source's circuit through that
+//!   relay, where rust-libp2p's client gives `/p2p/<source>` alone). STOP
+//!   streams from any other peer are dropped unread.
 //! - **Outbound circuits**: [`Transport::dial`] of
 //!   `<relay addr>/p2p/<relay>/p2p-circuit/p2p/<destination>` sends HOP
 //!   CONNECT; on OK the stream is the connection.
@@ -27,8 +34,9 @@
 //! `dummy::ConnectionHandler` so that it can run alongside another
 //! behaviour without a handler in the connection's chain (the page:
 //! `libp2p_webrtc_p2p::alongside::Alongside`). The behaviour watches the
-//! relays' connections, gives libp2p-stream the relay's address when it
-//! dials one (it dials by peer id alone), confirms the reservation's
+//! relays' connections, dials a relay an operation goes through unless
+//! connected or dialing (libp2p-stream dials too, but by peer id alone and
+//! one peer at a time), confirms the reservation's
 //! address as external (as rust-libp2p's client does), and reports
 //! [`Event`]s.
 //!
@@ -56,7 +64,10 @@ use std::{
 
 use libp2p_core::Multiaddr;
 use libp2p_identity::PeerId;
-use libp2p_swarm::{StreamProtocol, ToSwarm};
+use libp2p_swarm::{
+    StreamProtocol, ToSwarm,
+    dial_opts::{DialOpts, PeerCondition},
+};
 
 pub use behaviour::Behaviour;
 pub use protocol::ProtocolError;
@@ -71,6 +82,9 @@ pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// A CONNECT's exchange: the relay opens its STOP stream to the
 /// destination and waits for its answer before it answers.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A renewal that failed on the way (a timeout, a broken stream; not a
+/// refusal) is tried again this much later, while the reservation holds.
+pub const RENEWAL_RETRY: Duration = Duration::from_secs(5);
 /// Reading a relay's STOP CONNECT and answering it.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound circuits in their STOP handshake at once; a relay's streams
@@ -140,6 +154,11 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Where `relay` is, for an operation through it about to open a
+    /// stream. Dials it there unless connected or dialing: libp2p-stream
+    /// dials an unconnected peer too, but one at a time (a second request
+    /// before its behaviour's next poll is dropped, and its stream waits
+    /// for the exchange's timeout).
     fn hint(&mut self, relay: PeerId, addr: Multiaddr) {
         if addr.is_empty() {
             return;
@@ -148,7 +167,15 @@ impl Shared {
         if self.dial_hints.len() >= MAX_DIAL_HINTS {
             self.dial_hints.pop_front();
         }
-        self.dial_hints.push_back((relay, addr));
+        self.dial_hints.push_back((relay, addr.clone()));
+        // Refused at once by the swarm when connected or dialing, which
+        // no behaviour reads as a failure.
+        self.report(ToSwarm::Dial {
+            opts: DialOpts::peer_id(relay)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+        });
     }
 
     fn report(&mut self, report: ToSwarm<Event, Infallible>) {

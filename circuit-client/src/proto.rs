@@ -7,7 +7,8 @@
 //! CONNECT), so a field reader and a few bytes of encoding do it. A
 //! field it does not use (limits, the voucher, a peer's addresses) is read
 //! past; a field of the wrong wire type, or one running past the end, is a
-//! malformed message.
+//! malformed message, and so is a group (wire types 3 and 4: deprecated in
+//! protobuf, and in no message of the spec).
 
 use std::fmt;
 

@@ -42,8 +42,9 @@ impl From<std::io::Error> for ProtocolError {
 /// An accepted reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    /// When to renew it: three quarters of the way to its expiry, and
-    /// never sooner than [`MIN_RENEWAL`].
+    /// How long it is held from now: until the expiry the relay named.
+    pub expires_in: Duration,
+    /// When to renew it: [`renewal_delay`] of `expires_in`.
     pub renew_in: Duration,
     /// The relay's public addresses (`/p2p/<relay>` included, no
     /// `/p2p-circuit`), as it sent them; those that do not parse are left
@@ -55,6 +56,16 @@ pub struct Reservation {
 /// (or an expiry in the past, which is an error) cannot make the client
 /// ask in a loop.
 pub const MIN_RENEWAL: Duration = Duration::from_secs(1);
+/// The latest a reservation is renewed, however far its expiry: a
+/// browser's timer takes its delay as 32-bit milliseconds (24.8 days at
+/// most; beyond, it fires at once or wraps), and a relay names the expiry.
+pub const MAX_RENEWAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// When to renew a reservation that expires in `left`: three quarters of
+/// the way there, within [`MIN_RENEWAL`] and [`MAX_RENEWAL`].
+pub fn renewal_delay(left: Duration) -> Duration {
+    (left - left / 4).clamp(MIN_RENEWAL, MAX_RENEWAL)
+}
 
 /// Runs `exchange` with a deadline.
 pub(crate) async fn within<T>(
@@ -96,7 +107,8 @@ pub async fn reserve<S: AsyncRead + AsyncWrite + Unpin>(
         .filter_map(|bytes| Multiaddr::try_from(bytes).ok())
         .collect();
     Ok(Reservation {
-        renew_in: (left * 3 / 4).max(MIN_RENEWAL),
+        expires_in: left,
+        renew_in: renewal_delay(left),
         addrs,
     })
 }
@@ -128,4 +140,106 @@ pub async fn read_stop_connect(stream: &mut Stream) -> Result<PeerId, ProtocolEr
 pub async fn answer_stop(stream: &mut Stream, status: Status) -> Result<(), ProtocolError> {
     proto::write_message(stream, &proto::stop_status(status)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io,
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use futures::{AsyncRead, AsyncWrite, executor::block_on, io::Cursor};
+
+    use super::*;
+
+    /// A stream that reads `answer` and takes whatever is written.
+    struct Answering {
+        answer: Cursor<Vec<u8>>,
+    }
+
+    impl AsyncRead for Answering {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.answer).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Answering {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A relay's HOP STATUS OK holding a reservation that expires at
+    /// `expire` (Unix seconds), length-prefixed.
+    fn accepted_until(expire: u64) -> Vec<u8> {
+        let mut expire_field = vec![0x08];
+        let mut value = expire;
+        while value >= 0x80 {
+            expire_field.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        expire_field.push(value as u8);
+        // type STATUS, reservation { expire }, status OK.
+        let mut message = vec![0x08, 0x02, 0x1a, expire_field.len() as u8];
+        message.extend(expire_field);
+        message.extend([0x28, 100]);
+        let mut framed = vec![message.len() as u8];
+        framed.extend(message);
+        framed
+    }
+
+    fn reserve_answered(answer: Vec<u8>) -> Result<Reservation, ProtocolError> {
+        let mut stream = Answering {
+            answer: Cursor::new(answer),
+        };
+        block_on(reserve(&mut stream))
+    }
+
+    #[test]
+    fn a_relays_far_or_past_expiry_neither_panics_nor_loops() {
+        let far = reserve_answered(accepted_until(u64::MAX)).expect("accepted");
+        assert_eq!(far.renew_in, MAX_RENEWAL);
+        assert!(matches!(
+            reserve_answered(accepted_until(1)),
+            Err(ProtocolError::Expired)
+        ));
+        let in_an_hour = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            + 3600;
+        let hour = reserve_answered(accepted_until(in_an_hour)).expect("accepted");
+        assert!(
+            hour.renew_in > Duration::from_secs(2690) && hour.renew_in <= Duration::from_secs(2700)
+        );
+    }
+
+    #[test]
+    fn a_reservation_is_renewed_three_quarters_of_the_way_within_bounds() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(renewal_delay(hour), Duration::from_secs(2700));
+        assert_eq!(renewal_delay(Duration::from_millis(500)), MIN_RENEWAL);
+        assert_eq!(renewal_delay(Duration::ZERO), MIN_RENEWAL);
+        // A relay's expiry of u64::MAX seconds: no overflow, and a delay a
+        // browser's timer can hold.
+        assert_eq!(renewal_delay(Duration::from_secs(u64::MAX)), MAX_RENEWAL);
+        assert_eq!(renewal_delay(Duration::MAX), MAX_RENEWAL);
+        assert!(MAX_RENEWAL.as_millis() < i32::MAX as u128);
+    }
 }

@@ -23,10 +23,11 @@ use libp2p_core::{
 use libp2p_identity::PeerId;
 use libp2p_stream::{Control, IncomingStreams};
 use libp2p_swarm::{Stream, ToSwarm};
+use web_time::Instant;
 
 use crate::{
-    CONNECT_TIMEOUT, Error, Event, HOP, MAX_LISTENERS, MAX_PENDING_STOPS, RESERVE_TIMEOUT, STOP,
-    STOP_TIMEOUT, Shared,
+    CONNECT_TIMEOUT, Error, Event, HOP, MAX_LISTENERS, MAX_PENDING_STOPS, RENEWAL_RETRY,
+    RESERVE_TIMEOUT, STOP, STOP_TIMEOUT, Shared,
     proto::Status,
     protocol::{self, ProtocolError, Reservation, within},
 };
@@ -63,12 +64,22 @@ struct Listener {
     reported: Vec<Multiaddr>,
     /// Whether a reservation was accepted (the next is a renewal).
     accepted: bool,
+    /// When the accepted reservation ends, renewed or not.
+    expires: Option<Instant>,
+    /// The accepted reservation's HOP stream, held until the next one is:
+    /// an open stream keeps the connection to the relay from closing as
+    /// idle (the spec: the client keeps it alive while it holds a
+    /// reservation), whatever else runs on it.
+    held: Option<Stream>,
     state: State,
 }
 
+type Reserving = BoxFuture<'static, Result<(Reservation, Stream), ProtocolError>>;
+
 enum State {
-    Reserving(BoxFuture<'static, Result<Reservation, ProtocolError>>),
-    /// Held; renewed when the timer fires.
+    Reserving(Reserving),
+    /// Held; renewed when the timer fires (or a failed renewal tried
+    /// again).
     Reserved(Delay),
 }
 
@@ -127,14 +138,15 @@ impl Transport {
     }
 
     /// RESERVE on a new HOP stream to `relay`, under [`RESERVE_TIMEOUT`].
-    fn reserve(&self, relay: PeerId) -> BoxFuture<'static, Result<Reservation, ProtocolError>> {
+    fn reserve(&self, relay: PeerId) -> Reserving {
         let mut control = self.control.clone();
         within(RESERVE_TIMEOUT, async move {
             let mut stream = control
                 .open_stream(relay, HOP)
                 .await
                 .map_err(ProtocolError::Open)?;
-            protocol::reserve(&mut stream).await
+            let reservation = protocol::reserve(&mut stream).await?;
+            Ok((reservation, stream))
         })
         .boxed()
     }
@@ -160,10 +172,13 @@ impl Transport {
         self.update_watched();
     }
 
-    /// The relay accepted a reservation for the listener at `index`.
-    fn accepted(&mut self, index: usize, reservation: Reservation) {
+    /// The relay accepted a reservation for the listener at `index`, on
+    /// `stream`.
+    fn accepted(&mut self, index: usize, reservation: Reservation, stream: Stream) {
         let local = self.local;
         let listener = &mut self.listeners[index];
+        listener.held = Some(stream);
+        listener.expires = Some(Instant::now() + reservation.expires_in);
         let mut addrs: Vec<Multiaddr> = Vec::new();
         for addr in reservation.addrs {
             if let Some(addr) = circuit_addr(addr, listener.relay, local)
@@ -231,6 +246,12 @@ impl Transport {
             return;
         };
         while let Poll::Ready(Some((relay, mut stream))) = incoming.poll_next_unpin(cx) {
+            // Only a relay we listen through sends STOP: anyone else's
+            // streams would only take the relays' slots.
+            if !self.listeners.iter().any(|l| l.relay == relay) {
+                tracing::debug!(%relay, "a STOP stream from a peer we hold no reservation with; dropped");
+                continue;
+            }
             if self.stops.len() >= MAX_PENDING_STOPS {
                 tracing::debug!(%relay, "too many inbound circuits in their handshake; one dropped");
                 continue;
@@ -316,12 +337,22 @@ impl Transport {
             let listener = &mut self.listeners[index];
             match &mut listener.state {
                 State::Reserving(reserving) => match reserving.poll_unpin(cx) {
-                    Poll::Ready(Ok(reservation)) => {
-                        self.accepted(index, reservation);
+                    Poll::Ready(Ok((reservation, stream))) => {
+                        self.accepted(index, reservation, stream);
                         // Its timer is polled on the next turn.
                         continue;
                     }
                     Poll::Ready(Err(error)) => {
+                        // A renewal that failed on the way (not refused)
+                        // is tried again while the reservation holds.
+                        let holds_long_enough = listener.expires.is_some_and(|expires| {
+                            expires.saturating_duration_since(Instant::now()) > RENEWAL_RETRY
+                        });
+                        if holds_long_enough && !matches!(error, ProtocolError::Refused(_)) {
+                            tracing::debug!(relay = %listener.relay, %error, "a renewal failed; trying again");
+                            listener.state = State::Reserved(Delay::new(RENEWAL_RETRY));
+                            continue;
+                        }
                         self.close(index, Err(Error::Reservation(error)));
                         continue;
                     }
@@ -387,6 +418,8 @@ impl libp2p_core::Transport for Transport {
             addr,
             reported: Vec::new(),
             accepted: false,
+            expires: None,
+            held: None,
             state,
         });
         self.update_watched();

@@ -1,5 +1,5 @@
-//! The lean client against rust-libp2p's relay server (configured as
-//! `relay/` configures it, limits changed where a test needs it) and
+//! The lean client against rust-libp2p's relay server (its default
+//! configuration, limits changed where a test needs it) and
 //! against rust-libp2p's own relay client, in-process over the memory
 //! transport with Noise and yamux.
 
@@ -117,10 +117,19 @@ fn rand_port() -> u64 {
     u64::from(std::process::id()) << 20 | (NEXT.fetch_add(1, Ordering::Relaxed) + 1)
 }
 
-/// rust-libp2p's relay server, with `relay/`'s defaults unless `config`
-/// says otherwise, listening on a memory address it also advertises (the
-/// server reserves only once it has an external address).
+/// rust-libp2p's relay server, with `config`, listening on a memory
+/// address it also advertises (the server reserves only once it has an
+/// external address).
 async fn start_relay(config: relay::Config) -> (Node<RelayNode>, Multiaddr) {
+    start_relay_advertising(config, &[]).await
+}
+
+/// [`start_relay`], advertising `others` too (addresses it does not
+/// listen on, as a relay behind a load balancer would).
+async fn start_relay_advertising(
+    config: relay::Config,
+    others: &[Multiaddr],
+) -> (Node<RelayNode>, Multiaddr) {
     let mut swarm = SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_other_transport(|key| {
@@ -139,6 +148,9 @@ async fn start_relay(config: relay::Config) -> (Node<RelayNode>, Multiaddr) {
     let addr = memory_addr();
     swarm.listen_on(addr.clone()).expect("listening");
     swarm.add_external_address(addr.clone());
+    for other in others {
+        swarm.add_external_address(other.clone());
+    }
     let relay = *swarm.local_peer_id();
     (Node::spawn(swarm), addr.with(Protocol::P2p(relay)))
 }
@@ -147,6 +159,11 @@ async fn start_relay(config: relay::Config) -> (Node<RelayNode>, Multiaddr) {
 /// one libp2p-stream behaviour, the circuit transport before the memory
 /// transport, one upgrade for both.
 fn start_lean() -> (Node<LeanNode>, libp2p_stream::Control) {
+    start_lean_idling(Duration::from_secs(60))
+}
+
+/// [`start_lean`], closing connections idle for `idle`.
+fn start_lean_idling(idle: Duration) -> (Node<LeanNode>, libp2p_stream::Control) {
     let key = Keypair::generate_ed25519();
     let local = key.public().to_peer_id();
     let stream = libp2p_stream::Behaviour::new();
@@ -164,7 +181,7 @@ fn start_lean() -> (Node<LeanNode>, libp2p_stream::Control) {
         .expect("transport")
         .with_behaviour(|_| LeanNode { stream, circuit })
         .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
     (Node::spawn(swarm), control)
 }
@@ -317,6 +334,7 @@ async fn a_reservation_is_renewed_before_it_expires() {
     let (relay, relay_addr) = start_relay(config).await;
     let (mut lean, _) = start_lean();
     reserve(&mut lean, &relay_addr, relay.peer).await;
+    let mut last = tokio::time::Instant::now();
     for _ in 0..2 {
         lean.wait("a renewal", |event| match event {
             SwarmEvent::Behaviour(LeanNodeEvent::Circuit(
@@ -329,7 +347,74 @@ async fn a_reservation_is_renewed_before_it_expires() {
             _ => None,
         })
         .await;
+        // The relay's expiry is in whole seconds, 2 to 3 s away: three
+        // quarters of it, not at (or after) the expiry, which rust-libp2p's
+        // relay would take as a fresh reservation.
+        let gap = last.elapsed();
+        assert!(
+            gap < Duration::from_millis(2600),
+            "renewed {gap:?} after the last acceptance: not before the 3 s expiry"
+        );
+        last = tokio::time::Instant::now();
     }
+}
+
+#[tokio::test]
+async fn the_relay_connection_stays_open_while_the_reservation_holds() {
+    // Nothing else runs on the connection: without the reservation's
+    // stream held, the swarm would close it after a second idle, and the
+    // reservation with it.
+    let idle = Duration::from_secs(1);
+    let (relay, relay_addr) = start_relay(relay::Config::default()).await;
+    let (mut lean, _) = start_lean_idling(idle);
+    reserve(&mut lean, &relay_addr, relay.peer).await;
+    let quiet = tokio::time::timeout(
+        idle * 4,
+        lean.wait("nothing", |event| match event {
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                panic!("the connection to {peer_id} closed ({cause:?}) while the reservation held")
+            }
+            SwarmEvent::ListenerClosed { reason, .. } => panic!("the listener closed: {reason:?}"),
+            _ => None::<()>,
+        }),
+    )
+    .await;
+    assert!(quiet.is_err(), "nothing was expected to happen");
+}
+
+#[tokio::test]
+async fn the_circuit_addresses_are_the_relays_advertised_ones() {
+    let advertised = memory_addr();
+    let (relay, relay_addr) =
+        start_relay_advertising(relay::Config::default(), std::slice::from_ref(&advertised)).await;
+    let (mut lean, _) = start_lean();
+    let listen = circuit(&relay_addr);
+    lean.run(move |swarm| {
+        swarm.listen_on(listen).expect("listening");
+    });
+    let through = |addr: &Multiaddr| {
+        addr.clone()
+            .with(Protocol::P2p(relay.peer))
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(lean.peer))
+    };
+    // Both addresses the relay advertises, the one it was not dialed at
+    // too (the swarm may report the acceptance between them).
+    let expected = [
+        through(&advertised),
+        circuit(&relay_addr).with(Protocol::P2p(lean.peer)),
+    ];
+    let mut addresses = Vec::new();
+    lean.wait("both circuit addresses", |event| {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => addresses.push(address),
+            SwarmEvent::ListenerClosed { reason, .. } => panic!("the listener closed: {reason:?}"),
+            _ => {}
+        }
+        expected.iter().all(|a| addresses.contains(a)).then_some(())
+    })
+    .await;
+    assert_eq!(addresses.len(), 2, "no other address: {addresses:?}");
 }
 
 #[tokio::test]
@@ -510,4 +595,105 @@ async fn the_listener_closes_when_the_relay_goes_away() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn circuits_through_two_unconnected_relays_are_dialed_at_once() {
+    // libp2p-stream dials one unconnected peer a turn and drops a second
+    // request: the client dials each relay itself.
+    let (relay_a, relay_a_addr) = start_relay(relay::Config::default()).await;
+    let (relay_b, relay_b_addr) = start_relay(relay::Config::default()).await;
+    let (mut listener_a, _) = start_lean();
+    let (mut listener_b, _) = start_lean();
+    let address_a = reserve(&mut listener_a, &relay_a_addr, relay_a.peer).await;
+    let address_b = reserve(&mut listener_b, &relay_b_addr, relay_b.peer).await;
+
+    let (mut dialer, _) = start_lean();
+    dialer.run(move |swarm| {
+        swarm.dial(address_a).expect("dialing through relay A");
+        swarm.dial(address_b).expect("dialing through relay B");
+    });
+    let (a, b) = (listener_a.peer, listener_b.peer);
+    let mut reached = Vec::new();
+    dialer
+        .wait("both circuits", |event| {
+            match event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. }
+                    if peer_id == a || peer_id == b =>
+                {
+                    reached.push(peer_id)
+                }
+                SwarmEvent::OutgoingConnectionError {
+                    peer_id: Some(peer),
+                    error,
+                    ..
+                } if peer == a || peer == b => {
+                    panic!("the circuit to {peer} failed: {}", describe(&error))
+                }
+                _ => {}
+            }
+            (reached.contains(&a) && reached.contains(&b)).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_stop_stream_from_a_peer_that_is_not_our_relay_is_dropped_unanswered() {
+    // Any connected peer can open a STOP stream; only the relays listened
+    // through may use the handshake slots.
+    let (relay, relay_addr) = start_relay(relay::Config::default()).await;
+    let (mut lean, _) = start_lean();
+    reserve(&mut lean, &relay_addr, relay.peer).await;
+    let direct = memory_addr();
+    let listen = direct.clone();
+    lean.run(move |swarm| {
+        swarm.listen_on(listen).expect("listening");
+    });
+    lean.wait("the direct listen address", |event| match event {
+        SwarmEvent::NewListenAddr { address, .. } if address == direct => Some(()),
+        _ => None,
+    })
+    .await;
+
+    let (mut stranger, mut stranger_control) = start_rust_client();
+    let lean_id = lean.peer;
+    let to_lean = direct.with(Protocol::P2p(lean_id));
+    stranger.run(move |swarm| swarm.dial(to_lean).expect("dialing"));
+    stranger
+        .wait(
+            "a direct connection to the lean peer",
+            |event| match event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == lean_id => Some(()),
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    panic!("the dial failed: {}", describe(&error))
+                }
+                _ => None,
+            },
+        )
+        .await;
+    let exchange = async {
+        let mut stream = stranger_control
+            .open_stream(lean_id, circuit_client::STOP)
+            .await
+            .expect("a STOP stream");
+        // StopMessage { type: CONNECT, peer: { id: <stranger> } }
+        let id = stranger.peer.to_bytes();
+        let mut peer = vec![0x0a, id.len() as u8];
+        peer.extend(&id);
+        let mut message = vec![0x08, 0x00, 0x12, peer.len() as u8];
+        message.extend(peer);
+        let mut framed = vec![message.len() as u8];
+        framed.extend(message);
+        // Dropped, the stream is reset: the write may fail already.
+        stream.write_all(&framed).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.map(|_| answer)
+    };
+    let answer = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("the stream ends within the wait");
+    assert!(
+        answer.as_ref().is_ok_and(Vec::is_empty) || answer.is_err(),
+        "expected no answer, got {answer:?}"
+    );
 }
