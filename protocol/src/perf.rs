@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use libp2p::StreamProtocol;
+use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, FutureExt as _};
+use libp2p::{StreamProtocol, core::upgrade::NegotiationError};
 use web_time::Instant;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
@@ -38,6 +38,9 @@ impl Limits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PerfError {
+    /// The peer answered the stream's protocol proposal with "na".
+    #[error("the peer does not speak {PROTOCOL}")]
+    Unsupported,
     #[error("perf stream I/O failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("asked for {expected} bytes, received {received}")]
@@ -95,11 +98,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    stream.write_all(&download.to_be_bytes()).await?;
-    send_bytes(&mut stream, upload).await?;
-    stream.close().await?;
+    let sent = async {
+        stream.write_all(&download.to_be_bytes()).await?;
+        send_bytes(&mut stream, upload).await?;
+        stream.close().await
+    };
+    if let Err(error) = sent.await {
+        return Err(refusal_or(&mut stream, error));
+    }
     let received = receive_all(&mut stream, u64::MAX)
-        .await?
+        .await
+        .map_err(|error| refusal_or(&mut stream, error))?
         .unwrap_or(u64::MAX);
     if received != download {
         return Err(PerfError::ShortRead {
@@ -108,6 +117,27 @@ where
         });
     }
     Ok(started.elapsed())
+}
+
+/// What a failed transfer's `error` was. Streams are opened with lazy
+/// negotiation (the protocol's proposal goes with the first bytes), so a
+/// peer without the protocol answers "na" and resets the stream: a write
+/// or the close fails while the answer waits in the read buffer, or the
+/// first read fails with it. One read that does not wait tells.
+fn refusal_or<S: AsyncRead + Unpin>(stream: &mut S, error: std::io::Error) -> PerfError {
+    let refused = |error: &std::io::Error| {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<NegotiationError>())
+            .is_some_and(|negotiation| matches!(negotiation, NegotiationError::Failed))
+    };
+    if refused(&error) {
+        return PerfError::Unsupported;
+    }
+    match stream.read(&mut [0u8; 1]).now_or_never() {
+        Some(Err(read_error)) if refused(&read_error) => PerfError::Unsupported,
+        _ => PerfError::Io(error),
+    }
 }
 
 /// The benchmarks' one-way transfer: download `bytes`, upload nothing.
