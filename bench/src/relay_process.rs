@@ -78,7 +78,10 @@ impl RelayProcess {
             .env("TOKIO_WORKER_THREADS", "1")
             .env(
                 "RUST_LOG",
-                std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                // The federation's member dials at debug (a few lines a
+                // relay): what to read when relays do not federate.
+                std::env::var("RELAY_LOG")
+                    .unwrap_or_else(|_| "warn,relay::federation::members=debug".to_owned()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -81,8 +81,13 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// the two of the connect measurement, then the three of the scale-out.
 const SEEDS: [u8; 2] = [91, 92];
 const LOAD_SEEDS: [u8; 3] = [93, 94, 95];
-/// How long the relays may take to connect to each other.
-const FEDERATE_WITHIN: Duration = Duration::from_secs(30);
+/// How long the relays may take to connect to each other: past a member
+/// relay's fifth dial, 31 s after its first when the first four failed
+/// (its backoff: 1, 2, 4, 8, 16 s). Once, in a full `scripts/test` run,
+/// one of the three load relays was connected to neither other after
+/// 30 s; not seen again in five runs, cause unknown (the relays'
+/// member dials are logged since, see `RelayProcess::start`).
+const FEDERATE_WITHIN: Duration = Duration::from_secs(60);
 /// All load peers may take this long to hold their reservations.
 const RAMP_WITHIN: Duration = Duration::from_secs(120);
 /// After the ramp, time for the subscriptions to reach every relay (and
