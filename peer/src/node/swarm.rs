@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use libp2p::{
-    Swarm, autonat, core::upgrade::Version, dcutr, identify, noise, ping, relay,
+    Swarm, autonat,
+    core::upgrade::Version,
+    dcutr, identify, noise, ping, relay,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
     tcp, yamux,
 };
