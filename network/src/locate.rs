@@ -27,7 +27,7 @@ use futures::{
     stream::FuturesUnordered,
 };
 use futures_timer::Delay;
-use libp2p::{Multiaddr, PeerId, core::upgrade::NegotiationError, multiaddr::Protocol};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use libp2p_stream::{Control, OpenStreamError};
 
 /// Lookups under way at once; one more is refused at once.
@@ -159,24 +159,13 @@ async fn lookup(mut streams: Control, relay: PeerId, peer: PeerId) -> Result<Loc
     let answer = wire::ask(&mut stream, LocateRequest { peer })
         .await
         .map_err(|error| {
-            if refused_protocol(&error) {
+            if chat_protocol::refused_protocol(&error) {
                 LocateError::Unsupported
             } else {
                 LocateError::Failed(error)
             }
         })?;
     Ok(answer?)
-}
-
-/// Whether `error` is the relay's "na" to the protocol. Streams are opened
-/// with lazy negotiation (multistream-select's `V1Lazy`: the request goes
-/// out with the proposal, a round trip sooner), so a relay without lookups
-/// refuses at the first read, not at the stream's opening.
-fn refused_protocol(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<NegotiationError>())
-        .is_some_and(|negotiation| matches!(negotiation, NegotiationError::Failed))
 }
 
 /// The located relay's addresses, each ending in `/p2p/<relay>`, whose

@@ -34,5 +34,18 @@ pub mod report;
 pub mod topics;
 
 pub use chat::{ChatError, ChatMessage, MAX_CHAT_MESSAGE_BYTES};
+
+/// Whether `error` is a peer's "na" to a stream's protocol. Every peer
+/// opens streams with lazy negotiation (multistream-select's `V1Lazy`: the
+/// first bytes go with the proposal, a round trip sooner), so a peer
+/// without the protocol refuses at the stream's first read, as an I/O
+/// error, not when it opens.
+pub fn refused_protocol(error: &std::io::Error) -> bool {
+    use libp2p::core::upgrade::NegotiationError;
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<NegotiationError>())
+        .is_some_and(|negotiation| matches!(negotiation, NegotiationError::Failed))
+}
 pub use discovery::{MAX_RECORD_ADDRS, MAX_RECORD_BYTES, PeerRecord, RecordError};
 pub use inbound::{Inbound, InboundError};

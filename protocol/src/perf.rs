@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, FutureExt as _};
-use libp2p::{StreamProtocol, core::upgrade::NegotiationError};
+use libp2p::StreamProtocol;
 use web_time::Instant;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
@@ -125,17 +125,11 @@ where
 /// or the close fails while the answer waits in the read buffer, or the
 /// first read fails with it. One read that does not wait tells.
 fn refusal_or<S: AsyncRead + Unpin>(stream: &mut S, error: std::io::Error) -> PerfError {
-    let refused = |error: &std::io::Error| {
-        error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<NegotiationError>())
-            .is_some_and(|negotiation| matches!(negotiation, NegotiationError::Failed))
-    };
-    if refused(&error) {
+    if crate::refused_protocol(&error) {
         return PerfError::Unsupported;
     }
     match stream.read(&mut [0u8; 1]).now_or_never() {
-        Some(Err(read_error)) if refused(&read_error) => PerfError::Unsupported,
+        Some(Err(read_error)) if crate::refused_protocol(&read_error) => PerfError::Unsupported,
         _ => PerfError::Io(error),
     }
 }
