@@ -202,7 +202,7 @@ impl Node {
         let noise = noise::Config::new(&keypair).map_err(|e| setup(e.into()))?;
         let local_peer_id = keypair.public().to_peer_id();
         let ice_servers = libp2p_webrtc_p2p::IceServers::default();
-        let (webrtc_transport, webrtc) = libp2p_webrtc_p2p::new(ice_servers.clone());
+        let (webrtc_transport, webrtc) = libp2p_webrtc_p2p::new(local_peer_id, ice_servers.clone());
         // The circuit relay client (`circuit_client`, lean) opens its HOP
         // and STOP streams through the signaling's stream control; it is
         // added by hand so that it comes after the `/webrtc` transport

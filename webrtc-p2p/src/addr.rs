@@ -44,9 +44,51 @@ pub fn webrtc_twin(circuit: &Multiaddr) -> Option<Multiaddr> {
     found.then_some(twin)
 }
 
+/// Whether `addr` is a circuit to `peer` through a relay, not its
+/// `/webrtc` twin: `<relay>/p2p-circuit[/p2p/<peer>]`.
+pub fn is_plain_circuit(addr: &Multiaddr, peer: &PeerId) -> bool {
+    let mut after_circuit = false;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::WebRTC => return false,
+            Protocol::P2pCircuit => after_circuit = true,
+            Protocol::P2p(id) if after_circuit => return id == *peer,
+            _ => {}
+        }
+    }
+    after_circuit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_circuits_to_the_peer_are_told_from_other_addresses() {
+        let (relay, peer) = (PeerId::random(), PeerId::random());
+        let circuit = |tail: &str| -> Multiaddr {
+            format!("/ip4/1.2.3.4/tcp/1/ws/p2p/{relay}/p2p-circuit{tail}")
+                .parse()
+                .expect("valid")
+        };
+        assert!(is_plain_circuit(&circuit(&format!("/p2p/{peer}")), &peer));
+        assert!(
+            is_plain_circuit(&circuit(""), &peer),
+            "the swarm adds the peer"
+        );
+        assert!(!is_plain_circuit(
+            &circuit(&format!("/webrtc/p2p/{peer}")),
+            &peer
+        ));
+        assert!(
+            !is_plain_circuit(&circuit(&format!("/p2p/{relay}")), &peer),
+            "another peer"
+        );
+        let direct: Multiaddr = format!("/ip4/1.2.3.4/tcp/1/ws/p2p/{peer}")
+            .parse()
+            .expect("valid");
+        assert!(!is_plain_circuit(&direct, &peer));
+    }
 
     #[test]
     fn webrtc_addresses_split_into_the_relayed_address_and_the_peer() {

@@ -22,8 +22,11 @@ use libp2p_swarm::{
 
 use crate::{
     Error,
+    addr::is_plain_circuit,
     addr::webrtc_twin,
-    exchange, signaling,
+    exchange,
+    prepared::PreparedOffers,
+    signaling,
     small_map::SmallMap,
     transport::{DIAL_QUEUE, DialRequest, ListenerEvent, Transport},
 };
@@ -33,6 +36,10 @@ use crate::{
 pub const MAX_CONCURRENT_ANSWERS: usize = 8;
 /// Dial address hints kept for peers being dialed.
 const MAX_ADDRESS_HINTS: usize = 64;
+/// The behaviour's own circuit dials not yet seen by the swarm; the
+/// swarm refuses some before that (the peer is connected), so the set is
+/// cleared past this.
+const MAX_OWN_DIALS: usize = 16;
 const SIGNALING: StreamProtocol = StreamProtocol::new(signaling::PROTOCOL);
 
 /// The ICE servers (`stun:`/`turn:` URLs) for new peer connections;
@@ -73,14 +80,17 @@ pub enum Event {
     },
 }
 
-/// The transport and the behaviour, wired to each other.
-pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
+/// The transport and the behaviour, wired to each other; `local` is this
+/// peer's id, which tells whether it dials a peer's `/webrtc` address or
+/// waits for the peer to dial (the smaller id dials, as in `upgrade`).
+pub fn new(local: PeerId, ice_servers: IceServers) -> (Transport, Behaviour) {
     let (dial_tx, dial_rx) = mpsc::channel(DIAL_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(DIAL_QUEUE);
     let (failure_tx, failure_rx) = mpsc::channel(DIAL_QUEUE);
     let stream = libp2p_stream::Behaviour::new();
     let control = stream.new_control();
     let behaviour = Behaviour {
+        local,
         stream,
         control,
         ice_servers,
@@ -90,12 +100,15 @@ pub fn new(ice_servers: IceServers) -> (Transport, Behaviour) {
         failure_tx,
         address_hints: SmallMap::new(),
         relayed_dials: VecDeque::new(),
+        own_dials: SmallMap::new(),
+        prepared: PreparedOffers::default(),
         accepting: false,
     };
     (Transport::new(dial_tx, event_rx), behaviour)
 }
 
 pub struct Behaviour {
+    local: PeerId,
     stream: libp2p_stream::Behaviour,
     control: libp2p_stream::Control,
     ice_servers: IceServers,
@@ -108,6 +121,11 @@ pub struct Behaviour {
     /// Relayed connections to open for signaling; at most one per dial
     /// request taken from the bounded queue in the same poll.
     relayed_dials: VecDeque<DialOpts>,
+    /// Those of `relayed_dials` handed to the swarm: they serve a
+    /// `/webrtc` dial that has its offer already.
+    own_dials: SmallMap<ConnectionId, ()>,
+    /// Offers made while a circuit to their peer is dialed.
+    prepared: PreparedOffers,
     accepting: bool,
 }
 
@@ -144,17 +162,17 @@ impl Behaviour {
         // one, but only if the peer is not being dialed, and it is: by the
         // very `/webrtc` dial this serves. So dial the circuit here; if a
         // connection exists already, the swarm refuses this one.
-        self.relayed_dials.push_back(
-            DialOpts::peer_id(peer)
-                .addresses(vec![relayed_addr])
-                .condition(PeerCondition::Disconnected)
-                .build(),
-        );
-        let (mut control, ice_servers, mut failures) = (
-            self.control.clone(),
-            self.ice_servers.get(),
-            self.failure_tx.clone(),
-        );
+        let circuit = DialOpts::peer_id(peer)
+            .addresses(vec![relayed_addr])
+            .condition(PeerCondition::Disconnected)
+            .build();
+        if self.own_dials.len() >= MAX_OWN_DIALS {
+            self.own_dials.clear();
+        }
+        self.own_dials.insert(circuit.connection_id(), ());
+        self.relayed_dials.push_back(circuit);
+        let (mut control, mut failures) = (self.control.clone(), self.failure_tx.clone());
+        let made = self.prepared.take(peer, self.ice_servers.get());
         wasm_bindgen_futures::spawn_local(async move {
             let open = async {
                 control
@@ -165,7 +183,7 @@ impl Behaviour {
                         message: error.to_string(),
                     })
             };
-            let result = exchange::dial(open, &ice_servers, peer).await;
+            let result = exchange::dial_with(open, made, peer).await;
             if let Err(error) = &result {
                 let _ = failures.try_send(Event::Failed {
                     peer,
@@ -277,6 +295,15 @@ impl NetworkBehaviour for Behaviour {
         if let Some(hint) = maybe_peer.and_then(|peer| self.address_hints.get(&peer)) {
             hints.push(hint.clone());
         }
+        // A circuit to a peer this one will dial `/webrtc` over as soon as
+        // it is up: the offer is made meanwhile (`prepared`).
+        if self.own_dials.remove(&connection_id).is_none()
+            && let Some(peer) = maybe_peer
+            && self.local < peer
+            && addresses.iter().any(|addr| is_plain_circuit(addr, &peer))
+        {
+            self.prepared.prepare(peer, self.ice_servers.get());
+        }
         Ok(hints)
     }
 
@@ -329,6 +356,7 @@ impl NetworkBehaviour for Behaviour {
         if !self.accepting {
             self.start_accepting();
         }
+        self.prepared.poll_expiry(cx);
         while let Poll::Ready(Some(request)) = self.dials.poll_next_unpin(cx) {
             self.start_dial(request);
         }

@@ -22,6 +22,40 @@ use crate::{
 /// How long ICE and DTLS may take once the descriptions are exchanged.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The dialer's half of the exchange before the signaling stream: a peer
+/// connection with the spec's `init` channel, and its offer set as the
+/// local description. Made while the signaling stream opens, or earlier
+/// still ([`crate::prepared`]).
+#[derive(Debug)]
+pub struct LocalOffer {
+    peer_connection: PeerConnection,
+    init: web_sys::RtcDataChannel,
+    sdp: String,
+}
+
+impl LocalOffer {
+    /// Makes one with `ice_servers`; `peer` (the remote) names the
+    /// `local-offer` mark.
+    pub async fn make(ice_servers: &[String], peer: PeerId) -> Result<Self, Error> {
+        let peer_connection = PeerConnection::new(ice_servers)?;
+        // The spec's `init` channel: without a channel the offer would
+        // carry no data-channel (SCTP) section.
+        let init = peer_connection.create_data_channel(INIT_CHANNEL_LABEL);
+        let sdp = peer_connection.offer().await?;
+        timing::peer_phase("local-offer", &peer);
+        Ok(Self {
+            peer_connection,
+            init,
+            sdp,
+        })
+    }
+
+    /// The offer's SDP, as set as the local description.
+    pub fn sdp(&self) -> &str {
+        &self.sdp
+    }
+}
+
 /// The dialer's side: offer, then candidates both ways until connected.
 /// `open` opens the signaling stream (a round trip through the relay, or
 /// the circuit's dial before it): the peer connection and its offer are
@@ -32,24 +66,30 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Result<S, Error>>,
 {
-    let peer_connection = PeerConnection::new(ice_servers)?;
-    // The spec's `init` channel: without a channel the offer would carry no
-    // data-channel (SCTP) section.
-    let init = peer_connection.create_data_channel(INIT_CHANNEL_LABEL);
+    dial_with(open, LocalOffer::make(ice_servers, peer), peer).await
+}
+
+/// [`dial`] with the offer `made` elsewhere, perhaps before the dial.
+pub async fn dial_with<S, F, M>(open: F, made: M, peer: PeerId) -> Result<Connection, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<S, Error>>,
+    M: Future<Output = Result<LocalOffer, Error>>,
+{
     let opened = async {
         let stream = open.await;
         timing::peer_phase("signaling", &peer);
         stream
     };
-    let made = async {
-        let offer = peer_connection.offer().await;
-        timing::peer_phase("local-offer", &peer);
-        offer
-    };
     // Either failing drops (and so closes) the peer connection.
     let (stream, offer) = futures::future::try_join(opened, made).await?;
+    let LocalOffer {
+        peer_connection,
+        init,
+        sdp,
+    } = offer;
     let (reader, mut writer) = stream.split();
-    write_message(&mut writer, &SignalingMessage::Offer(offer)).await?;
+    write_message(&mut writer, &SignalingMessage::Offer(sdp)).await?;
     timing::peer_phase("offer", &peer);
     let result = exchange(
         &peer_connection,

@@ -97,6 +97,8 @@ mod data_channel;
 #[cfg(target_arch = "wasm32")]
 mod peer_connection;
 #[cfg(target_arch = "wasm32")]
+pub mod prepared;
+#[cfg(target_arch = "wasm32")]
 mod stream;
 #[cfg(target_arch = "wasm32")]
 mod timing;

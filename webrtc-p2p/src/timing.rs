@@ -7,7 +7,7 @@
 //!
 //! | phase | dialer | listener |
 //! | --- | --- | --- |
-//! | `local-offer` | the offer is made (while the stream opens) | - |
+//! | `local-offer` | the offer is made (while the circuit or the stream opens) | - |
 //! | `signaling` | the signaling stream is open (the circuit is up) | the offer arrived |
 //! | `offer` | the offer was sent | the offer was applied |
 //! | `answer` | the answer arrived and was applied | the answer was sent |

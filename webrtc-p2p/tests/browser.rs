@@ -12,6 +12,7 @@ use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
 use libp2p_core::{PeerId, muxing::StreamMuxer};
 use libp2p_webrtc_p2p::{
     Connection, LinkState, PeerConnection, exchange,
+    prepared::{MAX_PREPARED, PreparedOffers},
     signaling::{self, Role, Session, SignalingMessage, Step},
 };
 use wasm_bindgen::JsCast as _;
@@ -211,6 +212,61 @@ async fn the_dialer_makes_its_offer_while_the_signaling_stream_opens() {
         answered.expect("the listener connects"),
     )
     .await;
+}
+
+#[wasm_bindgen_test]
+async fn an_offer_prepared_before_the_dial_is_the_one_it_sends() {
+    let (dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
+    let (dialer, listener) = (PeerId::random(), PeerId::random());
+    let mut prepared = PreparedOffers::default();
+    prepared.prepare(listener, Vec::new());
+    let made = format!("libp2p-webrtc:local-offer {listener}");
+    for _ in 0..500 {
+        if marks().contains(&made) {
+            break;
+        }
+        gloo_timers::future::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(marks().contains(&made), "made before the dial asked for it");
+    let offer = prepared.take(listener, Vec::new());
+    assert!(!prepared.contains(&listener), "taken once");
+    let (dialed, answered) = futures::join!(
+        exchange::dial_with(async { Ok(dialer_end) }, offer, listener),
+        exchange::answer(listener_end, &[], dialer)
+    );
+    exchange_data(
+        dialed.expect("the dialer connects"),
+        answered.expect("the listener connects"),
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn prepared_offers_are_bounded_and_kept_for_their_ice_servers_only() {
+    let mut prepared = PreparedOffers::default();
+    let peers: Vec<PeerId> = (0..MAX_PREPARED + 2).map(|_| PeerId::random()).collect();
+    for peer in &peers {
+        prepared.prepare(*peer, Vec::new());
+        prepared.prepare(*peer, Vec::new());
+    }
+    assert_eq!(
+        prepared.len(),
+        MAX_PREPARED,
+        "one per peer, the newest kept"
+    );
+    assert!(!prepared.contains(&peers[0]), "the oldest was dropped");
+    // The page learned a STUN server since: the offer made without it is
+    // dropped, and one made with it instead.
+    let last = peers[peers.len() - 1];
+    let stun = vec!["stun:198.51.100.1:3478".to_string()];
+    let offer = prepared.take(last, stun).await.expect("made anew");
+    assert!(!prepared.contains(&last), "dropped, not kept");
+    assert_eq!(prepared.len(), MAX_PREPARED - 1);
+    assert!(
+        offer.sdp().contains("m=application"),
+        "the offer carries the data channels' section: {}",
+        offer.sdp()
+    );
 }
 
 #[wasm_bindgen_test]
