@@ -302,6 +302,21 @@ async fn perf_is_refused_by_a_page_not_opened_for_benchmarking() {
             )
             .await?;
         }
+        // A byte count that is not a whole number is refused, and named
+        // (printed by JavaScript: the page carries no float formatting).
+        let bad = bench
+            .run_async(
+                "return await window.chatBench.perf(args[0], 1.5, 1000);",
+                vec![plain_id.clone().into()],
+            )
+            .await;
+        match bad {
+            Ok(took) => anyhow::bail!("a transfer of 1.5 bytes was made ({took} ms)"),
+            Err(error) => anyhow::ensure!(
+                format!("{error:#}").contains("1.5 is not a byte count"),
+                "a transfer of 1.5 bytes failed, but not for its byte count: {error:#}"
+            ),
+        }
         // The bench page asks for a transfer once its relayed connection
         // has given way to the direct one.
         let deadline = tokio::time::Instant::now() + TIMEOUT;

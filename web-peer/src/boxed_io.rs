@@ -8,14 +8,18 @@
 //! the page's substreams already are), and Noise is compiled once for
 //! each role. The node boxes the circuit or WebSocket before the
 //! connection's multistream-select too (the substreams' copy of that code
-//! serves), and runs yamux on a boxed Noise channel. A virtual call per
-//! read or write is nothing next to a network's latency.
+//! serves), and boxes the Noise channel before yamux's multistream-select
+//! (the same copy again) and yamux. A virtual call per read or write is
+//! nothing next to a network's latency.
 
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::core::{
-    UpgradeInfo,
-    muxing::SubstreamBox,
-    upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
+use futures::{AsyncRead, AsyncWrite, TryFutureExt as _, future::MapOk};
+use libp2p::{
+    PeerId,
+    core::{
+        UpgradeInfo,
+        muxing::SubstreamBox,
+        upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
+    },
 };
 
 /// `U`, run on the stream boxed as a [`SubstreamBox`].
@@ -56,5 +60,60 @@ where
 
     fn upgrade_outbound(self, io: T, info: Self::Info) -> Self::Future {
         self.0.upgrade_outbound(SubstreamBox::new(io), info)
+    }
+}
+
+/// `U` (an authentication, such as Noise), its channel handed on boxed as a
+/// [`SubstreamBox`]: the next layer's multistream-select then runs on the
+/// same stream type as every other negotiation of the page.
+#[derive(Debug, Clone)]
+pub struct BoxedOutput<U>(pub U);
+
+type Boxing<C> = fn((PeerId, C)) -> (PeerId, SubstreamBox);
+
+fn box_channel<C: AsyncRead + AsyncWrite + Send + 'static>(
+    (peer, channel): (PeerId, C),
+) -> (PeerId, SubstreamBox) {
+    (peer, SubstreamBox::new(channel))
+}
+
+impl<U: UpgradeInfo> UpgradeInfo for BoxedOutput<U> {
+    type Info = U::Info;
+    type InfoIter = U::InfoIter;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.0.protocol_info()
+    }
+}
+
+impl<T, U, C> InboundConnectionUpgrade<T> for BoxedOutput<U>
+where
+    U: InboundConnectionUpgrade<T, Output = (PeerId, C)>,
+    C: AsyncRead + AsyncWrite + Send + 'static,
+{
+    type Output = (PeerId, SubstreamBox);
+    type Error = U::Error;
+    type Future = MapOk<U::Future, Boxing<C>>;
+
+    fn upgrade_inbound(self, io: T, info: Self::Info) -> Self::Future {
+        self.0
+            .upgrade_inbound(io, info)
+            .map_ok(box_channel::<C> as Boxing<C>)
+    }
+}
+
+impl<T, U, C> OutboundConnectionUpgrade<T> for BoxedOutput<U>
+where
+    U: OutboundConnectionUpgrade<T, Output = (PeerId, C)>,
+    C: AsyncRead + AsyncWrite + Send + 'static,
+{
+    type Output = (PeerId, SubstreamBox);
+    type Error = U::Error;
+    type Future = MapOk<U::Future, Boxing<C>>;
+
+    fn upgrade_outbound(self, io: T, info: Self::Info) -> Self::Future {
+        self.0
+            .upgrade_outbound(io, info)
+            .map_ok(box_channel::<C> as Boxing<C>)
     }
 }

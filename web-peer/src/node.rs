@@ -43,7 +43,7 @@ mod lookup;
 use crate::{
     ANNOUNCE_INTERVAL, announce,
     backoff::Backoff,
-    boxed_io::OnBoxedIo,
+    boxed_io::{BoxedOutput, OnBoxedIo},
     events::{Command, Event, RelayStatus, Via},
     federation::Federation,
     page_config,
@@ -236,7 +236,7 @@ impl Node {
                     .or_transport(websocket)
                     .map(|connection, _| SubstreamBox::new(connection))
                     .upgrade(Version::V1Lazy)
-                    .authenticate(OnBoxedIo(noise))
+                    .authenticate(BoxedOutput(OnBoxedIo(noise)))
                     .multiplex(OnBoxedIo(yamux::Config::default()))
             })
             .map_err(|e| setup(e.into()))?

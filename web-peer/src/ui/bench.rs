@@ -79,6 +79,12 @@ fn byte_count(value: f64) -> Result<u64, String> {
     if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 2f64.powi(53) {
         Ok(value as u64)
     } else {
-        Err(format!("{value} is not a byte count"))
+        // JavaScript prints the number: Rust's float formatting would be
+        // 4.5 KB of the page's wasm for this one message.
+        let shown = js_sys::Number::from(value)
+            .to_string(10)
+            .map(String::from)
+            .unwrap_or_default();
+        Err(format!("{shown} is not a byte count"))
     }
 }
