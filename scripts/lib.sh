@@ -168,6 +168,29 @@ minify_page_js() {
   printf '%s' "${page//"$old"/"$new"}" >"$html"
 }
 
+# Gives the wasm $1's imports short names in it and in its JS glue $2
+# (tools/shorten-imports.mjs), and puts both files' new integrity values
+# in place of the old ones in the HTML $3, as minify_page_js does.
+shorten_page_imports() {
+  local wasm=$1 js=$2 html=$3 file page old new
+  local -A before
+  for file in "$wasm" "$js"; do before[$file]=$(sri_sha384 "$file"); done
+  IFS= read -rd '' page <"$html" || true
+  for file in "$wasm" "$js"; do
+    case "$page" in
+      *"integrity=${before[$file]}"* | *"integrity=\"${before[$file]}\""*) ;;
+      *) die "$html has no integrity=${before[$file]} for $file: did trunk's output change?" ;;
+    esac
+  done
+  node "$(repo_root)/tools/shorten-imports.mjs" "$wasm" "$js"
+  for file in "$wasm" "$js"; do
+    old=${before[$file]}
+    new=$(sri_sha384 "$file")
+    page=${page//"$old"/"$new"}
+  done
+  printf '%s' "$page" >"$html"
+}
+
 # --- Build tools from npm ------------------------------------------------
 # binaryen's wasm-opt (tools/package-lock.json pins a version; Debian's 108
 # corrupts wasm-bindgen's output) and esbuild (the JS glue's minifier),
