@@ -168,10 +168,11 @@ minify_page_js() {
   printf '%s' "${page//"$old"/"$new"}" >"$html"
 }
 
-# Gives the wasm $1's imports short names in it and in its JS glue $2
-# (tools/shorten-imports.mjs), and puts both files' new integrity values
+# Gives the names that tie the wasm $1 to its JS glue $2 (its imports, and
+# the exports made for the glue) short names in both
+# (tools/shorten-glue-names.mjs), and puts both files' new integrity values
 # in place of the old ones in the HTML $3, as minify_page_js does.
-shorten_page_imports() {
+shorten_page_glue_names() {
   local wasm=$1 js=$2 html=$3 file page old new
   local -A before
   for file in "$wasm" "$js"; do before[$file]=$(sri_sha384 "$file"); done
@@ -182,7 +183,7 @@ shorten_page_imports() {
       *) die "$html has no integrity=${before[$file]} for $file: did trunk's output change?" ;;
     esac
   done
-  node "$(repo_root)/tools/shorten-imports.mjs" "$wasm" "$js"
+  node "$(repo_root)/tools/shorten-glue-names.mjs" "$wasm" "$js"
   for file in "$wasm" "$js"; do
     old=${before[$file]}
     new=$(sri_sha384 "$file")
