@@ -54,12 +54,16 @@ pub struct Multiaddr {
 impl Multiaddr {
     /// An address with no protocols.
     pub fn empty() -> Self {
-        Self { bytes: Arc::new(Vec::new()) }
+        Self {
+            bytes: Arc::new(Vec::new()),
+        }
     }
 
     /// An empty address with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
-        Self { bytes: Arc::new(Vec::with_capacity(n)) }
+        Self {
+            bytes: Arc::new(Vec::with_capacity(n)),
+        }
     }
 
     /// The length of the binary form, in bytes.
@@ -200,7 +204,9 @@ impl<'a> FromIterator<Protocol<'a>> for Multiaddr {
         for p in iter {
             p.append_to(&mut bytes);
         }
-        Multiaddr { bytes: Arc::new(bytes) }
+        Multiaddr {
+            bytes: Arc::new(bytes),
+        }
     }
 }
 
@@ -217,7 +223,9 @@ impl FromStr for Multiaddr {
         while parts.peek().is_some() {
             Protocol::from_str_parts(&mut parts)?.append_to(&mut bytes);
         }
-        Ok(Multiaddr { bytes: Arc::new(bytes) })
+        Ok(Multiaddr {
+            bytes: Arc::new(bytes),
+        })
     }
 }
 
@@ -285,7 +293,9 @@ impl TryFrom<Vec<u8>> for Multiaddr {
         while !rest.is_empty() {
             rest = Protocol::from_bytes(rest)?.1;
         }
-        Ok(Multiaddr { bytes: Arc::new(bytes) })
+        Ok(Multiaddr {
+            bytes: Arc::new(bytes),
+        })
     }
 }
 
@@ -362,9 +372,13 @@ impl<'de> Deserialize<'de> for Multiaddr {
         }
 
         if deserializer.is_human_readable() {
-            deserializer.deserialize_str(Visitor { human_readable: true })
+            deserializer.deserialize_str(Visitor {
+                human_readable: true,
+            })
         } else {
-            deserializer.deserialize_bytes(Visitor { human_readable: false })
+            deserializer.deserialize_bytes(Visitor {
+                human_readable: false,
+            })
         }
     }
 }

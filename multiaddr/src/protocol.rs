@@ -348,7 +348,10 @@ impl<'a> Protocol<'a> {
             P2pWebSocketStar => (479, none),
             Memory(n) => (777, Cow::Owned(n.to_be_bytes().to_vec())),
             Onion(addr, p) => (444, Cow::Owned([&addr[..], &p.to_be_bytes()].concat())),
-            Onion3(addr) => (445, Cow::Owned([&addr.hash()[..], &addr.port().to_be_bytes()].concat())),
+            Onion3(addr) => (
+                445,
+                Cow::Owned([&addr.hash()[..], &addr.port().to_be_bytes()].concat()),
+            ),
             P2p(peer) => (421, Cow::Owned(peer.to_bytes())),
             P2pCircuit => (290, none),
             Quic => (460, none),
@@ -510,7 +513,9 @@ fn onion_value(text: &str, host_len: usize) -> Result<Vec<u8>> {
     // As the original: padded base32 of either case, whatever it decodes
     // to filling the address from the start (`aaaaaaaaaaaaaaa=` is nine
     // zero bytes, so ten).
-    let mut bytes = Base::Base32PadUpper.decode(host).map_err(|_| Error::InvalidMultiaddr)?;
+    let mut bytes = Base::Base32PadUpper
+        .decode(host)
+        .map_err(|_| Error::InvalidMultiaddr)?;
     bytes.resize(host_len * 5 / 8, 0);
     if port == 0 {
         return Err(Error::InvalidMultiaddr);

@@ -36,7 +36,11 @@ fn unhex(s: &str) -> Vec<u8> {
 
 fn variant(e: &Error) -> String {
     let debug = format!("{e:?}");
-    debug.split(['(', ' ']).next().unwrap_or_default().to_owned()
+    debug
+        .split(['(', ' '])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The fields both kinds of `ok` lines share.
@@ -85,7 +89,12 @@ fn actual(kind: &str, input: &str) -> Vec<String> {
                     out
                 }
                 Err(e) => {
-                    vec!["err".to_owned(), variant(&e), esc(&e.to_string()), json_seq(&bytes)]
+                    vec![
+                        "err".to_owned(),
+                        variant(&e),
+                        esc(&e.to_string()),
+                        json_seq(&bytes),
+                    ]
                 }
             }
         }
@@ -105,12 +114,19 @@ fn same_as_multiaddr_0_19_1() {
         let expected: Vec<&str> = fields.collect();
         let actual = actual(kind, input);
         if actual != expected {
-            failures.push(format!("{kind} {input}\n  expected {expected:?}\n  actual   {actual:?}"));
+            failures.push(format!(
+                "{kind} {input}\n  expected {expected:?}\n  actual   {actual:?}"
+            ));
         }
         count += 1;
     }
     assert!(count > 300, "only {count} vectors");
-    assert!(failures.is_empty(), "{} of {count} differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every protocol survives bytes -> `Protocol` -> bytes and text ->
@@ -131,7 +147,11 @@ fn protocols_round_trip_alone() {
             assert_eq!(back, p);
             let text = p.to_string();
             let mut parts = text.split('/').skip(1);
-            assert_eq!(Protocol::from_str_parts(&mut parts).expect("parses back"), p, "{text}");
+            assert_eq!(
+                Protocol::from_str_parts(&mut parts).expect("parses back"),
+                p,
+                "{text}"
+            );
             assert_eq!(p.clone().acquire(), p);
         }
     }
@@ -147,11 +167,17 @@ fn push_pop_replace_and_affixes() {
     let copy = m.clone();
     m.push(Protocol::Ws("/chat".into()));
     assert_eq!(m.to_string(), "/ip4/1.2.3.4/tcp/80/x-parity-ws/%2Fchat");
-    assert_eq!(copy.to_string(), "/ip4/1.2.3.4/tcp/80", "clones do not share pushes");
+    assert_eq!(
+        copy.to_string(),
+        "/ip4/1.2.3.4/tcp/80",
+        "clones do not share pushes"
+    );
     assert_eq!(m.pop(), Some(Protocol::Ws("/chat".into())));
     assert_eq!(m, copy);
     assert_eq!(
-        m.replace(1, |_| Some(Protocol::Udp(53))).map(|m| m.to_string()).as_deref(),
+        m.replace(1, |_| Some(Protocol::Udp(53)))
+            .map(|m| m.to_string())
+            .as_deref(),
         Some("/ip4/1.2.3.4/udp/53")
     );
     assert_eq!(m.replace(2, |_| Some(Protocol::Udp(53))), None);
@@ -161,7 +187,10 @@ fn push_pop_replace_and_affixes() {
     assert!(single.is_empty() && single.pop().is_none());
     let built = multiaddr::multiaddr!(Ip4([127, 0, 0, 1]), Tcp(10000u16), P2pCircuit);
     assert_eq!(built.to_string(), "/ip4/127.0.0.1/tcp/10000/p2p-circuit");
-    assert_eq!(Multiaddr::from(std::net::Ipv6Addr::LOCALHOST).to_string(), "/ip6/::1");
+    assert_eq!(
+        Multiaddr::from(std::net::Ipv6Addr::LOCALHOST).to_string(),
+        "/ip6/::1"
+    );
 }
 
 #[test]
