@@ -19,7 +19,6 @@ use std::{
 
 use libp2p_identity::PeerId;
 use multibase::Base;
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, percent_encode};
 use unsigned_varint::{decode, encode};
 
 use crate::{Error, Result, onion_addr::Onion3Addr};
@@ -27,21 +26,59 @@ use crate::{Error, Result, onion_addr::Onion3Addr};
 /// How multiaddrs hold multihashes: digests of up to 64 bytes (SHA-512).
 type Multihash = multihash::Multihash<64>;
 
-/// What the text form of `/http-path`, `/x-parity-ws` and `/x-parity-wss`
-/// percent-encodes: controls and the characters a URL path segment may not
-/// hold (`/` above all, which would split the multiaddr).
-const PATH_SEGMENT: &AsciiSet = &CONTROLS
-    .add(b'%')
-    .add(b'/')
-    .add(b'`')
-    .add(b'?')
-    .add(b'{')
-    .add(b'}')
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>');
+/// Whether the text form of `/http-path`, `/x-parity-ws` and
+/// `/x-parity-wss` percent-encodes `byte`: not ASCII, a control, or a
+/// character a URL path segment may not hold (`/` above all, which would
+/// split the multiaddr). Written out rather than taken from
+/// `percent-encoding`: its 768-byte table and generic code were 1.7 KB of
+/// the page for this one kind of value.
+fn percent_encodes(byte: u8) -> bool {
+    !byte.is_ascii() || byte.is_ascii_control() || b"%/`?{} \"#<>".contains(&byte)
+}
+
+/// `value` in text, each byte [`percent_encodes`] as `%XX` (upper-case hex).
+fn write_percent_encoded(f: &mut fmt::Formatter<'_>, value: &[u8]) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut plain = 0;
+    for (at, &byte) in value.iter().enumerate() {
+        if percent_encodes(byte) {
+            // What lies before is ASCII: the bytes not encoded.
+            f.write_str(str::from_utf8(&value[plain..at]).map_err(|_| fmt::Error)?)?;
+            let escaped = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]];
+            f.write_str(str::from_utf8(&escaped).map_err(|_| fmt::Error)?)?;
+            plain = at + 1;
+        }
+    }
+    f.write_str(str::from_utf8(&value[plain..]).map_err(|_| fmt::Error)?)
+}
+
+/// The bytes of `text` with each `%` and two hex digits decoded; a `%`
+/// without two hex digits after it stays as it is. They must be UTF-8.
+fn percent_decode(text: &str) -> Result<Cow<'_, [u8]>> {
+    if !text.contains('%') {
+        return Ok(Cow::Borrowed(text.as_bytes()));
+    }
+    let hex = |byte: u8| char::from(byte).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%'
+            && let (Some(high), Some(low)) = (
+                bytes.get(at + 1).and_then(|&b| hex(b)),
+                bytes.get(at + 2).and_then(|&b| hex(b)),
+            )
+        {
+            decoded.push((high * 16 + low) as u8);
+            at += 3;
+        } else {
+            decoded.push(bytes[at]);
+            at += 1;
+        }
+    }
+    str::from_utf8(&decoded)?;
+    Ok(Cow::Owned(decoded))
+}
 
 /// The kind of a protocol's value: how it is laid out in bytes and written
 /// in text.
@@ -462,12 +499,7 @@ fn parse_value(kind: Kind, text: &str) -> Result<Cow<'_, [u8]>> {
         Kind::Ip4 => Ipv4Addr::from_str(text)?.octets().to_vec(),
         Kind::Ip6 => Ipv6Addr::from_str(text)?.octets().to_vec(),
         Kind::Text => return Ok(Cow::Borrowed(text.as_bytes())),
-        Kind::Path => {
-            return Ok(match percent_decode_str(text).decode_utf8()? {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            });
-        }
+        Kind::Path => return percent_decode(text),
         Kind::PeerId => Base::Base58Btc.decode(text)?,
         Kind::Certhash => multibase::decode(text)?.1,
         Kind::Onion => onion_value(text, 16)?,
@@ -546,7 +578,7 @@ impl fmt::Display for Protocol<'_> {
             Kind::Ip4 => write!(f, "{}", Ipv4Addr::from(array::<4>(value))),
             Kind::Ip6 => write!(f, "{}", Ipv6Addr::from(array::<16>(value))),
             Kind::Text => f.write_str(str::from_utf8(value).map_err(|_| fmt::Error)?),
-            Kind::Path => write!(f, "{}", percent_encode(value, PATH_SEGMENT)),
+            Kind::Path => write_percent_encoded(f, value),
             Kind::Certhash => f.write_str(&multibase::encode(Base::Base64Url, value)),
             Kind::Onion | Kind::Onion3 => {
                 let (host, port) = value.split_at(value.len() - 2);
