@@ -44,7 +44,11 @@ fn write_percent_encoded(f: &mut fmt::Formatter<'_>, value: &[u8]) -> fmt::Resul
         if percent_encodes(byte) {
             // What lies before is ASCII: the bytes not encoded.
             f.write_str(str::from_utf8(&value[plain..at]).map_err(|_| fmt::Error)?)?;
-            let escaped = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]];
+            let escaped = [
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ];
             f.write_str(str::from_utf8(&escaped).map_err(|_| fmt::Error)?)?;
             plain = at + 1;
         }
