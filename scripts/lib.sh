@@ -95,12 +95,14 @@ wasm_env() {
 # panics' are gone already; what is left, e.g. wasm-bindgen's
 # `unwrap_throw`, says `<redacted>` where a source position was): wasm
 # gzip -1.5 KB (BENCHMARKS.md, "sixth weight round"); and
-# `-Zfmt-debug=shallow` makes each `#[derive(Debug)]` print its type or
-# variant name alone (wasm gzip -5.5 KB): no text the page shows is a
-# derived Debug (its messages are Display; the `{:?}` it formats are of
-# strings and JS values, whose Debug is written by hand, not derived),
-# only a library's rare internal error (e.g. libp2p-relay's "Failed to
-# send message to relay behaviour: SendError" loses its `{ kind: Full }`).
+# `-Zfmt-debug=none` makes every `{:?}` print nothing and every
+# `#[derive(Debug)]` empty (wasm brotli -2.0 KB against `shallow`, which
+# printed a type or variant name alone, and -5.5 KB gzip before that: no
+# Debug code, and no unicode tables for escaping strings). No text the
+# page shows is Debug: its messages are Display, and JavaScript values
+# are described by `libp2p_webrtc_p2p`'s `js_message`; what is lost is a
+# library's Debug inside its own Display, as in libp2p-swarm's "Dial
+# error: Unexpected peer ID ... at {endpoint:?}".
 
 rustup_nightly_has_src() {
   have rustup && rustup +nightly component list --installed 2>/dev/null | grep '^rust-src' >/dev/null
@@ -141,7 +143,7 @@ page_std_env() {
     debian) ;;
   esac
   export CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=shallow"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
   PAGE_STD="std built from source (rustc $(rustc --version | cut -d' ' -f2)), panic=immediate-abort, optimize_for_size"
 }
 

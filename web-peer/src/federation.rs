@@ -58,7 +58,7 @@ impl Federation {
                 }
                 Ok(_) => {}
                 Err(reason) => skipped.push(format!(
-                    "federation list: relay {:?} skipped: {reason}",
+                    "federation list: relay \"{}\" skipped: {reason}",
                     entry.peer_id
                 )),
             }
@@ -105,7 +105,7 @@ fn pick_addr(entry: &ListedRelay, secure_page: bool) -> Result<RelayAddr, String
     let peer_id: PeerId = entry
         .peer_id
         .parse()
-        .map_err(|error| format!("{:?} is not a peer id ({error})", entry.peer_id))?;
+        .map_err(|error| format!("\"{}\" is not a peer id ({error})", entry.peer_id))?;
     let mut usable = Vec::new();
     let mut reasons = Vec::new();
     for text in &entry.addrs {

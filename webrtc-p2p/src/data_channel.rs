@@ -245,7 +245,12 @@ impl AsyncWrite for PollDataChannel {
         let n = buf.len().min(MAX_FRAME_LEN);
         self.channel
             .send_with_u8_array(&buf[..n])
-            .map_err(|error| io::Error::other(format!("data channel send failed: {error:?}")))?;
+            .map_err(|error| {
+                io::Error::other(format!(
+                    "data channel send failed: {}",
+                    crate::error::js_message(&error)
+                ))
+            })?;
         Poll::Ready(Ok(n))
     }
 

@@ -37,7 +37,7 @@ pub enum FingerprintError {
     Missing,
     #[error("the certificate fingerprint uses {0}, not sha-256")]
     Algorithm(String),
-    #[error("the sha-256 fingerprint {0:?} is not 32 colon-separated hex bytes")]
+    #[error("the sha-256 fingerprint \"{0}\" is not 32 colon-separated hex bytes")]
     Malformed(String),
 }
 

@@ -52,11 +52,22 @@ impl Error {
     }
 }
 
+/// What a thrown JavaScript value says: an `Error`'s message (a
+/// `DOMException` is one), a string as it is, anything else as JSON. Not
+/// `{:?}`: the page's release build prints nothing for it
+/// (`-Zfmt-debug=none`, scripts/lib.sh).
 #[cfg(target_arch = "wasm32")]
-fn js_message(value: &wasm_bindgen::JsValue) -> String {
+pub(crate) fn js_message(value: &wasm_bindgen::JsValue) -> String {
     use wasm_bindgen::JsCast as _;
     match value.dyn_ref::<js_sys::Error>() {
         Some(error) => String::from(error.message()),
-        None => value.as_string().unwrap_or_else(|| format!("{value:?}")),
+        None => value
+            .as_string()
+            .or_else(|| {
+                js_sys::JSON::stringify(value)
+                    .ok()
+                    .and_then(|json| wasm_bindgen::JsValue::from(json).as_string())
+            })
+            .unwrap_or_else(|| "a JavaScript value that has no text".to_owned()),
     }
 }
