@@ -38,6 +38,7 @@ function readLeb (bytes, at) {
   let value = 0
   let shift = 0
   for (;;) {
+    if (at >= bytes.length || shift > 35) fail('the wasm is truncated or malformed')
     const byte = bytes[at++]
     value += (byte & 0x7f) * 2 ** shift
     shift += 7

@@ -514,7 +514,10 @@ impl Node {
                 }
                 self.arm_move_timer();
             }
-            Err(error) => self.relay_dial_failed(format!("cannot dial {addr}: {error}")),
+            Err(error) => self.relay_dial_failed(format!(
+                "cannot dial {addr}: {}",
+                describe_dial_error(&error)
+            )),
         }
     }
 
@@ -870,13 +873,17 @@ impl Node {
                     {
                         relay.dialing = None;
                     }
-                    self.relay_dial_failed(error.to_string());
+                    self.relay_dial_failed(describe_dial_error(&error));
                 } else if let DialError::Transport(attempts) = &error
                     && attempts.iter().any(|(addr, _)| is_webrtc(addr))
                 {
                     // The upgrade policy reports it.
                 } else {
-                    self.log(format!("could not reach {}: {error}", short(&peer_id)));
+                    self.log(format!(
+                        "could not reach {}: {}",
+                        short(&peer_id),
+                        describe_dial_error(&error)
+                    ));
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -1126,4 +1133,20 @@ fn default_stun_url(addr: &Multiaddr) -> Option<String> {
 
 fn describe(endpoint: &ConnectedPoint) -> String {
     format!("{}, {}", path_of(endpoint), endpoint.get_remote_address())
+}
+
+/// A dial error as the page shows it. libp2p-swarm prints the address of a
+/// wrong or local peer id with `{:?}`, which prints nothing in the page's
+/// release build (`-Zfmt-debug=none`, scripts/lib.sh): those two are
+/// written out here.
+fn describe_dial_error(error: &DialError) -> String {
+    match error {
+        DialError::WrongPeerId { obtained, address } => {
+            format!("Dial error: Unexpected peer ID {obtained} at {address}.")
+        }
+        DialError::LocalPeerId { address } => {
+            format!("Dial error: tried to dial local peer id at {address}.")
+        }
+        other => other.to_string(),
+    }
 }

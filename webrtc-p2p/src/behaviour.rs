@@ -36,9 +36,9 @@ use crate::{
 pub const MAX_CONCURRENT_ANSWERS: usize = 8;
 /// Dial address hints kept for peers being dialed.
 const MAX_ADDRESS_HINTS: usize = 64;
-/// The behaviour's own circuit dials not yet seen by the swarm; the
-/// swarm refuses some before that (the peer is connected), so the set is
-/// cleared past this.
+/// The behaviour's own circuit dials not yet seen by the swarm (each
+/// leaves the set when the swarm takes or refuses it); cleared past this,
+/// as a backstop.
 const MAX_OWN_DIALS: usize = 16;
 const SIGNALING: StreamProtocol = StreamProtocol::new(signaling::PROTOCOL);
 
@@ -302,7 +302,8 @@ impl NetworkBehaviour for Behaviour {
             && self.local < peer
             && addresses.iter().any(|addr| is_plain_circuit(addr, &peer))
         {
-            self.prepared.prepare(peer, self.ice_servers.get());
+            self.prepared
+                .prepare(peer, self.ice_servers.get(), connection_id);
         }
         Ok(hints)
     }
@@ -336,6 +337,12 @@ impl NetworkBehaviour for Behaviour {
                 if let Some(twin) = webrtc_twin(expired.addr) {
                     self.report_address(ListenerEvent::ExpiredAddress(twin));
                 }
+            }
+            // Refused (the peer is connected: the usual fate of our own
+            // circuit dials) or failed: nothing more will come of it.
+            FromSwarm::DialFailure(failure) => {
+                self.own_dials.remove(&failure.connection_id);
+                self.prepared.circuit_failed(failure.connection_id);
             }
             _ => {}
         }

@@ -52,22 +52,31 @@ impl Error {
     }
 }
 
-/// What a thrown JavaScript value says: an `Error`'s message (a
-/// `DOMException` is one), a string as it is, anything else as JSON. Not
-/// `{:?}`: the page's release build prints nothing for it
-/// (`-Zfmt-debug=none`, scripts/lib.sh).
+/// What a thrown JavaScript value says: an `Error`'s message, with its
+/// name unless that is plain `Error` (a `DOMException`'s, such as
+/// `InvalidStateError`); a string as it is; another object as its
+/// `toString` (`[object Event]`); anything else as JSON. Not `{:?}`: the
+/// page's release build prints nothing for it (`-Zfmt-debug=none`,
+/// scripts/lib.sh).
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn js_message(value: &wasm_bindgen::JsValue) -> String {
     use wasm_bindgen::JsCast as _;
-    match value.dyn_ref::<js_sys::Error>() {
-        Some(error) => String::from(error.message()),
-        None => value
-            .as_string()
-            .or_else(|| {
-                js_sys::JSON::stringify(value)
-                    .ok()
-                    .and_then(|json| wasm_bindgen::JsValue::from(json).as_string())
-            })
-            .unwrap_or_else(|| "a JavaScript value that has no text".to_owned()),
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        let (name, message) = (String::from(error.name()), String::from(error.message()));
+        return match (name.as_str(), message.is_empty()) {
+            ("" | "Error", _) => message,
+            (_, true) => name,
+            (_, false) => format!("{name}: {message}"),
+        };
     }
+    if let Some(text) = value.as_string() {
+        return text;
+    }
+    if let Some(object) = value.dyn_ref::<js_sys::Object>() {
+        return String::from(object.to_string());
+    }
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|json| wasm_bindgen::JsValue::from(json).as_string())
+        .unwrap_or_else(|| "undefined".to_owned())
 }

@@ -9,14 +9,16 @@
 //! offer before the circuit"). So the behaviour starts the offer when
 //! the circuit's dial starts, and the `/webrtc` dial takes it.
 //!
-//! An offer not taken within [`PREPARED_TTL`] is dropped, which closes
-//! its peer connection; at most [`MAX_PREPARED`] wait at once.
+//! An offer is dropped, which closes its peer connection, when the
+//! circuit's dial fails, or when it is not taken within [`PREPARED_TTL`];
+//! at most [`MAX_PREPARED`] wait at once.
 
 use std::{future::Future, pin::Pin, task::Context, time::Duration};
 
 use futures::{FutureExt as _, channel::oneshot};
 use futures_timer::Delay;
 use libp2p_core::PeerId;
+use libp2p_swarm::ConnectionId;
 use send_wrapper::SendWrapper;
 use web_time::Instant;
 
@@ -35,6 +37,8 @@ type Made = SendWrapper<oneshot::Receiver<Result<LocalOffer, Error>>>;
 struct Entry {
     made_at: Instant,
     ice_servers: Vec<String>,
+    /// The circuit dial it was made for.
+    circuit: ConnectionId,
     offer: Made,
 }
 
@@ -67,12 +71,18 @@ impl std::fmt::Debug for PreparedOffers {
 
 impl PreparedOffers {
     /// Starts making an offer for a `/webrtc` dial to `peer` with
-    /// `ice_servers`, unless one is made or being made already.
-    pub fn prepare(&mut self, peer: PeerId, ice_servers: Vec<String>) {
+    /// `ice_servers`, as the swarm dials `circuit` to it, unless one is
+    /// made or being made already with the same ICE servers.
+    pub fn prepare(&mut self, peer: PeerId, ice_servers: Vec<String>, circuit: ConnectionId) {
         self.expire(Instant::now());
-        if self.entries.contains_key(&peer) {
+        if self
+            .entries
+            .get(&peer)
+            .is_some_and(|entry| entry.ice_servers == ice_servers)
+        {
             return;
         }
+        self.entries.remove(&peer);
         if self.entries.len() >= MAX_PREPARED
             && let Some(oldest) = self
                 .entries
@@ -88,6 +98,7 @@ impl PreparedOffers {
             Entry {
                 made_at: Instant::now(),
                 ice_servers,
+                circuit,
                 offer,
             },
         );
@@ -112,6 +123,19 @@ impl PreparedOffers {
         };
         // The task making it never drops its sender unsent.
         offer.map(|made| made.unwrap_or(Err(Error::Closed)))
+    }
+
+    /// Drops the offer made for `circuit`, whose dial failed: no `/webrtc`
+    /// dial will follow it.
+    pub fn circuit_failed(&mut self, circuit: ConnectionId) {
+        let peer = self
+            .entries
+            .iter()
+            .find(|(_, entry)| entry.circuit == circuit)
+            .map(|(peer, _)| *peer);
+        if let Some(peer) = peer {
+            self.entries.remove(&peer);
+        }
     }
 
     /// Whether an offer for `peer` is prepared or being prepared.

@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
 use libp2p_core::{PeerId, muxing::StreamMuxer};
+use libp2p_swarm::ConnectionId;
 use libp2p_webrtc_p2p::{
     Connection, LinkState, PeerConnection, exchange,
     prepared::{MAX_PREPARED, PreparedOffers},
@@ -219,7 +220,7 @@ async fn an_offer_prepared_before_the_dial_is_the_one_it_sends() {
     let (dialer_end, listener_end) = webrtc_framing::memory::channel_pair();
     let (dialer, listener) = (PeerId::random(), PeerId::random());
     let mut prepared = PreparedOffers::default();
-    prepared.prepare(listener, Vec::new());
+    prepared.prepare(listener, Vec::new(), ConnectionId::new_unchecked(1));
     let made = format!("libp2p-webrtc:local-offer {listener}");
     for _ in 0..500 {
         if marks().contains(&made) {
@@ -245,9 +246,9 @@ async fn an_offer_prepared_before_the_dial_is_the_one_it_sends() {
 async fn prepared_offers_are_bounded_and_kept_for_their_ice_servers_only() {
     let mut prepared = PreparedOffers::default();
     let peers: Vec<PeerId> = (0..MAX_PREPARED + 2).map(|_| PeerId::random()).collect();
-    for peer in &peers {
-        prepared.prepare(*peer, Vec::new());
-        prepared.prepare(*peer, Vec::new());
+    for (n, peer) in peers.iter().enumerate() {
+        prepared.prepare(*peer, Vec::new(), ConnectionId::new_unchecked(n));
+        prepared.prepare(*peer, Vec::new(), ConnectionId::new_unchecked(n));
     }
     assert_eq!(
         prepared.len(),
@@ -255,6 +256,10 @@ async fn prepared_offers_are_bounded_and_kept_for_their_ice_servers_only() {
         "one per peer, the newest kept"
     );
     assert!(!prepared.contains(&peers[0]), "the oldest was dropped");
+    // The circuit dial an offer was made for failed: the offer goes.
+    prepared.circuit_failed(ConnectionId::new_unchecked(2));
+    assert!(!prepared.contains(&peers[2]), "dropped with its circuit");
+    prepared.prepare(peers[2], Vec::new(), ConnectionId::new_unchecked(2));
     // The page learned a STUN server since: the offer made without it is
     // dropped, and one made with it instead.
     let last = peers[peers.len() - 1];
