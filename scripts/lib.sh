@@ -175,22 +175,19 @@ minify_page_js() {
 # (tools/shorten-glue-names.mjs), and puts both files' new integrity values
 # in place of the old ones in the HTML $3, as minify_page_js does.
 shorten_page_glue_names() {
-  local wasm=$1 js=$2 html=$3 file page old new
-  local -A before
-  for file in "$wasm" "$js"; do before[$file]=$(sri_sha384 "$file"); done
+  local wasm=$1 js=$2 html=$3 page wasm_sri js_sri sri
+  wasm_sri=$(sri_sha384 "$wasm")
+  js_sri=$(sri_sha384 "$js")
   IFS= read -rd '' page <"$html" || true
-  for file in "$wasm" "$js"; do
+  for sri in "$wasm_sri" "$js_sri"; do
     case "$page" in
-      *"integrity=${before[$file]}"* | *"integrity=\"${before[$file]}\""*) ;;
-      *) die "$html has no integrity=${before[$file]} for $file: did trunk's output change?" ;;
+      *"integrity=$sri"* | *"integrity=\"$sri\""*) ;;
+      *) die "$html has no integrity=$sri for $wasm or $js: did trunk's output change?" ;;
     esac
   done
   node "$(repo_root)/tools/shorten-glue-names.mjs" "$wasm" "$js"
-  for file in "$wasm" "$js"; do
-    old=${before[$file]}
-    new=$(sri_sha384 "$file")
-    page=${page//"$old"/"$new"}
-  done
+  page=${page//"$wasm_sri"/"$(sri_sha384 "$wasm")"}
+  page=${page//"$js_sri"/"$(sri_sha384 "$js")"}
   printf '%s' "$page" >"$html"
 }
 
