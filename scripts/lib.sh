@@ -151,44 +151,50 @@ page_std_env() {
 # base64, as trunk writes it into index.html.
 sri_sha384() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; }
 
+# The integrity value of the file $2, which the HTML $1 must name (trunk
+# wrote it there); dies if it does not.
+named_sri() {
+  local html=$1 file=$2 sri page
+  sri=$(sri_sha384 "$file")
+  IFS= read -rd '' page <"$html" || true
+  case "$page" in
+    *"integrity=$sri"* | *"integrity=\"$sri\""*) printf '%s' "$sri" ;;
+    *) die "$html has no integrity=$sri for $file: did trunk's output change?" ;;
+  esac
+}
+
+# Puts the integrity value of the file $3, changed since, in place of its
+# old value $2 in the HTML $1.
+renew_sri() {
+  local html=$1 old=$2 file=$3 page
+  IFS= read -rd '' page <"$html" || true
+  printf '%s' "${page//"$old"/"$(sri_sha384 "$file")"}" >"$html"
+}
+
 # Minifies the page's JS file $1 in place with esbuild (same name: trunk's
 # hash stays, index.html's references with it), and puts its new integrity
 # value in place of the old one in the HTML $2. The inline scripts of the
 # HTML are left byte for byte as they were: the relay allows them by their
 # hash, which it computes from the HTML it serves (relay/src/page_headers.rs).
 minify_page_js() {
-  local js=$1 html=$2 old new page
-  old=$(sri_sha384 "$js")
-  IFS= read -rd '' page <"$html" || true
-  case "$page" in
-    *"integrity=$old"* | *"integrity=\"$old\""*) ;;
-    *) die "$html has no integrity=$old for $js: did trunk's output change?" ;;
-  esac
+  local js=$1 html=$2 old
+  old=$(named_sri "$html" "$js")
   esbuild "$js" --minify --log-level=warning --outfile="$js.min"
   mv "$js.min" "$js"
-  new=$(sri_sha384 "$js")
-  printf '%s' "${page//"$old"/"$new"}" >"$html"
+  renew_sri "$html" "$old" "$js"
 }
 
 # Gives the names that tie the wasm $1 to its JS glue $2 (its imports, and
 # the exports made for the glue) short names in both
 # (tools/shorten-glue-names.mjs), and puts both files' new integrity values
-# in place of the old ones in the HTML $3, as minify_page_js does.
+# in place of the old ones in the HTML $3.
 shorten_page_glue_names() {
-  local wasm=$1 js=$2 html=$3 page wasm_sri js_sri sri
-  wasm_sri=$(sri_sha384 "$wasm")
-  js_sri=$(sri_sha384 "$js")
-  IFS= read -rd '' page <"$html" || true
-  for sri in "$wasm_sri" "$js_sri"; do
-    case "$page" in
-      *"integrity=$sri"* | *"integrity=\"$sri\""*) ;;
-      *) die "$html has no integrity=$sri for $wasm or $js: did trunk's output change?" ;;
-    esac
-  done
+  local wasm=$1 js=$2 html=$3 wasm_sri js_sri
+  wasm_sri=$(named_sri "$html" "$wasm")
+  js_sri=$(named_sri "$html" "$js")
   node "$(repo_root)/tools/shorten-glue-names.mjs" "$wasm" "$js"
-  page=${page//"$wasm_sri"/"$(sri_sha384 "$wasm")"}
-  page=${page//"$js_sri"/"$(sri_sha384 "$js")"}
-  printf '%s' "$page" >"$html"
+  renew_sri "$html" "$wasm_sri" "$wasm"
+  renew_sri "$html" "$js_sri" "$js"
 }
 
 # --- Build tools from npm ------------------------------------------------

@@ -22,13 +22,13 @@ use libp2p_swarm::{
 
 use crate::{
     Error,
-    addr::is_plain_circuit,
-    addr::webrtc_twin,
+    addr::{is_plain_circuit, webrtc_twin},
     exchange,
     prepared::PreparedOffers,
     signaling,
     small_map::SmallMap,
     transport::{DIAL_QUEUE, DialRequest, ListenerEvent, Transport},
+    upgrade,
 };
 
 /// Inbound signaling exchanges running at once; more are refused, so
@@ -299,7 +299,7 @@ impl NetworkBehaviour for Behaviour {
         // it is up: the offer is made meanwhile (`prepared`).
         if self.own_dials.remove(&connection_id).is_none()
             && let Some(peer) = maybe_peer
-            && self.local < peer
+            && upgrade::dials_webrtc(&self.local, &peer)
             && addresses.iter().any(|addr| is_plain_circuit(addr, &peer))
         {
             self.prepared

@@ -153,7 +153,7 @@ impl Behaviour {
     fn try_upgrade(&mut self, peer: PeerId) {
         let now = Instant::now();
         let max = self.config.max_attempts;
-        if self.local > peer {
+        if !dials_webrtc(&self.local, &peer) {
             return;
         }
         let Some(attempts) = self.peers.get_mut(&peer) else {
@@ -216,6 +216,12 @@ impl Behaviour {
             .min();
         self.retry = next.map(|at| Delay::new(at - now));
     }
+}
+
+/// Whether `local` dials `remote`'s `/webrtc` address (the smaller id
+/// does), rather than waiting for `remote` to dial.
+pub fn dials_webrtc(local: &PeerId, remote: &PeerId) -> bool {
+    local < remote
 }
 
 /// An error and its sources on one line.

@@ -151,6 +151,17 @@ fn marks() -> Vec<String> {
         .collect()
 }
 
+/// Whether the User Timing mark `name` appears within 10 s.
+async fn mark_within_10_s(name: &str) -> bool {
+    for _ in 0..500 {
+        if marks().iter().any(|mark| mark == name) {
+            return true;
+        }
+        gloo_timers::future::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
 #[wasm_bindgen_test]
 async fn dialer_and_listener_signal_over_a_stream_and_connect() {
     // The stream stands in for `/webrtc-signaling/0.0.1` on a relayed connection.
@@ -196,13 +207,11 @@ async fn the_dialer_makes_its_offer_while_the_signaling_stream_opens() {
     // The stream opens only once the offer is made: a dialer that made it
     // only after the stream was open would wait here for ever.
     let open = async {
-        for _ in 0..500 {
-            if marks().contains(&made) {
-                return Ok(dialer_end);
-            }
-            gloo_timers::future::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the dialer made no offer while its signaling stream was opening (10 s)")
+        assert!(
+            mark_within_10_s(&made).await,
+            "the dialer made no offer while its signaling stream was opening (10 s)"
+        );
+        Ok(dialer_end)
     };
     let (dialed, answered) = futures::join!(
         exchange::dial(open, &[], listener),
@@ -222,13 +231,10 @@ async fn an_offer_prepared_before_the_dial_is_the_one_it_sends() {
     let mut prepared = PreparedOffers::default();
     prepared.prepare(listener, Vec::new(), ConnectionId::new_unchecked(1));
     let made = format!("libp2p-webrtc:local-offer {listener}");
-    for _ in 0..500 {
-        if marks().contains(&made) {
-            break;
-        }
-        gloo_timers::future::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(marks().contains(&made), "made before the dial asked for it");
+    assert!(
+        mark_within_10_s(&made).await,
+        "made before the dial asked for it"
+    );
     let offer = prepared.take(listener, Vec::new());
     assert!(!prepared.contains(&listener), "taken once");
     let (dialed, answered) = futures::join!(
